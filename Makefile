@@ -1,0 +1,46 @@
+# Spark Connect Router: `make demo` and `make test` work on a fresh machine (Python 3.10+, JDK 17).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+JAR    := listener/build/spark-router-listener.jar
+EXTRAS := service,client,dev
+
+.PHONY: install listener check-java test test-fast demo bench clean
+
+install: check-java $(STAMP) listener
+
+# Re-runs only when pyproject.toml changes; pip builds pyspark 4.3.0 from its source archive once.
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[$(EXTRAS)]'
+	@touch $@
+
+check-java:
+	@javac=$${JAVA_HOME:+$$JAVA_HOME/bin/}javac; \
+	v=$$($$javac -version 2>&1 | head -1); \
+	case "$$v" in "javac 17."*) ;; \
+	  *) echo "error: a JDK 17 is needed to build and run the listener (found: $${v:-no javac})." >&2; \
+	     echo "       On Debian/Ubuntu: apt-get install openjdk-17-jdk-headless, or set JAVA_HOME." >&2; exit 1;; \
+	esac
+
+listener: $(STAMP)
+	@listener/build.sh
+
+test: install
+	$(BIN)/pytest
+
+# Unit tests only: no Spark, no PostgreSQL.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not spark and not postgres"
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+bench: install
+	$(BIN)/python bench/listener_overhead.py
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf listener/build .pytest_cache

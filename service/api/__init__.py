@@ -1,0 +1,1 @@
+"""HTTP routes of the router, one module per resource."""

@@ -1,0 +1,33 @@
+"""Run history by app."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from service import history
+from service.api.deps import SessionDep, require_api_token
+from service.schemas import AppOut, RunOut, ServerOut
+
+router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=[Depends(require_api_token)])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("/apps", response_model=list[AppOut])
+def get_apps(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+    """Every app the router has seen, with its number of runs."""
+    return history.list_apps(session, limit, offset)
+
+
+@router.get("/apps/{app_id}/runs", response_model=list[RunOut])
+def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset = 0):
+    """An app's runs, newest first, with their metrics summed over stages."""
+    if history.get_app(session, app_id) is None:
+        raise HTTPException(404, f"unknown app {app_id!r}")
+    return history.list_runs(session, app_id, limit, offset)
+
+
+@router.get("/servers", response_model=list[ServerOut])
+def get_servers(session: SessionDep):
+    """Spark applications running the listener, with their last heartbeat."""
+    return history.list_servers(session)

@@ -1,0 +1,22 @@
+"""What the listener posts: batches of completed stage attempts, and heartbeats."""
+
+from fastapi import APIRouter, Depends
+
+from service import ingest
+from service.api.deps import SessionDep, require_ingest_token
+from service.schemas import HeartbeatIn, IngestResult, StageBatch
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(require_ingest_token)])
+
+
+@router.post("/stages", response_model=IngestResult)
+def post_stages(batch: StageBatch, session: SessionDep) -> IngestResult:
+    """Store a batch of stage attempts; re-sent stage attempts are counted as duplicates, not stored twice."""
+    return ingest.ingest_stages(session, batch)
+
+
+@router.post("/heartbeat")
+def post_heartbeat(beat: HeartbeatIn, session: SessionDep) -> dict:
+    """Record that a listener is alive, and what its Spark application is running."""
+    ingest.record_heartbeat(session, beat)
+    return {"ok": True}

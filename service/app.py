@@ -1,0 +1,44 @@
+"""The FastAPI application of the router."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from service import db
+from service.api import apps, ingest
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    engine = db.get_engine(settings.resolved_database_url)
+    if migrate:
+        db.upgrade(engine)
+    app = FastAPI(title="Spark Connect Router",
+                  description="Routes each Spark application run to a shared Spark Connect server or a "
+                              "separate Spark application, from its run history.",
+                  version="0.1.0")
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = db.session_factory(engine)
+    app.include_router(ingest.router)
+    app.include_router(apps.router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 when the service can reach its database."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception as exc:  # the database is down: say so instead of a traceback
+            return JSONResponse({"status": "unhealthy", "database": str(exc).splitlines()[0]}, status_code=503)
+        return JSONResponse({"status": "ok", "database": engine.dialect.name})
+
+    log.info("router ready on %s (database: %s)", settings.url, engine.url.render_as_string(hide_password=True))
+    return app

@@ -1,0 +1,253 @@
+"""A local Spark Connect server for development, tests and the demo: the one shipped in pyspark, bound to
+127.0.0.1, with our listener registered and the server settings of the article that apply to one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from service.settings import Settings
+
+CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+LISTENER_CLASS = "io.sparkrouter.listener.RouterListener"
+
+# The article's server settings that make sense on one machine. Dynamic allocation and executor
+# failure limits only apply on a cluster (see docker/ and helm/ for those).
+SERVER_CONF = {
+    "spark.scheduler.mode": "FAIR",
+    # A closed client session's jobs otherwise keep running for 5 minutes.
+    "spark.connect.execute.manager.detachedTimeout": "2m",
+    # Killed tasks that hang take their executor down instead of running forever.
+    "spark.task.reaper.enabled": "true",
+    "spark.task.reaper.killTimeout": "300s",
+    # Artifacts added by clients are not duplicated into a fetch cache on disk.
+    "spark.files.useFetchCache": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+class ConnectServerError(RuntimeError):
+    """The local Connect server could not be started or stopped; the message says why."""
+
+
+@dataclass
+class ServerState:
+    pid: int
+    port: int
+    ui_port: int
+    started_at: str
+    log_file: str
+
+    @property
+    def url(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+
+def spark_home() -> Path:
+    try:
+        import pyspark
+    except ImportError as exc:
+        raise ConnectServerError("pyspark is not installed: run `make install`") from exc
+    return Path(pyspark.__file__).resolve().parent
+
+
+def java_home(settings: Settings) -> Path:
+    candidates = [settings.java_home, os.environ.get("JAVA_HOME"), "/usr/lib/jvm/java-17-openjdk-amd64"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "bin" / "java").exists():
+            return Path(candidate)
+    java = shutil.which("java")
+    if java:
+        return Path(java).resolve().parent.parent
+    raise ConnectServerError("Java 17 not found: install a JDK 17 (e.g. apt-get install openjdk-17-jdk-headless) "
+                             "or set JAVA_HOME")
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.connect_server_dir / "server.json"
+
+
+def read_state(settings: Settings) -> ServerState | None:
+    """The recorded server, if its process is still alive."""
+    path = _state_file(settings)
+    if not path.exists():
+        return None
+    state = ServerState(**json.loads(path.read_text()))
+    return state if _alive(state.pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child not yet reaped) is not a running server.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def listener_conf(settings: Settings, kind: str) -> dict[str, str]:
+    """The `spark.router.listener.*` confs that point our listener at the router."""
+    conf = {
+        "spark.extraListeners": LISTENER_CLASS,
+        "spark.router.listener.url": settings.url,
+        "spark.router.listener.spoolDir": str(settings.spool_dir),
+        "spark.router.listener.spoolMaxBytes": str(settings.listener_spool_max_bytes),
+        "spark.router.listener.kind": kind,
+    }
+    if settings.ingest_token is not None:
+        conf["spark.router.listener.token"] = settings.ingest_token.get_secret_value()
+    return conf
+
+
+def server_command(settings: Settings, port: int, ui_port: int) -> list[str]:
+    if not settings.listener_jar.exists():
+        raise ConnectServerError(f"listener jar not found at {settings.listener_jar}: run `make listener`")
+    conf = {
+        **SERVER_CONF,
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.host": "127.0.0.1",
+        "spark.ui.port": str(ui_port),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.local.dir": str(settings.connect_server_dir / "local"),
+        "spark.jars": str(settings.listener_jar),
+        "spark.router.listener.serverId": settings.connect_server_id,
+        **listener_conf(settings, kind="connect"),
+    }
+    command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
+               "--name", "Spark Connect server", "--master", settings.connect_master,
+               "--driver-memory", settings.connect_driver_memory]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    return command
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
+          progress=print) -> ServerState:
+    """Start the server in the background and return once it has answered a warm-up query."""
+    port = port or settings.connect_port
+    ui_port = ui_port or settings.connect_ui_port
+    running = read_state(settings)
+    if running:
+        progress(f"Connect server already running (pid {running.pid}) at {running.url}")
+        return running
+    if _port_open(port):
+        raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
+    base = settings.connect_server_dir
+    for sub in ("logs", "local"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    log_file = base / "logs" / "connect-server.log"
+    env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
+           "SPARK_CONNECT_MODE": "0"}
+    env.pop("SPARK_REMOTE", None)
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    with open(log_file, "ab") as log:
+        log.write(f"\n==== starting at {datetime.now(timezone.utc).isoformat()} ====\n".encode())
+        log.flush()
+        # Its own session, so that a Ctrl-C in the starting terminal does not kill the server.
+        process = subprocess.Popen(server_command(settings, port, ui_port), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    state = ServerState(pid=process.pid, port=port, ui_port=ui_port,
+                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file))
+    _state_file(settings).write_text(json.dumps(state.__dict__))
+    progress(f"starting Connect server (pid {process.pid}) on {state.url}, logs in {log_file}")
+    try:
+        _wait_ready(state, process, settings.connect_start_timeout_s, progress)
+    except BaseException:
+        stop(settings, progress=lambda _msg: None)
+        raise
+    return state
+
+
+def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float, progress) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not _port_open(state.port):
+        if process.poll() is not None:
+            raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
+                                     f"last log lines:\n{tail(Path(state.log_file))}")
+        if time.monotonic() > deadline:
+            raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see {state.log_file}")
+        time.sleep(0.25)
+    progress("listening; running a warm-up query")
+    started = time.monotonic()
+    warm_up(state.url, timeout_s=max(10.0, deadline - time.monotonic()))
+    progress(f"Connect server ready at {state.url} (warm-up {time.monotonic() - started:.1f} s)")
+
+
+def warm_up(url: str, timeout_s: float = 60.0) -> None:
+    """Run a small shuffle so that the first real client does not pay the cold start."""
+    from client_runtime.session import connect_session  # the same bounded client the apps use
+
+    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=timeout_s)
+    try:
+        spark.range(1000).groupBy((spark.range(1000).id % 10).alias("k")).count().collect()
+    finally:
+        spark.stop()
+
+
+def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
+    """SIGTERM, then SIGKILL after timeout_s. Returns whether a server was running."""
+    state = read_state(settings)
+    path = _state_file(settings)
+    if state is None:
+        path.unlink(missing_ok=True)
+        progress("Connect server is not running")
+        return False
+    # The server leads its own process group (see start): signal the group, Python workers included.
+    _signal_group(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(state.pid):
+        progress(f"Connect server (pid {state.pid}) ignored SIGTERM for {timeout_s:.0f} s: killing it")
+        _signal_group(state.pid, signal.SIGKILL)
+        while _alive(state.pid):
+            time.sleep(0.1)
+    path.unlink(missing_ok=True)
+    progress(f"Connect server (pid {state.pid}) stopped")
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def status(settings: Settings) -> dict:
+    state = read_state(settings)
+    if state is None:
+        return {"running": False, "state_dir": str(settings.connect_server_dir)}
+    return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
+            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port)}
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

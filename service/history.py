@@ -1,0 +1,31 @@
+"""Reading run history: apps, their runs with metrics, servers."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.models import App, Run, Server
+
+
+def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
+    runs = (select(Run.app_id, func.count().label("num_runs")).group_by(Run.app_id).subquery())
+    rows = session.execute(
+        select(App, func.coalesce(runs.c.num_runs, 0))
+        .outerjoin(runs, runs.c.app_id == App.app_id)
+        .order_by(App.app_id).limit(limit).offset(offset)).all()
+    return [{"app_id": app.app_id, "created_at": app.created_at, "last_seen_at": app.last_seen_at,
+             "num_runs": num_runs} for app, num_runs in rows]
+
+
+def get_app(session: Session, app_id: str) -> App | None:
+    return session.get(App, app_id)
+
+
+def list_runs(session: Session, app_id: str, limit: int, offset: int) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.app_id == app_id)
+                                .order_by(Run.created_at.desc(), Run.run_id).limit(limit).offset(offset)))
+
+
+def list_servers(session: Session) -> list[Server]:
+    return list(session.scalars(select(Server).order_by(Server.server_id)))

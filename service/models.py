@@ -1,0 +1,168 @@
+"""Database tables: apps, their runs, the stage metrics the listener sends, Connect servers and heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (BigInteger, TypeDecorator, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Stage metrics summed into a run (names as in docs/ingest-protocol.md and the API).
+SUMMED_METRICS = (
+    "num_tasks", "num_failed_tasks",
+    "executor_run_time_ms", "executor_cpu_time_ms", "jvm_gc_time_ms",
+    "shuffle_read_bytes", "shuffle_read_records", "shuffle_write_bytes", "shuffle_write_records",
+    "memory_spilled_bytes", "disk_spilled_bytes",
+    "input_bytes", "input_records", "output_bytes", "output_records",
+)
+# Stage metrics whose run value is the maximum over stages.
+MAX_METRICS = ("peak_execution_memory_bytes", "max_task_duration_ms")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every database (SQLite drops the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime}
+
+
+def _metric() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
+class MetricColumns:
+    """Spark's task metrics, summed (or maxed) over stages; shared by runs and stage attempts."""
+
+    num_tasks: Mapped[int] = _metric()
+    num_failed_tasks: Mapped[int] = _metric()
+    executor_run_time_ms: Mapped[int] = _metric()
+    executor_cpu_time_ms: Mapped[int] = _metric()
+    jvm_gc_time_ms: Mapped[int] = _metric()
+    shuffle_read_bytes: Mapped[int] = _metric()
+    shuffle_read_records: Mapped[int] = _metric()
+    shuffle_write_bytes: Mapped[int] = _metric()
+    shuffle_write_records: Mapped[int] = _metric()
+    memory_spilled_bytes: Mapped[int] = _metric()
+    disk_spilled_bytes: Mapped[int] = _metric()
+    input_bytes: Mapped[int] = _metric()
+    input_records: Mapped[int] = _metric()
+    output_bytes: Mapped[int] = _metric()
+    output_records: Mapped[int] = _metric()
+    peak_execution_memory_bytes: Mapped[int] = _metric()
+    max_task_duration_ms: Mapped[int] = _metric()
+
+
+
+class App(Base):
+    """A recurring client application, known by its stable id (`spark.router.appId`)."""
+
+    __tablename__ = "apps"
+
+    app_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Run(MetricColumns, Base):
+    """One execution of an app, on Connect or standalone, with its stage metrics summed up."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
+    mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    first_stage_at: Mapped[datetime | None] = mapped_column()
+    last_stage_at: Mapped[datetime | None] = mapped_column()
+    num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    __table_args__ = (Index("ix_runs_app_created", "app_id", "created_at"),)
+
+
+class StageMetric(MetricColumns, Base):
+    """One completed stage attempt as the listener reported it; unique per Spark application."""
+
+    __tablename__ = "stage_metrics"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    stage_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    server_id: Mapped[str] = mapped_column(String(200))
+    app_id: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    connect_session_id: Mapped[str | None] = mapped_column(String(100))
+    connect_operation_id: Mapped[str | None] = mapped_column(String(100))
+    connect_user_id: Mapped[str | None] = mapped_column(String(200))
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    submission_time: Mapped[datetime | None] = mapped_column()
+    completion_time: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    median_task_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("spark_app_id", "stage_id", "attempt", name="uq_stage_attempt"),)
+
+
+class Server(Base):
+    """A Spark application running our listener (the shared Connect server, or a standalone run)."""
+
+    __tablename__ = "servers"
+
+    server_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    spark_version: Mapped[str | None] = mapped_column(String(40))
+    started_at: Mapped[datetime | None] = mapped_column()
+    ui_url: Mapped[str | None] = mapped_column(String(300))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+    draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Heartbeat(Base):
+    """A listener's periodic report of what runs on its Spark application."""
+
+    __tablename__ = "heartbeats"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.server_id"))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    active_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    active_operations: Mapped[int] = mapped_column(Integer, default=0)
+    running_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    queue_size: Mapped[int] = mapped_column(Integer, default=0)
+    spool_files: Mapped[int] = mapped_column(Integer, default=0)
+    spool_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped_records: Mapped[int] = mapped_column(BigInteger, default=0)
+    unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),)

@@ -1,0 +1,76 @@
+"""The one settings object of Spark Connect Router (environment prefix ``SPARK_ROUTER_``)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "spark-router"
+
+
+class Settings(BaseSettings):
+    """Every knob of the router, the launcher and the local Connect server, read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SPARK_ROUTER_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=_default_state_dir,
+                            description="Where the SQLite database, the local Connect server's pid, logs "
+                                        "and Spark local dirs, and the listener spool live.")
+    database_url: str | None = Field(default=None,
+                                     description="SQLAlchemy URL; default a SQLite file under state_dir. "
+                                                 "Use postgresql+psycopg://… in production.")
+
+    # The router service.
+    url: str = Field(default="http://127.0.0.1:8765",
+                     description="Base URL of the router service, for the listener and the launcher.")
+    host: str = "127.0.0.1"
+    port: int = 8765
+    ingest_token: SecretStr | None = Field(default=None,
+                                           description="Bearer token the listener must send, if set.")
+    api_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+
+    # The shared Spark Connect server.
+    connect_url: str = Field(default="sc://127.0.0.1:15002",
+                             description="Connect URL used when the mode is forced or the router is down.")
+    connect_port: int = 15002
+    connect_ui_port: int = 4040
+    connect_master: str = "local[2]"
+    connect_driver_memory: str = "1g"
+    connect_start_timeout_s: float = 180.0
+    connect_server_id: str = Field(default="connect-local",
+                                   description="Name the Connect server's listener reports under.")
+    listener_jar: Path = Field(default=REPO_ROOT / "listener" / "build" / "spark-router-listener.jar")
+    listener_spool_max_bytes: int = 256 * 1024 * 1024
+    java_home: Path | None = Field(default=None, description="JDK 17; default $JAVA_HOME or the system one.")
+
+    @field_validator("url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'router.db'}"
+
+    @property
+    def connect_server_dir(self) -> Path:
+        return self.state_dir / "connect-server"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
