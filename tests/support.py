@@ -1,0 +1,97 @@
+"""Real parts for the tests: a router process, PostgreSQL databases, waiting for data to land."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("SPARK_ROUTER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def create_pg_database() -> str:
+    """A fresh PostgreSQL database for one test session; returns its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"router_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+def drop_pg_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class RouterProcess:
+    """`spark-router serve` in a child process, on a fixed port so it can be stopped and started again."""
+
+    def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = state_dir / f"router-{self.port}.log"
+        self.env = {**os.environ, "SPARK_ROUTER_DATABASE_URL": database_url,
+                    "SPARK_ROUTER_STATE_DIR": str(state_dir), "SPARK_ROUTER_URL": self.url, **(env or {})}
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 60) -> "RouterProcess":
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([str(BIN / "spark-router"), "serve", "--port", str(self.port)],
+                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: self._healthy(), timeout_s, f"router on {self.url} (log {self.log_path})")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"router exited: {self.log_path.read_text()[-2000:]}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def get(self, path: str, **params):
+        response = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+
+def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
