@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from service import db
-from service.api import apps, ingest
+from service.api import admin, apps, decisions, ingest
+from service.policy_store import PolicyStore
 from service.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,11 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
-    app.include_router(ingest.router)
-    app.include_router(apps.router)
+    app.state.policies = PolicyStore(settings.policy_file)
+    for module in (ingest, apps, decisions):
+        app.include_router(module.router)
+    app.include_router(admin.router)
+    app.include_router(admin.policy_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

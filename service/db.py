@@ -20,6 +20,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
@@ -31,6 +32,14 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # We issue BEGIN ourselves (below) instead of the driver's deferred BEGIN.
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    # A deferred transaction that reads, then writes, fails at once ("database is locked") when another
+    # connection wrote in between; taking the write lock up front makes it wait its turn instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 @lru_cache

@@ -10,6 +10,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from service import runs
 from service.models import MAX_METRICS, SUMMED_METRICS, App, Heartbeat, Run, Server, StageMetric, utcnow
 from service.schemas import HeartbeatIn, IngestResult, StageBatch, StageRecord
 
@@ -92,6 +93,7 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
         # Sorted, so that concurrent batches lock run rows in the same order (no deadlocks).
         for (app_id, run_id), stages in sorted(per_run.items()):
             _add_to_run(session, run_id, stages)
+        runs.refresh_late_metrics(session, [run_id for _, run_id in per_run])
     if unattributed:
         _count_unattributed(session, batch, unattributed)
     session.commit()

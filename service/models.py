@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (BigInteger, TypeDecorator, Boolean, DateTime, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        TypeDecorator, UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stage metrics summed into a run (names as in docs/ingest-protocol.md and the API).
@@ -73,13 +73,28 @@ class MetricColumns:
 
 
 class App(Base):
-    """A recurring client application, known by its stable id (`spark.router.appId`)."""
+    """A recurring client application, known by its stable id (`spark.router.appId`), with the aggregates
+    the policy decides from. They are updated as runs complete, so a decision never scans raw history."""
 
     __tablename__ = "apps"
 
     app_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by an admin.
+    pinned_mode: Mapped[str | None] = mapped_column(String(20))
+    pin_reason: Mapped[str | None] = mapped_column(String(500))
+    pinned_at: Mapped[datetime | None] = mapped_column()
+    # Set by `spark-router check`: what cannot work on Connect, or None when nothing was found.
+    connect_incompatible: Mapped[str | None] = mapped_column(Text)
+    compat_checked_at: Mapped[datetime | None] = mapped_column()
+    # Kept up to date by run completions.
+    connect_failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_connect_failure_at: Mapped[datetime | None] = mapped_column()
+    last_connect_success_at: Mapped[datetime | None] = mapped_column()
+    retry_granted_at: Mapped[datetime | None] = mapped_column()
+    # The last successful runs' summaries (policy.RunSummary fields + run_id), newest last, at most 100.
+    recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
 
 class Run(MetricColumns, Base):
@@ -90,14 +105,46 @@ class Run(MetricColumns, Base):
     run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
+    # decided -> running -> succeeded | failed; runs seen only through the listener stay "running".
     status: Mapped[str] = mapped_column(String(20), default="running")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    failure_kind: Mapped[str | None] = mapped_column(String(20))  # connect | app
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
+    fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    airflow_run_id: Mapped[str | None] = mapped_column(String(250))
+    try_number: Mapped[int | None] = mapped_column(Integer)
     first_stage_at: Mapped[datetime | None] = mapped_column()
     last_stage_at: Mapped[datetime | None] = mapped_column()
     num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
-    __table_args__ = (Index("ix_runs_app_created", "app_id", "created_at"),)
+    __table_args__ = (Index("ix_runs_app_created", "app_id", "created_at"),
+                      Index("ix_runs_mode_status", "mode", "status"))
+
+
+class Decision(Base):
+    """Why a run goes where it goes: the verdict of the policy, with its reasons and the request."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
+    app_id: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    requested_mode: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(50))  # the rule that decided
+    reasons: Mapped[list] = mapped_column(JSON)
+    policy_version: Mapped[str] = mapped_column(String(100))
+    request: Mapped[dict] = mapped_column(JSON)
 
 
 class StageMetric(MetricColumns, Base):

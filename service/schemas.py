@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -134,3 +134,127 @@ class ServerOut(BaseModel):
     last_heartbeat_at: datetime | None
     draining: bool
     unattributed_stages: int
+
+
+# ------------------------------------------------------------------------------------------ decisions
+
+def _size(value):
+    from service.policy import parse_size
+    return parse_size(value)
+
+
+SizeBytes = Annotated[int, BeforeValidator(_size)]
+RequestedMode = Literal["auto", "connect", "standalone"]
+
+
+class ResourcesIn(Strict):
+    """The developer's resource settings; sizes in Spark's forms (4g, 4096m) or bytes."""
+
+    driver_memory: SizeBytes | None = None
+    executor_memory: SizeBytes | None = None
+    driver_cores: int | None = Field(default=None, ge=1)
+    executor_cores: int | None = Field(default=None, ge=1)
+    num_executors: int | None = Field(default=None, ge=0)
+
+
+class AirflowContext(Strict):
+    dag_id: str = Field(max_length=250)
+    task_id: str = Field(max_length=250)
+    run_id: str = Field(max_length=250)
+    try_number: int | None = Field(default=None, ge=0)
+
+
+def _conf_value(value):
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+ConfValue = Annotated[str, BeforeValidator(_conf_value)]
+
+
+class DecisionRequest(Strict):
+    app_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@-]+$",
+                        description="Stable id of the app, e.g. etl.orders.")
+    mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force it.")
+    resources: ResourcesIn = Field(default_factory=ResourcesIn)
+    spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.")], ConfValue] = Field(default_factory=dict)
+    airflow: AirflowContext | None = None
+
+
+class ReasonOut(BaseModel):
+    rule: str
+    metric: str | None
+    observed: float | str | None
+    threshold: float | str | None
+    message: str
+
+
+class DecisionOut(BaseModel):
+    run_id: str
+    app_id: str
+    mode: Literal["connect", "standalone"]
+    rule: str
+    reasons: list[ReasonOut]
+    connect_url: str | None = Field(description="Where to connect; null for standalone runs.")
+    session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
+                                                      "attributes its stages to this run.")
+    policy_version: str
+    decided_at: datetime
+
+
+class RunEvent(Strict):
+    event: Literal["started", "succeeded", "failed"]
+    failure_kind: Literal["connect", "app"] | None = Field(
+        default=None, description="For failed: connect (the Connect server or client failed) or app.")
+    message: str | None = Field(default=None, max_length=10_000)
+    exit_code: int | None = None
+
+
+class FallbackRequest(Strict):
+    reason: str | None = Field(default=None, max_length=2_000)
+
+
+class RunDetail(RunOut):
+    started_at: datetime | None
+    finished_at: datetime | None
+    failure_kind: str | None
+    failure_message: str | None
+    exit_code: int | None
+    fallback_of: str | None
+    fell_back_to: str | None
+    dag_id: str | None
+    task_id: str | None
+    airflow_run_id: str | None
+    try_number: int | None
+    decision: DecisionOut | None = None
+
+
+class PinRequest(Strict):
+    mode: Literal["connect", "standalone"]
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class SimulateRequest(Strict):
+    policy: dict = Field(description="A candidate policy, in the policy file's structure.")
+    days: int = Field(30, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
+
+
+class SimulatedApp(BaseModel):
+    app_id: str
+    current_mode: str
+    current_rule: str
+    candidate_mode: str
+    candidate_rule: str
+    runs: int
+    task_hours: float
+
+
+class SimulateOut(BaseModel):
+    current_policy_version: str
+    candidate_policy_version: str
+    days: int
+    apps: list[SimulatedApp]
+    totals: dict[str, int | float]

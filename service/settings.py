@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     admin_token: SecretStr | None = None
 
+    policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
+                                                               "changes. Default: the built-in policy.")
+
     # The shared Spark Connect server.
     connect_url: str = Field(default="sc://127.0.0.1:15002",
                              description="Connect URL used when the mode is forced or the router is down.")

@@ -50,3 +50,8 @@ def require_api_token(request: Request,
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin_token(request: Request,
+                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    _check(request.app.state.settings.admin_token, credentials, "SPARK_ROUTER_ADMIN_TOKEN")

@@ -1,0 +1,93 @@
+"""Admin endpoints (SPARK_ROUTER_ADMIN_TOKEN): pins, drains, the policy."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from service import simulate
+from service.api.deps import SessionDep, require_admin_token, require_api_token
+from service.ingest import dialect_insert
+from service.models import App, Server, utcnow
+from service.policy import PolicyError, parse_policy
+from service.schemas import PinRequest, ServerOut, SimulateOut, SimulateRequest
+
+router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)])
+policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)])
+
+
+def _app(session: Session, app_id: str) -> App:
+    now = utcnow()
+    session.execute(dialect_insert(session, App).on_conflict_do_nothing(index_elements=["app_id"]),
+                    {"app_id": app_id, "created_at": now, "last_seen_at": now, "recent_runs": []})
+    return session.get(App, app_id)
+
+
+@router.put("/apps/{app_id}/pin")
+def pin_app(app_id: str, body: PinRequest, session: SessionDep) -> dict:
+    """Pin an app to a mode: every decision for it follows the pin until it is removed."""
+    app = _app(session, app_id)
+    app.pinned_mode, app.pin_reason, app.pinned_at = body.mode, body.reason, utcnow()
+    session.commit()
+    return {"app_id": app_id, "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason}
+
+
+@router.delete("/apps/{app_id}/pin")
+def unpin_app(app_id: str, session: SessionDep) -> dict:
+    """Remove an app's pin; the policy decides again."""
+    app = session.get(App, app_id)
+    if app is None:
+        raise HTTPException(404, f"unknown app {app_id!r}")
+    app.pinned_mode = app.pin_reason = app.pinned_at = None
+    session.commit()
+    return {"app_id": app_id, "pinned_mode": None}
+
+
+def _set_draining(session: Session, server_id: str, draining: bool) -> Server:
+    server = session.get(Server, server_id)
+    if server is None:
+        raise HTTPException(404, f"unknown server {server_id!r}: it has not sent a heartbeat yet")
+    server.draining = draining
+    session.commit()
+    return server
+
+
+@router.post("/servers/{server_id}/drain", response_model=ServerOut)
+def drain_server(server_id: str, session: SessionDep):
+    """Stop routing new runs to the server (runs in flight go on), e.g. before a restart."""
+    return _set_draining(session, server_id, True)
+
+
+@router.post("/servers/{server_id}/undrain", response_model=ServerOut)
+def undrain_server(server_id: str, session: SessionDep):
+    """Route new runs to the server again."""
+    return _set_draining(session, server_id, False)
+
+
+@router.post("/policy/reload")
+def reload_policy(request: Request) -> dict:
+    """Re-read the policy file now (it is also re-read when it changes). A broken file is refused."""
+    store = request.app.state.policies
+    try:
+        policy = store.reload()
+    except PolicyError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return {"policy_version": policy.full_version, "source": str(store.path) if store.path else "built-in"}
+
+
+@policy_router.get("")
+def get_policy(request: Request) -> dict:
+    """The policy in force, with every knob."""
+    policy = request.app.state.policies.get()
+    return {"policy_version": policy.full_version, "policy": policy.model_dump()}
+
+
+@policy_router.post("/simulate", response_model=SimulateOut)
+def simulate_policy(body: SimulateRequest, request: Request, session: SessionDep) -> dict:
+    """Evaluate a candidate policy over the stored history: per app, today's mode and the candidate's, and
+    how many runs and task-hours of the last `days` would move."""
+    try:
+        candidate = parse_policy(body.policy, "candidate policy")
+    except PolicyError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return simulate.simulate(session, request.app.state.policies.get(), candidate, body.days)
