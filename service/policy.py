@@ -356,12 +356,16 @@ def history_over_thresholds(facts: DecisionFacts, policy: Policy) -> Verdict | N
     return Verdict("standalone", tuple(reasons)) if reasons else None
 
 
+MIN_LOAD_WINDOW_MS = 60_000
+
+
 def predicted_cores(app: AppAggregates, policy: Policy) -> float:
-    """A run's expected load on the server: its recent task time over its wall time (median of runs)."""
+    """A run's expected load on the server: its recent task time over its wall time (median of runs).
+    Wall time counts as at least a minute: a few seconds' burst does not hold the server's cores for long."""
     runs = list(app.recent_runs)[-policy.history.window:]
     if not runs:
         return policy.capacity.default_run_cores
-    ratios = sorted(run.task_time_ms / max(run.duration_ms, 1) for run in runs)
+    ratios = sorted(run.task_time_ms / max(run.duration_ms, MIN_LOAD_WINDOW_MS) for run in runs)
     return round(max(ratios[len(ratios) // 2], 0.1), 2)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -211,6 +211,12 @@ class RunEvent(Strict):
         default=None, description="For failed: connect (the Connect server or client failed) or app.")
     message: str | None = Field(default=None, max_length=10_000)
     exit_code: int | None = None
+
+    @model_validator(mode="after")
+    def _failure_has_kind(self):
+        if self.event == "failed" and self.failure_kind is None:
+            raise ValueError("failure_kind (connect or app) is required when event is failed")
+        return self
 
 
 class FallbackRequest(Strict):
