@@ -33,7 +33,7 @@ def simulate(session: Session, current: rules.Policy, candidate: rules.Policy, d
         facts = aggregates(app)
         today, tomorrow = routine_mode(facts, current, now), routine_mode(facts, candidate, now)
         runs, task_ms = recent.get(app.app_id, (0, 0))
-        task_hours = round(task_ms / 3_600_000, 4)
+        task_hours = round(int(task_ms) / 3_600_000, 4)  # PostgreSQL sums bigints as numeric
         apps.append({"app_id": app.app_id, "current_mode": today.mode, "current_rule": today.reasons[0].rule,
                      "candidate_mode": tomorrow.mode, "candidate_rule": tomorrow.reasons[0].rule,
                      "runs": runs, "task_hours": task_hours})
