@@ -287,7 +287,7 @@ def test_simulate_totals_match_a_direct_count(settings, tmp_path):
                                         .where(Run.app_id == "sim.mid")).one()
     totals = result["totals"]
     assert totals["apps_moving"] == 1 and totals["runs_moving"] == runs == 2
-    assert totals["task_hours_moving"] == pytest.approx(task_ms / 3.6e6) == 4.0
+    assert totals["task_hours_moving"] == pytest.approx(int(task_ms) / 3.6e6) == 4.0
     assert totals["runs_to_standalone"] == 2 and totals["runs_to_connect"] == 0
 
 
