@@ -1,9 +1,27 @@
-"""Spark sessions for apps, in either mode."""
+"""The session factory apps call: one app file runs on the shared Connect server or as its own application.
+
+    from client_runtime import get_session
+    spark = get_session()
+
+The launcher (`spark-router run`) says which mode through the environment:
+
+- ``SPARK_ROUTER_MODE``: ``connect`` or ``standalone`` (unset: standalone, i.e. plain ``spark-submit``);
+- ``SPARK_ROUTER_CONNECT_URL``: the server to connect to (connect mode);
+- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``, ``spark.router.runId``, …);
+- ``SPARK_ROUTER_ARTIFACTS``: ``os.pathsep``-separated Python files/zips to ship to the server, so the app's
+  own modules (and the UDFs in them) work server-side;
+- ``SPARK_ROUTER_CONNECT_TIMEOUT_S``: how long the client may retry an unreachable server (default 30 s).
+"""
 
 from __future__ import annotations
 
+import atexit
+import json
+import os
+
 from pyspark.sql.connect.client.retries import DefaultPolicy
-from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
 
 def bounded_retry_policy(retry_budget_s: float) -> DefaultPolicy:
@@ -20,12 +38,55 @@ def bounded_retry_policy(retry_budget_s: float) -> DefaultPolicy:
                          max_server_retry_delay=max_backoff_ms)
 
 
-def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = 30.0) -> ConnectSession:
+def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEFAULT_CONNECT_TIMEOUT_S):
     """A Spark Connect session with the given session confs that gives up on an unreachable server
     after about retry_budget_s, instead of the default client's twenty minutes."""
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
     session = ConnectSession(connection=url)
     session.client.set_retry_policies([bounded_retry_policy(retry_budget_s)])
     ConnectSession._set_default_and_active_session(session)
     if confs:
         session.conf._set_all(configs=confs, silent=False)
     return session
+
+
+def mode() -> str:
+    return os.environ.get("SPARK_ROUTER_MODE", "standalone")
+
+
+def session_confs() -> dict[str, str]:
+    raw = os.environ.get("SPARK_ROUTER_SESSION_CONFS")
+    return json.loads(raw) if raw else {}
+
+
+def get_session(app_name: str | None = None):
+    """The app's SparkSession, in the mode the launcher chose. Call it once, at the start of the app."""
+    confs = session_confs()
+    if mode() == "connect":
+        url = os.environ.get("SPARK_ROUTER_CONNECT_URL")
+        if not url:
+            raise RuntimeError("SPARK_ROUTER_MODE=connect needs SPARK_ROUTER_CONNECT_URL (sc://host:port)")
+        budget = float(os.environ.get("SPARK_ROUTER_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S))
+        spark = connect_session(url, confs, retry_budget_s=budget)
+        artifacts = [path for path in os.environ.get("SPARK_ROUTER_ARTIFACTS", "").split(os.pathsep) if path]
+        if artifacts:
+            spark.addArtifacts(*artifacts, pyfile=True)
+        # Release the server-side session at exit; otherwise it lingers for the session timeout (1 h).
+        atexit.register(_stop_quietly, spark)
+        return spark
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder
+    if app_name:
+        builder = builder.appName(app_name)
+    for key, value in confs.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _stop_quietly(spark) -> None:
+    try:
+        spark.stop()
+    except Exception:  # the server may be gone already; exiting must not fail because of it
+        pass

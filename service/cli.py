@@ -58,6 +58,119 @@ def _db_upgrade(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_confs(pairs: list[str]) -> dict[str, str]:
+    confs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --conf wants KEY=VALUE, got {pair!r}")
+        confs[key] = value
+    return confs
+
+
+def _resources(args: argparse.Namespace) -> dict:
+    return {"driver_memory": args.driver_memory, "executor_memory": args.executor_memory,
+            "driver_cores": args.driver_cores, "executor_cores": args.executor_cores,
+            "num_executors": args.num_executors}
+
+
+def _add_resource_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("resources (sizes in Spark's forms: 4g, 4096m)")
+    group.add_argument("--driver-memory")
+    group.add_argument("--executor-memory")
+    group.add_argument("--driver-cores", type=int)
+    group.add_argument("--executor-cores", type=int)
+    group.add_argument("--num-executors", type=int)
+    group.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE",
+                       help="a Spark conf of the app (repeatable)")
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
+
+    settings = get_settings()
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    client = RouterClient(settings.url, token)
+    try:
+        decision = client.decide(args.app_id, args.mode, _resources(args), _parse_confs(args.conf))
+    except (RouterUnavailable, RouterRejected) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, RouterRejected) else 1
+    if args.json:
+        print(json.dumps(decision, indent=2))
+        return 0
+    print(f"{decision['app_id']}: {decision['mode']} (run {decision['run_id']}, policy {decision['policy_version']})")
+    for reason in decision["reasons"]:
+        print(f"  - [{reason['rule']}] {reason['message']}")
+    if decision["connect_url"]:
+        print(f"  Connect URL: {decision['connect_url']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from client_runtime.artifacts import ArtifactError
+    from client_runtime.launcher import Launcher, RunRequest
+    from client_runtime.router_client import RouterRejected
+
+    settings = get_settings()
+    overrides = {"standalone_master": args.master, "run_timeout_s": args.timeout,
+                 "connect_timeout_s": args.connect_timeout}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    launcher = Launcher(settings, on_event=lambda message: print(f"[spark-router] {message}", file=sys.stderr,
+                                                                  flush=True))
+
+    def on_sigterm(signum, _frame):
+        launcher.cancel()  # stops the app's whole process tree; run() then returns
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    args_after = args.app_args[1:] if args.app_args[:1] == ["--"] else args.app_args
+    request = RunRequest(app_id=args.app_id, app=args.app, args=args_after, mode=args.mode,
+                         resources=_resources(args), spark_conf=_parse_confs(args.conf),
+                         fallback=not args.no_fallback, idempotent=not args.not_idempotent)
+    try:
+        result = launcher.run(request)
+    except ArtifactError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RouterRejected as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        launcher.cancel()
+        return 130
+    if launcher._cancelled.is_set():
+        return 143
+    return result.exit_code
+
+
+def _check(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from client_runtime.compat import check_path
+
+    findings = check_path(Path(args.app))
+    for finding in findings:
+        print(finding)
+    if args.app_id:
+        from client_runtime.router_client import RouterClient, RouterUnavailable
+
+        settings = get_settings()
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        try:
+            RouterClient(settings.url, token).record_compatibility(args.app_id, [f.as_dict() for f in findings])
+            print(f"recorded with app {args.app_id} at {settings.url}", file=sys.stderr)
+        except RouterUnavailable as exc:
+            print(f"warning: not recorded: {exc}", file=sys.stderr)
+    if findings:
+        print(f"{len(findings)} thing(s) cannot work on Spark Connect: this app must run standalone.",
+              file=sys.stderr)
+        return 1
+    print("no Connect incompatibilities found", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spark-router",
@@ -82,6 +195,46 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--ui-port", type=int, help="Spark UI port (default SPARK_ROUTER_CONNECT_UI_PORT or 4040)")
     server.add_argument("--json", action="store_true", help="status as JSON")
     server.set_defaults(func=_connect_server)
+
+    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why",
+                                 description="Ask the router (SPARK_ROUTER_URL) for a decision. This records a "
+                                             "decided run, as the launcher does.")
+    decide.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
+    decide.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"])
+    _add_resource_options(decide)
+    decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.set_defaults(func=_decide)
+
+    run = commands.add_parser(
+        "run", help="run an app on the shared Connect server or standalone, as the router decides",
+        description="Ask the router where the run goes, run APP there (the app's output streams here), report "
+                    "the run, and rerun it standalone if it fails on Connect. The exit code is the app's.",
+        epilog="APP: a .py file, a directory with main.py or __main__.py, a .zip/.whl, or an s3:// URI of one "
+               "(fetched with boto3; AWS_ENDPOINT_URL etc. apply). Arguments after -- go to the app.")
+    run.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
+    run.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"],
+                     help="auto asks the router (default); connect/standalone force the mode")
+    run.add_argument("--master", help="spark-submit master for standalone runs (default "
+                                      "SPARK_ROUTER_STANDALONE_MASTER or local[*])")
+    run.add_argument("--timeout", type=float, help="seconds the whole run may take (default: no limit)")
+    run.add_argument("--connect-timeout", type=float,
+                     help="seconds the Connect server may be unreachable before the run counts as a Connect "
+                          "failure (default SPARK_ROUTER_CONNECT_TIMEOUT_S or 30)")
+    run.add_argument("--no-fallback", action="store_true", help="do not rerun standalone after a Connect failure")
+    run.add_argument("--not-idempotent", action="store_true",
+                     help="the app must not run twice: never rerun it after a Connect failure")
+    _add_resource_options(run)
+    run.add_argument("app", metavar="APP")
+    run.add_argument("app_args", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser("check", help="find what in an app cannot work on Spark Connect",
+                                description="Statically look for APIs a Connect client does not have "
+                                            "(sparkContext, .rdd, _jvm, SparkContext, broadcast variables, "
+                                            "accumulators, ...). Exit code 1 when something is found.")
+    check.add_argument("app", metavar="APP", help="a .py file, a directory, or a .zip/.whl")
+    check.add_argument("--app-id", help="also record the outcome with this app in the router")
+    check.set_defaults(func=_check)
 
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="upgrade: apply the schema migrations")

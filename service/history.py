@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.models import App, Run, Server
+from service.ingest import dialect_insert
+from service.models import App, Run, Server, utcnow
 
 
 def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
@@ -29,3 +30,16 @@ def list_runs(session: Session, app_id: str, limit: int, offset: int) -> list[Ru
 
 def list_servers(session: Session) -> list[Server]:
     return list(session.scalars(select(Server).order_by(Server.server_id)))
+
+
+def record_compatibility(session: Session, app_id: str, findings: list) -> str | None:
+    """Store the compatibility check's outcome with the app: a one-line summary, or None if it found nothing."""
+    now = utcnow()
+    session.execute(dialect_insert(session, App).on_conflict_do_nothing(index_elements=["app_id"]),
+                    {"app_id": app_id, "created_at": now, "last_seen_at": now, "recent_runs": []})
+    app = session.get(App, app_id)
+    shown = "; ".join(f"{f.path.rsplit('/', 1)[-1]}:{f.line} {f.what}" for f in findings[:3])
+    app.connect_incompatible = (shown + (f" and {len(findings) - 3} more" if len(findings) > 3 else "")) or None
+    app.compat_checked_at = now
+    session.commit()
+    return app.connect_incompatible

@@ -35,6 +35,16 @@ def _from_ms(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
 
 
+def attribution_from_user_id(record: StageRecord) -> StageRecord:
+    """An app that built its own Connect session carries no spark.router.* confs, but the launcher put its
+    app and run into the Connect user id (``router:<app_id>:<run_id>``)."""
+    user = record.connect_user_id or ""
+    if record.app_id is None and user.startswith("router:") and user.count(":") >= 2:
+        _, app_id, run_id = user.split(":", 2)
+        return record.model_copy(update={"app_id": app_id[:200], "run_id": run_id[:100]})
+    return record
+
+
 def run_id_for(record: StageRecord, spark_app_id: str) -> str | None:
     """The run a stage belongs to. An app that sets no run id gets one run per Connect session
     (or per Spark application when standalone), so its stages are still kept together."""
@@ -64,7 +74,7 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
     and attempt) is skipped, so re-sent batches never double count."""
     if not batch.stages:
         return IngestResult(accepted=0, duplicates=0, unattributed=0)
-    rows = [_stage_row(batch, record) for record in batch.stages]
+    rows = [_stage_row(batch, attribution_from_user_id(record)) for record in batch.stages]
     returned = StageMetric.__table__.c
     stmt = (dialect_insert(session, StageMetric)
             .on_conflict_do_nothing(index_elements=["spark_app_id", "stage_id", "attempt"])

@@ -264,3 +264,14 @@ class SimulateOut(BaseModel):
     days: int
     apps: list[SimulatedApp]
     totals: dict[str, int | float]
+
+
+class CompatFinding(Strict):
+    path: str = Field(max_length=1000)
+    line: int = Field(ge=0)
+    what: str = Field(max_length=200)
+    why: str = Field(max_length=500)
+
+
+class CompatibilityReport(Strict):
+    findings: list[CompatFinding] = Field(max_length=1000, description="What the check found; empty = compatible.")

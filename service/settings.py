@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,17 @@ class Settings(BaseSettings):
 
     policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
                                                                "changes. Default: the built-in policy.")
+
+    # The launcher (`spark-router run`) and the Airflow operator.
+    router_timeout_s: float = Field(default=3.0, gt=0, description="How long to wait for the router's decision.")
+    default_mode: Literal["connect", "standalone"] = Field(
+        default="standalone", description="Mode when the router cannot be reached.")
+    standalone_master: str = Field(default="local[*]",
+                                   description="spark-submit --master for standalone runs (local[*], spark://, k8s://).")
+    connect_timeout_s: float = Field(default=30.0, gt=0,
+                                     description="How long a Connect client may fail to reach its server before "
+                                                 "the run counts as a Connect failure.")
+    run_timeout_s: float | None = Field(default=None, gt=0, description="Total time a run may take.")
 
     # The shared Spark Connect server.
     connect_url: str = Field(default="sc://127.0.0.1:15002",

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 
 from service import history
 from service.api.deps import SessionDep, require_api_token
-from service.schemas import AppOut, RunOut, ServerOut
+from service.schemas import AppOut, CompatibilityReport, RunOut, ServerOut
 
 router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=[Depends(require_api_token)])
 Limit = Annotated[int, Query(ge=1, le=1000)]
@@ -31,3 +31,11 @@ def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset
 def get_servers(session: SessionDep):
     """Spark applications running the listener, with their last heartbeat."""
     return history.list_servers(session)
+
+
+@router.put("/apps/{app_id}/compatibility")
+def put_compatibility(app_id: str, report: CompatibilityReport, session: SessionDep) -> dict:
+    """Record what `spark-router check` found in the app. An app with findings goes standalone without
+    spending a Connect attempt; an empty report clears them."""
+    incompatible = history.record_compatibility(session, app_id, report.findings)
+    return {"app_id": app_id, "connect_incompatible": incompatible}

@@ -1,0 +1,318 @@
+"""The launcher: ask the router, run the app on Connect or with spark-submit, report, fall back.
+
+    spark-router run --app-id etl.orders [--mode auto] app.py -- --date 2026-11-22
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from client_runtime import artifacts, compat
+from client_runtime.process import AppProcess, Outcome
+from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
+
+log = logging.getLogger("spark_router.launcher")
+
+# Output that means the run failed because of Spark Connect, not because of the app: unsupported APIs,
+# a server that is gone or restarting, a session the server no longer knows.
+CONNECT_FAILURE_PATTERNS = re.compile("|".join([
+    r"JVM_ATTRIBUTE_NOT_SUPPORTED", r"\[NOT_IMPLEMENTED\]", r"PySparkNotImplementedError",
+    r"StatusCode\.UNAVAILABLE", r"StatusCode\.DEADLINE_EXCEEDED", r"RetriesExceeded",
+    r"failed to connect to all addresses", r"stopped SparkContext", r"SparkContext was shut down",
+    r"INVALID_HANDLE\.SESSION", r"SESSION_CLOSED", r"NO_ACTIVE_SESSION",
+]))
+
+
+@dataclass
+class RunRequest:
+    app_id: str
+    app: str                                   # path or s3:// URI
+    args: list[str] = field(default_factory=list)
+    mode: str = "auto"                         # auto | connect | standalone
+    resources: dict = field(default_factory=dict)  # driver_memory, executor_memory, *_cores, num_executors
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    fallback: bool = True                      # rerun standalone after a Connect failure ...
+    idempotent: bool = True                    # ... which is only safe for an idempotent app
+    airflow: dict | None = None                # dag_id, task_id, run_id, try_number
+
+
+@dataclass
+class LaunchResult:
+    exit_code: int
+    run_id: str
+    mode: str
+    fell_back: bool = False
+    runs: list[dict] = field(default_factory=list)  # every attempt: run_id, mode, exit_code, failure_kind
+
+
+@dataclass
+class Decision:
+    run_id: str
+    mode: str
+    connect_url: str | None
+    session_confs: dict[str, str]
+    reasons: list[str]
+    from_router: bool
+
+
+class Launcher:
+    """Runs one app once (plus a standalone fallback). Thread-safe ``cancel()`` stops it from outside
+    (SIGTERM in the CLI, ``on_kill`` in Airflow)."""
+
+    def __init__(self, settings, on_line: Callable[[str], None] | None = None,
+                 on_event: Callable[[str], None] | None = None):
+        self.settings = settings
+        self.on_line = on_line or (lambda line: print(line, flush=True))
+        self.on_event = on_event or (lambda message: log.info(message))
+        token = settings.api_token.get_secret_value() if settings.api_token else None
+        self.router = RouterClient(settings.url, token, timeout_s=settings.router_timeout_s)
+        self._router_down = False
+        self._current: AppProcess | None = None
+        self._cancelled = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ public
+
+    def run(self, request: RunRequest) -> LaunchResult:
+        with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
+            app = artifacts.resolve(request.app, Path(tmp))
+            if request.mode == "auto":
+                self._record_compatibility(request.app_id, app)
+            decision = self._decide(request)
+            result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
+            outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
+            if (failure_kind == "connect" and request.fallback and request.idempotent
+                    and not self._cancelled.is_set()):
+                reason = self._failure_summary(outcome)
+                self.on_event(f"Connect run {decision.run_id} failed ({reason}); falling back to standalone")
+                decision = self._fallback(decision, request, reason)
+                result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
+                outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
+            elif failure_kind == "connect" and not (request.fallback and request.idempotent):
+                self.on_event("not falling back: " + ("fallback is off" if not request.fallback
+                                                      else "the app is not marked idempotent"))
+            result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else 128 - outcome.exit_code
+            if outcome.stopped_because and outcome.exit_code == 0:
+                result.exit_code = 1
+            return result
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        current = self._current
+        if current is not None:
+            current.stop("the launcher was asked to stop")
+
+    # ---------------------------------------------------------------------------------------- decision
+
+    def _record_compatibility(self, app_id: str, app: artifacts.ResolvedApp) -> None:
+        findings = compat.check_path(app.source)
+        if findings:
+            self.on_event(f"compatibility check: {len(findings)} finding(s) that cannot work on Spark Connect, "
+                          f"e.g. {findings[0]}")
+        self._call_router(lambda: self.router.record_compatibility(app_id, [f.as_dict() for f in findings]))
+
+    def _decide(self, request: RunRequest) -> Decision:
+        try:
+            answer = None if self._router_down else self.router.decide(
+                request.app_id, request.mode, request.resources, request.spark_conf, request.airflow)
+        except RouterUnavailable as exc:
+            self._router_down = True
+            answer = None
+            self.on_event(f"WARNING: {exc}; continuing without the router")
+        if answer is not None:
+            reasons = [r["message"] for r in answer["reasons"]]
+            self.on_event(f"router: {answer['mode']} (run {answer['run_id']}): {' '.join(reasons)}")
+            return Decision(answer["run_id"], answer["mode"], answer["connect_url"], answer["session_confs"],
+                            reasons, from_router=True)
+        mode = request.mode if request.mode != "auto" else self.settings.default_mode
+        why = "forced" if request.mode != "auto" else "SPARK_ROUTER_DEFAULT_MODE, since the router is unreachable"
+        self.on_event(f"running {mode} ({why})")
+        return self._local_decision(request, mode, why)
+
+    def _local_decision(self, request: RunRequest, mode: str, why: str) -> Decision:
+        run_id = f"local-{uuid.uuid4().hex[:12]}"
+        confs = {"spark.router.appId": request.app_id, "spark.router.runId": run_id}
+        return Decision(run_id, mode, self.settings.connect_url if mode == "connect" else None, confs, [why],
+                        from_router=False)
+
+    def _fallback(self, failed: Decision, request: RunRequest, reason: str) -> Decision:
+        answer = None
+        if failed.from_router:
+            answer = self._call_router(lambda: self.router.fallback(failed.run_id, reason))
+        if answer is None:
+            return self._local_decision(request, "standalone", f"fallback after Connect failure: {reason}")
+        return Decision(answer["run_id"], "standalone", None, answer["session_confs"],
+                        [r["message"] for r in answer["reasons"]], from_router=True)
+
+    def _call_router(self, call):
+        """A best-effort report: a router that is down must not fail the run."""
+        if self._router_down:
+            return None
+        try:
+            return call()
+        except RouterUnavailable as exc:
+            self._router_down = True
+            self.on_event(f"WARNING: {exc}; the run goes on, its history will be incomplete")
+        except RouterRejected as exc:
+            self.on_event(f"WARNING: {exc}")
+        return None
+
+    # ----------------------------------------------------------------------------------------- running
+
+    def _attempt(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision, workdir: Path,
+                 result: LaunchResult) -> tuple[Outcome, str | None]:
+        if decision.from_router:
+            self._call_router(lambda: self.router.report(decision.run_id, "started"))
+        started = time.monotonic()
+        if decision.mode == "connect":
+            command, env, watchdog = self._connect_command(request, app, decision)
+        else:
+            command, env, watchdog = self._standalone_command(request, app, decision), self._standalone_env(decision), None
+        self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ...")
+        outcome = self._execute(command, env, watchdog, workdir)
+        elapsed = time.monotonic() - started
+        failure_kind = None
+        if outcome.exit_code != 0 or outcome.stopped_because:
+            failure_kind = self._failure_kind(decision.mode, outcome)
+        self.on_event(f"{decision.mode} run {decision.run_id} "
+                      + (f"succeeded in {elapsed:.1f} s" if failure_kind is None else
+                         f"failed ({failure_kind} failure, exit code {outcome.exit_code}) after {elapsed:.1f} s"
+                         + (f": {outcome.stopped_because}" if outcome.stopped_because else "")))
+        result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "exit_code": outcome.exit_code,
+                            "failure_kind": failure_kind, "seconds": round(elapsed, 2)})
+        if decision.from_router:
+            if failure_kind is None:
+                self._call_router(lambda: self.router.report(decision.run_id, "succeeded", exit_code=0))
+            else:
+                self._call_router(lambda: self.router.report(decision.run_id, "failed", failure_kind,
+                                                             self._failure_summary(outcome), outcome.exit_code))
+        return outcome, failure_kind
+
+    def _execute(self, command, env, watchdog, workdir: Path) -> Outcome:
+        if self._cancelled.is_set():
+            return Outcome(143, [], "the launcher was asked to stop")
+        self._current = AppProcess(command, env, self.on_line, cwd=workdir)
+        try:
+            return self._current.wait(self.settings.run_timeout_s, watchdog)
+        finally:
+            self._current = None
+
+    def _base_env(self, decision: Decision) -> dict[str, str]:
+        env = {**os.environ, "SPARK_ROUTER_MODE": decision.mode,
+               "SPARK_ROUTER_SESSION_CONFS": json.dumps(decision.session_confs),
+               "SPARK_ROUTER_APP_RUN_ID": decision.run_id}
+        for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_ROUTER_CONNECT_URL"):
+            env.pop(key, None)
+        return env
+
+    def _standalone_env(self, decision: Decision) -> dict[str, str]:
+        from service.connect_server import java_home
+
+        env = self._base_env(decision)
+        env.update({"JAVA_HOME": str(java_home(self.settings)), "PYSPARK_PYTHON": sys.executable,
+                    "PYSPARK_DRIVER_PYTHON": sys.executable})
+        if self.settings.standalone_master.startswith("local"):
+            env["SPARK_LOCAL_IP"] = "127.0.0.1"
+        return env
+
+    def _connect_command(self, request, app: artifacts.ResolvedApp, decision: Decision):
+        url = decision.connect_url or self.settings.connect_url
+        env = self._base_env(decision)
+        env.update({
+            "SPARK_ROUTER_CONNECT_URL": url,
+            "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),
+            "SPARK_ROUTER_ARTIFACTS": os.pathsep.join(str(p) for p in app.artifacts),
+            # An app that builds its own session (SparkSession.builder.getOrCreate()) connects here too;
+            # its user id carries the app and run, which the router reads when the confs are missing.
+            "SPARK_REMOTE": with_user_id(url, f"router:{request.app_id}:{decision.run_id}"),
+            "SPARK_CONNECT_RELEASE_SESSION_ON_EXIT": "true",
+            "PYTHONPATH": os.pathsep.join([*map(str, app.pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        })
+        return [sys.executable, "-u", str(app.main), *request.args], env, self._server_watchdog(url)
+
+    def _server_watchdog(self, url: str) -> Callable[[], str | None]:
+        """A dead server shows as a refused connection; after connect_timeout_s of that, stop the app
+        (an app's own client may otherwise retry for twenty minutes)."""
+        parsed = urlparse(url.replace("sc://", "http://", 1))
+        host, port = parsed.hostname or "127.0.0.1", parsed.port or 15002
+        timeout_s = self.settings.connect_timeout_s
+        down_since: list[float] = []
+
+        def check() -> str | None:
+            try:
+                with socket.create_connection((host, port), timeout=2):
+                    down_since.clear()
+                    return None
+            except OSError:
+                down_since[:] = down_since or [time.monotonic()]
+                if time.monotonic() - down_since[0] >= timeout_s:
+                    return f"the Connect server at {host}:{port} has been unreachable for {timeout_s:g} s"
+                return None
+
+        return check
+
+    def _standalone_command(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision) -> list[str]:
+        from service.connect_server import listener_conf, spark_home
+
+        settings = self.settings
+        command = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.standalone_master,
+                   "--name", request.app_id]
+        conf = dict(request.spark_conf)
+        if settings.listener_jar.exists():
+            command += ["--jars", str(settings.listener_jar)]
+            conf.update(listener_conf(settings, kind="standalone"))
+        else:
+            self.on_event(f"WARNING: listener jar {settings.listener_jar} not found: this run's metrics are not "
+                          f"recorded (build it with `make listener`)")
+        conf.update(decision.session_confs)
+        resources = request.resources
+        for option in ("driver_memory", "executor_memory", "driver_cores", "executor_cores"):
+            if resources.get(option) is not None:
+                command += [f"--{option.replace('_', '-')}", str(resources[option])]
+        if resources.get("num_executors") is not None:
+            conf["spark.executor.instances"] = str(resources["num_executors"])
+        if settings.standalone_master.startswith("local"):
+            conf.setdefault("spark.driver.host", "127.0.0.1")
+            conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+            conf.setdefault("spark.ui.enabled", "false")
+        for key, value in conf.items():
+            command += ["--conf", f"{key}={value}"]
+        if app.artifacts:
+            command += ["--py-files", ",".join(str(p) for p in app.artifacts)]
+        return command + [str(app.main), *request.args]
+
+    # ---------------------------------------------------------------------------------------- failures
+
+    @staticmethod
+    def _failure_kind(mode: str, outcome: Outcome) -> str:
+        if mode != "connect":
+            return "app"
+        if outcome.stopped_because and "asked to stop" not in outcome.stopped_because:
+            return "connect"  # a server gone, or a run hanging past its timeout on a shared server
+        return "connect" if any(CONNECT_FAILURE_PATTERNS.search(line) for line in outcome.tail[-80:]) else "app"
+
+    @staticmethod
+    def _failure_summary(outcome: Outcome) -> str:
+        if outcome.stopped_because:
+            return outcome.stopped_because
+        errors = [line.strip() for line in outcome.tail if re.search(r"(Error|Exception)\b", line)]
+        return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
+
+
+def with_user_id(url: str, user_id: str) -> str:
+    """sc://host:port/;user_id=X, keeping any other parameters of the URL."""
+    base, _, params = url.partition("/;")
+    kept = [p for p in params.split(";") if p and not p.startswith("user_id=")]
+    return f"{base.rstrip('/')}/;" + ";".join(kept + [f"user_id={user_id}"])

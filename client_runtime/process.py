@@ -1,0 +1,87 @@
+"""Running an app's process: stream its output, bound its time, watch its server, and leave nothing behind."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+KILL_GRACE_S = 10.0
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    tail: list[str]              # the last lines of output, for failure classification and reports
+    stopped_because: str | None  # why we stopped it (timeout, server gone, cancelled), None if it ended itself
+
+
+class AppProcess:
+    """One child process in its own process group, so that stopping it stops everything it started
+    (spark-submit's JVM, Python workers)."""
+
+    def __init__(self, command: list[str], env: dict[str, str], on_line: Callable[[str], None], cwd=None):
+        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+        self.tail: collections.deque[str] = collections.deque(maxlen=200)
+        self._on_line = on_line
+        self._reader = threading.Thread(target=self._read, name="app-output", daemon=True)
+        self._reader.start()
+        self.stopped_because: str | None = None
+
+    def _read(self) -> None:
+        for raw in iter(self.process.stdout.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            self.tail.append(line)
+            try:
+                self._on_line(line)
+            except Exception:  # a broken sink must not stall the child on a full pipe
+                pass
+
+    def stop(self, reason: str) -> None:
+        """SIGTERM to the whole group, SIGKILL after a grace period."""
+        if self.stopped_because is None:
+            self.stopped_because = reason
+        terminate_group(self.process, KILL_GRACE_S)
+
+    def wait(self, timeout_s: float | None = None, watchdog: Callable[[], str | None] | None = None,
+             watch_every_s: float = 2.0) -> Outcome:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        next_watch = time.monotonic() + watch_every_s
+        while self.process.poll() is None:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                self.stop(f"the run took longer than its timeout of {timeout_s:g} s")
+                break
+            if watchdog is not None and now >= next_watch:
+                next_watch = now + watch_every_s
+                problem = watchdog()
+                if problem:
+                    self.stop(problem)
+                    break
+            time.sleep(0.1)
+        self.process.wait()
+        self._reader.join(timeout=5)
+        return Outcome(self.process.returncode, list(self.tail), self.stopped_because)
+
+
+def terminate_group(process: subprocess.Popen, grace_s: float) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # the leader may be gone while members (a JVM, Python workers) linger
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
