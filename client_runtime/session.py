@@ -43,6 +43,8 @@ def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEF
     after about retry_budget_s, instead of the default client's twenty minutes."""
     from pyspark.sql.connect.session import SparkSession as ConnectSession
 
+    # What SparkSession.builder.remote() does: pyspark.sql.functions and friends dispatch on it.
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     session = ConnectSession(connection=url)
     session.client.set_retry_policies([bounded_retry_policy(retry_budget_s)])
     ConnectSession._set_default_and_active_session(session)
