@@ -1,0 +1,270 @@
+"""The client runtime without Spark: compatibility check, artifacts (with a real local S3), the launcher's
+process handling and its behaviour when the router is away."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from client_runtime import artifacts, compat
+from client_runtime.launcher import Launcher, RunRequest, with_user_id
+from client_runtime.process import AppProcess
+from client_runtime.session import bounded_retry_policy
+from service.settings import Settings
+from tests.support import free_port, wait_until
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "apps"
+
+
+def test_check_finds_what_cannot_run_on_connect_with_lines():
+    findings = compat.check_path(EXAMPLES / "uses_spark_context.py")
+    assert [(f.line, f.what) for f in findings] == [(7, ".parallelize"), (7, ".sparkContext")]
+    assert str(findings[1]).startswith(f"{EXAMPLES / 'uses_spark_context.py'}:7: .sparkContext")
+
+
+def test_check_passes_connect_ready_apps():
+    for name in ("light_aggregation.py", "heavy_shuffle.py", "own_session.py"):
+        assert compat.check_path(EXAMPLES / name) == [], name
+
+
+def test_check_knows_the_usual_suspects(tmp_path):
+    source = textwrap.dedent("""\
+        from pyspark import SparkContext
+        from pyspark.sql import functions as F
+        sc = spark.sparkContext
+        counts = df.rdd.map(len)
+        lookup = sc.broadcast({1: 2})
+        total = sc.accumulator(0)
+        joined = df.join(F.broadcast(dim), "k")
+        conf = spark._jsc.hadoopConfiguration()
+        """)
+    app = tmp_path / "app.py"
+    app.write_text(source)
+    found = {(f.line, f.what) for f in compat.check_path(app)}
+    assert found == {(1, "import SparkContext"), (3, ".sparkContext"), (4, ".rdd"), (5, ".broadcast"),
+                     (6, ".accumulator"), (8, "._jsc"), (8, ".hadoopConfiguration")}
+    # The same inside a zip, named by archive member.
+    bundle = tmp_path / "app.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.write(app, "pkg/job.py")
+    assert any("app.zip!pkg/job.py" in f.path for f in compat.check_path(bundle))
+
+
+def test_check_cli_exit_codes():
+    spark_router = str(Path(sys.executable).parent / "spark-router")
+    bad = subprocess.run([spark_router, "check", str(EXAMPLES / "uses_spark_context.py")], capture_output=True,
+                         text=True)
+    assert bad.returncode == 1 and "uses_spark_context.py:7: .sparkContext" in bad.stdout
+    good = subprocess.run([spark_router, "check", str(EXAMPLES / "light_aggregation.py")], capture_output=True,
+                          text=True)
+    assert good.returncode == 0 and "no Connect incompatibilities" in good.stderr
+
+
+def test_resolve_py_dir_zip_wheel(tmp_path):
+    work = tmp_path / "work"
+    single = artifacts.resolve(str(EXAMPLES / "light_aggregation.py"), work)
+    assert single.main == (EXAMPLES / "light_aggregation.py").resolve() and single.artifacts == []
+
+    project = tmp_path / "project"
+    (project / "helpers").mkdir(parents=True)
+    (project / "main.py").write_text("import helpers.text\n")
+    (project / "helpers" / "__init__.py").write_text("")
+    (project / "helpers" / "text.py").write_text("X = 1\n")
+    resolved = artifacts.resolve(str(project), work)
+    assert resolved.main == project / "main.py"
+    assert "helpers/text.py" in zipfile.ZipFile(resolved.artifacts[0]).namelist()
+
+    bundle = tmp_path / "job.zip"
+    with zipfile.ZipFile(bundle, "w") as archive:
+        archive.writestr("__main__.py", "print('zip main')\n")
+    resolved = artifacts.resolve(str(bundle), work)
+    assert resolved.main.read_text() == "print('zip main')\n" and resolved.artifacts == [bundle.resolve()]
+
+    wheel = tmp_path / "etl_job-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("etl_job/__init__.py", "")
+        archive.writestr("etl_job/__main__.py", "print('wheel main')\n")
+    resolved = artifacts.resolve(str(wheel), work)
+    assert "run_module('etl_job'" in resolved.main.read_text()
+    assert resolved.artifacts[0].suffix == ".zip"
+    out = subprocess.run([sys.executable, str(resolved.main)], env={**os.environ, "PYTHONPATH": str(resolved.artifacts[0])},
+                         capture_output=True, text=True)
+    assert out.stdout == "wheel main\n", out.stderr
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("missing.py", None, "no such file"),
+    ("notes.txt", "hi", "expected a .py file"),
+    ("empty.zip", b"", "not a valid zip"),
+])
+def test_resolve_explains_bad_apps(tmp_path, name, content, message):
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    with pytest.raises(artifacts.ArtifactError, match=message):
+        artifacts.resolve(str(path), tmp_path / "work")
+
+
+def test_resolve_dir_without_main(tmp_path):
+    (tmp_path / "lib").mkdir()
+    with pytest.raises(artifacts.ArtifactError, match="without __main__.py or main.py"):
+        artifacts.resolve(str(tmp_path / "lib"), tmp_path / "work")
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """moto's S3 in server mode: a real HTTP endpoint that boto3 talks to."""
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until(lambda: _port_open(port), 30, "moto_server")
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
+           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    yield env
+    process.terminate()
+    process.wait()
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_resolve_fetches_from_s3(s3_server, tmp_path, monkeypatch):
+    import boto3
+
+    for key, value in s3_server.items():
+        monkeypatch.setenv(key, value)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="apps")
+    s3.upload_file(str(EXAMPLES / "light_aggregation.py"), "apps", "etl/light_aggregation.py")
+    resolved = artifacts.resolve("s3://apps/etl/light_aggregation.py", tmp_path)
+    assert resolved.main.read_text() == (EXAMPLES / "light_aggregation.py").read_text()
+    with pytest.raises(artifacts.ArtifactError, match="cannot fetch s3://apps/nope.py"):
+        artifacts.resolve("s3://apps/nope.py", tmp_path)
+    with pytest.raises(artifacts.ArtifactError, match="not an s3://bucket/key"):
+        artifacts.resolve("s3://apps", tmp_path)
+
+
+def test_with_user_id():
+    assert with_user_id("sc://h:15002", "router:a:r") == "sc://h:15002/;user_id=router:a:r"
+    assert with_user_id("sc://h:15002/;token=t;user_id=x", "u") == "sc://h:15002/;token=t;user_id=u"
+
+
+@pytest.mark.parametrize("budget", [5, 30, 120])
+def test_retry_policy_stays_within_its_budget(budget):
+    policy = bounded_retry_policy(budget)
+    backoffs, backoff = [], policy.initial_backoff
+    for _ in range(policy.max_retries):
+        backoffs.append(min(backoff, policy.max_backoff))
+        backoff *= policy.backoff_multiplier
+    assert budget * 1000 * 0.5 <= sum(backoffs) <= budget * 1000  # doubling back-offs: at least half
+
+
+def write_app(tmp_path: Path, body: str) -> Path:
+    app = tmp_path / "app.py"
+    app.write_text(textwrap.dedent(body))
+    return app
+
+
+def launcher_settings(tmp_path, **overrides) -> Settings:
+    return Settings(state_dir=tmp_path / "state", url=f"http://127.0.0.1:{free_port()}",
+                    connect_url=f"sc://127.0.0.1:{free_port()}", **overrides)
+
+
+def test_router_unreachable_follows_the_default_mode_quickly(tmp_path):
+    """A router that accepts connections but never answers: the launcher waits router_timeout_s, warns once,
+    and runs in the default mode."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted: requests hang until the client's timeout
+    app = write_app(tmp_path, """\
+        import json, os
+        print("MODE", os.environ["SPARK_ROUTER_MODE"], json.loads(os.environ["SPARK_ROUTER_SESSION_CONFS"])["spark.router.appId"])
+        """)
+    settings = launcher_settings(tmp_path, router_timeout_s=1.0, default_mode="connect")
+    settings.url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    lines, events = [], []
+    started = time.monotonic()
+    result = Launcher(settings, on_line=lines.append, on_event=events.append).run(
+        RunRequest(app_id="etl.quick", app=str(app)))
+    elapsed = time.monotonic() - started
+    silent.close()
+    assert result.exit_code == 0 and result.mode == "connect" and result.run_id.startswith("local-")
+    assert "MODE connect etl.quick" in lines
+    warnings = [e for e in events if "WARNING" in e]
+    assert len(warnings) == 1 and "unreachable" in warnings[0]
+    assert elapsed < 5, elapsed  # one router timeout, not one per report
+
+
+def test_exit_code_is_the_apps(tmp_path):
+    app = write_app(tmp_path, "import sys\nprint('bye')\nsys.exit(7)\n")
+    result = Launcher(launcher_settings(tmp_path), on_line=lambda _l: None, on_event=lambda _e: None).run(
+        RunRequest(app_id="etl.seven", app=str(app), mode="connect", fallback=False))
+    assert result.exit_code == 7
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+
+
+def test_run_timeout_kills_the_whole_process_tree(tmp_path):
+    pids = tmp_path / "pids"
+    app = write_app(tmp_path, f"""\
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(300)
+        """)
+    settings = launcher_settings(tmp_path, run_timeout_s=3)
+    started = time.monotonic()
+    result = Launcher(settings, on_line=lambda _l: None, on_event=lambda _e: None).run(
+        RunRequest(app_id="etl.slow", app=str(app), mode="connect", fallback=False))
+    assert time.monotonic() - started < 20
+    assert result.exit_code != 0 and result.runs[0]["failure_kind"] == "connect"
+    for pid in map(int, pids.read_text().split()):
+        assert not process_alive(pid), pid
+
+
+def test_sigterm_to_spark_router_run_cleans_up(tmp_path):
+    pids = tmp_path / "pids"
+    app = write_app(tmp_path, f"""\
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
+        time.sleep(300)
+        """)
+    env = {**os.environ, "SPARK_ROUTER_URL": f"http://127.0.0.1:{free_port()}",
+           "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state")}
+    launcher = subprocess.Popen([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.term",
+                                 "--mode", "connect", str(app)], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    wait_until(lambda: pids.exists() and pids.read_text(), 30, "the app to start")
+    launcher.terminate()
+    output, _ = launcher.communicate(timeout=30)
+    assert launcher.returncode == 143, output
+    for pid in map(int, pids.read_text().split()):
+        wait_until(lambda: not process_alive(pid), 10, f"pid {pid} to be gone")
+
+
+def test_app_process_streams_output_as_it_comes(tmp_path):
+    app = write_app(tmp_path, "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')\n")
+    seen = []
+    process = AppProcess([sys.executable, str(app)], dict(os.environ), lambda line: seen.append((time.monotonic(), line)))
+    outcome = process.wait()
+    assert outcome.exit_code == 0 and [line for _, line in seen] == ["first", "second"]
+    assert seen[1][0] - seen[0][0] > 1.5  # the first line arrived before the app ended
