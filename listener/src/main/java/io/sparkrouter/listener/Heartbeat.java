@@ -1,0 +1,148 @@
+package io.sparkrouter.listener;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.net.http.HttpResponse;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.apache.spark.SparkContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import scala.Option;
+
+/**
+ * Every few seconds, tells the router that this Spark application is alive and what it is running:
+ * Connect sessions and operations (from Spark Connect's own listener events), jobs, the delivery backlog.
+ * The router judges the server's health and idleness (for restarts) from it. Not spooled: only the latest counts.
+ */
+final class Heartbeat {
+    private static final Logger LOG = LoggerFactory.getLogger(Heartbeat.class);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    final Set<String> activeSessions = ConcurrentHashMap.newKeySet();
+    final Set<String> activeOperations = ConcurrentHashMap.newKeySet();
+    final AtomicInteger runningJobs = new AtomicInteger();
+    final AtomicLong unattributedStages = new AtomicLong();
+    volatile long startTimeMs;
+
+    private final ListenerConfig config;
+    private final Delivery.Identity identity;
+    private final Delivery delivery;
+    private final RateLimitedLog failureLog = new RateLimitedLog(LOG, 60_000);
+    private final ScheduledExecutorService timer = Executors.newSingleThreadScheduledExecutor(runnable -> {
+        Thread thread = new Thread(runnable, "spark-router-listener-heartbeat");
+        thread.setDaemon(true);
+        return thread;
+    });
+
+    Heartbeat(ListenerConfig config, Delivery.Identity identity, Delivery delivery) {
+        this.config = config;
+        this.identity = identity;
+        this.delivery = delivery;
+    }
+
+    void start() {
+        if (config.url != null) {
+            timer.scheduleWithFixedDelay(this::beat, 0, config.heartbeatIntervalMs, TimeUnit.MILLISECONDS);
+        }
+    }
+
+    void stop() {
+        timer.shutdownNow();
+    }
+
+    /** Connect posts its session and operation events through onOtherEvent; we match them by class name. */
+    void connectEvent(Object event) {
+        String type = event.getClass().getSimpleName();
+        if (!type.startsWith("SparkListenerConnect")) {
+            return;
+        }
+        switch (type) {
+            case "SparkListenerConnectSessionStarted" -> add(activeSessions, event, "sessionId");
+            case "SparkListenerConnectSessionClosed" -> remove(activeSessions, event, "sessionId");
+            case "SparkListenerConnectOperationStarted" -> add(activeOperations, event, "operationId");
+            case "SparkListenerConnectOperationFinished", "SparkListenerConnectOperationFailed",
+                 "SparkListenerConnectOperationCanceled", "SparkListenerConnectOperationClosed" ->
+                    remove(activeOperations, event, "operationId");
+            default -> { }
+        }
+    }
+
+    private static void add(Set<String> set, Object event, String accessor) {
+        String id = field(event, accessor);
+        if (id != null) {
+            set.add(id);
+        }
+    }
+
+    private static void remove(Set<String> set, Object event, String accessor) {
+        String id = field(event, accessor);
+        if (id != null) {
+            set.remove(id);
+        }
+    }
+
+    private static String field(Object event, String accessor) {
+        try {
+            Object value = event.getClass().getMethod(accessor).invoke(event);
+            return value == null ? null : value.toString();
+        } catch (ReflectiveOperationException unknown) {
+            return null;
+        }
+    }
+
+    private void beat() {
+        try {
+            if (identity.sparkAppId == null) {
+                return;  // the application has not started yet
+            }
+            byte[] body = JSON.writeValueAsBytes(snapshot());
+            HttpResponse<String> response = delivery.http().send(
+                    delivery.request("/api/v1/ingest/heartbeat", body), HttpResponse.BodyHandlers.ofString());
+            if (response.statusCode() / 100 != 2) {
+                failureLog.warn("spark-router listener: heartbeat answered {}: {}", response.statusCode(), response.body());
+            }
+        } catch (IOException error) {
+            failureLog.warn("spark-router listener: heartbeat to {} failed: {}", config.url, error.toString());
+        } catch (InterruptedException interrupted) {
+            Thread.currentThread().interrupt();
+        } catch (Throwable error) {
+            failureLog.warn("spark-router listener: heartbeat error: {}", error.toString());
+        }
+    }
+
+    Map<String, Object> snapshot() throws IOException {
+        Map<String, Object> beat = new LinkedHashMap<>();
+        beat.put("server_id", identity.serverId);
+        beat.put("spark_app_id", identity.sparkAppId);
+        beat.put("kind", config.kind);
+        // getActive is private[spark] in Scala, public in bytecode; it never creates a context.
+        Option<SparkContext> context = org.apache.spark.SparkContext$.MODULE$.getActive();
+        beat.put("spark_version", context.isDefined() ? context.get().version() : null);
+        beat.put("start_time_ms", startTimeMs > 0 ? startTimeMs : null);
+        beat.put("sent_at_ms", System.currentTimeMillis());
+        beat.put("ui_url", context.isDefined() && context.get().uiWebUrl().isDefined()
+                ? context.get().uiWebUrl().get() : null);
+        beat.put("active_sessions", activeSessions.size());
+        beat.put("active_operations", activeOperations.size());
+        beat.put("running_jobs", Math.max(0, runningJobs.get()));
+        beat.put("queue_size", delivery.queueSize());
+        var spooled = delivery.spool().files();
+        long bytes = 0;
+        for (var file : spooled) {
+            bytes += file.toFile().length();
+        }
+        beat.put("spool_files", spooled.size());
+        beat.put("spool_bytes", bytes);
+        beat.put("dropped_records", delivery.dropped.get());
+        beat.put("unattributed_stages", unattributedStages.get());
+        return beat;
+    }
+}
