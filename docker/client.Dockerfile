@@ -16,8 +16,10 @@ COPY service/ service/
 COPY client_runtime/ client_runtime/
 COPY airflow_plugins/ airflow_plugins/
 # The project without extras: its client extra would pull pyspark 4.3.0 with its 400 MB of jars.
+# The import check runs as a module (-m), not `python -c`: pyspark.sql.connect takes a main module without a
+# file for a doctest run and looks for a SPARK_HOME. -P: the installed package, not /src.
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check . \
-    && /opt/venv/bin/python -c "import pyspark.sql.connect.session, client_runtime.session"
+    && /opt/venv/bin/python -P -m client_runtime.session
 
 FROM python:3.11-slim-bookworm
 LABEL org.opencontainers.image.title="spark-connect-router-client" \

@@ -20,8 +20,11 @@ RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[clie
 
 # ---- The listener jar, built by the same script as `make listener` (javac against pyspark's jars).
 FROM spark AS listener
+# DL3008: see the runtime stage. The man1 folder: the JDK's post-install links man pages into it, and slim
+# images drop /usr/share/man.
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN mkdir -p /usr/share/man/man1 \
+    && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
     && rm -rf /var/lib/apt/lists/*
 COPY listener/ listener/
@@ -37,7 +40,8 @@ LABEL org.opencontainers.image.title="spark-connect-router-connect-server" \
 # every rebuild, which exact version pins would block (Debian drops superseded versions from its mirror).
 # procps: Spark's scripts call ps. tini: PID 1 that forwards SIGTERM to the JVM and reaps Python workers.
 # hadolint ignore=DL3008
-RUN apt-get update \
+RUN mkdir -p /usr/share/man/man1 /opt/spark-router \
+    && apt-get update \
     && apt-get install -y --no-install-recommends openjdk-17-jre-headless procps tini \
     && rm -rf /var/lib/apt/lists/* \
     && ln -s "$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")" /opt/java \

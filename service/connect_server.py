@@ -9,6 +9,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -197,15 +198,28 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
     progress(f"Connect server ready at {state.url} (warm-up {time.monotonic() - started:.1f} s)")
 
 
-def warm_up(url: str, timeout_s: float = 60.0) -> None:
-    """Run a small shuffle so that the first real client does not pay the cold start."""
-    from client_runtime.session import connect_session  # the same bounded client the apps use
+WARM_UP = """
+import sys
+from client_runtime.session import connect_session
+spark = connect_session(sys.argv[1], {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[2]))
+try:
+    spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
+finally:
+    spark.stop()
+"""
 
-    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=timeout_s)
+
+def warm_up(url: str, timeout_s: float = 60.0) -> None:
+    """Run a small shuffle so that the first real client does not pay the cold start. In a child process:
+    a Connect client changes its process (SPARK_CONNECT_MODE_ENABLED), and the caller may be a service."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     try:
-        spark.range(1000).groupBy((spark.range(1000).id % 10).alias("k")).count().collect()
-    finally:
-        spark.stop()
+        result = subprocess.run([sys.executable, "-c", WARM_UP, url, str(timeout_s)], env=env, timeout=timeout_s + 30,
+                                capture_output=True, text=True)
+    except subprocess.TimeoutExpired as exc:
+        raise ConnectServerError(f"warm-up query on {url} did not finish in {timeout_s:.0f} s") from exc
+    if result.returncode != 0:
+        raise ConnectServerError(f"warm-up query on {url} failed:\n{result.stderr[-2000:]}")
 
 
 def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:

@@ -11,8 +11,8 @@ from client_runtime import get_session
 rows = int(sys.argv[1]) if len(sys.argv) > 1 else 600_000
 spark = get_session("heavy_shuffle")
 # Small in-memory buffers make the window spill, as a much bigger input would on a real cluster.
-spark.conf.set("spark.sql.windowExec.buffer.in.memory.threshold", "256")
-spark.conf.set("spark.sql.windowExec.buffer.spill.threshold", "256")
+spark.conf.set("spark.sql.windowExec.buffer.in.memory.threshold", "20000")
+spark.conf.set("spark.sql.windowExec.buffer.spill.threshold", "20000")
 spark.conf.set("spark.sql.shuffle.partitions", "4")
 events = spark.range(0, rows, 1, 4).select(
     (F.col("id") % 4).alias("user"), F.col("id"), F.sha2(F.col("id").cast("string"), 256).alias("payload"))
