@@ -36,6 +36,19 @@ SERVER_CONF = {
 }
 
 
+# spark.scheduler.mode=FAIR alone shares nothing: jobs land in the "default" pool, which is FIFO unless an
+# allocation file says otherwise (docker/connect-server/fairscheduler.xml is the same for the image).
+FAIR_POOLS = """<?xml version="1.0"?>
+<allocations>
+  <pool name="default">
+    <schedulingMode>FAIR</schedulingMode>
+    <weight>1</weight>
+    <minShare>0</minShare>
+  </pool>
+</allocations>
+"""
+
+
 class ConnectServerError(RuntimeError):
     """The local Connect server could not be started or stopped; the message says why."""
 
@@ -126,6 +139,7 @@ def server_command(settings: Settings, port: int, ui_port: int) -> list[str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.local.dir": str(settings.connect_server_dir / "local"),
+        "spark.scheduler.allocation.file": str(settings.connect_server_dir / "fairscheduler.xml"),
         "spark.jars": str(settings.listener_jar),
         "spark.router.listener.serverId": settings.connect_server_id,
         **listener_conf(settings, kind="connect"),
@@ -159,10 +173,13 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
     for sub in ("logs", "local"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    (base / "fairscheduler.xml").write_text(FAIR_POOLS)
     log_file = base / "logs" / "connect-server.log"
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
-           "SPARK_CONNECT_MODE": "0"}
+           "SPARK_CONNECT_MODE": "0",
+           # Python UDFs of clients run in workers of this interpreter, which has pyspark and pandas.
+           "PYSPARK_PYTHON": sys.executable}
     env.pop("SPARK_REMOTE", None)
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     with open(log_file, "ab") as log:

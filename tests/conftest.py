@@ -48,20 +48,48 @@ def state_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def router(pg_url, state_dir):
-    """The session's router service (PostgreSQL), which the Connect server's listener reports to."""
-    process = RouterProcess(pg_url, state_dir).start()
+def connect_ports():
+    return {"port": free_port(), "ui_port": free_port(), "server_id": "connect-test"}
+
+
+@pytest.fixture(scope="session")
+def router(pg_url, state_dir, connect_ports):
+    """The session's router service (PostgreSQL), which the Connect server's listener reports to and which
+    routes to that server."""
+    process = RouterProcess(pg_url, state_dir, env={
+        "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{connect_ports['port']}",
+        "SPARK_ROUTER_CONNECT_SERVER_ID": connect_ports["server_id"]}).start()
     yield process
     process.stop()
 
 
-@pytest.fixture(scope="session")
-def connect_server(router, state_dir):
-    """The session's one Spark Connect server, with the listener pointed at the session's router."""
-    from service import connect_server as server
+class SharedConnectServer:
+    """The session's Connect server; a test that kills it calls ensure_running() to bring it back."""
 
-    settings = Settings(state_dir=state_dir, url=router.url, connect_port=free_port(),
-                        connect_ui_port=free_port(), connect_server_id="connect-test")
-    state = server.start(settings, progress=lambda msg: print(f"[connect-server] {msg}"))
-    yield state
-    server.stop(settings, progress=lambda msg: None)
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.url = f"sc://127.0.0.1:{settings.connect_port}"
+        self.ui_port = settings.connect_ui_port
+
+    def ensure_running(self):
+        from service import connect_server
+
+        return connect_server.start(self.settings, progress=lambda msg: print(f"[connect-server] {msg}"))
+
+    def pid(self) -> int:
+        from service import connect_server
+
+        return connect_server.read_state(self.settings).pid
+
+
+@pytest.fixture(scope="session")
+def connect_server(router, state_dir, connect_ports):
+    """The session's one Spark Connect server, with the listener pointed at the session's router."""
+    from service import connect_server
+
+    settings = Settings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
+                        connect_ui_port=connect_ports["ui_port"], connect_server_id=connect_ports["server_id"])
+    shared = SharedConnectServer(settings)
+    shared.ensure_running()
+    yield shared
+    connect_server.stop(settings, progress=lambda msg: None)
