@@ -70,3 +70,16 @@ def _detail(response: httpx.Response) -> str:
     if isinstance(detail, list):  # FastAPI's validation errors: name each field
         return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail)
     return str(detail)
+
+
+class AdminClient(RouterClient):
+    """The router's admin endpoints (SPARK_ROUTER_ADMIN_TOKEN), for restart-server."""
+
+    def drain(self, server_id: str, draining: bool = True) -> dict:
+        return self._call("POST", f"/api/v1/admin/servers/{server_id}/{'drain' if draining else 'undrain'}")
+
+    def activity(self, server_id: str) -> dict:
+        return self._call("GET", f"/api/v1/admin/servers/{server_id}/activity")
+
+    def record_restart(self, record: dict) -> dict:
+        return self._call("POST", "/api/v1/admin/restarts", json=record)

@@ -171,6 +171,30 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _restart_server(args: argparse.Namespace) -> int:
+    from client_runtime.router_client import AdminClient
+    from service import restart
+
+    overrides = {"restart_backend": args.backend, "restart_command": args.command,
+                 "kubernetes_namespace": args.namespace, "kubernetes_deployment": args.deployment,
+                 "connect_server_id": args.server_id, "connect_ui_url": args.ui_url}
+    settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    window = args.window if args.window is not None else settings.restart_window_s
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+
+    def progress(message: str) -> None:
+        print(f"[restart-server] {message}", flush=True)
+
+    try:
+        backend = restart.BACKENDS[settings.restart_backend](settings, progress)
+    except restart.RestartError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    coordinator = restart.RestartCoordinator(settings, AdminClient(settings.url, token, timeout_s=10), backend,
+                                             progress)
+    return coordinator.run(window, args.force)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spark-router",
@@ -236,6 +260,26 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--app-id", help="also record the outcome with this app in the router")
     check.set_defaults(func=_check)
 
+    restart_cmd = commands.add_parser(
+        "restart-server", help="drain the Connect server, wait for idle, restart it, undrain",
+        description="The drained restart of the shared Connect server: new runs go standalone, running client "
+                    "work is waited for (router, listener heartbeat, Spark REST API), then the server restarts "
+                    "and must answer a warm-up query before it is undrained.",
+        epilog="Exit codes: 0 restarted, 3 skipped (still busy after the window), 1 failed, 2 bad usage.")
+    restart_cmd.add_argument("--window", type=float, help="seconds to wait for idle (default "
+                                                          "SPARK_ROUTER_RESTART_WINDOW_S or 1800)")
+    restart_cmd.add_argument("--force", action="store_true", help="restart even if still busy after the window")
+    restart_cmd.add_argument("--backend", choices=["local", "kubernetes", "command"],
+                             help="how to restart (default SPARK_ROUTER_RESTART_BACKEND or local)")
+    restart_cmd.add_argument("--command", help="for --backend command: the shell command that restarts the server")
+    restart_cmd.add_argument("--namespace", help="for --backend kubernetes: the Deployment's namespace")
+    restart_cmd.add_argument("--deployment", help="for --backend kubernetes: the Connect server's Deployment")
+    restart_cmd.add_argument("--server-id", help="the server's id in the router (default "
+                                                 "SPARK_ROUTER_CONNECT_SERVER_ID or connect-local)")
+    restart_cmd.add_argument("--ui-url", help="the server's Spark UI/REST URL (default "
+                                              "SPARK_ROUTER_CONNECT_UI_URL or http://127.0.0.1:<ui port>)")
+    restart_cmd.set_defaults(func=_restart_server)
+
     database = commands.add_parser("db", help="database maintenance")
     database.add_argument("action", choices=["upgrade"], help="upgrade: apply the schema migrations")
     database.set_defaults(func=_db_upgrade)
@@ -244,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what matters
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

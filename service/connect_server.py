@@ -167,8 +167,11 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
     if running:
         progress(f"Connect server already running (pid {running.pid}) at {running.url}")
         return running
-    if _port_open(port):
-        raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
+    deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
+    while _port_open(port):
+        if time.monotonic() > deadline:
+            raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
+        time.sleep(0.5)
     base = settings.connect_server_dir
     for sub in ("logs", "local"):
         (base / sub).mkdir(parents=True, exist_ok=True)

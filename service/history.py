@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from service.decisions import IN_FLIGHT
 from service.ingest import dialect_insert
-from service.models import App, Run, Server, utcnow
+from service.models import App, Heartbeat, Restart, Run, Server, utcnow
 
 
 def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
@@ -43,3 +46,26 @@ def record_compatibility(session: Session, app_id: str, findings: list) -> str |
     app.compat_checked_at = now
     session.commit()
     return app.connect_incompatible
+
+
+def server_activity(session: Session, server_id: str, policy) -> dict | None:
+    server = session.get(Server, server_id)
+    if server is None:
+        return None
+    beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server_id)
+                           .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
+    now = utcnow()
+    since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
+    in_flight = list(session.scalars(select(Run.run_id).where(
+        Run.mode == "connect", Run.status.in_(IN_FLIGHT), Run.created_at >= since)
+        .order_by(Run.created_at)))
+    return {"server": server, "last_heartbeat": beat,
+            "heartbeat_age_s": (now - beat.received_at).total_seconds() if beat else None,
+            "in_flight_connect_runs": len(in_flight), "in_flight_run_ids": in_flight[:10]}
+
+
+def list_restarts(session: Session, server_id: str | None, limit: int) -> list[Restart]:
+    query = select(Restart).order_by(Restart.requested_at.desc(), Restart.id.desc()).limit(limit)
+    if server_id:
+        query = query.where(Restart.server_id == server_id)
+    return list(session.scalars(query))

@@ -105,8 +105,9 @@ class Run(MetricColumns, Base):
     run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
-    # decided -> running -> succeeded | failed; runs seen only through the listener stay "running".
-    status: Mapped[str] = mapped_column(String(20), default="running")
+    # decided -> running -> succeeded | failed, as the launcher reports; a run seen only through the listener
+    # (no decision, no reports: a notebook, the warm-up query) is "observed" and never counts as in flight.
+    status: Mapped[str] = mapped_column(String(20), default="observed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
@@ -213,3 +214,22 @@ class Heartbeat(Base):
     unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0)
 
     __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),)
+
+
+class Restart(Base):
+    """One attempt of `spark-router restart-server`: drained, waited for idle, restarted (or skipped)."""
+
+    __tablename__ = "restarts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    server_id: Mapped[str] = mapped_column(String(200), index=True)
+    backend: Mapped[str] = mapped_column(String(20))
+    requested_at: Mapped[datetime] = mapped_column()
+    idle_at: Mapped[datetime | None] = mapped_column()      # when no client work was left (None: never)
+    restarted_at: Mapped[datetime | None] = mapped_column()
+    ready_at: Mapped[datetime | None] = mapped_column()     # answered a warm-up query again
+    finished_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(20))        # restarted | forced | skipped | failed
+    waited_s: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)

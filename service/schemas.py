@@ -275,3 +275,46 @@ class CompatFinding(Strict):
 
 class CompatibilityReport(Strict):
     findings: list[CompatFinding] = Field(max_length=1000, description="What the check found; empty = compatible.")
+
+
+class HeartbeatOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    spark_app_id: str
+    received_at: datetime
+    active_sessions: int
+    active_operations: int
+    running_jobs: int
+    queue_size: int
+    spool_files: int
+    spool_bytes: int
+    dropped_records: int
+
+
+class ServerActivity(BaseModel):
+    """What the router knows of the work on a server: for deciding when a restart is safe."""
+
+    server: ServerOut
+    last_heartbeat: HeartbeatOut | None
+    heartbeat_age_s: float | None
+    in_flight_connect_runs: int = Field(description="Connect runs decided or running, not yet reported done.")
+    in_flight_run_ids: list[str] = Field(description="The oldest ten of them.")
+
+
+class RestartIn(Strict):
+    server_id: str = Field(max_length=200)
+    backend: str = Field(max_length=20)
+    requested_at: datetime
+    idle_at: datetime | None = None
+    restarted_at: datetime | None = None
+    ready_at: datetime | None = None
+    finished_at: datetime
+    outcome: Literal["restarted", "forced", "skipped", "failed"]
+    waited_s: float = Field(ge=0)
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class RestartOut(RestartIn):
+    model_config = ConfigDict(from_attributes=True, extra="ignore")
+
+    id: int

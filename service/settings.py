@@ -64,9 +64,21 @@ class Settings(BaseSettings):
     connect_start_timeout_s: float = 180.0
     connect_server_id: str = Field(default="connect-local",
                                    description="Name the Connect server's listener reports under.")
+    connect_ui_url: str | None = Field(default=None, description="The Connect server's Spark UI/REST base URL; "
+                                                                "default http://127.0.0.1:<connect_ui_port>.")
     listener_jar: Path = Field(default=REPO_ROOT / "listener" / "build" / "spark-router-listener.jar")
     listener_spool_max_bytes: int = 256 * 1024 * 1024
     java_home: Path | None = Field(default=None, description="JDK 17; default $JAVA_HOME or the system one.")
+
+    # `spark-router restart-server`.
+    restart_backend: Literal["local", "kubernetes", "command"] = "local"
+    restart_window_s: float = Field(default=1800, gt=0,
+                                    description="How long to wait for the server to have no client work.")
+    restart_poll_s: float = Field(default=5, gt=0)
+    restart_command: str | None = Field(default=None, description="For the command backend: a shell command "
+                                                                   "that restarts the server.")
+    kubernetes_namespace: str = "default"
+    kubernetes_deployment: str = "spark-connect-server"
 
     @field_validator("url")
     @classmethod
@@ -76,6 +88,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.state_dir / 'router.db'}"
+
+    @property
+    def resolved_connect_ui_url(self) -> str:
+        return (self.connect_ui_url or f"http://127.0.0.1:{self.connect_ui_port}").rstrip("/")
 
     @property
     def connect_server_dir(self) -> Path:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from service import simulate
+from service import history, simulate
 from service.api.deps import SessionDep, require_admin_token, require_api_token
 from service.ingest import dialect_insert
-from service.models import App, Server, utcnow
+from service.models import App, Restart, Server, utcnow
 from service.policy import PolicyError, parse_policy
-from service.schemas import PinRequest, ServerOut, SimulateOut, SimulateRequest
+from service.schemas import (PinRequest, RestartIn, RestartOut, ServerActivity, ServerOut, SimulateOut,
+                             SimulateRequest)
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)])
 policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)])
@@ -64,6 +65,24 @@ def undrain_server(server_id: str, session: SessionDep):
     return _set_draining(session, server_id, False)
 
 
+@router.get("/servers/{server_id}/activity", response_model=ServerActivity)
+def server_activity(server_id: str, request: Request, session: SessionDep) -> dict:
+    """The server's last heartbeat and the router's own in-flight Connect runs: is it safe to restart?"""
+    activity = history.server_activity(session, server_id, request.app.state.policies.get())
+    if activity is None:
+        raise HTTPException(404, f"unknown server {server_id!r}: it has not sent a heartbeat yet")
+    return activity
+
+
+@router.post("/restarts", response_model=RestartOut)
+def record_restart(body: RestartIn, session: SessionDep) -> Restart:
+    """Record one attempt of `spark-router restart-server`, with its timings and outcome."""
+    restart = Restart(**body.model_dump())
+    session.add(restart)
+    session.commit()
+    return restart
+
+
 @router.post("/policy/reload")
 def reload_policy(request: Request) -> dict:
     """Re-read the policy file now (it is also re-read when it changes). A broken file is refused."""
@@ -91,3 +110,9 @@ def simulate_policy(body: SimulateRequest, request: Request, session: SessionDep
     except PolicyError as exc:
         raise HTTPException(422, str(exc)) from None
     return simulate.simulate(session, request.app.state.policies.get(), candidate, body.days)
+
+
+@policy_router.get("/restarts", response_model=list[RestartOut], include_in_schema=True)
+def list_restarts(session: SessionDep, server_id: str | None = None, limit: int = 20) -> list[Restart]:
+    """Recent restart attempts, newest first."""
+    return history.list_restarts(session, server_id, min(max(limit, 1), 500))
