@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import datetime, timezone
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -75,62 +74,121 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
     if not batch.stages:
         return IngestResult(accepted=0, duplicates=0, unattributed=0)
     rows = [_stage_row(batch, attribution_from_user_id(record)) for record in batch.stages]
-    returned = StageMetric.__table__.c
-    stmt = (dialect_insert(session, StageMetric)
-            .on_conflict_do_nothing(index_elements=["spark_app_id", "stage_id", "attempt"])
-            .returning(returned.app_id, returned.run_id, returned.status, returned.connect_operation_id,
-                       returned.submission_time, returned.completion_time,
-                       *[returned[name] for name in SUMMED_METRICS + MAX_METRICS]))
-    inserted = session.execute(stmt, rows).all()
-
-    per_run: dict[tuple[str, str], list] = defaultdict(list)
-    unattributed = 0
-    for row in inserted:
-        if row.app_id is None:
-            unattributed += 1
-        else:
-            per_run[(row.app_id, row.run_id)].append(row)
+    per_run = _insert_new_stages(session, rows)  # what was new, summed per (app, run)
+    accepted = sum(run["num_stages"] for run in per_run)
+    unattributed = sum(run["num_stages"] for run in per_run if run["app_id"] is None)
+    attributed = sorted((run for run in per_run if run["app_id"] is not None), key=lambda run: run["run_id"])
 
     now = utcnow()
-    if per_run:
-        app_ids = sorted({app_id for app_id, _ in per_run})
+    if attributed:
         session.execute(dialect_insert(session, App)
                         .on_conflict_do_update(index_elements=["app_id"], set_={"last_seen_at": now}),
-                        [{"app_id": app_id, "created_at": now, "last_seen_at": now} for app_id in app_ids])
+                        [{"app_id": app_id, "created_at": now, "last_seen_at": now}
+                         for app_id in sorted({run["app_id"] for run in attributed})])
         session.execute(dialect_insert(session, Run).on_conflict_do_nothing(index_elements=["run_id"]),
-                        [{"run_id": run_id, "app_id": app_id, "mode": _mode(stages), "created_at": now}
-                         for (app_id, run_id), stages in sorted(per_run.items())])
-        # Sorted, so that concurrent batches lock run rows in the same order (no deadlocks).
-        for (app_id, run_id), stages in sorted(per_run.items()):
-            _add_to_run(session, run_id, stages)
-        runs.refresh_late_metrics(session, [run_id for _, run_id in per_run])
+                        [{"run_id": run["run_id"], "app_id": run["app_id"], "created_at": now,
+                          "mode": "connect" if run["connect"] else "standalone"} for run in attributed])
+        _add_to_runs(session, attributed)
+        runs.refresh_late_metrics(session, [run["run_id"] for run in attributed])
     if unattributed:
         _count_unattributed(session, batch, unattributed)
     session.commit()
     if unattributed:
         log.info("batch %s from %s: %d stage(s) without spark.router.appId kept as unattributed",
                  batch.batch_id, batch.server_id, unattributed)
-    return IngestResult(accepted=len(inserted), duplicates=len(rows) - len(inserted), unattributed=unattributed)
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, unattributed=unattributed)
 
 
-def _mode(stages: list) -> str:
-    return "connect" if any(stage.connect_operation_id for stage in stages) else "standalone"
+_COLUMNS = [c.name for c in StageMetric.__table__.columns if c.name != "id"]
 
 
-def _add_to_run(session: Session, run_id: str, stages: list) -> None:
+def _per_run_sums(source: str) -> str:
+    """SQL that sums stage attempts (from `source`) per (app, run), as the run totals need them."""
+    metrics = ", ".join([f"sum({name}) AS {name}" for name in SUMMED_METRICS]
+                        + [f"max({name}) AS {name}" for name in MAX_METRICS])
+    return (f"SELECT app_id, run_id, count(*) AS num_stages, "
+            f"sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS num_failed_stages, "
+            f"max(CASE WHEN connect_operation_id IS NOT NULL THEN 1 ELSE 0 END) AS connect, "
+            f"min(submission_time) AS first_stage_at, max(completion_time) AS last_stage_at, {metrics} "
+            f"FROM {source} GROUP BY app_id, run_id")
+
+
+def _insert_new_stages(session: Session, rows: list[dict]) -> list[dict]:
+    """Insert the stage attempts not stored yet (duplicates are skipped) and return them summed per run."""
+    if session.get_bind().dialect.name == "postgresql":
+        return _copy_new_stages(session, rows)
+    table = StageMetric.__table__
+    stmt = (dialect_insert(session, StageMetric)
+            .on_conflict_do_nothing(index_elements=["spark_app_id", "stage_id", "attempt"])
+            .returning(table.c.id))
+    new_ids = [row.id for row in session.execute(stmt, rows)]
+    if not new_ids:
+        return []
+    source = f"(SELECT * FROM stage_metrics WHERE id IN ({', '.join(map(str, new_ids))})) AS new"
+    return _typed(session.execute(text(_per_run_sums(source))).mappings().all())
+
+
+def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
+    """PostgreSQL: COPY the batch into a temporary table, move the new attempts over and sum them in the same
+    statement. A multi-row INSERT would carry 40 parameters per row, which the driver rewrites on every
+    batch (several times slower)."""
+    cursor = session.connection().connection.dbapi_connection.cursor()
+    names = ", ".join(_COLUMNS)
+    now = utcnow()
+    # Per connection, made once: no constraints, emptied at every commit.
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_stages ON COMMIT DELETE ROWS AS "
+                   f"SELECT {names} FROM stage_metrics WITH NO DATA")
+    with cursor.copy(f"COPY incoming_stages ({names}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([now if name == "ingested_at" else row.get(name) for name in _COLUMNS])
+    cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM incoming_stages "
+                   f"ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING RETURNING *) {_per_run_sums('new')}")
+    columns = [column.name for column in cursor.description]
+    summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
+    cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
+    return _typed(summed)
+
+
+def _typed(rows) -> list[dict]:
+    """Sums as ints (PostgreSQL sums bigints as numeric), timestamps as aware datetimes (SQLite gives text)."""
+    out = []
+    for row in rows:
+        run = dict(row)
+        for name in ("num_stages", "num_failed_stages", "connect", *SUMMED_METRICS, *MAX_METRICS):
+            run[name] = int(run[name] or 0)
+        for name in ("first_stage_at", "last_stage_at"):
+            value = run[name]
+            if isinstance(value, str):
+                value = datetime.fromisoformat(value)
+            if value is not None and value.tzinfo is None:
+                value = value.replace(tzinfo=timezone.utc)
+            run[name] = value
+        out.append(run)
+    return out
+
+
+def _add_to_runs(session: Session, per_run: list[dict]) -> None:
+    """Add the new stages' sums to their runs: one UPDATE, executed for every run of the batch, in run id
+    order so that concurrent batches lock run rows in the same order (no deadlocks)."""
     least, greatest = _least(session), _greatest(session)
-    values: dict = {name: getattr(Run, name) + sum(getattr(s, name) for s in stages) for name in SUMMED_METRICS}
-    for name in MAX_METRICS:
-        values[name] = greatest(getattr(Run, name), max(getattr(s, name) for s in stages))
-    values["num_stages"] = Run.num_stages + len(stages)
-    values["num_failed_stages"] = Run.num_failed_stages + sum(s.status == "failed" for s in stages)
-    starts = [s.submission_time for s in stages if s.submission_time]
-    ends = [s.completion_time for s in stages if s.completion_time]
-    if starts:
-        values["first_stage_at"] = least(func.coalesce(Run.first_stage_at, min(starts)), min(starts))
-    if ends:
-        values["last_stage_at"] = greatest(func.coalesce(Run.last_stage_at, max(ends)), max(ends))
-    session.execute(update(Run).where(Run.run_id == run_id).values(values))
+    run = Run.__table__.c  # Core, not ORM: an executemany UPDATE keyed by our own parameter
+
+    def earliest(column, new):  # NULL-safe on both databases: SQLite's min(x, NULL) is NULL
+        return least(func.coalesce(column, new), func.coalesce(new, column))
+
+    def latest(column, new):
+        return greatest(func.coalesce(column, new), func.coalesce(new, column))
+
+    values: dict = {name: run[name] + bindparam(f"d_{name}") for name in SUMMED_METRICS}
+    values.update({name: greatest(run[name], bindparam(f"d_{name}")) for name in MAX_METRICS})
+    values["num_stages"] = run.num_stages + bindparam("d_num_stages")
+    values["num_failed_stages"] = run.num_failed_stages + bindparam("d_num_failed_stages")
+    values["first_stage_at"] = earliest(run.first_stage_at, bindparam("d_first_stage_at", type_=run.first_stage_at.type))
+    values["last_stage_at"] = latest(run.last_stage_at, bindparam("d_last_stage_at", type_=run.last_stage_at.type))
+    names = ("num_stages", "num_failed_stages", "first_stage_at", "last_stage_at", *SUMMED_METRICS, *MAX_METRICS)
+    params = [{"b_run_id": summed["run_id"], **{f"d_{name}": summed[name] for name in names}} for summed in per_run]
+    session.connection().execute(update(Run.__table__).where(run.run_id == bindparam("b_run_id")).values(values),
+                                 params)
 
 
 def _count_unattributed(session: Session, batch: StageBatch, count: int) -> None:

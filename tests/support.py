@@ -46,7 +46,9 @@ def drop_pg_database(url: str) -> None:
 class RouterProcess:
     """`spark-router serve` in a child process, on a fixed port so it can be stopped and started again."""
 
-    def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None):
+    def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None,
+                 workers: int | None = None):
+        self.workers = workers  # None: `spark-router serve`; N: uvicorn with N workers, as in production
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = state_dir / f"router-{self.port}.log"
@@ -57,8 +59,12 @@ class RouterProcess:
     def start(self, timeout_s: float = 60) -> "RouterProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([str(BIN / "spark-router"), "serve", "--port", str(self.port)],
-                                        env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        command = [str(BIN / "spark-router"), "serve", "--port", str(self.port)]
+        if self.workers:
+            command = [str(BIN / "uvicorn"), "--factory", "service.app:create_app", "--host", "127.0.0.1",
+                       "--port", str(self.port), "--workers", str(self.workers), "--no-access-log",
+                       "--log-level", "warning"]
+        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self._healthy(), timeout_s, f"router on {self.url} (log {self.log_path})")
         return self
 

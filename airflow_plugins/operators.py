@@ -1,0 +1,311 @@
+"""The Airflow operator: ask the router where a Spark app runs, launch it there, fall back, report."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, BaseOperatorLink
+from airflow.sdk.exceptions import AirflowException
+
+from airflow_plugins import connections
+from airflow_plugins.hooks import SparkRouterHook, spark_connect_url_of
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+    from airflow.sdk.types import TaskInstanceKey
+
+MODES = ("auto", "connect", "standalone")
+XCOM_RUN_ID, XCOM_MODE, XCOM_FELL_BACK, XCOM_RUN_URL = "run_id", "mode", "fell_back", "run_url"
+_ERROR_LINE = re.compile(r"(Error|Exception)\b")
+_STOP_GRACE_S = 10.0
+
+
+class SparkRouterRunLink(BaseOperatorLink):
+    """The task's run on the router's dashboard: ``{router URL}/runs/{run_id}``. Empty when the run was
+    decided without the router (it was unreachable), which keeps no page for it."""
+
+    name = "Spark Router run"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        url = getattr(operator, "_run_url", None)
+        if url is None:  # not the instance that ran: ask XCom
+            from airflow.sdk.execution_time.xcom import XCom
+
+            url = XCom.get_value(ti_key=ti_key, key=XCOM_RUN_URL)
+        return url or ""
+
+
+class SparkRouterOperator(BaseOperator):
+    """Runs a Spark application where the Spark Connect Router decides: on the shared Spark Connect server
+    or as a separate application (``spark-submit``). The app's output streams into the task log; a run that
+    fails because of Spark Connect is rerun standalone when ``fallback`` and ``idempotent`` allow it. The
+    task fails with the app's error when the final run fails. XCom gets ``run_id``, ``mode`` (where the final
+    run ran), ``fell_back`` and ``run_url``, and the return value holds them all with every attempt
+    (``runs``). When the router cannot be reached the run goes on in ``SPARK_ROUTER_DEFAULT_MODE``.
+    Settings not given here come from the worker's ``SPARK_ROUTER_*`` environment (standalone master,
+    default mode, state dir, ...).
+
+    :param application: the app: a ``.py`` file, a directory with ``main.py``/``__main__.py``, a
+        ``.zip``/``.whl``, or an ``s3://`` URI of one (templated).
+    :param application_args: arguments passed to the app (templated).
+    :param app_id: the app's stable id in the router, whose run history drives the decision (templated;
+        default ``<dag_id>.<task_id>``).
+    :param mode: ``auto`` (the router decides), ``connect`` or ``standalone`` (forced).
+    :param driver_memory: driver memory in Spark's form, e.g. ``2g``.
+    :param executor_memory: executor memory, e.g. ``4g``.
+    :param driver_cores: driver cores.
+    :param executor_cores: cores per executor.
+    :param num_executors: number of executors.
+    :param spark_conf: the app's Spark confs, ``spark.*`` keys (templated). The router sees them (some
+        confs can only be set on an application of its own); standalone runs get them as ``--conf``.
+    :param fallback: rerun standalone when the run fails because of Spark Connect (default True).
+    :param idempotent: the app may run twice; a fallback reruns it only if True (default True).
+    :param run_timeout: how long one run of the app may take (seconds or a timedelta; default no limit).
+    :param connect_timeout: how long the Spark Connect server may be unreachable before the run counts as a
+        Connect failure (default ``SPARK_ROUTER_CONNECT_TIMEOUT_S``, 30 s).
+    :param router_timeout: how long to wait for each answer of the router (default
+        ``SPARK_ROUTER_ROUTER_TIMEOUT_S``, 3 s).
+    :param spark_router_conn_id: the router's Airflow connection (type ``spark_router``).
+    :param spark_connect_conn_id: optional Airflow connection of type ``spark_connect`` whose URL is the Spark
+        Connect server to use when the router does not name one (it is unreachable); default
+        ``SPARK_ROUTER_CONNECT_URL``.
+    """
+
+    template_fields: Sequence[str] = ("application", "application_args", "spark_conf", "app_id")
+    template_fields_renderers = {"application_args": "json", "spark_conf": "json"}
+    ui_color = "#fde7c9"
+    operator_extra_links = (SparkRouterRunLink(),)
+
+    def __init__(
+        self,
+        *,
+        application: str,
+        application_args: Sequence[Any] | None = None,
+        app_id: str | None = None,
+        mode: str = "auto",
+        driver_memory: str | None = None,
+        executor_memory: str | None = None,
+        driver_cores: int | None = None,
+        executor_cores: int | None = None,
+        num_executors: int | None = None,
+        spark_conf: dict[str, Any] | None = None,
+        fallback: bool = True,
+        idempotent: bool = True,
+        run_timeout: timedelta | float | None = None,
+        connect_timeout: timedelta | float | None = None,
+        router_timeout: timedelta | float | None = None,
+        spark_router_conn_id: str = SparkRouterHook.default_conn_name,
+        spark_connect_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if isinstance(application_args, (str, bytes)):
+            raise TypeError("application_args is a list of arguments, e.g. ['--date', '{{ ds }}']; got a string")
+        for key in spark_conf or {}:
+            if not isinstance(key, str) or not key.startswith("spark."):
+                raise ValueError(f"spark_conf keys are Spark confs (spark.*); got {key!r}")
+        self.application = application
+        self.application_args = list(application_args or [])
+        self.app_id = app_id
+        self.mode = mode
+        self.driver_memory = driver_memory
+        self.executor_memory = executor_memory
+        self.driver_cores = driver_cores
+        self.executor_cores = executor_cores
+        self.num_executors = num_executors
+        self.spark_conf = dict(spark_conf or {})
+        self.fallback = fallback
+        self.idempotent = idempotent
+        self.run_timeout = _seconds(run_timeout, "run_timeout")
+        self.connect_timeout = _seconds(connect_timeout, "connect_timeout")
+        self.router_timeout = _seconds(router_timeout, "router_timeout")
+        self.spark_router_conn_id = spark_router_conn_id
+        self.spark_connect_conn_id = spark_connect_conn_id
+        self._launcher = None
+        self._killed = False
+        self._run_url: str | None = None
+        self._attempt_lines: collections.deque[str] = collections.deque(maxlen=200)
+        self._last_failure: str | None = None
+
+    # ----------------------------------------------------------------------------------------- inputs
+
+    @property
+    def spark_resources(self) -> dict[str, Any]:
+        """The resources the app asks for, as the router and spark-submit take them."""
+        return {"driver_memory": self.driver_memory, "executor_memory": self.executor_memory,
+                "driver_cores": self.driver_cores, "executor_cores": self.executor_cores,
+                "num_executors": self.num_executors}
+
+    def resolved_app_id(self, dag_id: str, task_id: str) -> str:
+        return str(self.app_id).strip() if self.app_id not in (None, "") else f"{dag_id}.{task_id}"
+
+    def build_settings(self, router_url: str, token: str | None, connect_url: str | None = None):
+        """The launcher's settings: the router from the Airflow connection, timeouts from this task, the rest
+        from the worker's SPARK_ROUTER_* environment."""
+        from pydantic import SecretStr, ValidationError
+
+        from service.settings import Settings
+
+        try:
+            base = Settings()
+        except ValidationError as exc:
+            raise AirflowException(f"invalid SPARK_ROUTER_* setting in the worker's environment: {exc}") from None
+        update: dict[str, Any] = {"url": router_url.rstrip("/")}
+        if token:
+            update["api_token"] = SecretStr(token)
+        for field, value in (("run_timeout_s", self.run_timeout), ("connect_timeout_s", self.connect_timeout),
+                             ("router_timeout_s", self.router_timeout), ("connect_url", connect_url)):
+            if value is not None:
+                update[field] = value
+        return base.model_copy(update=update)
+
+    def build_request(self, context: Context):
+        from client_runtime.launcher import RunRequest
+
+        ti = context["ti"]
+        return RunRequest(
+            app_id=self.resolved_app_id(ti.dag_id, ti.task_id),
+            app=str(self.application),
+            args=[str(arg) for arg in self.application_args],
+            mode=self.mode,
+            resources={k: v for k, v in self.spark_resources.items() if v is not None},
+            spark_conf={key: _conf_value(value) for key, value in self.spark_conf.items()},
+            fallback=bool(self.fallback),
+            idempotent=bool(self.idempotent),
+            airflow={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
+                     "try_number": ti.try_number},
+        )
+
+    # ---------------------------------------------------------------------------------------- running
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from client_runtime.artifacts import ArtifactError
+        from client_runtime.launcher import Launcher
+        from client_runtime.router_client import RouterRejected
+
+        hook = SparkRouterHook(self.spark_router_conn_id)
+        try:
+            router_url = hook.get_router_url()
+            connect_url = spark_connect_url_of(self.spark_connect_conn_id) if self.spark_connect_conn_id else None
+        except ValueError as exc:
+            raise AirflowException(str(exc)) from None
+        settings = self.build_settings(router_url, hook.get_token(), connect_url)
+        request = self.build_request(context)
+        self.log.info("Spark Connect Router at %s: app %s (%s), mode %s, fallback %s", router_url,
+                      request.app_id, request.app, request.mode,
+                      "on" if request.fallback and request.idempotent else "off")
+        self._launcher = Launcher(settings, on_line=self._on_line, on_event=self._on_event)
+        children_before = _child_pids()
+        try:
+            result = self._launcher.run(request)
+        except (ArtifactError, RouterRejected) as exc:
+            raise AirflowException(f"Spark app {request.app_id} did not start: {exc}") from None
+        except BaseException as exc:  # Airflow's execution_timeout, a KeyboardInterrupt: leave no app behind
+            self._stop_children(children_before, exc)
+            raise
+        finally:
+            self._launcher = None
+
+        local_run = result.run_id.startswith("local-")  # decided without the router: it has no page for it
+        self._run_url = None if local_run else connections.run_url(router_url, result.run_id)
+        summary = {"app_id": request.app_id, "run_id": result.run_id, "mode": result.mode,
+                   "fell_back": result.fell_back, "exit_code": result.exit_code, "run_url": self._run_url,
+                   "runs": result.runs}
+        ti = context["ti"]
+        for key in (XCOM_RUN_ID, XCOM_MODE, XCOM_FELL_BACK, XCOM_RUN_URL):
+            ti.xcom_push(key=key, value=summary[key])
+        where = f"{result.mode} run {result.run_id}" + (" (after falling back from Connect)" if result.fell_back
+                                                         else "")
+        if self._run_url:
+            self.log.info("Spark Router run: %s", self._run_url)
+        if self._killed:
+            raise AirflowException(f"Spark app {request.app_id} was stopped ({where})")
+        if result.exit_code != 0:
+            error = self._app_error() or self._last_failure or "no error line in its output"
+            raise AirflowException(f"Spark app {request.app_id} failed, {where}, exit code {result.exit_code}: "
+                                   f"{error}")
+        self.log.info("Spark app %s succeeded: %s", request.app_id, where)
+        return summary
+
+    def on_kill(self) -> None:
+        """Stop the app's process tree (SIGTERM, then SIGKILL after a grace period)."""
+        self._killed = True
+        launcher = self._launcher
+        if launcher is not None:
+            self.log.info("Stopping the Spark app")
+            launcher.cancel()
+
+    # ------------------------------------------------------------------------------------------ output
+
+    def _on_line(self, line: str) -> None:
+        self._attempt_lines.append(line)
+        self.log.info("%s", line)
+
+    def _on_event(self, message: str) -> None:
+        if message.startswith("starting "):  # a new attempt: its own error lines count from here
+            self._attempt_lines.clear()
+        if " failed (" in message:
+            self._last_failure = message
+        if message.startswith("WARNING: "):
+            self.log.warning("[spark-router] %s", message.removeprefix("WARNING: "))
+        else:
+            self.log.info("[spark-router] %s", message)
+
+    def _app_error(self) -> str | None:
+        """The last line of the final attempt's output that names an error (a traceback's last line)."""
+        errors = [line.strip() for line in list(self._attempt_lines) if _ERROR_LINE.search(line)]
+        return errors[-1][:2000] if errors else None
+
+    def _stop_children(self, before: set[int], exc: BaseException) -> None:
+        """The launcher stops its app on a timeout or cancel of its own, but an exception raised into it from
+        outside (Airflow's execution_timeout) unwinds past that: stop the process groups it started."""
+        import psutil
+
+        started = [p for p in psutil.Process().children() if p.pid not in before]
+        groups = []
+        for process in started:
+            try:
+                if os.getpgid(process.pid) == process.pid:  # the launcher starts each app in a group of its own
+                    groups.append(process)
+            except ProcessLookupError:
+                continue
+        if not groups:
+            return
+        self.log.warning("Stopping the Spark app (pid %s) after %s", ", ".join(str(p.pid) for p in groups),
+                         type(exc).__name__)
+        # As the launcher does: SIGTERM to each group, SIGKILL after a grace period (members such as a JVM may
+        # outlive their leader).
+        for sig, grace_s in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, 5.0)):
+            for process in groups:
+                try:
+                    os.killpg(process.pid, sig)
+                except ProcessLookupError:
+                    pass
+            psutil.wait_procs(groups, timeout=grace_s)
+
+
+def _seconds(value: timedelta | float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds <= 0:
+        raise ValueError(f"{name} must be positive; got {value!r}")
+    return seconds
+
+
+def _conf_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _child_pids() -> set[int]:
+    import psutil
+
+    return {p.pid for p in psutil.Process().children()}
