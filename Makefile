@@ -38,9 +38,14 @@ test-fast: $(STAMP)
 demo: install
 	$(BIN)/python examples/demo.py
 
+# Benchmarks print figures (docs/benchmarks.md); wrk drives the HTTP ones.
 bench: install
-	$(BIN)/python bench/listener_overhead.py
-	$(BIN)/python bench/ingest.py
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	cd bench && ../$(BIN)/python listener_overhead.py
+	cd bench && ../$(BIN)/python ingest.py
+	cd bench && ../$(BIN)/python decisions.py
+	cd bench && ../$(BIN)/python e2e_modes.py
+	cd bench && ../$(BIN)/python restart.py
 
 clean:
 	rm -rf listener/build .pytest_cache

@@ -127,8 +127,8 @@ def listener_conf(settings: Settings, kind: str) -> dict[str, str]:
     return conf
 
 
-def server_command(settings: Settings, port: int, ui_port: int) -> list[str]:
-    if not settings.listener_jar.exists():
+def server_command(settings: Settings, port: int, ui_port: int, with_listener: bool = True) -> list[str]:
+    if with_listener and not settings.listener_jar.exists():
         raise ConnectServerError(f"listener jar not found at {settings.listener_jar}: run `make listener`")
     conf = {
         **SERVER_CONF,
@@ -140,10 +140,11 @@ def server_command(settings: Settings, port: int, ui_port: int) -> list[str]:
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.local.dir": str(settings.connect_server_dir / "local"),
         "spark.scheduler.allocation.file": str(settings.connect_server_dir / "fairscheduler.xml"),
-        "spark.jars": str(settings.listener_jar),
-        "spark.router.listener.serverId": settings.connect_server_id,
-        **listener_conf(settings, kind="connect"),
     }
+    if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
+        conf.update({"spark.jars": str(settings.listener_jar),
+                     "spark.router.listener.serverId": settings.connect_server_id,
+                     **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
                "--name", "Spark Connect server", "--master", settings.connect_master,
                "--driver-memory", settings.connect_driver_memory]
@@ -159,7 +160,7 @@ def _port_open(port: int) -> bool:
 
 
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
-          progress=print) -> ServerState:
+          progress=print, with_listener: bool = True) -> ServerState:
     """Start the server in the background and return once it has answered a warm-up query."""
     port = port or settings.connect_port
     ui_port = ui_port or settings.connect_ui_port
@@ -189,7 +190,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         log.write(f"\n==== starting at {datetime.now(timezone.utc).isoformat()} ====\n".encode())
         log.flush()
         # Its own session, so that a Ctrl-C in the starting terminal does not kill the server.
-        process = subprocess.Popen(server_command(settings, port, ui_port), stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(server_command(settings, port, ui_port, with_listener), stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
     state = ServerState(pid=process.pid, port=port, ui_port=ui_port,
                         started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file))

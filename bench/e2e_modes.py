@@ -1,0 +1,75 @@
+"""The same light app through `spark-router run` on Connect (warm server) and standalone, interleaved
+(target: Connect >= 6x faster), and the router + launcher overhead over a bare Connect client run
+(target <= 50 ms).
+
+Usage: python bench/e2e_modes.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, RouterProcess, free_port
+
+from service import connect_server
+from service.settings import Settings
+
+APP = REPO / "examples" / "apps" / "light_aggregation.py"
+SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
+
+
+def timed(command: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
+    connect_url = f"sc://127.0.0.1:{settings.connect_port}"
+    router = RouterProcess(f"sqlite:///{base / 'router.db'}", base, env={
+        "SPARK_ROUTER_CONNECT_URL": connect_url, "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id}).start()
+    settings = settings.model_copy(update={"url": router.url})
+    connect_server.start(settings, progress=lambda _m: None)
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_CONNECT_URL": connect_url,
+                "SPARK_ROUTER_STATE_DIR": str(base), "SPARK_ROUTER_STANDALONE_MASTER": "local[2]"})
+    bare_env = {**env, "SPARK_ROUTER_MODE": "connect", "SPARK_ROUTER_SESSION_CONFS":
+                json.dumps({"spark.router.appId": "bench.bare", "spark.router.runId": "bare"})}
+    try:
+        time.sleep(6)  # a heartbeat: the router routes to a server it has heard from
+        timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "connect", str(APP)], env)  # warm
+        times: dict[str, list[float]] = {"connect": [], "standalone": [], "bare": [], "auto": []}
+        for _ in range(args.runs):
+            times["connect"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "connect",
+                                           str(APP)], env))
+            times["standalone"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "standalone",
+                                              str(APP)], env))
+            times["bare"].append(timed([sys.executable, str(APP)], bare_env))
+            times["auto"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env))
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        for name, values in times.items():
+            print(f"e2e_modes: {name:<10} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
+        print(f"e2e_modes: standalone / connect = {medians['standalone'] / medians['connect']:.1f}x "
+              f"(target >= 6x)")
+        print(f"e2e_modes: router + launcher overhead (auto run - bare client run) = "
+              f"{(medians['auto'] - medians['bare']) * 1000:.0f} ms (target <= 50 ms)")
+    finally:
+        connect_server.stop(settings, progress=lambda _m: None)
+        router.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The listener's cost: the same Connect workload on a server with and without it (target ratio <= 1.02).
+
+Two local Connect servers (one with the listener reporting to a router, one without) run side by side; the
+workload (a client running small groupBy queries) alternates between them, so the machine's noise hits both.
+Usage: python bench/listener_overhead.py [--rounds 6] [--queries 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, RouterProcess, free_port
+
+from service import connect_server
+from service.settings import Settings
+
+WORKLOAD = """
+import sys, time
+from client_runtime.session import connect_session
+spark = connect_session(sys.argv[1], {"spark.router.appId": "bench.overhead", "spark.router.runId": sys.argv[3]})
+started = time.perf_counter()
+for i in range(int(sys.argv[2])):
+    spark.range(0, 200_000, 1, 4).selectExpr(f"id % {10 + i} AS k").groupBy("k").count().collect()
+print(time.perf_counter() - started)
+spark.stop()
+"""
+
+
+def run_workload(url: str, queries: int, run_id: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    out = subprocess.run([sys.executable, "-c", WORKLOAD, url, str(queries), run_id], env=env, cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--queries", type=int, default=15)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
+    router = RouterProcess(f"sqlite:///{base / 'router.db'}", base).start()
+    servers = {}
+    try:
+        for name, with_listener in (("with", True), ("without", False)):
+            settings = Settings(state_dir=base / name, url=router.url, connect_port=free_port(),
+                                connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
+            connect_server.start(settings, progress=lambda _m: None, with_listener=with_listener)
+            servers[name] = settings
+        times = {"with": [], "without": []}
+        for round_number in range(args.rounds):
+            order = ("with", "without") if round_number % 2 == 0 else ("without", "with")
+            for name in order:
+                url = f"sc://127.0.0.1:{servers[name].connect_port}"
+                times[name].append(run_workload(url, args.queries, f"r{round_number}-{name}"))
+        for name, values in times.items():
+            print(f"listener_overhead: {name:<8} listener: median {statistics.median(values):.3f} s over "
+                  f"{len(values)} runs of {args.queries} queries ({', '.join(f'{v:.2f}' for v in values)})")
+        ratio = statistics.median(times["with"]) / statistics.median(times["without"])
+        print(f"listener_overhead: wall-time ratio with/without = {ratio:.3f} (target <= 1.02)")
+        time.sleep(2)
+        runs = router.get("/api/v1/apps/bench.overhead/runs", limit=100)
+        print(f"listener_overhead: the router received {sum(r['num_stages'] for r in runs)} stage records from "
+              f"{len(runs)} runs")
+    finally:
+        for settings in servers.values():
+            connect_server.stop(settings, progress=lambda _m: None)
+        router.stop()
+
+
+if __name__ == "__main__":
+    main()
