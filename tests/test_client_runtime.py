@@ -222,7 +222,8 @@ def process_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
 
 
-def test_run_timeout_kills_the_whole_process_tree(tmp_path):
+def write_process_tree_app(tmp_path: Path) -> tuple[Path, Path]:
+    """An app that starts a child and sleeps; it writes both pids to a file."""
     pids = tmp_path / "pids"
     app = write_app(tmp_path, f"""\
         import os, subprocess, sys, time
@@ -230,6 +231,11 @@ def test_run_timeout_kills_the_whole_process_tree(tmp_path):
         open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
         time.sleep(300)
         """)
+    return app, pids
+
+
+def test_run_timeout_kills_the_whole_process_tree(tmp_path):
+    app, pids = write_process_tree_app(tmp_path)
     settings = launcher_settings(tmp_path, run_timeout_s=3)
     started = time.monotonic()
     result = Launcher(settings, on_line=lambda _l: None, on_event=lambda _e: None).run(
@@ -241,13 +247,7 @@ def test_run_timeout_kills_the_whole_process_tree(tmp_path):
 
 
 def test_sigterm_to_spark_router_run_cleans_up(tmp_path):
-    pids = tmp_path / "pids"
-    app = write_app(tmp_path, f"""\
-        import os, subprocess, sys, time
-        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
-        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{child.pid}}")
-        time.sleep(300)
-        """)
+    app, pids = write_process_tree_app(tmp_path)
     env = {**os.environ, "SPARK_ROUTER_URL": f"http://127.0.0.1:{free_port()}",
            "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state")}
     launcher = subprocess.Popen([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.term",
