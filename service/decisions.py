@@ -6,13 +6,12 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service import policy as rules
 from service.ingest import dialect_insert
 from service.models import App, Decision, Run, Server, utcnow
-from service.runs import lock_app
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 from service.settings import Settings
 
@@ -34,15 +33,20 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         recent_runs=tuple(rules.RunSummary(**{k: entry[k] for k in fields}) for entry in app.recent_runs or ()))
 
 
-def server_facts(session: Session, server_id: str) -> rules.ServerFacts | None:
-    server = session.get(Server, server_id)
-    return None if server is None else rules.ServerFacts(server.last_heartbeat_at, server.draining)
-
-
-def in_flight_cores(session: Session, now: datetime, policy: rules.Policy) -> float:
+def server_and_load(session: Session, server_id: str, now: datetime,
+                    policy: rules.Policy) -> tuple[rules.ServerFacts | None, float]:
+    """The server's health and the predicted load of the Connect runs in flight, in one query."""
     since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
-    return float(session.scalar(select(func.coalesce(func.sum(Run.predicted_cores), 0.0))
-                                .where(Run.mode == "connect", Run.status.in_(IN_FLIGHT), Run.created_at >= since)))
+    runs, servers = Run.__table__, Server.__table__
+    in_flight = (select(func.coalesce(func.sum(runs.c.predicted_cores), 0.0))
+                 .where(runs.c.mode == "connect", runs.c.status.in_(IN_FLIGHT), runs.c.created_at >= since)
+                 .scalar_subquery())
+    row = session.connection().execute(
+        select(servers.c.last_heartbeat_at, servers.c.draining, in_flight.label("load"))
+        .where(servers.c.server_id == server_id)).one_or_none()
+    if row is None:
+        return None, 0.0
+    return rules.ServerFacts(row.last_heartbeat_at, row.draining), float(row.load)
 
 
 def resources(request: DecisionRequest) -> rules.Resources:
@@ -51,17 +55,23 @@ def resources(request: DecisionRequest) -> rules.Resources:
 
 def make_decision(session: Session, request: DecisionRequest, policy: rules.Policy, settings: Settings) -> DecisionOut:
     """Decide, and store the decision with its run, in one transaction. The app's row stays locked while
-    deciding, so concurrent decisions for one app see each other (one cool-down try, not several)."""
+    deciding, so concurrent decisions for one app see each other (one cool-down try, not several).
+    Core statements, four round trips: this is the router's hot path."""
     now = utcnow()
-    session.execute(dialect_insert(session, App).on_conflict_do_nothing(index_elements=["app_id"]),
-                    {"app_id": request.app_id, "created_at": now, "last_seen_at": now, "recent_runs": []})
-    app = lock_app(session, request.app_id)
+    connection = session.connection()
+    # Creates the app if new, marks it seen, locks its row until commit, and reads it: one statement.
+    app = connection.execute(
+        dialect_insert(session, App.__table__)
+        .values(app_id=request.app_id, created_at=now, last_seen_at=now, recent_runs=[])
+        .on_conflict_do_update(index_elements=["app_id"], set_={"last_seen_at": now})
+        .returning(*App.__table__.c)).one()
+    server, load = server_and_load(session, settings.connect_server_id, now, policy)
     facts = rules.DecisionFacts(now=now, requested_mode=request.mode, resources=resources(request),
-                                app=aggregates(app), server=server_facts(session, settings.connect_server_id),
-                                in_flight_cores=in_flight_cores(session, now, policy))
+                                app=aggregates(app), server=server, in_flight_cores=load)
     verdict = rules.decide(facts, policy)
     if verdict.grants_retry:
-        app.retry_granted_at = now
+        connection.execute(update(App.__table__).where(App.__table__.c.app_id == request.app_id)
+                           .values(retry_granted_at=now))
     airflow = request.airflow
     run = Run(run_id=new_run_id(), app_id=request.app_id, mode=verdict.mode, status="decided", created_at=now,
               predicted_cores=verdict.predicted_cores if verdict.mode == "connect" else 0.0,
@@ -71,12 +81,16 @@ def make_decision(session: Session, request: DecisionRequest, policy: rules.Poli
                         mode=verdict.mode, rule=verdict.reasons[0].rule if verdict.reasons else "none",
                         reasons=rules.reasons_json(verdict), policy_version=policy.full_version,
                         request=request.model_dump(mode="json"))
-    app.last_seen_at = now
-    session.add(run)
-    session.flush()  # the run first: the decision refers to it
-    session.add(decision)
+    # The objects only carry the values; Core inserts skip the ORM's unit of work.
+    connection.execute(insert(Run.__table__).values(_columns(run)))
+    connection.execute(insert(Decision.__table__).values(_columns(decision)))
     session.commit()
     return decision_out(decision, run, settings)
+
+
+def _columns(obj) -> dict:
+    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns
+            if getattr(obj, column.key) is not None}
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: rules.Policy,
