@@ -4,9 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 JAR    := listener/build/spark-router-listener.jar
-EXTRAS := service,client,dev
+EXTRAS := service,client,dev,airflow
 
-.PHONY: install listener check-java test test-fast demo bench clean
+.PHONY: install listener browser check-java test test-fast demo bench clean
 
 install: check-java $(STAMP) listener
 
@@ -28,7 +28,11 @@ check-java:
 listener: $(STAMP)
 	@listener/build.sh
 
-test: install
+# Debian's Chromium for the dashboard's browser test (playwright drives it; it downloads no browser).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: install browser
 	$(BIN)/pytest
 
 # Unit tests only: no Spark, no PostgreSQL.

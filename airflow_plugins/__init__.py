@@ -1,6 +1,7 @@
 """Spark Connect Router for Airflow 3: ``SparkRouterOperator`` runs a Spark app where the router decides,
 ``SparkRouterHook`` owns the ``spark_router`` connection type. Needs the ``airflow`` extra
-(``pip install 'spark-connect-router[airflow,client]'``); importing this package itself does not import Airflow.
+(``pip install 'spark-connect-router[airflow,client]'``); importing this package itself does not import
+Airflow.
 
     from airflow_plugins import SparkRouterOperator
 """
@@ -36,8 +37,8 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "spark-connect-router",
         "name": "Spark Connect Router",
-        "description": "Runs Spark applications on a shared Spark Connect server or as separate applications, "
-                       "as the router decides from each app's run history.",
+        "description": "Runs Spark applications on a shared Spark Connect server or as separate "
+                       "applications, as the router decides from each app's run history.",
         "connection-types": [{
             "connection-type": connections.CONN_TYPE,
             "hook-class-name": "airflow_plugins.hooks.SparkRouterHook",

@@ -49,7 +49,8 @@ def router_url(host: str | None, port: int | str | None = None, schema: str | No
         if parts.port is None:
             netloc = f"{netloc}:{port}"
         elif parts.port != port:
-            raise ValueError(f"the connection names two ports: {parts.port} in its URL and {port} in its port field")
+            raise ValueError(f"the connection names two ports: {parts.port} in its URL and {port} in its "
+                             f"port field")
     return f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
 
 

@@ -48,12 +48,33 @@ class SparkRouterHook(BaseHook):
         """The router's URL and API token."""
         return {"url": self.get_router_url(), "token": self.get_token()}
 
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test button: the router answers a request that needs the API token."""
+        import httpx
+
+        try:
+            url, token = self.get_router_url(), self.get_token()
+        except ValueError as exc:
+            return False, str(exc)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            response = httpx.get(f"{url}/api/v1/apps", params={"limit": 1}, headers=headers, timeout=5)
+        except httpx.HTTPError as exc:
+            return False, f"router at {url} unreachable: {type(exc).__name__}: {exc}"
+        if response.status_code in (401, 403):
+            return False, f"router at {url} refused the API token ({response.status_code})"
+        if response.status_code >= 400:
+            return False, f"router at {url} answered {response.status_code}: {response.text[:200]}"
+        return True, f"router at {url} answered"
+
 
 def spark_connect_url_of(conn_id: str) -> str:
-    """The Spark Connect URL of an Airflow ``spark_connect`` connection (apache-airflow-providers-apache-spark's
-    type), read through the generic connection fields so that the provider need not be installed."""
+    """The Spark Connect URL of an Airflow ``spark_connect`` connection (the type of
+    apache-airflow-providers-apache-spark), read through the generic connection fields, so that the provider
+    need not be installed."""
     conn = BaseHook.get_connection(conn_id)
     try:
-        return connections.spark_connect_url(conn.host, conn.port, conn.login, conn.password, conn.extra_dejson)
+        return connections.spark_connect_url(conn.host, conn.port, conn.login, conn.password,
+                                             conn.extra_dejson)
     except ValueError as exc:
         raise ValueError(f"Airflow connection {conn_id!r}: {exc}") from None

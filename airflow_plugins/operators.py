@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import collections
-import os
-import re
-import signal
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_plugins import connections
 from airflow_plugins.hooks import SparkRouterHook, spark_connect_url_of
+from service import observability
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -22,8 +19,6 @@ if TYPE_CHECKING:
 
 MODES = ("auto", "connect", "standalone")
 XCOM_RUN_ID, XCOM_MODE, XCOM_FELL_BACK, XCOM_RUN_URL = "run_id", "mode", "fell_back", "run_url"
-_ERROR_LINE = re.compile(r"(Error|Exception)\b")
-_STOP_GRACE_S = 10.0
 
 
 class SparkRouterRunLink(BaseOperatorLink):
@@ -33,8 +28,8 @@ class SparkRouterRunLink(BaseOperatorLink):
     name = "Spark Router run"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        url = getattr(operator, "_run_url", None)
-        if url is None:  # not the instance that ran: ask XCom
+        url = getattr(operator, "_run_url", None)  # "": the run has no page; None: it did not run here
+        if url is None:
             from airflow.sdk.execution_time.xcom import XCom
 
             url = XCom.get_value(ti_key=ti_key, key=XCOM_RUN_URL)
@@ -78,7 +73,7 @@ class SparkRouterOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = ("application", "application_args", "spark_conf", "app_id")
-    template_fields_renderers = {"application_args": "json", "spark_conf": "json"}
+    template_fields_renderers: ClassVar[dict[str, str]] = {"application_args": "json", "spark_conf": "json"}
     ui_color = "#fde7c9"
     operator_extra_links = (SparkRouterRunLink(),)
 
@@ -108,7 +103,8 @@ class SparkRouterOperator(BaseOperator):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if isinstance(application_args, (str, bytes)):
-            raise TypeError("application_args is a list of arguments, e.g. ['--date', '{{ ds }}']; got a string")
+            raise TypeError("application_args is a list of arguments, e.g. ['--date', '{{ ds }}']; "
+                            "got a string")
         for key in spark_conf or {}:
             if not isinstance(key, str) or not key.startswith("spark."):
                 raise ValueError(f"spark_conf keys are Spark confs (spark.*); got {key!r}")
@@ -131,9 +127,7 @@ class SparkRouterOperator(BaseOperator):
         self.spark_connect_conn_id = spark_connect_conn_id
         self._launcher = None
         self._killed = False
-        self._run_url: str | None = None
-        self._attempt_lines: collections.deque[str] = collections.deque(maxlen=200)
-        self._last_failure: str | None = None
+        self._run_url: str | None = None  # set by execute()
 
     # ----------------------------------------------------------------------------------------- inputs
 
@@ -157,7 +151,8 @@ class SparkRouterOperator(BaseOperator):
         try:
             base = Settings()
         except ValidationError as exc:
-            raise AirflowException(f"invalid SPARK_ROUTER_* setting in the worker's environment: {exc}") from None
+            raise AirflowException(f"invalid SPARK_ROUTER_* setting in the worker's environment: {exc}") \
+                from None
         update: dict[str, Any] = {"url": router_url.rstrip("/")}
         if token:
             update["api_token"] = SecretStr(token)
@@ -191,47 +186,54 @@ class SparkRouterOperator(BaseOperator):
         from client_runtime.launcher import Launcher
         from client_runtime.router_client import RouterRejected
 
-        hook = SparkRouterHook(self.spark_router_conn_id)
         try:
-            router_url = hook.get_router_url()
-            connect_url = spark_connect_url_of(self.spark_connect_conn_id) if self.spark_connect_conn_id else None
+            router = SparkRouterHook(self.spark_router_conn_id).get_conn()
+            connect_url = (spark_connect_url_of(self.spark_connect_conn_id) if self.spark_connect_conn_id
+                           else None)
         except ValueError as exc:
             raise AirflowException(str(exc)) from None
-        settings = self.build_settings(router_url, hook.get_token(), connect_url)
+        router_url = router["url"]
+        settings = self.build_settings(router_url, router["token"], connect_url)
         request = self.build_request(context)
         self.log.info("Spark Connect Router at %s: app %s (%s), mode %s, fallback %s", router_url,
                       request.app_id, request.app, request.mode,
                       "on" if request.fallback and request.idempotent else "off")
+        observability.init_sentry("operator")
+        ti = context["ti"]
+        observability.set_run_tags(app_id=request.app_id, dag_id=ti.dag_id, task_id=ti.task_id,
+                                   airflow_run_id=ti.run_id, try_number=ti.try_number)
         self._launcher = Launcher(settings, on_line=self._on_line, on_event=self._on_event)
-        children_before = _child_pids()
         try:
+            # An exception raised into it (execution_timeout) stops the app's process tree before it unwinds.
             result = self._launcher.run(request)
         except (ArtifactError, RouterRejected) as exc:
+            observability.report_exception(exc)
             raise AirflowException(f"Spark app {request.app_id} did not start: {exc}") from None
-        except BaseException as exc:  # Airflow's execution_timeout, a KeyboardInterrupt: leave no app behind
-            self._stop_children(children_before, exc)
-            raise
         finally:
             self._launcher = None
+        observability.set_run_tags(run_id=result.run_id, mode=result.mode)
 
         local_run = result.run_id.startswith("local-")  # decided without the router: it has no page for it
-        self._run_url = None if local_run else connections.run_url(router_url, result.run_id)
+        self._run_url = "" if local_run else connections.run_url(router_url, result.run_id)
         summary = {"app_id": request.app_id, "run_id": result.run_id, "mode": result.mode,
-                   "fell_back": result.fell_back, "exit_code": result.exit_code, "run_url": self._run_url,
-                   "runs": result.runs}
-        ti = context["ti"]
+                   "fell_back": result.fell_back, "exit_code": result.exit_code,
+                   "run_url": self._run_url or None, "runs": result.runs}
         for key in (XCOM_RUN_ID, XCOM_MODE, XCOM_FELL_BACK, XCOM_RUN_URL):
             ti.xcom_push(key=key, value=summary[key])
-        where = f"{result.mode} run {result.run_id}" + (" (after falling back from Connect)" if result.fell_back
-                                                         else "")
+        where = f"{result.mode} run {result.run_id}"
+        if result.fell_back:
+            where += " (after falling back from Connect)"
         if self._run_url:
             self.log.info("Spark Router run: %s", self._run_url)
         if self._killed:
-            raise AirflowException(f"Spark app {request.app_id} was stopped ({where})")
+            error = AirflowException(f"Spark app {request.app_id} was stopped ({where})")
+            observability.report_exception(error)
+            raise error
         if result.exit_code != 0:
-            error = self._app_error() or self._last_failure or "no error line in its output"
-            raise AirflowException(f"Spark app {request.app_id} failed, {where}, exit code {result.exit_code}: "
-                                   f"{error}")
+            error = AirflowException(f"Spark app {request.app_id} failed, {where}, exit code {result.exit_code}: "
+                                     f"{result.runs[-1]['error'] or 'no error line in its output'}")
+            observability.report_exception(error)
+            raise error
         self.log.info("Spark app %s succeeded: %s", request.app_id, where)
         return summary
 
@@ -246,50 +248,13 @@ class SparkRouterOperator(BaseOperator):
     # ------------------------------------------------------------------------------------------ output
 
     def _on_line(self, line: str) -> None:
-        self._attempt_lines.append(line)
         self.log.info("%s", line)
 
     def _on_event(self, message: str) -> None:
-        if message.startswith("starting "):  # a new attempt: its own error lines count from here
-            self._attempt_lines.clear()
-        if " failed (" in message:
-            self._last_failure = message
         if message.startswith("WARNING: "):
             self.log.warning("[spark-router] %s", message.removeprefix("WARNING: "))
         else:
             self.log.info("[spark-router] %s", message)
-
-    def _app_error(self) -> str | None:
-        """The last line of the final attempt's output that names an error (a traceback's last line)."""
-        errors = [line.strip() for line in list(self._attempt_lines) if _ERROR_LINE.search(line)]
-        return errors[-1][:2000] if errors else None
-
-    def _stop_children(self, before: set[int], exc: BaseException) -> None:
-        """The launcher stops its app on a timeout or cancel of its own, but an exception raised into it from
-        outside (Airflow's execution_timeout) unwinds past that: stop the process groups it started."""
-        import psutil
-
-        started = [p for p in psutil.Process().children() if p.pid not in before]
-        groups = []
-        for process in started:
-            try:
-                if os.getpgid(process.pid) == process.pid:  # the launcher starts each app in a group of its own
-                    groups.append(process)
-            except ProcessLookupError:
-                continue
-        if not groups:
-            return
-        self.log.warning("Stopping the Spark app (pid %s) after %s", ", ".join(str(p.pid) for p in groups),
-                         type(exc).__name__)
-        # As the launcher does: SIGTERM to each group, SIGKILL after a grace period (members such as a JVM may
-        # outlive their leader).
-        for sig, grace_s in ((signal.SIGTERM, _STOP_GRACE_S), (signal.SIGKILL, 5.0)):
-            for process in groups:
-                try:
-                    os.killpg(process.pid, sig)
-                except ProcessLookupError:
-                    pass
-            psutil.wait_procs(groups, timeout=grace_s)
 
 
 def _seconds(value: timedelta | float | None, name: str) -> float | None:
@@ -303,9 +268,3 @@ def _seconds(value: timedelta | float | None, name: str) -> float | None:
 
 def _conf_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _child_pids() -> set[int]:
-    import psutil
-
-    return {p.pid for p in psutil.Process().children()}

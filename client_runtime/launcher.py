@@ -23,6 +23,7 @@ from urllib.parse import urlparse
 from client_runtime import artifacts, compat
 from client_runtime.process import AppProcess, Outcome
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
+from service import observability
 
 log = logging.getLogger("spark_router.launcher")
 
@@ -91,6 +92,7 @@ class Launcher:
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
+            observability.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
             outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
             if (failure_kind == "connect" and request.fallback and request.idempotent
@@ -98,6 +100,7 @@ class Launcher:
                 reason = self._failure_summary(outcome)
                 self.on_event(f"Connect run {decision.run_id} failed ({reason}); falling back to standalone")
                 decision = self._fallback(decision, request, reason)
+                observability.set_run_tags(run_id=decision.run_id, mode="standalone")
                 result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
                 outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
             elif failure_kind == "connect" and not (request.fallback and request.idempotent):
@@ -191,7 +194,8 @@ class Launcher:
                          f"failed ({failure_kind} failure, exit code {outcome.exit_code}) after {elapsed:.1f} s"
                          + (f": {outcome.stopped_because}" if outcome.stopped_because else "")))
         result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "exit_code": outcome.exit_code,
-                            "failure_kind": failure_kind, "seconds": round(elapsed, 2)})
+                            "failure_kind": failure_kind, "seconds": round(elapsed, 2),
+                            "error": self._failure_summary(outcome) if failure_kind else None})
         if decision.from_router:
             if failure_kind is None:
                 self._call_router(lambda: self.router.report(decision.run_id, "succeeded", exit_code=0))
@@ -206,6 +210,9 @@ class Launcher:
         self._current = AppProcess(command, env, self.on_line, cwd=workdir)
         try:
             return self._current.wait(self.settings.run_timeout_s, watchdog)
+        except BaseException as exc:  # raised into us from outside (Airflow's execution_timeout, Ctrl-C)
+            self._current.stop(f"interrupted by {type(exc).__name__}")
+            raise
         finally:
             self._current = None
 
@@ -230,6 +237,8 @@ class Launcher:
     def _connect_command(self, request, app: artifacts.ResolvedApp, decision: Decision):
         url = decision.connect_url or self.settings.connect_url
         env = self._base_env(decision)
+        # The app's own confs become session confs; ours (spark.router.*) win over anything it sets.
+        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),

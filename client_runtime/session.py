@@ -49,7 +49,9 @@ def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEF
     session.client.set_retry_policies([bounded_retry_policy(retry_budget_s)])
     ConnectSession._set_default_and_active_session(session)
     if confs:
-        session.conf._set_all(configs=confs, silent=False)
+        # Silent: a conf the server refuses per session (a static one) is logged, not fatal; the policy already
+        # sends runs that need such confs standalone.
+        session.conf._set_all(configs=confs, silent=True)
     return session
 
 

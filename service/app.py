@@ -6,10 +6,11 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from service import db
-from service.api import admin, apps, decisions, ingest
+from service import db, observability
+from service.api import admin, apps, dashboard, decisions, ingest
 from service.policy_store import PolicyStore
 from service.settings import Settings, get_settings
 
@@ -29,10 +30,19 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)
+    observability.install(app, settings)
     for module in (ingest, apps, decisions):
         app.include_router(module.router)
     app.include_router(admin.router)
     app.include_router(admin.policy_router)
+    app.include_router(dashboard.router)
+    app.include_router(dashboard.pages)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+
+    @app.get("/livez", tags=["health"])
+    def livez() -> dict:
+        """200 while the process serves requests (no database call): for liveness probes."""
+        return {"status": "ok"}
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> JSONResponse:

@@ -113,7 +113,9 @@ def _run(args: argparse.Namespace) -> int:
     from client_runtime.artifacts import ArtifactError
     from client_runtime.launcher import Launcher, RunRequest
     from client_runtime.router_client import RouterRejected
+    from service import observability
 
+    observability.init_sentry("launcher")
     settings = get_settings()
     overrides = {"standalone_master": args.master, "run_timeout_s": args.timeout,
                  "connect_timeout_s": args.connect_timeout}

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from airflow_plugins import connections
-from tests.support import REPO, free_port
+from tests.support import REPO, RouterProcess, free_port
 
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("Airflow is not installed (the project's `airflow` extra)", allow_module_level=True)
@@ -51,8 +51,8 @@ DAG_TEST = textwrap.dedent("""
         dag_run = dag.test(run_conf=conf)
         with create_session() as session:
             tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id)
-            tasks = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)), "try_number": ti.try_number}
-                     for ti in tis}
+            tasks = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)),
+                                  "try_number": ti.try_number} for ti in tis}
             xcoms = {}
             for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=dag_run.run_id):
                 xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
@@ -63,8 +63,9 @@ DAG_TEST = textwrap.dedent("""
 
 
 def clean_env(**extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AIRFLOW", "SPARK_ROUTER_")) and k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    """This process's environment without Airflow's, Spark Connect's and the router's settings, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SPARK_ROUTER_"))
+           and k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     env.update(extra)
     return env
 
@@ -78,15 +79,16 @@ class AirflowHome:
                     "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
 
     def migrate(self) -> AirflowHome:
-        result = subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=clean_env(**self.env),
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=False,
+                                env=clean_env(**self.env), capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         return self
 
     def python(self, code: str, *args: str, timeout: float = 120, **env) -> str:
         """Runs Python code with Airflow's environment; returns its output (stdout and stderr)."""
-        result = subprocess.run([PYTHON, "-c", code, *args], env=clean_env(**{**self.env, **env}), cwd=self.home,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        result = subprocess.run([PYTHON, "-c", code, *args], check=False,
+                                env=clean_env(**{**self.env, **env}), cwd=self.home, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=timeout)
         assert result.returncode == 0, result.stdout[-5000:]
         return result.stdout
 
@@ -96,14 +98,17 @@ class AirflowHome:
     def dag_test(self, dag_id: str, conf: dict | None = None, times: int = 1, timeout: float = 400,
                  **env) -> tuple[list[dict], str]:
         """dag.test() in a child process: the DagRuns' results, and the whole log."""
-        result = subprocess.run(self.dag_test_command(dag_id, conf, times), env=clean_env(**{**self.env, **env}),
+        result = subprocess.run(self.dag_test_command(dag_id, conf, times), check=False,
+                                env=clean_env(**{**self.env, **env}),
                                 cwd=self.home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 timeout=timeout)
+        (self.home / f"dag-test-{dag_id}.log").write_text(result.stdout)  # kept for reading after a failure
         return parse_results(result.stdout, result.returncode), result.stdout
 
 
 def parse_results(output: str, returncode: int) -> list[dict]:
-    runs = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines() if line.startswith("DAG_TEST_RESULT ")]
+    runs = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines()
+            if line.startswith("DAG_TEST_RESULT ")]
     assert returncode == 0 and runs, f"dag.test() exited {returncode}:\n{output[-5000:]}"
     return runs
 
@@ -184,7 +189,8 @@ def test_provider_info_matches_airflows_schema():
 def test_service_launcher_and_package_do_not_import_airflow():
     code = ("import sys, service.app, client_runtime.launcher, airflow_plugins, airflow_plugins.connections\n"
             "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))")
-    result = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run([PYTHON, "-c", code], check=False, capture_output=True, text=True, cwd=REPO,
+                            timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[]"
 
@@ -213,7 +219,9 @@ print("CHECKS " + json.dumps(out))
 
 
 def last_json(output: str, tag: str) -> dict:
-    return json.loads([line for line in output.splitlines() if line.startswith(tag + " ")][-1].split(" ", 1)[1])
+    lines = [line for line in output.splitlines() if line.startswith(tag + " ")]
+    assert lines, output[-5000:]
+    return json.loads(lines[-1].split(" ", 1)[1])
 
 
 def test_hook_reads_the_router_and_spark_connect_connections(bare_airflow):
@@ -223,9 +231,9 @@ def test_hook_reads_the_router_and_spark_connect_connections(bare_airflow):
                                                     password="s3cret"),
         AIRFLOW_CONN_ROUTER_URI="spark-router://:tok@router-2:9000",
         AIRFLOW_CONN_NO_HOST=conn_json(port=8765),
-        AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({"conn_type": "spark_connect", "host": "connect.internal",
-                                                       "port": 15002, "login": "etl", "password": "tok",
-                                                       "extra": {"use_ssl": True}}))
+        AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
+            "conn_type": "spark_connect", "host": "connect.internal", "port": 15002, "login": "etl",
+            "password": "tok", "extra": {"use_ssl": True}}))
     checks = last_json(output, "CHECKS")
     assert checks["default"] == {"url": "https://router.internal:8765", "token": "s3cret"}
     assert checks["uri"] == {"url": "http://router-2:9000", "token": "tok"}
@@ -234,6 +242,31 @@ def test_hook_reads_the_router_and_spark_connect_connections(bare_airflow):
     assert "login" in checks["ui"]["hidden_fields"]
     assert (checks["conn_type"], checks["default_conn_name"]) == ("spark_router", "spark_router_default")
     assert "'no_host'" in checks["no_host"] and "no host" in checks["no_host"]
+
+
+TEST_BUTTON = """
+import json
+from airflow_plugins.hooks import SparkRouterHook
+print("CHECKS " + json.dumps({conn_id: SparkRouterHook(conn_id).test_connection()
+                              for conn_id in ("spark_router_default", "bad_token", "nobody_there")}))
+"""
+
+
+def test_hooks_test_button_checks_the_router_and_its_token(bare_airflow, tmp_path):
+    """The connection form's Test button, against a router (on SQLite) that wants an API token."""
+    router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path,
+                           env={"SPARK_ROUTER_API_TOKEN": "right"}).start()
+    try:
+        checks = last_json(bare_airflow.python(
+            TEST_BUTTON, AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host=router.url, password="right"),
+            AIRFLOW_CONN_BAD_TOKEN=conn_json(host=router.url, password="wrong"),
+            AIRFLOW_CONN_NOBODY_THERE=conn_json(host="127.0.0.1", port=free_port())), "CHECKS")
+    finally:
+        router.stop()
+    assert checks["spark_router_default"] == [True, f"router at {router.url} answered"]
+    assert checks["bad_token"] == [False, f"router at {router.url} refused the API token (401)"]
+    ok, message = checks["nobody_there"]
+    assert not ok and "unreachable: ConnectError" in message
 
 
 OPERATOR_CHECKS = """
@@ -245,13 +278,15 @@ from airflow_plugins import SparkRouterOperator
 
 out = {}
 with DAG("etl", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-    op = SparkRouterOperator(task_id="orders", application="{{ params.root }}/orders.py",
-                             application_args=["--date", "{{ ds }}", 3], spark_conf={"spark.sql.x": "{{ 1 + 1 }}",
-                             "spark.flag": True}, executor_memory="4g", num_executors=2, run_timeout=timedelta(minutes=5),
-                             connect_timeout=12, params={"root": "s3://apps"})
-    named = SparkRouterOperator(task_id="named", application="a.py", app_id="{{ dag.dag_id }}.custom", mode="standalone",
-                                fallback=False, idempotent=False, router_timeout=1.5,
-                                spark_router_conn_id="other_router", spark_connect_conn_id="my_connect")
+    op = SparkRouterOperator(
+        task_id="orders", application="{{ params.root }}/orders.py",
+        application_args=["--date", "{{ ds }}", 3],
+        spark_conf={"spark.sql.x": "{{ 1 + 1 }}", "spark.flag": True}, executor_memory="4g", num_executors=2,
+        run_timeout=timedelta(minutes=5), connect_timeout=12, params={"root": "s3://apps"})
+    named = SparkRouterOperator(
+        task_id="named", application="a.py", app_id="{{ dag.dag_id }}.custom", mode="standalone",
+        fallback=False, idempotent=False, router_timeout=1.5, spark_router_conn_id="other_router",
+        spark_connect_conn_id="my_connect")
 out["template_fields"] = list(SparkRouterOperator.template_fields)
 op.render_template_fields({"params": op.params, "ds": "2026-11-22", "dag": dag})
 named.render_template_fields({"params": named.params, "dag": dag})
@@ -261,17 +296,19 @@ out["request"] = {k: getattr(request, k) for k in ("app_id", "app", "args", "mod
                                                     "fallback", "idempotent", "airflow")}
 out["named_app_id"] = named.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="named", run_id="r",
                                                                    try_number=1)}).app_id
-out["named"] = [named.mode, named.fallback, named.idempotent, named.router_timeout, named.spark_router_conn_id,
-                named.spark_connect_conn_id]
+out["named"] = [named.mode, named.fallback, named.idempotent, named.router_timeout,
+                named.spark_router_conn_id, named.spark_connect_conn_id]
 settings = op.build_settings("http://router:8765/", "tok", None)
 out["settings"] = [settings.url, settings.api_token.get_secret_value(), settings.run_timeout_s,
-                   settings.connect_timeout_s, settings.router_timeout_s, settings.default_mode, settings.connect_url,
-                   settings.standalone_master]
+                   settings.connect_timeout_s, settings.router_timeout_s, settings.default_mode,
+                   settings.connect_url, settings.standalone_master]
 settings = named.build_settings("http://router:8765", None, "sc://elsewhere:15002/;token=x")
-out["named_settings"] = [settings.api_token.get_secret_value(), settings.router_timeout_s, settings.connect_url]
+out["named_settings"] = [settings.api_token.get_secret_value(), settings.router_timeout_s,
+                         settings.connect_url]
 errors = []
-for bad in ({"mode": "cluster"}, {"application_args": "--date 2026"}, {"spark_conf": {"executor.memory": "1g"}},
-            {"run_timeout": 0}, {"connect_timeout": timedelta(seconds=-1)}):
+for bad in ({"mode": "cluster"}, {"application_args": "--date 2026"},
+            {"spark_conf": {"executor.memory": "1g"}}, {"run_timeout": 0},
+            {"connect_timeout": timedelta(seconds=-1)}):
     try:
         SparkRouterOperator(task_id="bad", application="a.py", **bad)
         errors.append(None)
@@ -291,15 +328,16 @@ def test_operator_parameters_templates_and_settings(bare_airflow):
     checks = last_json(output, "CHECKS")
     assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id"]
     assert checks["request"] == {
-        "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"], "mode": "auto",
+        "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"],
+        "mode": "auto",
         "resources": {"executor_memory": "4g", "num_executors": 2},
         "spark_conf": {"spark.sql.x": "2", "spark.flag": "true"}, "fallback": True, "idempotent": True,
         "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2}}
     assert checks["named_app_id"] == "etl.custom"
     assert checks["named"] == ["standalone", False, False, 1.5, "other_router", "my_connect"]
     # Router and token from the connection; timeouts from the operator; everything else from SPARK_ROUTER_*.
-    assert checks["settings"] == ["http://router:8765", "tok", 300.0, 12.0, 3.0, "connect", "sc://from-env:15002",
-                                  "local[2]"]
+    assert checks["settings"] == ["http://router:8765", "tok", 300.0, 12.0, 3.0, "connect",
+                                  "sc://from-env:15002", "local[2]"]
     # No token in the connection: the environment's; a spark_connect connection's URL replaces the env's.
     assert checks["named_settings"] == ["from-env", 1.5, "sc://elsewhere:15002/;token=x"]
     mode_error, args_error, conf_error, zero_timeout, negative_timeout = checks["errors"]
@@ -361,7 +399,7 @@ def runs_of(router, app_id: str) -> list[dict]:
 
 
 def processes_running(pattern: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ps", "-eo", "pid,args"], check=False, capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if pattern in line and "ps -eo" not in line]
 
 
@@ -436,7 +474,8 @@ def test_router_unreachable_follows_the_default_mode_without_hanging(airflow_hom
     assert xcom["run_id"].startswith("local-") and xcom["run_url"] is None
     warnings = [line for line in log.splitlines() if "unreachable: ReadTimeout" in line]
     assert len(warnings) == 1, log[-5000:]  # one clear line ...
-    assert "running connect (SPARK_ROUTER_DEFAULT_MODE, since the router is unreachable)" in log  # ... and the mode
+    # ... and the mode it follows.
+    assert "running connect (SPARK_ROUTER_DEFAULT_MODE, since the router is unreachable)" in log
     print(f"dag.test() with a silent router took {elapsed:.1f} s")
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, text
 
 from service import connect_server
 from service.settings import Settings
-from tests.support import BIN, REPO, RouterProcess, free_port, wait_until
+from tests.support import REPO, RouterProcess, free_port, wait_until
 
 pytestmark = pytest.mark.spark
 APPS = Path(__file__).parent / "apps"

@@ -29,7 +29,8 @@ with DAG(
     default_args={"retries": 1, "retry_delay": timedelta(minutes=5)},
     tags=["spark-router", "example"],
 ):
-    # A light app: the router sends it to the shared Connect server (app id: spark_router_example.light_aggregation).
+    # A light app: the router sends it to the shared Connect server. Its app id, by default
+    # <dag_id>.<task_id>: spark_router_example.light_aggregation.
     light = SparkRouterOperator(
         task_id="light_aggregation",
         application=f"{APPS}/light_aggregation.py",
@@ -66,9 +67,9 @@ with DAG(
         connect_timeout=60,
     )
 
-    @task
+    @task(trigger_rule="all_done")
     def where_they_ran(ti=None) -> dict:
-        """Each run's mode, from the operators' XCom."""
+        """Each run's mode, from the operators' XCom (also when some failed)."""
         runs = {}
         for task_id in ("light_aggregation", "heavy_shuffle", "uses_spark_context", "own_session"):
             mode = ti.xcom_pull(task_ids=task_id, key="mode")

@@ -47,7 +47,8 @@ with DAG(
 ):
     BashOperator(
         task_id="restart_connect_server",
-        bash_command="spark-router restart-server --window {{ params.window }}{{ ' --force' if params.force else '' }}",
+        bash_command="spark-router restart-server --window {{ params.window }}"
+                     "{{ ' --force' if params.force else '' }}",
         env={"SPARK_ROUTER_URL": "{{ router_url() }}"},
         append_env=True,  # keep the worker's SPARK_ROUTER_* settings and PATH
         skip_on_exit_code=SKIPPED_BUSY,

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 
-from service import decisions, runs
+from service import decisions, observability, runs
 from service.api.deps import SessionDep, require_api_token
 from service.models import Decision, Run
 from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
@@ -14,7 +14,8 @@ router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(r
 def post_decision(body: DecisionRequest, request: Request, session: SessionDep) -> DecisionOut:
     """Decide where a new run of the app goes (connect or standalone), and why. Creates the run."""
     state = request.app.state
-    return decisions.make_decision(session, body, state.policies.get(), state.settings)
+    decision = decisions.make_decision(session, body, state.policies.get(), state.settings)
+    return observability.count_decision(decision, request)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
@@ -47,7 +48,8 @@ def post_fallback(run_id: str, body: FallbackRequest, request: Request, session:
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     try:
-        return decisions.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
+        decision = decisions.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
+        return observability.count_decision(decision, request)
     except KeyError:
         raise HTTPException(404, f"unknown run {run_id!r}") from None
     except ValueError as exc:

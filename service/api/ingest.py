@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Depends
 
-from service import ingest
+from service import ingest, observability
 from service.api.deps import SessionDep, require_ingest_token
 from service.schemas import HeartbeatIn, IngestResult, StageBatch
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depen
 @router.post("/stages", response_model=IngestResult)
 def post_stages(batch: StageBatch, session: SessionDep) -> IngestResult:
     """Store a batch of stage attempts; re-sent stage attempts are counted as duplicates, not stored twice."""
-    return ingest.ingest_stages(session, batch)
+    return observability.count_ingest(ingest.ingest_stages(session, batch))
 
 
 @router.post("/heartbeat")
