@@ -184,7 +184,15 @@ class Launcher:
         else:
             command, env, watchdog = self._standalone_command(request, app, decision), self._standalone_env(decision), None
         self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ...")
-        outcome = self._execute(command, env, watchdog, workdir)
+        try:
+            outcome = self._execute(command, env, watchdog, workdir)
+        except BaseException as exc:  # raised into us from outside: the app is stopped already, say so
+            self.on_event(f"{decision.mode} run {decision.run_id} interrupted by {type(exc).__name__}: "
+                          f"the app's processes were stopped")
+            if decision.from_router:
+                self._call_router(lambda: self.router.report(decision.run_id, "failed", "app",
+                                                             f"interrupted by {type(exc).__name__}"))
+            raise
         elapsed = time.monotonic() - started
         failure_kind = None
         if outcome.exit_code != 0 or outcome.stopped_because:

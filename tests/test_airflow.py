@@ -514,5 +514,5 @@ def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env):
     [run], log = airflow_home.dag_test("router_execution_timeout", **run_env)
     assert run["state"] == "failed", log[-5000:]
     assert "AirflowTaskTimeout" in log
-    assert "Stopping the Spark app (pid" in log, log[-5000:]
+    assert "interrupted by AirflowTaskTimeout: the app's processes were stopped" in log, log[-5000:]
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
