@@ -111,6 +111,10 @@ class Launcher:
                 result.exit_code = 1
             return result
 
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
     def cancel(self) -> None:
         self._cancelled.set()
         current = self._current

@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         launcher.cancel()
         return 130
-    if launcher._cancelled.is_set():
+    if launcher.cancelled:
         return 143
     return result.exit_code
 
