@@ -42,7 +42,7 @@ def main() -> None:
             elapsed = time.perf_counter() - started
             if result.returncode != 0:
                 raise SystemExit(f"restart-server failed:\n{result.stdout}{result.stderr}")
-            record = router.get("/api/v1/policy/restarts")[0]
+            record = router.get("/api/v1/restarts")[0]
             print(f"restart: attempt {attempt + 1}: drain to serving again {elapsed:.1f} s "
                   f"(restart to ready {record['message']}) (target <= 20 s)")
     finally:

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         app.include_router(module.router)
     app.include_router(admin.router)
     app.include_router(admin.policy_router)
+    app.include_router(admin.restarts_router)
     app.include_router(dashboard.router)
     app.include_router(dashboard.pages)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")

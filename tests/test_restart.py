@@ -132,7 +132,7 @@ def test_restart_waits_for_the_running_job_then_serves_again(router, connect_ser
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
     assert "waiting:" in restarted.stdout and "answered" not in restarted.stderr
     assert current_spark_app(router) != before
-    [latest, *_] = router.get("/api/v1/policy/restarts", server_id="connect-test")
+    [latest, *_] = router.get("/api/v1/restarts", server_id="connect-test")
     assert latest["outcome"] == "restarted" and latest["waited_s"] >= 3 and latest["ready_at"]
     [server] = [s for s in router.get("/api/v1/servers") if s["server_id"] == "connect-test"]
     assert server["draining"] is False
@@ -155,6 +155,6 @@ def test_restart_is_skipped_when_work_outlasts_the_window(router, connect_server
     assert "not restarted" in skipped.stdout
     assert code == 0, client_output[-2000:]
     assert current_spark_app(router) == before
-    latest = router.get("/api/v1/policy/restarts", server_id="connect-test")[0]
+    latest = router.get("/api/v1/restarts", server_id="connect-test")[0]
     assert latest["outcome"] == "skipped" and "still busy" in latest["message"]
     assert not any(s["draining"] for s in router.get("/api/v1/servers"))

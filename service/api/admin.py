@@ -15,6 +15,7 @@ from service.schemas import (PinRequest, RestartIn, RestartOut, ServerActivity, 
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)])
 policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)])
+restarts_router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require_api_token)])
 
 
 def _app(session: Session, app_id: str) -> App:
@@ -112,7 +113,7 @@ def simulate_policy(body: SimulateRequest, request: Request, session: SessionDep
     return simulate.simulate(session, request.app.state.policies.get(), candidate, body.days)
 
 
-@policy_router.get("/restarts", response_model=list[RestartOut], include_in_schema=True)
+@restarts_router.get("/restarts", response_model=list[RestartOut])
 def list_restarts(session: SessionDep, server_id: str | None = None, limit: int = 20) -> list[Restart]:
     """Recent restart attempts, newest first."""
     return history.list_restarts(session, server_id, min(max(limit, 1), 500))
