@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,8 @@ def init_sentry(component: str, **options: Any) -> bool:
     """
     if component not in COMPONENTS:
         raise ValueError(f"component must be one of {', '.join(COMPONENTS)}, not {component!r}")
+    if "sentry_sdk" not in sys.modules and not (options.get("dsn") or os.environ.get("SENTRY_DSN")):
+        return False  # nothing to report to, and importing sentry-sdk would slow every launcher start
     try:
         import sentry_sdk
     except ImportError:
@@ -65,9 +68,8 @@ def init_sentry(component: str, **options: Any) -> bool:
 def set_run_tags(**tags: Any) -> None:
     """Tag this request's (service) or this process's (launcher, operator) Sentry events, e.g.
     ``set_run_tags(app_id="etl.orders", run_id="run-…")``. None values are skipped; a no-op without Sentry."""
-    try:
-        import sentry_sdk
-    except ImportError:
+    sentry_sdk = sys.modules.get("sentry_sdk")  # only if something set Sentry up
+    if sentry_sdk is None:
         return
     for key, value in tags.items():
         if value is not None:
@@ -76,9 +78,8 @@ def set_run_tags(**tags: Any) -> None:
 
 def report_exception(error: BaseException | None = None) -> str | None:
     """Send an exception that the caller handles (and so Sentry would not see) now; returns the event id."""
-    try:
-        import sentry_sdk
-    except ImportError:
+    sentry_sdk = sys.modules.get("sentry_sdk")
+    if sentry_sdk is None:
         return None
     return sentry_sdk.capture_exception(error)
 
