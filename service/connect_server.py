@@ -206,41 +206,63 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
 
 def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float, progress) -> None:
     deadline = time.monotonic() + timeout_s
-    while not _port_open(state.port):
-        if process.poll() is not None:
-            raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
-                                     f"last log lines:\n{tail(Path(state.log_file))}")
-        if time.monotonic() > deadline:
-            raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see {state.log_file}")
-        time.sleep(0.25)
-    progress("listening; running a warm-up query")
-    started = time.monotonic()
-    warm_up(state.url, timeout_s=max(10.0, deadline - time.monotonic()))
+    warm = WarmUp(timeout_s)  # its Python and pyspark imports overlap with the JVM's start
+    try:
+        while not _port_open(state.port):
+            if process.poll() is not None:
+                raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
+                                         f"last log lines:\n{tail(Path(state.log_file))}")
+            if time.monotonic() > deadline:
+                raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see {state.log_file}")
+            time.sleep(0.25)
+        progress("listening; running a warm-up query")
+        started = time.monotonic()
+        warm.run(state.url)
+    finally:
+        warm.cancel()
     progress(f"Connect server ready at {state.url} (warm-up {time.monotonic() - started:.1f} s)")
 
 
 WARM_UP = """
 import sys
-from client_runtime.session import connect_session
-spark = connect_session(sys.argv[1], {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[2]))
-try:
-    spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
-finally:
-    spark.stop()
+from client_runtime.session import connect_session  # imported while the server starts
+url = sys.stdin.readline().strip()
+if url:
+    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[1]))
+    try:
+        spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
+    finally:
+        spark.stop()
 """
 
 
+class WarmUp:
+    """A small shuffle, so that the first real client does not pay the cold start. In a child process: a
+    Connect client changes its process (SPARK_CONNECT_MODE_ENABLED), and the caller may be a service. The
+    child starts at once and waits for the URL on stdin."""
+
+    def __init__(self, timeout_s: float = 60.0):
+        self.timeout_s = timeout_s
+        env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+        self.process = subprocess.Popen([sys.executable, "-c", WARM_UP, str(timeout_s)], env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def run(self, url: str) -> None:
+        try:
+            _, stderr = self.process.communicate(url + "\n", timeout=self.timeout_s + 30)
+        except subprocess.TimeoutExpired as exc:
+            raise ConnectServerError(f"warm-up query on {url} did not finish in {self.timeout_s:.0f} s") from exc
+        if self.process.returncode != 0:
+            raise ConnectServerError(f"warm-up query on {url} failed:\n{stderr[-2000:]}")
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
 def warm_up(url: str, timeout_s: float = 60.0) -> None:
-    """Run a small shuffle so that the first real client does not pay the cold start. In a child process:
-    a Connect client changes its process (SPARK_CONNECT_MODE_ENABLED), and the caller may be a service."""
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-    try:
-        result = subprocess.run([sys.executable, "-c", WARM_UP, url, str(timeout_s)], env=env, timeout=timeout_s + 30,
-                                capture_output=True, text=True)
-    except subprocess.TimeoutExpired as exc:
-        raise ConnectServerError(f"warm-up query on {url} did not finish in {timeout_s:.0f} s") from exc
-    if result.returncode != 0:
-        raise ConnectServerError(f"warm-up query on {url} failed:\n{result.stderr[-2000:]}")
+    WarmUp(timeout_s).run(url)
 
 
 def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
