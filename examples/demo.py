@@ -8,12 +8,13 @@ through `spark-router run` and shows where each went and why:
 - the app that uses sparkContext is flagged by the compatibility check and goes standalone directly;
 - with the compatibility check bypassed (forced connect), it fails on Connect and falls back.
 
-Everything lives under .state/demo/ in the repo; both servers are stopped at the end.
+Everything lives under .state/demo/ in the repo (emptied at the start); both servers are stopped at the end.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -86,6 +87,7 @@ def summary() -> None:
 
 
 def main() -> None:
+    shutil.rmtree(STATE, ignore_errors=True)  # every demo tells the story from the first run
     STATE.mkdir(parents=True, exist_ok=True)
     say(f"Starting the router on {URL} (SQLite under {STATE})")
     router = start_router()
