@@ -56,7 +56,8 @@ class Settings(BaseSettings):
 
     # The shared Spark Connect server.
     connect_url: str = Field(default="sc://127.0.0.1:15002",
-                             description="Connect URL used when the mode is forced or the router is down.")
+                             description="The shared server's Connect URL: the router hands it out with "
+                                         "Connect decisions; the launcher uses it when the router is down.")
     connect_port: int = 15002
     connect_ui_port: int = 4040
     connect_master: str = "local[2]"
