@@ -194,3 +194,14 @@ def test_concurrent_resends_store_each_stage_once(client):
     [run] = client.get("/api/v1/apps/etl.orders/runs").json()
     assert run["num_stages"] == 50 and run["shuffle_write_bytes"] == 50_000
     assert stored_stages(client) == 50
+
+
+def test_connect_user_id_from_the_launcher_attributes_apps_that_set_no_confs(client):
+    """An app that builds its own session gets `router:<app>:<run>` as its Connect user id from the launcher."""
+    anonymous = stage(1, app_id=None, run_id=None, connect_user_id="router:etl.own:run-7",
+                      connect_session_id="s-1", connect_operation_id="op-1")
+    someone = stage(2, app_id=None, run_id=None, connect_user_id="alice")
+    assert client.post("/api/v1/ingest/stages", json=batch(anonymous, someone)).json() == {
+        "accepted": 2, "duplicates": 0, "unattributed": 1}
+    [run] = client.get("/api/v1/apps/etl.own/runs").json()
+    assert run["run_id"] == "run-7" and run["mode"] == "connect"

@@ -138,3 +138,14 @@ def test_server_killed_mid_run_completes_standalone_in_bounded_time(router, conn
     assert (failed["status"], rerun["status"], rerun["mode"]) == ("failed", "succeeded", "standalone")
     assert router.get(f"/api/v1/runs/{failed['run_id']}")["failure_kind"] == "connect"
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+
+
+def test_app_with_its_own_session_is_attributed_on_connect(router, connect_server, state_dir):
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"own.{uuid.uuid4().hex[:6]}"
+    result = spark_router_run(env, app_id, EXAMPLES / "own_session.py", "--mode", "connect")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "RESULT [Row(k=0, count=3334)" in result.stdout
+    [run] = wait_until(lambda: (runs := runs_of(router, app_id)) and runs[0]["num_stages"] > 0 and runs, 30,
+                       "the stages of an app that set no spark.router.* confs")
+    assert run["mode"] == "connect" and run["status"] == "succeeded" and run["shuffle_write_records"] > 0
