@@ -58,6 +58,13 @@ final class Heartbeat {
         timer.shutdownNow();
     }
 
+    /** Beat now, not at the next interval: a restarted server is routed to again once the router hears it. */
+    void beatNow() {
+        if (config.url != null && !timer.isShutdown()) {
+            timer.execute(this::beat);
+        }
+    }
+
     /** Connect posts its session and operation events through onOtherEvent; we match them by class name. */
     void connectEvent(Object event) {
         String type = event.getClass().getSimpleName();

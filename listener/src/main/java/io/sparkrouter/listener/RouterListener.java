@@ -71,6 +71,7 @@ public class RouterListener extends SparkListener {
             }
             if (heartbeat != null) {
                 heartbeat.startTimeMs = event.time();
+                heartbeat.beatNow();
             }
         } catch (Throwable error) {
             LOG.warn("spark-router listener: onApplicationStart: {}", error.toString());
