@@ -138,11 +138,15 @@ def test_standalone_run_is_recorded_the_same_way(tmp_path):
     router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path).start()
     try:
         settings = Settings(url=router.url, state_dir=tmp_path)
+        # A flush interval longer than the run: the sender still holds the last batch, waiting for it to
+        # fill up, when the application ends. Closing must send that batch, not spool it.
         conf = {**connect_server.listener_conf(settings, kind="standalone"),
+                "spark.router.listener.flushIntervalMs": "60000",
                 "spark.router.appId": "nightly.standalone", "spark.router.runId": "run-standalone-1"}
         spark_submit(APPS / "standalone_shuffle.py", conf, tmp_path / "driver.log")
-        # The run ended before the listener's last flush could be late: it flushes on application end.
+        # The listener flushes on application end, so the run is complete when spark-submit returns.
         run = wait_for_run(router, "nightly.standalone", "run-standalone-1", stages=1, timeout_s=10)
+        assert not list((tmp_path / "spool").glob("*.json")), "the last batch was spooled, not sent"
         assert run["mode"] == "standalone"
         assert run["shuffle_write_records"] == 100
         assert run["executor_run_time_ms"] > 0 and run["shuffle_write_bytes"] > 0

@@ -16,6 +16,7 @@ import java.util.UUID;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -29,6 +30,7 @@ final class Delivery {
     private static final Logger LOG = LoggerFactory.getLogger(Delivery.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long MAX_BACKOFF_MS = 30_000;
+    private static final long POLL_SLICE_MS = 100;
 
     private final ListenerConfig config;
     private final Identity identity;
@@ -37,6 +39,9 @@ final class Delivery {
     private final HttpClient http;
     private final Thread sender;
     private volatile boolean stopping;
+    private volatile boolean flushing;  // closing: send what there is now, wait for no more records
+    // Records taken in but not yet sent, spooled or dropped: in the queue or in the sender's hands.
+    private final AtomicInteger unsent = new AtomicInteger();
     private long retryAtMs;
     private long backoffMs = 1000;
     private boolean routerDownLogged;
@@ -68,7 +73,9 @@ final class Delivery {
 
     /** Called on the listener bus: never blocks. */
     void offer(Map<String, Object> record) {
+        unsent.incrementAndGet();
         if (!queue.offer(record)) {
+            unsent.decrementAndGet();
             long count = dropped.incrementAndGet();
             dropLog.warn("spark-router listener: queue full ({} records): dropped stage {} ({} dropped so far); "
                     + "the router or the network is too slow", config.queueCapacity, record.get("stage_id"), count);
@@ -93,7 +100,11 @@ final class Delivery {
                 List<Map<String, Object>> batch = nextBatch();
                 replaySpool();
                 if (!batch.isEmpty()) {
-                    deliver(encode(batch), batch.size());  // interrupted (shutdown): it lands in the spool
+                    try {
+                        deliver(encode(batch), batch.size());  // interrupted (shutdown): it lands in the spool
+                    } finally {
+                        unsent.addAndGet(-batch.size());
+                    }
                 }
             } catch (Throwable error) {  // keep delivering whatever happened to one batch
                 LOG.warn("spark-router listener: delivery error: {}", error.toString());
@@ -101,27 +112,25 @@ final class Delivery {
         }
     }
 
-    /** Up to batchSize records, waiting at most flushIntervalMs for the first. Never loses what it took. */
+    /**
+     * Up to batchSize records, gathered for at most flushIntervalMs; once close() asks for a flush, what
+     * there is now. Never loses what it took.
+     */
     private List<Map<String, Object>> nextBatch() {
         List<Map<String, Object>> batch = new ArrayList<>();
         long deadline = System.currentTimeMillis() + config.flushIntervalMs;
         try {
-            Map<String, Object> first = queue.poll(config.flushIntervalMs, TimeUnit.MILLISECONDS);
-            if (first == null) {
-                return batch;
-            }
-            batch.add(first);
-            while (batch.size() < config.batchSize) {
+            while (batch.size() < config.batchSize && !stopping) {
                 queue.drainTo(batch, config.batchSize - batch.size());
                 long wait = deadline - System.currentTimeMillis();
-                if (batch.size() >= config.batchSize || wait <= 0) {
+                if (batch.size() >= config.batchSize || wait <= 0 || (flushing && !batch.isEmpty())) {
                     break;
                 }
-                Map<String, Object> next = queue.poll(wait, TimeUnit.MILLISECONDS);
-                if (next == null) {
-                    break;
+                // Short waits, so that a flush asked for by close() is seen at once.
+                Map<String, Object> next = queue.poll(Math.min(wait, POLL_SLICE_MS), TimeUnit.MILLISECONDS);
+                if (next != null) {
+                    batch.add(next);
                 }
-                batch.add(next);
             }
         } catch (InterruptedException interrupted) {
             Thread.currentThread().interrupt();
@@ -239,12 +248,14 @@ final class Delivery {
     }
 
     /**
-     * Application end or JVM exit: let the sender finish for up to shutdownTimeoutMs, then spool what is
-     * left, so that a standalone run's last stages survive a router that is down.
+     * Application end or JVM exit: let the sender send what it has for up to shutdownTimeoutMs (it stops
+     * waiting for fuller batches), then spool what is left, so that a standalone run's last stages survive
+     * a router that is down. Waiting for an empty queue is not enough: the sender may hold the last batch.
      */
     void close() {
+        flushing = true;
         long deadline = System.currentTimeMillis() + config.shutdownTimeoutMs;
-        while (!queue.isEmpty() && System.currentTimeMillis() < deadline && retryAtMs <= System.currentTimeMillis()) {
+        while (unsent.get() > 0 && System.currentTimeMillis() < deadline && retryAtMs <= System.currentTimeMillis()) {
             try {
                 Thread.sleep(50);
             } catch (InterruptedException interrupted) {
