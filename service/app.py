@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 
-from service import db, observability
-from service.api import admin, apps, dashboard, decisions, ingest
+from service import db, decisions, observability
+from service.api import admin, apps, dashboard, ingest
+from service.api import decisions as decisions_api
 from service.policy_store import PolicyStore
 from service.settings import Settings, get_settings
 
@@ -30,8 +31,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)
+    app.state.decider = decisions.DecisionBatcher(engine, app.state.policies, settings)
     observability.install(app, settings)
-    for module in (ingest, apps, decisions):
+    for module in (ingest, apps, decisions_api):
         app.include_router(module.router)
     app.include_router(admin.router)
     app.include_router(admin.policy_router)

@@ -1,19 +1,26 @@
-"""Turning a request into a decision: gather the app's aggregates and the server's state, apply the policy,
-store the decision with a new run."""
+"""Turning requests into decisions: gather the apps' aggregates and the server's state, apply the policy,
+store each decision with a new run."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from service import policy as rules
-from service.ingest import dialect_insert
 from service.models import App, Decision, Run, Server, utcnow
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 IN_FLIGHT = ("decided", "running")
 
@@ -33,17 +40,35 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         recent_runs=tuple(rules.RunSummary(**{k: entry[k] for k in fields}) for entry in app.recent_runs or ()))
 
 
-def server_and_load(session: Session, server_id: str, now: datetime,
+class _Statements:
+    """The hot path's statements, built once per dialect: SQLAlchemy then reuses their compiled form."""
+
+    def __init__(self, dialect: str):
+        apps, runs, servers = App.__table__, Run.__table__, Server.__table__
+        upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(apps)
+        # Creates the apps not seen before, marks all seen, locks their rows until commit and reads them.
+        self.seen_and_locked_apps = upsert.on_conflict_do_update(
+            index_elements=["app_id"], set_={"last_seen_at": upsert.excluded.last_seen_at}).returning(*apps.c)
+        in_flight = (select(func.coalesce(func.sum(runs.c.predicted_cores), 0.0))
+                     .where(runs.c.mode == "connect", runs.c.status.in_(IN_FLIGHT),
+                            runs.c.created_at >= bindparam("since"))
+                     .scalar_subquery())
+        self.server_and_load = (select(servers.c.last_heartbeat_at, servers.c.draining, in_flight.label("load"))
+                                .where(servers.c.server_id == bindparam("server_id")))
+        self.grant_retry = (update(apps).where(apps.c.app_id == bindparam("b_app_id"))
+                            .values(retry_granted_at=bindparam("b_granted_at")))
+        self.insert_runs, self.insert_decisions = insert(runs), insert(Decision.__table__)
+
+
+_STATEMENTS = {name: _Statements(name) for name in ("postgresql", "sqlite")}
+
+
+def server_and_load(connection: Connection, server_id: str, now: datetime,
                     policy: rules.Policy) -> tuple[rules.ServerFacts | None, float]:
     """The server's health and the predicted load of the Connect runs in flight, in one query."""
     since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
-    runs, servers = Run.__table__, Server.__table__
-    in_flight = (select(func.coalesce(func.sum(runs.c.predicted_cores), 0.0))
-                 .where(runs.c.mode == "connect", runs.c.status.in_(IN_FLIGHT), runs.c.created_at >= since)
-                 .scalar_subquery())
-    row = session.connection().execute(
-        select(servers.c.last_heartbeat_at, servers.c.draining, in_flight.label("load"))
-        .where(servers.c.server_id == server_id)).one_or_none()
+    row = connection.execute(_STATEMENTS[connection.dialect.name].server_and_load,
+                             {"server_id": server_id, "since": since}).one_or_none()
     if row is None:
         return None, 0.0
     return rules.ServerFacts(row.last_heartbeat_at, row.draining), float(row.load)
@@ -53,44 +78,56 @@ def resources(request: DecisionRequest) -> rules.Resources:
     return rules.Resources(**request.resources.model_dump(), spark_conf=dict(request.spark_conf))
 
 
-def make_decision(session: Session, request: DecisionRequest, policy: rules.Policy, settings: Settings) -> DecisionOut:
-    """Decide, and store the decision with its run, in one transaction. The app's row stays locked while
-    deciding, so concurrent decisions for one app see each other (one cool-down try, not several).
-    Core statements, four round trips: this is the router's hot path."""
+def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: rules.Policy,
+                   settings: Settings) -> list[DecisionOut | Exception]:
+    """Decide a batch of requests and store every decision with its run, in the caller's transaction: the
+    router's hot path. The apps' rows stay locked until commit, so concurrent decisions for one app see each
+    other (one cool-down try, not several); within the batch, each decision sees the ones before it. A request
+    the policy cannot decide gets its exception in its place; the others are stored."""
+    statements = _STATEMENTS[connection.dialect.name]
     now = utcnow()
-    connection = session.connection()
-    # Creates the app if new, marks it seen, locks its row until commit, and reads it: one statement.
-    app = connection.execute(
-        dialect_insert(session, App.__table__)
-        .values(app_id=request.app_id, created_at=now, last_seen_at=now, recent_runs=[])
-        .on_conflict_do_update(index_elements=["app_id"], set_={"last_seen_at": now})
-        .returning(*App.__table__.c)).one()
-    server, load = server_and_load(session, settings.connect_server_id, now, policy)
-    facts = rules.DecisionFacts(now=now, requested_mode=request.mode, resources=resources(request),
-                                app=aggregates(app), server=server, in_flight_cores=load)
-    verdict = rules.decide(facts, policy)
-    if verdict.grants_retry:
-        connection.execute(update(App.__table__).where(App.__table__.c.app_id == request.app_id)
-                           .values(retry_granted_at=now))
-    airflow = request.airflow
-    run = Run(run_id=new_run_id(), app_id=request.app_id, mode=verdict.mode, status="decided", created_at=now,
-              predicted_cores=verdict.predicted_cores if verdict.mode == "connect" else 0.0,
-              dag_id=airflow and airflow.dag_id, task_id=airflow and airflow.task_id,
-              airflow_run_id=airflow and airflow.run_id, try_number=airflow and airflow.try_number)
-    decision = Decision(run_id=run.run_id, app_id=request.app_id, created_at=now, requested_mode=request.mode,
-                        mode=verdict.mode, rule=verdict.reasons[0].rule if verdict.reasons else "none",
-                        reasons=rules.reasons_json(verdict), policy_version=policy.full_version,
-                        request=request.model_dump(mode="json"))
-    # The objects only carry the values; Core inserts skip the ORM's unit of work.
-    connection.execute(insert(Run.__table__).values(_columns(run)))
-    connection.execute(insert(Decision.__table__).values(_columns(decision)))
-    session.commit()
-    return decision_out(decision, run, settings)
-
-
-def _columns(obj) -> dict:
-    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns
-            if getattr(obj, column.key) is not None}
+    # Sorted: concurrent batches lock app rows in the same order, so they cannot deadlock.
+    rows = connection.execute(statements.seen_and_locked_apps,
+                              [{"app_id": app_id, "created_at": now, "last_seen_at": now, "recent_runs": []}
+                               for app_id in sorted({request.app_id for request in requests})])
+    apps = {row.app_id: aggregates(row) for row in rows}
+    server, load = server_and_load(connection, settings.connect_server_id, now, policy)
+    results: list[DecisionOut | Exception] = []
+    new_runs, new_decisions, retries = [], [], []
+    for request in requests:
+        app = apps[request.app_id]
+        try:
+            verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
+                                                       resources=resources(request), app=app, server=server,
+                                                       in_flight_cores=load), policy)
+        except Exception as exc:  # one request's failure is not the batch's
+            log.exception("no decision for app %s", request.app_id)
+            results.append(exc)
+            continue
+        if verdict.grants_retry:
+            retries.append({"b_app_id": request.app_id, "b_granted_at": now})
+            apps[request.app_id] = replace(app, retry_granted_at=now)
+        if verdict.mode == "connect":
+            load += verdict.predicted_cores
+        airflow = request.airflow
+        run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
+               "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+               "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
+               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
+        decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
+                    "requested_mode": request.mode, "mode": verdict.mode,
+                    "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+                    "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
+                    "request": request.model_dump(mode="json")}
+        new_runs.append(run)
+        new_decisions.append(decision)
+        results.append(decision_out(decision, run, settings))
+    if retries:
+        connection.execute(statements.grant_retry, retries)
+    if new_runs:
+        connection.execute(statements.insert_runs, new_runs)
+        connection.execute(statements.insert_decisions, new_decisions)
+    return results
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: rules.Policy,
@@ -103,7 +140,7 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: rules.Po
         raise ValueError(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
         existing = session.scalars(select(Decision).where(Decision.run_id == failed.fell_back_to)).one()
-        return decision_out(existing, session.get(Run, failed.fell_back_to), settings)
+        return decision_out(values(existing), values(session.get(Run, failed.fell_back_to)), settings)
     now = utcnow()
     why = reason or failed.failure_message or "it failed"
     message = f"The Connect run {run_id} failed ({why[:300]}); rerunning as a separate application."
@@ -120,21 +157,73 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: rules.Po
     session.flush()
     session.add(decision)
     session.commit()
-    return decision_out(decision, run, settings)
+    return decision_out(values(decision), values(run), settings)
 
 
-def session_confs(run: Run) -> dict[str, str]:
+def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run.app_id, "spark.router.runId": run.run_id}
-    airflow = {"dagId": run.dag_id, "taskId": run.task_id, "runId": run.airflow_run_id,
-               "tryNumber": run.try_number}
+    confs = {"spark.router.appId": run["app_id"], "spark.router.runId": run["run_id"]}
+    airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
+               "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
     return confs
 
 
-def decision_out(decision: Decision, run: Run, settings: Settings) -> DecisionOut:
-    return DecisionOut(run_id=run.run_id, app_id=run.app_id, mode=decision.mode, rule=decision.rule,
-                       reasons=[ReasonOut(**reason) for reason in decision.reasons],
-                       connect_url=settings.connect_url if decision.mode == "connect" else None,
-                       session_confs=session_confs(run), policy_version=decision.policy_version,
-                       decided_at=decision.created_at)
+def decision_out(decision: Mapping, run: Mapping, settings: Settings) -> DecisionOut:
+    """The API's view of a decision and its run (rows as mappings: see ``values``)."""
+    return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
+                       reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
+                       connect_url=settings.connect_url if decision["mode"] == "connect" else None,
+                       session_confs=session_confs(run), policy_version=decision["policy_version"],
+                       decided_at=decision["created_at"])
+
+
+def values(obj: Run | Decision) -> dict:
+    """An ORM object's column values."""
+    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
+
+
+class DecisionBatcher:
+    """Makes the decisions that arrive while earlier batches are being stored together, in the next batch: one
+    transaction and one commit for all of them instead of one each. Nothing waits on a timer: alone, a request
+    is decided at once; under load, batches grow by themselves (up to max_batch). A few batches are in flight
+    at once, so that one waiting on the database does not leave the process idle.
+
+    One per worker process, used from its event loop; the database work runs in threads."""
+
+    def __init__(self, engine: Engine, policies, settings: Settings, max_batch: int = 64, max_in_flight: int = 2):
+        self.engine, self.policies, self.settings = engine, policies, settings
+        self.max_batch, self.max_in_flight = max_batch, max_in_flight
+        self._waiting: list[tuple[DecisionRequest, asyncio.Future]] = []
+        self._in_flight = 0
+
+    async def decide(self, request: DecisionRequest) -> DecisionOut:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((request, future))
+        if self._in_flight < self.max_in_flight:
+            self._in_flight += 1
+            loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                try:
+                    results = await run_in_threadpool(self._decide, [request for request, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - the database failed the batch: each request hears it
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():  # the client went away
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._in_flight -= 1
+
+    def _decide(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
+        with self.engine.begin() as connection:
+            return make_decisions(connection, requests, self.policies.get(), self.settings)

@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
@@ -116,7 +117,7 @@ class Policy(PolicyModel):
     history: HistoryRule = Field(default_factory=HistoryRule)
     capacity: Capacity = Field(default_factory=Capacity)
 
-    @property
+    @cached_property  # a policy is not changed once loaded; decisions read this on the hot path
     def full_version(self) -> str:
         digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
         return f"{self.version}+{digest}"

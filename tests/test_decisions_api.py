@@ -10,9 +10,11 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
+from service import decisions
 from service.app import create_app
 from service.models import App, Run, utcnow
 from service.policy import parse_size
+from service.schemas import DecisionRequest
 
 SERVER = "connect-local"
 
@@ -144,7 +146,7 @@ def age_last_failure(client, app_id, days):
         session.commit()
 
 
-def test_cooldown_gives_exactly_one_connect_try_under_concurrency(router):
+def test_cooldown_gives_exactly_one_connect_try_under_concurrency(router, settings):
     for _ in range(3):
         complete_run(router, decide(router, "etl.cool"), ok=False, failure_kind="connect")
     assert decide(router, "etl.cool")["mode"] == "standalone"
@@ -152,21 +154,61 @@ def test_cooldown_gives_exactly_one_connect_try_under_concurrency(router):
 
     results, errors = [], []
 
-    def one():
-        response = router.post("/api/v1/decisions", json={"app_id": "etl.cool"})
+    def one(client):
+        response = client.post("/api/v1/decisions", json={"app_id": "etl.cool"})
         (results if response.status_code == 200 else errors).append(response.json())
 
-    threads = [threading.Thread(target=one) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # Two app instances on one database, as two uvicorn workers: their batches meet at the app's row lock.
+    with TestClient(create_app(settings)) as other_worker:
+        threads = [threading.Thread(target=one, args=(client,)) for client in [router, other_worker] * 6]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert errors == []
     tries = [d for d in results if d["mode"] == "connect"]
     assert len(tries) == 1 and tries[0]["rule"] == "connect-retry"
     # The try fails: standalone again for another cool-down.
     complete_run(router, tries[0], ok=False, failure_kind="connect")
     assert decide(router, "etl.cool")["rule"] == "connect-failure-streak"
+
+
+def test_decisions_in_one_batch_see_each_other(settings, tmp_path, monkeypatch):
+    """A batch is one transaction: each decision sees the runs decided before it in the batch (capacity, the
+    cool-down's one try), and a request the policy fails on does not take the others down."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("capacity:\n  cores: 2\n  default_run_cores: 1\n")
+    settings.policy_file = policy
+    with TestClient(create_app(settings)) as client:
+        heartbeat(client)
+        for app_id in "abc":  # one core each (a minute of task time in a minute)
+            complete_run(client, decide(client, app_id), executor_run_time_ms=60_000)
+        for _ in range(3):
+            complete_run(client, decide(client, "cool"), ok=False, failure_kind="connect")
+        age_last_failure(client, "cool", days=61)
+        real_decide = decisions.rules.decide
+
+        def failing_for_boom(facts, policy):
+            if facts.requested_mode == "standalone" and facts.resources.num_executors == 13:
+                raise RuntimeError("boom")
+            return real_decide(facts, policy)
+
+        monkeypatch.setattr(decisions.rules, "decide", failing_for_boom)
+        state = client.app.state
+        batch = [DecisionRequest(app_id="cool"), DecisionRequest(app_id="cool"),
+                 DecisionRequest(app_id="boom", mode="standalone", resources={"num_executors": 13}),
+                 DecisionRequest(app_id="a"), DecisionRequest(app_id="b"), DecisionRequest(app_id="c")]
+        with state.engine.begin() as connection:
+            first, second, boom, a, b, c = decisions.make_decisions(connection, batch, state.policies.get(),
+                                                                    settings)
+        assert (first.mode, first.rule) == ("connect", "connect-retry")
+        assert (second.mode, second.rule) == ("standalone", "connect-failure-streak")
+        assert isinstance(boom, RuntimeError)
+        # "cool" took one core: "a" fits, then the server's two cores are spoken for.
+        assert (a.mode, b.mode, c.mode) == ("connect", "standalone", "standalone")
+        assert b.rule == "over-capacity" and b.reasons[0].observed == 3.0
+        for decision in (first, second, a, b, c):  # stored, with their runs
+            assert client.get(f"/api/v1/runs/{decision.run_id}").json()["decision"]["rule"] == decision.rule
 
 
 def test_cooldown_try_that_succeeds_resets(router):

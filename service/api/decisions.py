@@ -1,6 +1,6 @@
 """Routing decisions and the run lifecycle, for the launcher and the Airflow operator."""
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from service import decisions, observability, runs
 from service.api.deps import SessionDep, require_api_token
@@ -11,11 +11,11 @@ router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(r
 
 
 @router.post("/decisions", response_model=DecisionOut)
-def post_decision(body: DecisionRequest, request: Request, session: SessionDep) -> DecisionOut:
+async def post_decision(body: DecisionRequest, request: Request) -> Response:
     """Decide where a new run of the app goes (connect or standalone), and why. Creates the run."""
-    state = request.app.state
-    decision = decisions.make_decision(session, body, state.policies.get(), state.settings)
-    return observability.count_decision(decision, request)
+    decision = observability.count_decision(await request.app.state.decider.decide(body), request)
+    # Serialized here, once: the hot path skips FastAPI's re-validation of the response model.
+    return Response(decision.model_dump_json(), media_type="application/json")
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
@@ -27,7 +27,8 @@ def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
     detail = RunDetail.model_validate(run, from_attributes=True)
     decision = session.query(Decision).filter(Decision.run_id == run_id).one_or_none()
     if decision is not None:
-        detail.decision = decisions.decision_out(decision, run, request.app.state.settings)
+        detail.decision = decisions.decision_out(decisions.values(decision), decisions.values(run),
+                                                 request.app.state.settings)
     return detail
 
 

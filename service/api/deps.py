@@ -1,4 +1,5 @@
-"""Dependencies shared by the routes: a database session and the bearer-token checks."""
+"""Dependencies shared by the routes: a database session and the bearer-token checks (async: they do no
+I/O, and a sync dependency would cost every request a trip through the thread pool)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,12 @@ def _check(expected: SecretStr | None, credentials: HTTPAuthorizationCredentials
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-def require_ingest_token(request: Request,
+async def require_ingest_token(request: Request,
                          credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     _check(request.app.state.settings.ingest_token, credentials, "SPARK_ROUTER_INGEST_TOKEN")
 
 
-def require_api_token(request: Request,
+async def require_api_token(request: Request,
                       credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     settings = request.app.state.settings
     # The admin token opens the client endpoints too.
@@ -52,6 +53,6 @@ def require_api_token(request: Request,
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def require_admin_token(request: Request,
+async def require_admin_token(request: Request,
                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
     _check(request.app.state.settings.admin_token, credentials, "SPARK_ROUTER_ADMIN_TOKEN")
