@@ -18,12 +18,14 @@ __all__ = ["REPO", "RouterProcess", "create_pg_database", "drop_pg_database", "f
            "median"]
 
 
-def wrk(url: str, script: Path, seconds: int, connections: int, threads: int = 2) -> dict:
-    """Run wrk (Debian package `wrk`); returns requests/s and latency percentiles in ms."""
+def wrk(url: str, script: Path, seconds: int, connections: int, threads: int = 2, args: tuple = ()) -> dict:
+    """Run wrk (Debian package `wrk`); returns requests/s and latency percentiles in ms. `args` go to the
+    script's init(args)."""
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk (make bench installs it)")
     out = subprocess.run(["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", "--latency",
-                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+                          "-s", str(script), url, "--", *map(str, args)],
+                         capture_output=True, text=True, check=True).stdout
     result = {"requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
               "requests": int(re.search(r"(\d+) requests in", out).group(1)), "raw": out}
     for percentile in ("50", "90", "99"):

@@ -8,70 +8,39 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from operator import itemgetter
+from datetime import timedelta
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from service import decision_store
 from service import policy as rules
-from service.models import App, Decision, Run, Server, utcnow
+from service.models import App, Decision, Run, utcnow
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT = ("decided", "running")
+IN_FLIGHT = decision_store.IN_FLIGHT
 
 
 def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
+_RUN_SUMMARY = itemgetter(*rules.RunSummary.__dataclass_fields__)  # a stored summary's values, in field order
+
+
 def aggregates(app: App | None) -> rules.AppAggregates:
     if app is None:
         return rules.AppAggregates()
-    fields = rules.RunSummary.__dataclass_fields__
     return rules.AppAggregates(
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
         retry_granted_at=app.retry_granted_at,
-        recent_runs=tuple(rules.RunSummary(**{k: entry[k] for k in fields}) for entry in app.recent_runs or ()))
-
-
-class _Statements:
-    """The hot path's statements, built once per dialect: SQLAlchemy then reuses their compiled form."""
-
-    def __init__(self, dialect: str):
-        apps, runs, servers = App.__table__, Run.__table__, Server.__table__
-        upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(apps)
-        # Creates the apps not seen before, marks all seen, locks their rows until commit and reads them.
-        self.seen_and_locked_apps = upsert.on_conflict_do_update(
-            index_elements=["app_id"], set_={"last_seen_at": upsert.excluded.last_seen_at}).returning(*apps.c)
-        in_flight = (select(func.coalesce(func.sum(runs.c.predicted_cores), 0.0))
-                     .where(runs.c.mode == "connect", runs.c.status.in_(IN_FLIGHT),
-                            runs.c.created_at >= bindparam("since"))
-                     .scalar_subquery())
-        self.server_and_load = (select(servers.c.last_heartbeat_at, servers.c.draining, in_flight.label("load"))
-                                .where(servers.c.server_id == bindparam("server_id")))
-        self.grant_retry = (update(apps).where(apps.c.app_id == bindparam("b_app_id"))
-                            .values(retry_granted_at=bindparam("b_granted_at")))
-        self.insert_runs, self.insert_decisions = insert(runs), insert(Decision.__table__)
-
-
-_STATEMENTS = {name: _Statements(name) for name in ("postgresql", "sqlite")}
-
-
-def server_and_load(connection: Connection, server_id: str, now: datetime,
-                    policy: rules.Policy) -> tuple[rules.ServerFacts | None, float]:
-    """The server's health and the predicted load of the Connect runs in flight, in one query."""
-    since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
-    row = connection.execute(_STATEMENTS[connection.dialect.name].server_and_load,
-                             {"server_id": server_id, "since": since}).one_or_none()
-    if row is None:
-        return None, 0.0
-    return rules.ServerFacts(row.last_heartbeat_at, row.draining), float(row.load)
+        recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
 
 
 def resources(request: DecisionRequest) -> rules.Resources:
@@ -84,28 +53,26 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     router's hot path. The apps' rows stay locked until commit, so concurrent decisions for one app see each
     other (one cool-down try, not several); within the batch, each decision sees the ones before it. A request
     the policy cannot decide gets its exception in its place; the others are stored."""
-    statements = _STATEMENTS[connection.dialect.name]
     now = utcnow()
-    # Sorted: concurrent batches lock app rows in the same order, so they cannot deadlock.
-    rows = connection.execute(statements.seen_and_locked_apps,
-                              [{"app_id": app_id, "created_at": now, "last_seen_at": now, "recent_runs": []}
-                               for app_id in sorted({request.app_id for request in requests})])
-    apps = {row.app_id: aggregates(row) for row in rows}
-    server, load = server_and_load(connection, settings.connect_server_id, now, policy)
+    state = decision_store.read(connection, sorted({request.app_id for request in requests}),
+                                settings.connect_server_id, now,
+                                since=now - timedelta(seconds=policy.capacity.in_flight_max_age_s))
+    apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
+    load = state.in_flight_cores
     results: list[DecisionOut | Exception] = []
-    new_runs, new_decisions, retries = [], [], []
+    new_runs, new_decisions, retries_granted = [], [], []
     for request in requests:
         app = apps[request.app_id]
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
-                                                       resources=resources(request), app=app, server=server,
-                                                       in_flight_cores=load), policy)
+                                                       resources=resources(request), app=app,
+                                                       server=state.server, in_flight_cores=load), policy)
         except Exception as exc:  # one request's failure is not the batch's
             log.exception("no decision for app %s", request.app_id)
             results.append(exc)
             continue
         if verdict.grants_retry:
-            retries.append({"b_app_id": request.app_id, "b_granted_at": now})
+            retries_granted.append(request.app_id)
             apps[request.app_id] = replace(app, retry_granted_at=now)
         if verdict.mode == "connect":
             load += verdict.predicted_cores
@@ -122,11 +89,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
         new_runs.append(run)
         new_decisions.append(decision)
         results.append(decision_out(decision, run, settings))
-    if retries:
-        connection.execute(statements.grant_retry, retries)
     if new_runs:
-        connection.execute(statements.insert_runs, new_runs)
-        connection.execute(statements.insert_decisions, new_decisions)
+        decision_store.write(connection, new_runs, new_decisions, retries_granted, now)
     return results
 
 
@@ -191,7 +155,7 @@ class DecisionBatcher:
 
     One per worker process, used from its event loop; the database work runs in threads."""
 
-    def __init__(self, engine: Engine, policies, settings: Settings, max_batch: int = 64, max_in_flight: int = 2):
+    def __init__(self, engine: Engine, policies, settings: Settings, max_batch: int = 64, max_in_flight: int = 1):
         self.engine, self.policies, self.settings = engine, policies, settings
         self.max_batch, self.max_in_flight = max_batch, max_in_flight
         self._waiting: list[tuple[DecisionRequest, asyncio.Future]] = []
