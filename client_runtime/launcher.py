@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -20,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat
-from client_runtime.process import AppProcess, Outcome
+from client_runtime import artifacts, compat, runner
+from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from service import observability
 
@@ -82,11 +83,24 @@ class Launcher:
         self.router = RouterClient(settings.url, token, timeout_s=settings.router_timeout_s)
         self._router_down = False
         self._current: AppProcess | None = None
+        self._python: subprocess.Popen | None = None  # the preloading interpreter, until it gets its app
         self._cancelled = threading.Event()
 
     # ------------------------------------------------------------------------------------------ public
 
-    def run(self, request: RunRequest) -> LaunchResult:
+    def run(self, request: RunRequest, python: subprocess.Popen | None = None) -> LaunchResult:
+        """Run the app where the router says. ``python``: an interpreter from ``client_runtime.runner.start()``,
+        already preloading for a Connect run (the CLI starts it before its own imports); without one, a run that
+        may go to Connect starts it here, so that its imports overlap the router's answer."""
+        if python is None and request.mode != "standalone":
+            python = runner.start()
+        self._python = python
+        try:
+            return self._run(request)
+        finally:
+            self._discard_python()
+
+    def _run(self, request: RunRequest) -> LaunchResult:
         with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
             app = artifacts.resolve(request.app, Path(tmp))
             if request.mode == "auto":
@@ -117,6 +131,7 @@ class Launcher:
 
     def cancel(self) -> None:
         self._cancelled.set()
+        self._discard_python()
         current = self._current
         if current is not None:
             current.stop("the launcher was asked to stop")
@@ -184,18 +199,26 @@ class Launcher:
             self._call_router(lambda: self.router.report(decision.run_id, "started"))
         started = time.monotonic()
         if decision.mode == "connect":
-            command, env, watchdog = self._connect_command(request, app, decision)
+            url = decision.connect_url or self.settings.connect_url
+            env, watchdog = self._connect_env(request, app, decision, url), self._server_watchdog(url)
+            self.on_event(f"starting connect run {decision.run_id}: python {app.main.name} ...")
+
+            def start() -> AppProcess:
+                return self._start_python(app, request.args, env, workdir)
         else:
+            self._discard_python()
             command, env, watchdog = self._standalone_command(request, app, decision), self._standalone_env(decision), None
-        self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ...")
+            self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ...")
+
+            def start() -> AppProcess:
+                return AppProcess.start(command, env, self.on_line, cwd=workdir)
         try:
-            outcome = self._execute(command, env, watchdog, workdir)
+            outcome = self._execute(start, watchdog)
         except BaseException as exc:  # raised into us from outside: the app is stopped already, say so
-            self.on_event(f"{decision.mode} run {decision.run_id} interrupted by {type(exc).__name__}: "
-                          f"the app's processes were stopped")
+            why = f"interrupted by {type(exc).__name__}"
+            self.on_event(f"{decision.mode} run {decision.run_id} {why}: the app's processes were stopped")
             if decision.from_router:
-                self._call_router(lambda: self.router.report(decision.run_id, "failed", "app",
-                                                             f"interrupted by {type(exc).__name__}"))
+                self._call_router(lambda: self.router.report(decision.run_id, "failed", "app", why))
             raise
         elapsed = time.monotonic() - started
         failure_kind = None
@@ -216,10 +239,10 @@ class Launcher:
                                                              self._failure_summary(outcome), outcome.exit_code))
         return outcome, failure_kind
 
-    def _execute(self, command, env, watchdog, workdir: Path) -> Outcome:
+    def _execute(self, start: Callable[[], AppProcess], watchdog) -> Outcome:
         if self._cancelled.is_set():
             return Outcome(143, [], "the launcher was asked to stop")
-        self._current = AppProcess(command, env, self.on_line, cwd=workdir)
+        self._current = start()
         try:
             return self._current.wait(self.settings.run_timeout_s, watchdog)
         except BaseException as exc:  # raised into us from outside (Airflow's execution_timeout, Ctrl-C)
@@ -246,8 +269,23 @@ class Launcher:
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
 
-    def _connect_command(self, request, app: artifacts.ResolvedApp, decision: Decision):
-        url = decision.connect_url or self.settings.connect_url
+    def _start_python(self, app: artifacts.ResolvedApp, args: list[str], env: dict[str, str],
+                      workdir: Path) -> AppProcess:
+        """The app in the preloaded interpreter (a new one if there is none): ``python -u APP ARGS``."""
+        process, self._python = self._python or runner.start(), None
+        try:
+            runner.hand_over(process, app.main, args, env, workdir, app.pythonpath)
+        except BrokenPipeError:  # it died while preloading: its output and exit code say why
+            pass
+        return AppProcess(process, self.on_line)
+
+    def _discard_python(self) -> None:
+        """The preloaded interpreter will not be used (standalone run, stop, end of run)."""
+        python, self._python = self._python, None
+        if python is not None:
+            terminate_group(python, grace_s=2)
+
+    def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
         env = self._base_env(decision)
         # The app's own confs become session confs; ours (spark.router.*) win over anything it sets.
         env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **decision.session_confs})
@@ -261,7 +299,7 @@ class Launcher:
             "SPARK_CONNECT_RELEASE_SESSION_ON_EXIT": "true",
             "PYTHONPATH": os.pathsep.join([*map(str, app.pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         })
-        return [sys.executable, "-u", str(app.main), *request.args], env, self._server_watchdog(url)
+        return env
 
     def _server_watchdog(self, url: str) -> Callable[[], str | None]:
         """A dead server shows as a refused connection; after connect_timeout_s of that, stop the app

@@ -25,15 +25,19 @@ class AppProcess:
     """One child process in its own process group, so that stopping it stops everything it started
     (spark-submit's JVM, Python workers)."""
 
-    def __init__(self, command: list[str], env: dict[str, str], on_line: Callable[[str], None], cwd=None):
-        self.process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+    def __init__(self, process: subprocess.Popen, on_line: Callable[[str], None]):
+        """Watch a started process: its own session, stdout piped (see start, or client_runtime.runner)."""
+        self.process = process
         self.tail: collections.deque[str] = collections.deque(maxlen=200)
         self._on_line = on_line
         self._reader = threading.Thread(target=self._read, name="app-output", daemon=True)
         self._reader.start()
         self.stopped_because: str | None = None
+
+    @classmethod
+    def start(cls, command: list[str], env: dict[str, str], on_line: Callable[[str], None], cwd=None) -> AppProcess:
+        return cls(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True), on_line)
 
     def _read(self) -> None:
         for raw in iter(self.process.stdout.readline, b""):
@@ -65,7 +69,15 @@ class AppProcess:
                 if problem:
                     self.stop(problem)
                     break
-            time.sleep(0.1)
+            pause = min(next_watch - now, 1.0 if deadline is None else deadline - now, 1.0)
+            if self._reader.is_alive():
+                # The output ends when the app exits: wake up then, not at the next tick.
+                self._reader.join(max(pause, 0.001))
+            else:  # the app closed its output but runs on
+                try:
+                    self.process.wait(max(pause, 0.001))
+                except subprocess.TimeoutExpired:
+                    pass
         self.process.wait()
         self._reader.join(timeout=5)
         return Outcome(self.process.returncode, list(self.tail), self.stopped_because)

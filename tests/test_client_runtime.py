@@ -264,7 +264,8 @@ def test_sigterm_to_spark_router_run_cleans_up(tmp_path):
 def test_app_process_streams_output_as_it_comes(tmp_path):
     app = write_app(tmp_path, "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')\n")
     seen = []
-    process = AppProcess([sys.executable, str(app)], dict(os.environ), lambda line: seen.append((time.monotonic(), line)))
+    process = AppProcess.start([sys.executable, str(app)], dict(os.environ),
+                               lambda line: seen.append((time.monotonic(), line)))
     outcome = process.wait()
     assert outcome.exit_code == 0 and [line for _, line in seen] == ["first", "second"]
     assert seen[1][0] - seen[0][0] > 1.5  # the first line arrived before the app ended

@@ -83,6 +83,18 @@ def test_the_issue_example_request(router):
     assert decision["connect_url"] is None
 
 
+def test_app_ids_with_a_slash_work_on_every_per_app_endpoint(router):
+    app_id = "team-a/etl.orders"  # allowed by the decision request's pattern
+    complete_run(router, decide(router, app_id))
+    assert router.put(f"/api/v1/apps/{app_id}/compatibility", json={"findings": []}).status_code == 200
+    [run] = router.get(f"/api/v1/apps/{app_id}/runs").json()
+    assert run["app_id"] == app_id and run["status"] == "succeeded"
+    assert router.put(f"/api/v1/admin/apps/{app_id}/pin", json={"mode": "standalone"}).status_code == 200
+    assert decide(router, app_id)["rule"] == "admin-pin"
+    assert router.delete(f"/api/v1/admin/apps/{app_id}/pin").status_code == 200
+    assert decide(router, app_id)["rule"] != "admin-pin"
+
+
 @pytest.mark.parametrize("body, field", [
     ({"resources": {"executor_memory": "lots"}}, "executor_memory"),
     ({"resources": {"executor_memory": "-4g"}}, "executor_memory"),

@@ -25,7 +25,7 @@ def _app(session: Session, app_id: str) -> App:
     return session.get(App, app_id)
 
 
-@router.put("/apps/{app_id}/pin")
+@router.put("/apps/{app_id:path}/pin")
 def pin_app(app_id: str, body: PinRequest, session: SessionDep) -> dict:
     """Pin an app to a mode: every decision for it follows the pin until it is removed."""
     app = _app(session, app_id)
@@ -34,7 +34,7 @@ def pin_app(app_id: str, body: PinRequest, session: SessionDep) -> dict:
     return {"app_id": app_id, "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason}
 
 
-@router.delete("/apps/{app_id}/pin")
+@router.delete("/apps/{app_id:path}/pin")
 def unpin_app(app_id: str, session: SessionDep) -> dict:
     """Remove an app's pin; the policy decides again."""
     app = session.get(App, app_id)

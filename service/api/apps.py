@@ -19,7 +19,7 @@ def get_apps(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> lis
     return history.list_apps(session, limit, offset)
 
 
-@router.get("/apps/{app_id}/runs", response_model=list[RunOut])
+@router.get("/apps/{app_id:path}/runs", response_model=list[RunOut])
 def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset = 0):
     """An app's runs, newest first, with their metrics summed over stages."""
     if history.get_app(session, app_id) is None:
@@ -33,7 +33,7 @@ def get_servers(session: SessionDep):
     return history.list_servers(session)
 
 
-@router.put("/apps/{app_id}/compatibility")
+@router.put("/apps/{app_id:path}/compatibility")
 def put_compatibility(app_id: str, report: CompatibilityReport, session: SessionDep) -> dict:
     """Record what `spark-router check` found in the app. An app with findings goes standalone without
     spending a Connect attempt; an empty report clears them."""
