@@ -2,7 +2,7 @@
 
 Two local Connect servers (one with the listener reporting to a router, one without) run side by side; the
 workload (a client running small groupBy queries) alternates between them, so the machine's noise hits both.
-Usage: python bench/listener_overhead.py [--rounds 6] [--queries 15]
+Usage: python bench/listener_overhead.py [--rounds 10] [--queries 15]
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
 from common import REPO, RouterProcess, free_port
 
 from service import connect_server
@@ -42,7 +43,7 @@ def run_workload(url: str, queries: int, run_id: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--queries", type=int, default=15)
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
@@ -54,6 +55,8 @@ def main() -> None:
                                 connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
             connect_server.start(settings, progress=lambda _m: None, with_listener=with_listener)
             servers[name] = settings
+        for name in servers:  # not counted: both servers' first queries (class loading, JIT)
+            run_workload(f"sc://127.0.0.1:{servers[name].connect_port}", args.queries, f"warm-{name}")
         times = {"with": [], "without": []}
         for round_number in range(args.rounds):
             order = ("with", "without") if round_number % 2 == 0 else ("without", "with")
@@ -69,6 +72,17 @@ def main() -> None:
         runs = router.get("/api/v1/apps/bench.overhead/runs", limit=100)
         print(f"listener_overhead: the router received {sum(r['num_stages'] for r in runs)} stage records from "
               f"{len(runs)} runs")
+        paired = statistics.median(w / wo for w, wo in zip(times["with"], times["without"]))
+        print(f"listener_overhead: median of the rounds' ratios = {paired:.3f}")
+        # Spark's own account of the time our callbacks took on its listener bus (LiveListenerBus timers),
+        # which no machine noise blurs: since the server started, warm-up round included.
+        with_ui = f"http://127.0.0.1:{servers['with'].connect_ui_port}/metrics/json/"
+        timers = httpx.get(with_ui, timeout=10).json()["timers"]
+        timer = next(v for k, v in timers.items() if k.endswith("listenerProcessingTime." + connect_server.LISTENER_CLASS))
+        bus_ms = timer["count"] * timer["mean"]
+        print(f"listener_overhead: the listener's callbacks took {bus_ms:.0f} ms on Spark's listener bus for "
+              f"{timer['count']} events (max {timer['max']:.1f} ms), against {sum(times['with']):.1f} s of workload "
+              f"on that server: {bus_ms / 10 / sum(times['with']):.2f}% (Spark's LiveListenerBus timer)")
     finally:
         for settings in servers.values():
             connect_server.stop(settings, progress=lambda _m: None)
