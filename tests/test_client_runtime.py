@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from client_runtime import artifacts, compat
+from client_runtime import artifacts, compat, runner
 from client_runtime.launcher import Launcher, RunRequest, with_user_id
 from client_runtime.process import AppProcess
 from client_runtime.session import bounded_retry_policy
@@ -269,3 +269,67 @@ def test_app_process_streams_output_as_it_comes(tmp_path):
     outcome = process.wait()
     assert outcome.exit_code == 0 and [line for _, line in seen] == ["first", "second"]
     assert seen[1][0] - seen[0][0] > 1.5  # the first line arrived before the app ended
+
+
+PROBE_APP = """\
+import json, os, sys
+import helper  # a module next to the app
+print("PROBE " + json.dumps({"name": __name__, "argv": sys.argv, "path0": sys.path[0], "cwd": os.getcwd(),
+                             "stdin": sys.stdin.read(), "helper": helper.VALUE, "file": __file__,
+                             "probe": os.environ.get("PROBE_VAR")}))
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_the_preloaded_interpreter_runs_an_app_as_python_would(tmp_path):
+    """client_runtime.runner: the same __name__, argv, sys.path[0], cwd, environment, (empty) stdin and exit code
+    as `python -u APP ARGS`."""
+    app = tmp_path / "probe.py"
+    app.write_text(PROBE_APP)
+    (tmp_path / "helper.py").write_text("VALUE = 42\n")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    env = {**os.environ, "PROBE_VAR": "set by the launcher"}
+    direct = subprocess.run([sys.executable, "-u", str(app), "3"], env=env, cwd=workdir, capture_output=True,
+                            text=True, stdin=subprocess.DEVNULL)
+    process = runner.start()
+    runner.hand_over(process, app, ["3"], env, workdir, [])
+    preloaded = AppProcess(process, lambda _line: None).wait()
+    assert direct.returncode == preloaded.exit_code == 3
+    probe = [line for line in preloaded.tail if line.startswith("PROBE ")]
+    assert probe == [direct.stdout.strip()], preloaded.tail
+
+
+def test_an_app_that_raises_fails_the_same_in_the_preloaded_interpreter(tmp_path):
+    app = write_app(tmp_path, "raise ValueError('no such table: orders')\n")
+    process = runner.start()
+    runner.hand_over(process, app, [], dict(os.environ), tmp_path, [])
+    outcome = AppProcess(process, lambda _line: None).wait()
+    assert outcome.exit_code == 1 and outcome.tail[-1] == "ValueError: no such table: orders"
+
+
+def preloaded_interpreters() -> list[int]:
+    """This process's children that are client_runtime.runner interpreters."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+            cmdline = (status.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(os.getpid()) and b"client_runtime.runner" in cmdline:
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
+    """The router is away and the default is standalone: the interpreter preloaded for Connect is not used,
+    and not left running."""
+    app = write_app(tmp_path, "print('STANDALONE')\n")  # spark-submit runs it; it needs no SparkContext
+    settings = launcher_settings(tmp_path, router_timeout_s=0.5, default_mode="standalone",
+                                 standalone_master="local[1]")
+    lines = []
+    result = Launcher(settings, on_line=lines.append, on_event=lambda _e: None).run(
+        RunRequest(app_id="etl.alone", app=str(app)))
+    assert result.exit_code == 0 and result.mode == "standalone" and "STANDALONE" in lines
+    assert preloaded_interpreters() == []
