@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, delete, func, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -201,7 +201,10 @@ def _count_unattributed(session: Session, batch: StageBatch, count: int) -> None
     session.execute(stmt)
 
 
-def record_heartbeat(session: Session, beat: HeartbeatIn) -> None:
+def record_heartbeat(session: Session, beat: HeartbeatIn, retention: timedelta) -> None:
+    """Store a heartbeat and drop every server's heartbeats older than `retention` (a standalone run's
+    listener stops reporting when its run ends, so pruning per server would keep its heartbeats forever).
+    The server's row keeps its last heartbeat time."""
     now = utcnow()
     server = {"kind": beat.kind, "spark_app_id": beat.spark_app_id, "spark_version": beat.spark_version,
               "started_at": _from_ms(beat.start_time_ms), "ui_url": beat.ui_url, "last_heartbeat_at": now}
@@ -213,4 +216,5 @@ def record_heartbeat(session: Session, beat: HeartbeatIn) -> None:
         sent_at=_from_ms(beat.sent_at_ms),
         **beat.model_dump(include={"active_sessions", "active_operations", "running_jobs", "queue_size",
                                    "spool_files", "spool_bytes", "dropped_records", "unattributed_stages"})))
+    session.execute(delete(Heartbeat).where(Heartbeat.received_at < now - retention))
     session.commit()

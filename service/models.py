@@ -213,7 +213,8 @@ class Heartbeat(Base):
     dropped_records: Mapped[int] = mapped_column(BigInteger, default=0)
     unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0)
 
-    __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),)
+    __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),
+                      Index("ix_heartbeats_received_at", "received_at"))  # pruning past the retention
 
 
 class Restart(Base):

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     admin_token: SecretStr | None = None
 
+    heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
+                                                                          "kept; older ones go as new ones arrive.")
     policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
                                                                "changes. Default: the built-in policy.")
 

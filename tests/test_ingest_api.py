@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from service.app import create_app
-from service.models import StageMetric
+from service.models import Heartbeat, StageMetric, utcnow
 
 T0 = 1_763_850_000_000
 
@@ -150,6 +151,21 @@ def test_heartbeat_registers_and_updates_the_server(client):
     client.post("/api/v1/ingest/heartbeat", json=heartbeat(spark_app_id="local-2"))
     [server] = client.get("/api/v1/servers").json()
     assert server["spark_app_id"] == "local-2" and server["last_heartbeat_at"] >= first_beat
+
+
+def test_heartbeats_past_the_retention_are_pruned(client):
+    """Every server's old heartbeats go (a finished standalone run's too); recent ones and the servers stay."""
+    client.post("/api/v1/ingest/heartbeat", json=heartbeat(server_id="local-standalone-run", kind="standalone"))
+    client.post("/api/v1/ingest/heartbeat", json=heartbeat())
+    with client.app.state.sessions() as session:  # as if those two had arrived eight days ago
+        session.execute(update(Heartbeat).values(received_at=utcnow() - timedelta(days=8)))
+        session.commit()
+    client.post("/api/v1/ingest/heartbeat", json=heartbeat())
+    with client.app.state.sessions() as session:
+        kept = session.execute(select(Heartbeat.server_id, Heartbeat.received_at)).all()
+    assert [server_id for server_id, _ in kept] == ["connect-a"]
+    assert utcnow() - kept[0].received_at < timedelta(minutes=1)
+    assert {s["server_id"] for s in client.get("/api/v1/servers").json()} == {"connect-a", "local-standalone-run"}
 
 
 def test_heartbeat_rejects_unknown_kind(client):

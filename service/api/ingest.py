@@ -1,6 +1,8 @@
 """What the listener posts: batches of completed stage attempts, and heartbeats."""
 
-from fastapi import APIRouter, Depends
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
 
 from service import ingest, observability
 from service.api.deps import SessionDep, require_ingest_token
@@ -16,7 +18,8 @@ def post_stages(batch: StageBatch, session: SessionDep) -> IngestResult:
 
 
 @router.post("/heartbeat")
-def post_heartbeat(beat: HeartbeatIn, session: SessionDep) -> dict:
+def post_heartbeat(beat: HeartbeatIn, request: Request, session: SessionDep) -> dict:
     """Record that a listener is alive, and what its Spark application is running."""
-    ingest.record_heartbeat(session, beat)
+    retention = timedelta(days=request.app.state.settings.heartbeat_retention_days)
+    ingest.record_heartbeat(session, beat, retention)
     return {"ok": True}
