@@ -17,8 +17,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from sqlalchemy.orm import Session
 
 from service import models
-from service.decisions import IN_FLIGHT
-from service.models import App, Decision, Heartbeat, Run, Server, StageMetric, utcnow
+from service.models import IN_FLIGHT, App, Decision, Heartbeat, Run, Server, StageMetric, utcnow
 from service.policy import HISTORY_METRICS, Policy
 
 # Listeners of standalone runs are servers too (one per run); the dashboard and /metrics show them only

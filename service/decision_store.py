@@ -16,9 +16,7 @@ from sqlalchemy import Connection, bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 
 from service import policy as rules
-from service.models import App, Decision, Run, Server
-
-IN_FLIGHT = ("decided", "running")  # run statuses of runs in flight (also spelled out in the SQL below)
+from service.models import IN_FLIGHT, App, Decision, Run, Server
 
 
 @dataclass
@@ -61,7 +59,8 @@ WITH seen AS (
     RETURNING *)
 SELECT seen.*, server.last_heartbeat_at, server.draining,
        (SELECT coalesce(sum(predicted_cores), 0) FROM runs
-        WHERE mode = 'connect' AND status IN ('decided', 'running') AND created_at >= %(since)s) AS in_flight_cores
+        WHERE mode = 'connect' AND status IN ('decided', 'running')  -- models.IN_FLIGHT
+          AND created_at >= %(since)s) AS in_flight_cores
 FROM seen LEFT JOIN servers AS server ON server.server_id = %(server_id)s
 """
 
@@ -94,10 +93,11 @@ def _read_postgresql(connection, app_ids, server_id, now, since) -> BatchState:
 
 
 def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
-    # created_at is `now` for all: it goes as a timestamp, not through JSON.
-    params = {"now": now, "granted": json.dumps(retries_granted),
-              "runs": json.dumps([{**run, "created_at": None} for run in runs]),
-              "decisions": json.dumps([{**decision, "created_at": None} for decision in decisions])}
+    def as_json(rows: list[dict]) -> str:  # created_at is `now` for all: it goes once, as a timestamp
+        return json.dumps([{key: value for key, value in row.items() if key != "created_at"} for row in rows])
+
+    params = {"now": now, "granted": json.dumps(retries_granted), "runs": as_json(runs),
+              "decisions": as_json(decisions)}
     with _cursor(connection) as cursor:
         cursor.execute(_WRITE_POSTGRESQL, params)
 

@@ -8,8 +8,8 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from operator import itemgetter
 from datetime import timedelta
+from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
@@ -22,9 +22,6 @@ from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-IN_FLIGHT = decision_store.IN_FLIGHT
-
 
 def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"

@@ -7,9 +7,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.decisions import IN_FLIGHT
 from service.ingest import dialect_insert
-from service.models import App, Heartbeat, Restart, Run, Server, utcnow
+from service.models import IN_FLIGHT, App, Heartbeat, Restart, Run, Server, utcnow
 
 
 def list_apps(session: Session, limit: int, offset: int) -> list[dict]:

@@ -18,6 +18,8 @@ SUMMED_METRICS = (
 )
 # Stage metrics whose run value is the maximum over stages.
 MAX_METRICS = ("peak_execution_memory_bytes", "max_task_duration_ms")
+# Statuses of a run that was decided and has not reported its end (see Run.status).
+IN_FLIGHT = ("decided", "running")
 
 
 def utcnow() -> datetime:
