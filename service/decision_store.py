@@ -1,8 +1,8 @@
 """Reading and storing a batch of decisions: the router's hot path.
 
-PostgreSQL reads in one statement and writes in one (arrays and CTEs, through the driver: SQLAlchemy's own
-per-statement work costs more than the database's here). Other databases (SQLite) go through SQLAlchemy Core
-with the same effect. Both lock the batch's app rows until the caller commits.
+PostgreSQL reads in one statement and writes in one (CTEs, rows as JSON, through the driver: SQLAlchemy's own
+per-statement work costs more than the database's here). SQLite goes through SQLAlchemy Core, statement by
+statement, to the same effect. Both lock the batch's app rows until the caller commits.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def read(connection: Connection, app_ids: list[str], server_id: str, now: dateti
     concurrent batches then lock rows in the same order and cannot deadlock."""
     if connection.dialect.name == "postgresql":
         return _read_postgresql(connection, app_ids, server_id, now, since)
-    return _read_portable(connection, app_ids, server_id, now, since)
+    return _read_sqlite(connection, app_ids, server_id, now, since)
 
 
 def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
@@ -44,7 +44,7 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
     if connection.dialect.name == "postgresql":
         _write_postgresql(connection, runs, decisions, retries_granted, now)
     else:
-        _write_portable(connection, runs, decisions, retries_granted, now)
+        _write_sqlite(connection, runs, decisions, retries_granted, now)
 
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
@@ -102,7 +102,7 @@ def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None
         cursor.execute(_WRITE_POSTGRESQL, params)
 
 
-# ---------------------------------------------------------------------------------------- other databases
+# ---------------------------------------------------------------------------------------------------- SQLite
 
 _APPS, _RUNS, _SERVERS = App.__table__, Run.__table__, Server.__table__
 _UPSERT_APPS = sqlite.insert(_APPS)
@@ -118,7 +118,7 @@ _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
 
 
-def _read_portable(connection, app_ids, server_id, now, since) -> BatchState:
+def _read_sqlite(connection, app_ids, server_id, now, since) -> BatchState:
     rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
                                                        "recent_runs": []} for app_id in app_ids])
     apps = {row.app_id: row for row in rows}
@@ -129,7 +129,7 @@ def _read_portable(connection, app_ids, server_id, now, since) -> BatchState:
                       float(server.in_flight_cores))
 
 
-def _write_portable(connection, runs, decisions, retries_granted, now) -> None:
+def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:
     if retries_granted:
         connection.execute(_GRANT_RETRY, [{"b_app_id": app_id, "b_granted_at": now} for app_id in retries_granted])
     connection.execute(insert(_RUNS), runs)
