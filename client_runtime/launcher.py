@@ -243,6 +243,8 @@ class Launcher:
         if self._cancelled.is_set():
             return Outcome(143, [], "the launcher was asked to stop")
         self._current = start()
+        if self._cancelled.is_set():  # cancel() came while the app was starting: it did not see it
+            self._current.stop("the launcher was asked to stop")
         try:
             return self._current.wait(self.settings.run_timeout_s, watchdog)
         except BaseException as exc:  # raised into us from outside (Airflow's execution_timeout, Ctrl-C)

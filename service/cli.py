@@ -6,6 +6,7 @@ import argparse
 import gc
 import json
 import logging
+import signal
 import sys
 
 # Heavier imports (settings, the service, the launcher) are made by the subcommand that needs them: `run`
@@ -120,8 +121,6 @@ def _run(args: argparse.Namespace) -> int:
 
     # First of all: the interpreter a Connect run will use preloads while we import and ask the router.
     python = runner.start() if args.mode != "standalone" else None
-    import signal
-
     from client_runtime.artifacts import ArtifactError
     from client_runtime.launcher import Launcher, RunRequest
     from client_runtime.router_client import RouterRejected

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from service.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def get_settings(request: Request) -> Settings:
@@ -35,13 +36,11 @@ def _check(expected: SecretStr | None, credentials: HTTPAuthorizationCredentials
                             headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_ingest_token(request: Request,
-                         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_ingest_token(request: Request, credentials: Bearer) -> None:
     _check(request.app.state.settings.ingest_token, credentials, "SPARK_ROUTER_INGEST_TOKEN")
 
 
-async def require_api_token(request: Request,
-                      credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_api_token(request: Request, credentials: Bearer) -> None:
     settings = request.app.state.settings
     # The admin token opens the client endpoints too.
     if settings.admin_token is not None and credentials is not None and secrets.compare_digest(
@@ -53,6 +52,5 @@ async def require_api_token(request: Request,
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-async def require_admin_token(request: Request,
-                        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+async def require_admin_token(request: Request, credentials: Bearer) -> None:
     _check(request.app.state.settings.admin_token, credentials, "SPARK_ROUTER_ADMIN_TOKEN")
