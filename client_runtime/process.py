@@ -69,7 +69,8 @@ class AppProcess:
                 if problem:
                     self.stop(problem)
                     break
-            pause = min(next_watch - now, 1.0 if deadline is None else deadline - now, 1.0)
+            pause = min(1.0, next_watch - now if watchdog is not None else 1.0,
+                        deadline - now if deadline is not None else 1.0)
             if self._reader.is_alive():
                 # The output ends when the app exits: wake up then, not at the next tick.
                 self._reader.join(max(pause, 0.001))

@@ -333,3 +333,12 @@ def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
         RunRequest(app_id="etl.alone", app=str(app)))
     assert result.exit_code == 0 and result.mode == "standalone" and "STANDALONE" in lines
     assert preloaded_interpreters() == []
+
+
+def test_waiting_for_a_long_app_costs_next_to_no_cpu():
+    """The launcher waits on the app's output and exit, it does not poll in a tight loop (runs last hours)."""
+    started = time.process_time()
+    outcome = AppProcess.start([sys.executable, "-c", "import time; time.sleep(5)"], dict(os.environ),
+                               lambda _line: None).wait()
+    assert outcome.exit_code == 0
+    assert time.process_time() - started < 0.025  # a poll every millisecond would cost ~60 ms here
