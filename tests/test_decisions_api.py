@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 
@@ -369,3 +370,32 @@ def test_policy_file_hot_reload(settings, tmp_path):
         assert response.status_code == 422 and "default_mode" in response.text
         assert decide(client, "fresh.app2")["policy_version"].startswith("two+")  # the last good one
         assert client.get("/api/v1/policy").json()["policy"]["default_mode"] == "standalone"
+
+
+def test_concurrent_requests_share_a_batch_and_a_failed_batch_fails_each_of_them(settings, monkeypatch):
+    """The batcher: requests that arrive together are decided in one batch; when storing the batch fails, each
+    of its requests gets the error, and the next batch is decided as usual."""
+    app = create_app(settings)
+    batch_sizes = []
+    real_make_decisions = decisions.make_decisions
+
+    def flaky(connection, requests, policy, settings):
+        batch_sizes.append(len(requests))
+        if len(batch_sizes) == 1:
+            raise RuntimeError("the database went away")
+        return real_make_decisions(connection, requests, policy, settings)
+
+    monkeypatch.setattr(decisions, "make_decisions", flaky)
+
+    async def scenario():
+        together = [app.state.decider.decide(DecisionRequest(app_id=f"etl.{i}")) for i in range(3)]
+        failed = await asyncio.gather(*together, return_exceptions=True)
+        return failed, await app.state.decider.decide(DecisionRequest(app_id="etl.next"))
+
+    try:
+        failed, decided = asyncio.run(scenario())
+    finally:
+        app.state.engine.dispose()
+    assert batch_sizes == [3, 1]
+    assert [str(error) for error in failed] == ["the database went away"] * 3
+    assert decided.app_id == "etl.next" and decided.rule == "server-unhealthy"  # no heartbeat in this database
