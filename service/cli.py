@@ -14,9 +14,18 @@ import sys
 
 
 def get_settings():
+    """The settings, or a clear error naming the SPARK_ROUTER_* variable that is wrong (exit code 2)."""
+    from pydantic import ValidationError
+
     from service.settings import get_settings as settings
 
-    return settings()
+    try:
+        return settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "SPARK_ROUTER_" + "_".join(map(str, error["loc"])).upper()
+            print(f"error: {name}: {error['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -85,7 +85,9 @@ class Settings(BaseSettings):
 
     @field_validator("url")
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
         return value.rstrip("/")
 
     @property

@@ -68,6 +68,17 @@ def test_check_cli_exit_codes():
     assert good.returncode == 0 and "no Connect incompatibilities" in good.stderr
 
 
+@pytest.mark.parametrize("variable, value", [("SPARK_ROUTER_URL", "localhost:8765"),
+                                             ("SPARK_ROUTER_ROUTER_TIMEOUT_S", "soon")])
+def test_a_bad_setting_is_named_not_a_traceback(tmp_path, variable, value):
+    env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path), variable: value}
+    for command in (["decide", "--app-id", "etl.x"], ["run", "--app-id", "etl.x", str(EXAMPLES / "light_aggregation.py")]):
+        result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), *command], env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"error: {variable}: ") and "Traceback" not in result.stderr
+
+
 def test_resolve_py_dir_zip_wheel(tmp_path):
     work = tmp_path / "work"
     single = artifacts.resolve(str(EXAMPLES / "light_aggregation.py"), work)
