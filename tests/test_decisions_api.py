@@ -399,3 +399,34 @@ def test_concurrent_requests_share_a_batch_and_a_failed_batch_fails_each_of_them
     assert batch_sizes == [3, 1]
     assert [str(error) for error in failed] == ["the database went away"] * 3
     assert decided.app_id == "etl.next" and decided.rule == "server-unhealthy"  # no heartbeat in this database
+
+
+def test_requests_on_their_way_join_the_batch(settings, monkeypatch):
+    """A request reaches decide() a few event-loop turns after its bytes arrive (body, dependencies): the batcher
+    waits for those on their way, so that requests that arrive together share one batch even when staggered."""
+    app = create_app(settings)
+    batch_sizes = []
+    real_make_decisions = decisions.make_decisions
+
+    def counting(connection, requests, policy, settings):
+        batch_sizes.append(len(requests))
+        return real_make_decisions(connection, requests, policy, settings)
+
+    monkeypatch.setattr(decisions, "make_decisions", counting)
+
+    async def arrive(turns: int):
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await app.state.decider.decide(DecisionRequest(app_id=f"etl.{turns}"))
+
+    async def scenario():
+        staggered = await asyncio.gather(*(arrive(turns) for turns in range(4)))
+        return staggered, await arrive(0)
+
+    try:
+        staggered, alone = asyncio.run(scenario())
+    finally:
+        app.state.engine.dispose()
+    assert batch_sizes == [4, 1]
+    assert [decision.app_id for decision in staggered] == ["etl.0", "etl.1", "etl.2", "etl.3"]
+    assert alone.app_id == "etl.0" and alone.run_id not in {decision.run_id for decision in staggered}
