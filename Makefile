@@ -8,7 +8,10 @@ EXTRAS := service,client,dev,airflow
 
 .PHONY: install listener browser check-java test test-fast demo bench clean
 
+# The repo's own modules are compiled here: pip does not compile an editable install, and where
+# PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would compile them again at every start.
 install: check-java $(STAMP) listener
+	@$(BIN)/python -m compileall -q service client_runtime airflow_plugins
 
 # Re-runs only when pyproject.toml or this file changes; pip builds pyspark 4.3.0 from its source archive once.
 # The editable install is a plain path entry (compat mode): setuptools' default import hook costs every

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -344,6 +345,42 @@ def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
         RunRequest(app_id="etl.alone", app=str(app)))
     assert result.exit_code == 0 and result.mode == "standalone" and "STANDALONE" in lines
     assert preloaded_interpreters() == []
+
+
+def processes_marked(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (children of a process that is gone included)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes() and (environ.parent / "cmdline").read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.parametrize("usage", ["bad usage", "no such app", "fine"])
+def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_behind(tmp_path, usage):
+    """`spark-router run` starts the interpreter a Connect run will use before it imports anything; when the run
+    never reaches the launch (bad usage, an app that is not there), that interpreter is killed on the way out,
+    not left preloading after the launcher is gone."""
+    marker = f"router-test-{uuid.uuid4().hex}"
+    app = write_app(tmp_path, "import os, sys; print('INTERPRETER', os.getppid()); sys.exit(4)\n")
+    command = {"bad usage": ["--mode", "sideways", str(app)], "no such app": [str(tmp_path / "missing.py")],
+               "fine": ["--mode", "connect", str(app)]}[usage]
+    env = {**os.environ, "ROUTER_TEST_MARKER": marker, "SPARK_ROUTER_STATE_DIR": str(tmp_path),
+           "SPARK_ROUTER_URL": "http://127.0.0.1:9", "SPARK_ROUTER_ROUTER_TIMEOUT_S": "0.5",
+           "SPARK_ROUTER_CONNECT_URL": "sc://127.0.0.1:9"}
+    result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.early",
+                             *command], env=env, capture_output=True, text=True, timeout=120)
+    if usage == "fine":  # the early interpreter ran the app: its parent is the launcher, the exit code the app's
+        assert result.returncode == 4 and "INTERPRETER" in result.stdout, result.stderr
+    else:
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    # Checked at once: one left behind would still be preloading (half a second or more), then exit by itself.
+    if processes_marked(marker):
+        time.sleep(0.1)  # one killed a moment ago may still be on its way out
+    assert processes_marked(marker) == []
 
 
 def test_waiting_for_a_long_app_costs_next_to_no_cpu():
