@@ -8,17 +8,19 @@ as one JSON line on stdin; if it sends nothing (the run went standalone), the in
 The app runs as ``python -u APP ARGS`` would run it: as ``__main__``, with its own directory first on
 ``sys.path``, the launcher's environment, no stdin. Its exit code is the interpreter's.
 
-Kept free of imports beyond the standard library: the CLI imports this module before anything else.
+Kept free of imports beyond the standard library, and of those until needed: the CLI imports this module
+before anything else, and `start()` is on the path to every app's start.
 """
 
 from __future__ import annotations
 
-import gc
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # What a Connect client app imports anyway; an import that fails here fails again, visibly, in the app.
 PRELOAD = ("pyspark.sql.connect.session", "pyspark.sql.functions", "client_runtime.session")
@@ -37,6 +39,8 @@ def start() -> subprocess.Popen:
 def hand_over(process: subprocess.Popen, main: Path, args: list[str], env: dict[str, str], cwd: Path,
               pythonpath: list[Path]) -> None:
     """Give the waiting interpreter its app. Raises BrokenPipeError if it is gone."""
+    import json
+
     spec = {"main": str(main), "args": args, "env": env, "cwd": str(cwd), "pythonpath": [str(p) for p in pythonpath]}
     process.stdin.write((json.dumps(spec) + "\n").encode())
     process.stdin.close()
@@ -44,6 +48,7 @@ def hand_over(process: subprocess.Popen, main: Path, args: list[str], env: dict[
 
 def _run_app(spec: dict) -> None:
     import runpy
+    from pathlib import Path
 
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # the app gets no stdin, as when the launcher starts it directly
@@ -58,6 +63,9 @@ def _run_app(spec: dict) -> None:
 
 
 def main() -> None:
+    import gc
+    import json
+
     for module in PRELOAD:
         try:
             __import__(module)
