@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _start_app_interpreter(argv: list[str]):
     """For a `run` that may go to Connect: the interpreter the app will run in, started first of all, so that
     it preloads while the launcher imports itself, fetches the app and asks the router. None otherwise (a
-    `run` this test misses gets its interpreter from the launcher, later)."""
+    `run` these checks miss gets its interpreter from the launcher, a little later)."""
     if argv[:1] != ["run"] or "-h" in argv or "--help" in argv or "--mode=standalone" in argv or any(
             option == "--mode" and value == "standalone" for option, value in itertools.pairwise(argv)):
         return None
