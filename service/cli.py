@@ -154,7 +154,7 @@ def _run(args: argparse.Namespace) -> int:
                          resources=_resources(args), spark_conf=_parse_confs(args.conf),
                          fallback=not args.no_fallback, idempotent=not args.not_idempotent)
     try:
-        result = launcher.run(request, args.runner)  # started by main(), or None
+        result = launcher.run(request, args.app_interpreter)  # started by main(), or None
     except ArtifactError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns what matters
     try:
         args = build_parser().parse_args(argv)
-        args.runner = app_interpreter
+        args.app_interpreter = app_interpreter
         return args.func(args)
     except KeyboardInterrupt:
         return 130

@@ -320,16 +320,19 @@ def test_an_app_that_raises_fails_the_same_in_the_preloaded_interpreter(tmp_path
     assert outcome.exit_code == 1 and outcome.tail[-1] == "ValueError: no such table: orders"
 
 
-def preloaded_interpreters() -> list[int]:
-    """This process's children that are client_runtime.runner interpreters."""
+def preloaded_interpreters(marker: str | None = None) -> list[int]:
+    """Live client_runtime.runner interpreters: this process's children, or with `marker`, those whose environment
+    holds it (also when the process that started them is gone)."""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
             fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
             cmdline = (status.parent / "cmdline").read_bytes()
+            ours = (marker.encode() in (status.parent / "environ").read_bytes() if marker
+                    else fields.get("PPid", "").strip() == str(os.getpid()))
         except OSError:
             continue
-        if fields.get("PPid", "").strip() == str(os.getpid()) and b"client_runtime.runner" in cmdline:
+        if ours and b"client_runtime.runner" in cmdline:
             found.append(int(status.parent.name))
     return found
 
@@ -347,18 +350,6 @@ def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
     assert preloaded_interpreters() == []
 
 
-def processes_marked(marker: str) -> list[int]:
-    """Live processes whose environment holds `marker` (children of a process that is gone included)."""
-    found = []
-    for environ in Path("/proc").glob("[0-9]*/environ"):
-        try:
-            if marker.encode() in environ.read_bytes() and (environ.parent / "cmdline").read_bytes():
-                found.append(int(environ.parent.name))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.parametrize("usage", ["bad usage", "no such app", "fine"])
 def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_behind(tmp_path, usage):
     """`spark-router run` starts the interpreter a Connect run will use before it imports anything; when the run
@@ -372,15 +363,15 @@ def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_
            "SPARK_ROUTER_URL": "http://127.0.0.1:9", "SPARK_ROUTER_ROUTER_TIMEOUT_S": "0.5",
            "SPARK_ROUTER_CONNECT_URL": "sc://127.0.0.1:9"}
     result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.early",
-                             *command], env=env, capture_output=True, text=True, timeout=120)
+                             *command], env=env, capture_output=True, text=True, timeout=120, check=False)
     if usage == "fine":  # the early interpreter ran the app: its parent is the launcher, the exit code the app's
         assert result.returncode == 4 and "INTERPRETER" in result.stdout, result.stderr
     else:
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     # Checked at once: one left behind would still be preloading (half a second or more), then exit by itself.
-    if processes_marked(marker):
+    if preloaded_interpreters(marker):
         time.sleep(0.1)  # one killed a moment ago may still be on its way out
-    assert processes_marked(marker) == []
+    assert preloaded_interpreters(marker) == []
 
 
 def test_waiting_for_a_long_app_costs_next_to_no_cpu():
