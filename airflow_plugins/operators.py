@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from airflow_plugins import connections
 from airflow_plugins.hooks import SparkRouterHook, spark_connect_url_of
-from service import observability
+from client_runtime import sentry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -42,7 +42,7 @@ class SparkRouterOperator(BaseOperator):
     fails because of Spark Connect is rerun standalone when ``fallback`` and ``idempotent`` allow it. The
     task fails with the app's error when the final run fails. XCom gets ``run_id``, ``mode`` (where the final
     run ran), ``fell_back`` and ``run_url``, and the return value holds them all with every attempt
-    (``runs``). When the router cannot be reached the run goes on in ``SPARK_ROUTER_DEFAULT_MODE``.
+    (``runs``). When the router cannot be reached the run goes on in ``SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE``.
     Settings not given here come from the worker's ``SPARK_ROUTER_*`` environment (standalone master,
     default mode, state dir, ...).
 
@@ -131,13 +131,6 @@ class SparkRouterOperator(BaseOperator):
 
     # ----------------------------------------------------------------------------------------- inputs
 
-    @property
-    def spark_resources(self) -> dict[str, Any]:
-        """The resources the app asks for, as the router and spark-submit take them."""
-        return {"driver_memory": self.driver_memory, "executor_memory": self.executor_memory,
-                "driver_cores": self.driver_cores, "executor_cores": self.executor_cores,
-                "num_executors": self.num_executors}
-
     def resolved_app_id(self, dag_id: str, task_id: str) -> str:
         return str(self.app_id).strip() if self.app_id not in (None, "") else f"{dag_id}.{task_id}"
 
@@ -146,7 +139,7 @@ class SparkRouterOperator(BaseOperator):
         from the worker's SPARK_ROUTER_* environment."""
         from pydantic import SecretStr, ValidationError
 
-        from service.settings import Settings
+        from client_runtime.settings import Settings
 
         try:
             base = Settings()
@@ -163,7 +156,7 @@ class SparkRouterOperator(BaseOperator):
         return base.model_copy(update=update)
 
     def build_request(self, context: Context):
-        from client_runtime.launcher import RunRequest
+        from client_runtime.launcher import RunRequest, resources_of
 
         ti = context["ti"]
         return RunRequest(
@@ -171,7 +164,7 @@ class SparkRouterOperator(BaseOperator):
             app=str(self.application),
             args=[str(arg) for arg in self.application_args],
             mode=self.mode,
-            resources={k: v for k, v in self.spark_resources.items() if v is not None},
+            resources=resources_of(self),
             spark_conf={key: _conf_value(value) for key, value in self.spark_conf.items()},
             fallback=bool(self.fallback),
             idempotent=bool(self.idempotent),
@@ -198,20 +191,20 @@ class SparkRouterOperator(BaseOperator):
         self.log.info("Spark Connect Router at %s: app %s (%s), mode %s, fallback %s", router_url,
                       request.app_id, request.app, request.mode,
                       "on" if request.fallback and request.idempotent else "off")
-        observability.init_sentry("operator")
+        sentry.init_sentry("operator")
         ti = context["ti"]
-        observability.set_run_tags(app_id=request.app_id, dag_id=ti.dag_id, task_id=ti.task_id,
+        sentry.set_run_tags(app_id=request.app_id, dag_id=ti.dag_id, task_id=ti.task_id,
                                    airflow_run_id=ti.run_id, try_number=ti.try_number)
         self._launcher = Launcher(settings, on_line=self._on_line, on_event=self._on_event)
         try:
             # An exception raised into it (execution_timeout) stops the app's process tree before it unwinds.
             result = self._launcher.run(request)
         except (ArtifactError, RouterRejected) as exc:
-            observability.report_exception(exc)
+            sentry.report_exception(exc)
             raise AirflowException(f"Spark app {request.app_id} did not start: {exc}") from None
         finally:
             self._launcher = None
-        observability.set_run_tags(run_id=result.run_id, mode=result.mode)
+        sentry.set_run_tags(run_id=result.run_id, mode=result.mode)
 
         local_run = result.run_id.startswith("local-")  # decided without the router: it has no page for it
         self._run_url = "" if local_run else connections.run_url(router_url, result.run_id)
@@ -227,12 +220,12 @@ class SparkRouterOperator(BaseOperator):
             self.log.info("Spark Router run: %s", self._run_url)
         if self._killed:
             error = AirflowException(f"Spark app {request.app_id} was stopped ({where})")
-            observability.report_exception(error)
+            sentry.report_exception(error)
             raise error
         if result.exit_code != 0:
             error = AirflowException(f"Spark app {request.app_id} failed, {where}, exit code {result.exit_code}: "
                                      f"{result.runs[-1]['error'] or 'no error line in its output'}")
-            observability.report_exception(error)
+            sentry.report_exception(error)
             raise error
         self.log.info("Spark app %s succeeded: %s", request.app_id, where)
         return summary

@@ -12,10 +12,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port, wait_until  # noqa: E402
+from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port, wait_until
 
-__all__ = ["REPO", "RouterProcess", "create_pg_database", "drop_pg_database", "free_port", "wait_until", "wrk",
-           "median"]
+__all__ = [
+    "REPO",
+    "RouterProcess",
+    "create_pg_database",
+    "drop_pg_database",
+    "free_port",
+    "median",
+    "wait_until",
+    "wrk",
+]
 
 
 def wrk(url: str, script: Path, seconds: int, connections: int, threads: int = 2, args: tuple = ()) -> dict:

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
-
 from common import RouterProcess, create_pg_database, drop_pg_database, wrk
+from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 APPS, RUNS = 10_000, 1_000_000

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from common import REPO, RouterProcess, free_port
 
-from service import connect_server
-from service.settings import Settings
+from client_runtime.settings import Settings
+from service.ops import connect_server
 
 APP = REPO / "examples" / "apps" / "light_aggregation.py"
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")

@@ -11,9 +11,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 from common import RouterProcess, create_pg_database, drop_pg_database, wrk
+from sqlalchemy import create_engine, text
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from common import REPO, RouterProcess, free_port
 
-from service import connect_server
-from service.settings import Settings
+from client_runtime.settings import Settings
+from service.ops import connect_server
 
 WORKLOAD = """
 import sys, time
@@ -55,8 +55,8 @@ def main() -> None:
                                 connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
             connect_server.start(settings, progress=lambda _m: None, with_listener=with_listener)
             servers[name] = settings
-        for name in servers:  # not counted: both servers' first queries (class loading, JIT)
-            run_workload(f"sc://127.0.0.1:{servers[name].connect_port}", args.queries, f"warm-{name}")
+        for name, server in servers.items():  # not counted: both servers' first queries (class loading, JIT)
+            run_workload(f"sc://127.0.0.1:{server.connect_port}", args.queries, f"warm-{name}")
         times = {"with": [], "without": []}
         for round_number in range(args.rounds):
             order = ("with", "without") if round_number % 2 == 0 else ("without", "with")

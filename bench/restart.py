@@ -16,8 +16,8 @@ from pathlib import Path
 
 from common import RouterProcess, free_port
 
-from service import connect_server
-from service.settings import Settings
+from client_runtime.settings import Settings
+from service.ops import connect_server
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
         for attempt in range(args.times):
             started = time.perf_counter()
             result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), "restart-server",
-                                     "--window", "60"], env=env, capture_output=True, text=True)
+                                     "--window", "60"], env=env, capture_output=True, text=True, check=False)
             elapsed = time.perf_counter() - started
             if result.returncode != 0:
                 raise SystemExit(f"restart-server failed:\n{result.stdout}{result.stderr}")

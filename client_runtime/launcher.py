@@ -21,21 +21,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, runner
+from client_runtime import artifacts, compat, runner, sentry
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
-from service import observability
+from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
 log = logging.getLogger("spark_router.launcher")
 
 # Output that means the run failed because of Spark Connect, not because of the app: unsupported APIs,
 # a server that is gone or restarting, a session the server no longer knows.
-CONNECT_FAILURE_PATTERNS = re.compile("|".join([
-    r"JVM_ATTRIBUTE_NOT_SUPPORTED", r"\[NOT_IMPLEMENTED\]", r"PySparkNotImplementedError",
-    r"StatusCode\.UNAVAILABLE", r"StatusCode\.DEADLINE_EXCEEDED", r"RetriesExceeded",
-    r"failed to connect to all addresses", r"stopped SparkContext", r"SparkContext was shut down",
-    r"INVALID_HANDLE\.SESSION", r"SESSION_CLOSED", r"NO_ACTIVE_SESSION",
-]))
+CONNECT_FAILURE_PATTERNS = re.compile(
+    r"JVM_ATTRIBUTE_NOT_SUPPORTED|\[NOT_IMPLEMENTED\]|PySparkNotImplementedError"
+    r"|StatusCode\.UNAVAILABLE|StatusCode\.DEADLINE_EXCEEDED|RetriesExceeded"
+    r"|failed to connect to all addresses|stopped SparkContext|SparkContext was shut down"
+    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION")
+
+
+# What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
+RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
+
+
+def resources_of(source) -> dict:
+    """The resources a run asks for, from anything with those attributes (the CLI's arguments, the operator);
+    unset ones are left out."""
+    return {name: value for name in RESOURCE_NAMES if (value := getattr(source, name, None)) is not None}
 
 
 @dataclass
@@ -44,7 +53,7 @@ class RunRequest:
     app: str                                   # path or s3:// URI
     args: list[str] = field(default_factory=list)
     mode: str = "auto"                         # auto | connect | standalone
-    resources: dict = field(default_factory=dict)  # driver_memory, executor_memory, *_cores, num_executors
+    resources: dict = field(default_factory=dict)  # RESOURCE_NAMES, unset ones left out
     spark_conf: dict[str, str] = field(default_factory=dict)
     fallback: bool = True                      # rerun standalone after a Connect failure ...
     idempotent: bool = True                    # ... which is only safe for an idempotent app
@@ -79,8 +88,7 @@ class Launcher:
         self.settings = settings
         self.on_line = on_line or (lambda line: print(line, flush=True))
         self.on_event = on_event or (lambda message: log.info(message))
-        token = settings.api_token.get_secret_value() if settings.api_token else None
-        self.router = RouterClient(settings.url, token, timeout_s=settings.router_timeout_s)
+        self.router = RouterClient(settings.url, settings.token("api_token"), timeout_s=settings.router_timeout_s)
         self._router_down = False
         self._current: AppProcess | None = None
         self._python: subprocess.Popen | None = None  # the preloading interpreter, until it gets its app
@@ -106,7 +114,7 @@ class Launcher:
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
-            observability.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
+            sentry.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
             outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
             if (failure_kind == "connect" and request.fallback and request.idempotent
@@ -114,7 +122,7 @@ class Launcher:
                 reason = self._failure_summary(outcome)
                 self.on_event(f"Connect run {decision.run_id} failed ({reason}); falling back to standalone")
                 decision = self._fallback(decision, request, reason)
-                observability.set_run_tags(run_id=decision.run_id, mode="standalone")
+                sentry.set_run_tags(run_id=decision.run_id, mode="standalone")
                 result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
                 outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
             elif failure_kind == "connect" and not (request.fallback and request.idempotent):
@@ -158,8 +166,8 @@ class Launcher:
             self.on_event(f"router: {answer['mode']} (run {answer['run_id']}): {' '.join(reasons)}")
             return Decision(answer["run_id"], answer["mode"], answer["connect_url"], answer["session_confs"],
                             reasons, from_router=True)
-        mode = request.mode if request.mode != "auto" else self.settings.default_mode
-        why = "forced" if request.mode != "auto" else "SPARK_ROUTER_DEFAULT_MODE, since the router is unreachable"
+        mode = request.mode if request.mode != "auto" else self.settings.mode_if_router_unreachable
+        why = "forced" if request.mode != "auto" else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable"
         self.on_event(f"running {mode} ({why})")
         return self._local_decision(request, mode, why)
 
@@ -262,11 +270,9 @@ class Launcher:
         return env
 
     def _standalone_env(self, decision: Decision) -> dict[str, str]:
-        from service.connect_server import java_home
-
         env = self._base_env(decision)
         env.update({"JAVA_HOME": str(java_home(self.settings)), "PYSPARK_PYTHON": sys.executable,
-                    "PYSPARK_DRIVER_PYTHON": sys.executable})
+                    "PYSPARK_DRIVER_PYTHON": sys.executable, **listener_env(self.settings)})
         if self.settings.standalone_master.startswith("local"):
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
@@ -325,8 +331,6 @@ class Launcher:
         return check
 
     def _standalone_command(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision) -> list[str]:
-        from service.connect_server import listener_conf, spark_home
-
         settings = self.settings
         command = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.standalone_master,
                    "--name", request.app_id]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import signal
 import subprocess
@@ -43,10 +44,8 @@ class AppProcess:
         for raw in iter(self.process.stdout.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
             self.tail.append(line)
-            try:
+            with contextlib.suppress(Exception):  # a broken sink must not stall the child on a full pipe
                 self._on_line(line)
-            except Exception:  # a broken sink must not stall the child on a full pipe
-                pass
 
     def stop(self, reason: str) -> None:
         """SIGTERM to the whole group, SIGKILL after a grace period."""

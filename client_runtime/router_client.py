@@ -34,9 +34,6 @@ class RouterClient:
             self._headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s
 
-    def close(self) -> None:
-        """Nothing to release (a connection per call); kept for callers that close clients."""
-
     def _call(self, method: str, path: str, json_body: Any = None) -> Any:
         connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
         connection = connection_class(self._host, self._port, timeout=self.timeout_s)
@@ -80,9 +77,6 @@ class RouterClient:
 
     def fallback(self, run_id: str, reason: str | None = None) -> dict:
         return self._call("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and reason[:2000]})
-
-    def run(self, run_id: str) -> dict:
-        return self._call("GET", f"/api/v1/runs/{run_id}")
 
     def record_compatibility(self, app_id: str, findings: list[dict]) -> dict:
         return self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})

@@ -16,6 +16,7 @@ The launcher (`spark-router run`) says which mode through the environment:
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import json
 import os
@@ -94,7 +95,5 @@ def get_session(app_name: str | None = None):
 
 
 def _stop_quietly(spark) -> None:
-    try:
+    with contextlib.suppress(Exception):  # the server may be gone already; exiting must not fail because of it
         spark.stop()
-    except Exception:  # the server may be gone already; exiting must not fail because of it
-        pass

@@ -12,8 +12,8 @@ sys.path.insert(0, str(DOCS.parent))
 
 
 def openapi() -> dict:
+    from client_runtime.settings import Settings
     from service.app import create_app
-    from service.settings import Settings
 
     # No database is touched: the schema comes from the routes alone.
     return create_app(Settings(database_url="sqlite://"), migrate=False).openapi()
@@ -36,10 +36,10 @@ def _type(schema: dict, components: dict) -> str:
 def render(spec: dict) -> str:
     components = spec.get("components", {}).get("schemas", {})
     lines = ["# API reference", "",
-             "Generated from the service's OpenAPI schema by `docs/generate_api_reference.py`; the running "
-             "service serves the same at `/docs` (Swagger UI) and `/openapi.json`.", "",
-             "Tokens: ingest endpoints need `SPARK_ROUTER_INGEST_TOKEN`, client endpoints `SPARK_ROUTER_API_TOKEN`, "
-             "admin endpoints `SPARK_ROUTER_ADMIN_TOKEN` (as `Authorization: Bearer …`), each only when set.", ""]
+             ("Generated from the service's OpenAPI schema by `docs/generate_api_reference.py`; the running "
+              "service serves the same at `/docs` (Swagger UI) and `/openapi.json`."), "",
+             ("Tokens: ingest endpoints need `SPARK_ROUTER_INGEST_TOKEN`, client endpoints `SPARK_ROUTER_API_TOKEN`, "
+              "admin endpoints `SPARK_ROUTER_ADMIN_TOKEN` (as `Authorization: Bearer …`), each only when set."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             lines += [f"## `{method.upper()} {path}`", "", (operation.get("description") or

@@ -41,16 +41,16 @@ def say(message: str) -> None:
 
 def spark_router(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
     result = subprocess.run([str(BIN / "spark-router"), *args], env=ENV, text=True,
-                            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None)
+                            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None, check=False)
     if check and result.returncode != 0:
         raise SystemExit(f"spark-router {' '.join(args)} failed with exit code {result.returncode}")
     return result
 
 
 def start_router() -> subprocess.Popen:
-    log = open(STATE / "router.log", "ab")
-    process = subprocess.Popen([str(BIN / "spark-router"), "serve", "--port", str(PORT)], env=ENV,
-                               stdout=log, stderr=subprocess.STDOUT)
+    with open(STATE / "router.log", "ab") as log:  # the router keeps its own copy of the descriptor
+        process = subprocess.Popen([str(BIN / "spark-router"), "serve", "--port", str(PORT)], env=ENV,
+                                   stdout=log, stderr=subprocess.STDOUT)
     for _ in range(100):
         try:
             if httpx.get(f"{URL}/healthz", timeout=1).status_code == 200:
@@ -66,7 +66,7 @@ def start_router() -> subprocess.Popen:
 def run(app_id: str, app: str, *extra: str) -> None:
     print(f"\n$ spark-router run --app-id {app_id} {' '.join(extra)} {app}", flush=True)
     result = subprocess.run([str(BIN / "spark-router"), "run", "--app-id", app_id, *extra, str(APPS / app)],
-                            env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     for line in result.stdout.splitlines():
         if line.startswith(("[spark-router]", "RESULT")):
             print("  " + line, flush=True)

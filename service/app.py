@@ -6,16 +6,19 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
-from service import db, decisions, observability
-from service.api import admin, apps, dashboard, ingest
-from service.api import decisions as decisions_api
-from service.policy_store import PolicyStore
-from service.settings import Settings, get_settings
+from client_runtime.settings import Settings, get_settings
+from service.api import admin_routes, dashboard_routes, decision_routes, history_routes, ingest_routes
+from service.db import engine as db
+from service.errors import Conflict, NotFound
+from service.ops import observability
+from service.routing.decider import DecisionBatcher
+from service.routing.policy import PolicyStore
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +47,25 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)
-    app.state.decider = decisions.DecisionBatcher(engine, app.state.policies, settings)
-    observability.install(app, settings)
-    for module in (ingest, apps, decisions_api):
+    app.state.decider = DecisionBatcher(engine, app.state.policies, settings)
+    observability.install(app)
+    for module in (ingest_routes, history_routes, decision_routes):
         app.include_router(module.router)
-    app.include_router(admin.router)
-    app.include_router(admin.policy_router)
-    app.include_router(admin.restarts_router)
-    app.include_router(dashboard.router)
-    app.include_router(dashboard.pages)
-    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    app.include_router(admin_routes.router)
+    app.include_router(admin_routes.policy_router)
+    app.include_router(admin_routes.restarts_router)
+    app.include_router(dashboard_routes.router)
+    app.include_router(dashboard_routes.pages)
+    app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")
+
+    # The domain's errors, and nothing broader: a programming error stays a 500 with its traceback in the log.
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
 
     @app.get("/livez", tags=["health"])
     def livez() -> dict:
@@ -66,8 +78,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception as exc:  # the database is down: say so instead of a traceback
-            return JSONResponse({"status": "unhealthy", "database": str(exc).splitlines()[0]}, status_code=503)
+        except SQLAlchemyError as exc:  # the driver's text (hosts, users) is for the log, not for callers
+            log.warning("healthz: database unavailable: %s", str(exc).splitlines()[0])
+            return JSONResponse({"status": "unhealthy", "database": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ok", "database": engine.dialect.name})
 
     log.info("router ready on %s (database: %s)", settings.url, engine.url.render_as_string(hide_password=True))

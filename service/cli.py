@@ -17,7 +17,7 @@ def get_settings():
     """The settings, or a clear error naming the SPARK_ROUTER_* variable that is wrong (exit code 2)."""
     from pydantic import ValidationError
 
-    from service.settings import get_settings as settings
+    from client_runtime.settings import get_settings as settings
 
     try:
         return settings()
@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _connect_server(args: argparse.Namespace) -> int:
-    from service import connect_server
+    from service.ops import connect_server
 
     settings = get_settings()
     try:
@@ -70,7 +70,7 @@ def _connect_server(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
-    from service import db
+    from service.db import engine as db
 
     settings = get_settings()
     db.upgrade(db.get_engine(settings.resolved_database_url))
@@ -88,12 +88,6 @@ def _parse_confs(pairs: list[str]) -> dict[str, str]:
     return confs
 
 
-def _resources(args: argparse.Namespace) -> dict:
-    return {"driver_memory": args.driver_memory, "executor_memory": args.executor_memory,
-            "driver_cores": args.driver_cores, "executor_cores": args.executor_cores,
-            "num_executors": args.num_executors}
-
-
 def _add_resource_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("resources (sizes in Spark's forms: 4g, 4096m)")
     group.add_argument("--driver-memory")
@@ -106,13 +100,13 @@ def _add_resource_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _decide(args: argparse.Namespace) -> int:
+    from client_runtime.launcher import resources_of
     from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 
     settings = get_settings()
-    token = settings.api_token.get_secret_value() if settings.api_token else None
-    client = RouterClient(settings.url, token)
+    client = RouterClient(settings.url, settings.token("api_token"))
     try:
-        decision = client.decide(args.app_id, args.mode, _resources(args), _parse_confs(args.conf))
+        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf))
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RouterRejected) else 1
@@ -133,11 +127,11 @@ def _run(args: argparse.Namespace) -> int:
     import signal
 
     from client_runtime.artifacts import ArtifactError
-    from client_runtime.launcher import Launcher, RunRequest
+    from client_runtime.launcher import Launcher, RunRequest, resources_of
     from client_runtime.router_client import RouterRejected
-    from service import observability
+    from client_runtime.sentry import init_sentry
 
-    observability.init_sentry("launcher")
+    init_sentry("launcher")
     settings = get_settings()
     overrides = {"standalone_master": args.master, "run_timeout_s": args.timeout,
                  "connect_timeout_s": args.connect_timeout}
@@ -151,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     args_after = args.app_args[1:] if args.app_args[:1] == ["--"] else args.app_args
     request = RunRequest(app_id=args.app_id, app=args.app, args=args_after, mode=args.mode,
-                         resources=_resources(args), spark_conf=_parse_confs(args.conf),
+                         resources=resources_of(args), spark_conf=_parse_confs(args.conf),
                          fallback=not args.no_fallback, idempotent=not args.not_idempotent)
     try:
         result = launcher.run(request, args.app_interpreter)  # started by main(), or None
@@ -181,9 +175,8 @@ def _check(args: argparse.Namespace) -> int:
         from client_runtime.router_client import RouterClient, RouterUnavailable
 
         settings = get_settings()
-        token = settings.api_token.get_secret_value() if settings.api_token else None
         try:
-            RouterClient(settings.url, token).record_compatibility(args.app_id, [f.as_dict() for f in findings])
+            RouterClient(settings.url, settings.token("api_token")).record_compatibility(args.app_id, [f.as_dict() for f in findings])
             print(f"recorded with app {args.app_id} at {settings.url}", file=sys.stderr)
         except RouterUnavailable as exc:
             print(f"warning: not recorded: {exc}", file=sys.stderr)
@@ -197,14 +190,13 @@ def _check(args: argparse.Namespace) -> int:
 
 def _restart_server(args: argparse.Namespace) -> int:
     from client_runtime.router_client import AdminClient
-    from service import restart
+    from service.ops import restart
 
     overrides = {"restart_backend": args.backend, "restart_command": args.command,
                  "kubernetes_namespace": args.namespace, "kubernetes_deployment": args.deployment,
                  "connect_server_id": args.server_id, "connect_ui_url": args.ui_url}
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     window = args.window if args.window is not None else settings.restart_window_s
-    token = settings.admin_token.get_secret_value() if settings.admin_token else None
 
     def progress(message: str) -> None:
         print(f"[restart-server] {message}", flush=True)
@@ -214,7 +206,7 @@ def _restart_server(args: argparse.Namespace) -> int:
     except restart.RestartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    coordinator = restart.RestartCoordinator(settings, AdminClient(settings.url, token, timeout_s=10), backend,
+    coordinator = restart.RestartCoordinator(settings, AdminClient(settings.url, settings.token("admin_token"), timeout_s=10), backend,
                                              progress)
     return coordinator.run(window, args.force)
 

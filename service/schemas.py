@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+
+from service.db.models import METRICS
+from service.routing.policy import parse_size
 
 NonNegative = Annotated[int, Field(ge=0)]
 
@@ -14,7 +17,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StageRecord(Strict):
+# Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS.
+StageMetricValues = create_model("StageMetricValues", __base__=Strict, **{name: (NonNegative, 0) for name in METRICS})
+RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_attributes=True),
+                               **{name: (int, ...) for name in METRICS})
+
+
+class StageRecord(StageMetricValues):
     """One completed stage attempt, as the listener reports it (docs/ingest-protocol.md)."""
 
     app_id: str | None = Field(default=None, max_length=200)
@@ -31,23 +40,6 @@ class StageRecord(Strict):
     submission_time_ms: int | None = Field(default=None, ge=0)
     completion_time_ms: int | None = Field(default=None, ge=0)
     duration_ms: int | None = Field(default=None, ge=0)
-    num_tasks: NonNegative = 0
-    num_failed_tasks: NonNegative = 0
-    executor_run_time_ms: NonNegative = 0
-    executor_cpu_time_ms: NonNegative = 0
-    jvm_gc_time_ms: NonNegative = 0
-    shuffle_read_bytes: NonNegative = 0
-    shuffle_read_records: NonNegative = 0
-    shuffle_write_bytes: NonNegative = 0
-    shuffle_write_records: NonNegative = 0
-    memory_spilled_bytes: NonNegative = 0
-    disk_spilled_bytes: NonNegative = 0
-    input_bytes: NonNegative = 0
-    input_records: NonNegative = 0
-    output_bytes: NonNegative = 0
-    output_records: NonNegative = 0
-    peak_execution_memory_bytes: NonNegative = 0
-    max_task_duration_ms: NonNegative = 0
     median_task_duration_ms: NonNegative = 0
 
 
@@ -91,9 +83,7 @@ class AppOut(BaseModel):
     num_runs: int
 
 
-class RunOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
+class RunOut(RunMetricValues):
     run_id: str
     app_id: str
     mode: str
@@ -103,23 +93,6 @@ class RunOut(BaseModel):
     last_stage_at: datetime | None
     num_stages: int
     num_failed_stages: int
-    num_tasks: int
-    num_failed_tasks: int
-    executor_run_time_ms: int
-    executor_cpu_time_ms: int
-    jvm_gc_time_ms: int
-    shuffle_read_bytes: int
-    shuffle_read_records: int
-    shuffle_write_bytes: int
-    shuffle_write_records: int
-    memory_spilled_bytes: int
-    disk_spilled_bytes: int
-    input_bytes: int
-    input_records: int
-    output_bytes: int
-    output_records: int
-    peak_execution_memory_bytes: int
-    max_task_duration_ms: int
 
 
 class ServerOut(BaseModel):
@@ -138,12 +111,7 @@ class ServerOut(BaseModel):
 
 # ------------------------------------------------------------------------------------------ decisions
 
-def _size(value):
-    from service.policy import parse_size
-    return parse_size(value)
-
-
-SizeBytes = Annotated[int, BeforeValidator(_size)]
+SizeBytes = Annotated[int, BeforeValidator(parse_size)]
 RequestedMode = Literal["auto", "connect", "standalone"]
 
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 from fastapi.testclient import TestClient
 
+from client_runtime.settings import Settings
 from service.app import create_app
-from service.settings import Settings
 from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port
 
 
@@ -71,12 +70,12 @@ class SharedConnectServer:
         self.ui_port = settings.connect_ui_port
 
     def ensure_running(self):
-        from service import connect_server
+        from service.ops import connect_server
 
         return connect_server.start(self.settings, progress=lambda msg: print(f"[connect-server] {msg}"))
 
     def pid(self) -> int:
-        from service import connect_server
+        from service.ops import connect_server
 
         return connect_server.read_state(self.settings).pid
 
@@ -84,7 +83,7 @@ class SharedConnectServer:
 @pytest.fixture(scope="session")
 def connect_server(router, state_dir, connect_ports):
     """The session's one Spark Connect server, with the listener pointed at the session's router."""
-    from service import connect_server
+    from service.ops import connect_server
 
     settings = Settings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
                         connect_ui_port=connect_ports["ui_port"], connect_server_id=connect_ports["server_id"])

@@ -56,15 +56,15 @@ class RouterProcess:
                     "SPARK_ROUTER_STATE_DIR": str(state_dir), "SPARK_ROUTER_URL": self.url, **(env or {})}
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 60) -> "RouterProcess":
+    def start(self, timeout_s: float = 60) -> RouterProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
         command = [str(BIN / "spark-router"), "serve", "--port", str(self.port)]
         if self.workers:
             command = [str(BIN / "uvicorn"), "--factory", "service.app:create_app", "--host", "127.0.0.1",
                        "--port", str(self.port), "--workers", str(self.workers), "--no-access-log",
                        "--log-level", "warning"]
-        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        with open(self.log_path, "ab") as log:  # the router keeps its own copy of the descriptor
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self._healthy(), timeout_s, f"router on {self.url} (log {self.log_path})")
         return self
 

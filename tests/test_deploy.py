@@ -29,9 +29,10 @@ try:
 except ImportError:  # Python 3.10
     from pip._vendor import tomli as tomllib
 
-from service.connect_server import CONNECT_SERVER_CLASS, LISTENER_CLASS, SERVER_CONF, listener_conf
-from service.policy import parse_policy, parse_size
-from service.settings import Settings
+from client_runtime.settings import Settings
+from client_runtime.spark_env import LISTENER_CLASS, listener_conf
+from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF
+from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -281,7 +282,7 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
 def test_connect_server_settings(rendered):
     conf = spark_defaults(rendered)
     assert {k: conf.get(k) for k in ARTICLE_CONF} == ARTICLE_CONF
-    # The local server's settings (service/connect_server.py) hold on Kubernetes too.
+    # The local server's settings (service/ops/connect_server.py) hold on Kubernetes too.
     assert {k: conf.get(k) for k in SERVER_CONF} == SERVER_CONF
     assert conf["spark.submit.deployMode"] == "client"
     assert conf["spark.connect.grpc.binding.port"] == "15002"

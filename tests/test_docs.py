@@ -16,7 +16,7 @@ def test_api_reference_is_current():
 
 
 def test_every_setting_is_in_the_operator_guide():
-    from service.settings import Settings
+    from client_runtime.settings import Settings
 
     guide = (DOCS / "operator-guide.md").read_text()
     missing = [name for name in Settings.model_fields if f"`SPARK_ROUTER_{name.upper()}`" not in guide]

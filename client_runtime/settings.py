@@ -1,0 +1,121 @@
+"""The one settings object of Spark Connect Router (environment prefix ``SPARK_ROUTER_``).
+
+It lives in the client runtime because every component reads it and dependencies run one way: the service
+and the Airflow operator build on the client runtime, never the reverse."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_state_dir() -> Path:
+    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data_home) / "spark-router"
+
+
+class Settings(BaseSettings):
+    """Every knob of the router, the launcher and the local Connect server, read from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SPARK_ROUTER_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=_default_state_dir,
+                            description="Where the SQLite database, the local Connect server's pid, logs "
+                                        "and Spark local dirs, and the listener spool live.")
+    database_url: str | None = Field(default=None,
+                                     description="SQLAlchemy URL; default a SQLite file under state_dir. "
+                                                 "Use postgresql+psycopg://… in production.")
+
+    # The router service.
+    url: str = Field(default="http://127.0.0.1:8765",
+                     description="Base URL of the router service, for the listener and the launcher.")
+    host: str = "127.0.0.1"
+    port: int = 8765
+    ingest_token: SecretStr | None = Field(default=None,
+                                           description="Bearer token the listener must send, if set.")
+    api_token: SecretStr | None = None
+    admin_token: SecretStr | None = None
+
+    heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
+                                                                          "kept; older ones go as new ones arrive.")
+    policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
+                                                               "changes. Default: the built-in policy.")
+
+    # The launcher (`spark-router run`) and the Airflow operator.
+    router_timeout_s: float = Field(default=3.0, gt=0, description="How long to wait for the router's decision.")
+    mode_if_router_unreachable: Literal["connect", "standalone"] = Field(
+        default="standalone", description="Mode of a run whose decision the router cannot give (it is down or "
+                                          "too slow).")
+    standalone_master: str = Field(default="local[*]",
+                                   description="spark-submit --master for standalone runs (local[*], spark://, k8s://).")
+    connect_timeout_s: float = Field(default=30.0, gt=0,
+                                     description="How long a Connect client may fail to reach its server before "
+                                                 "the run counts as a Connect failure.")
+    run_timeout_s: float | None = Field(default=None, gt=0, description="Total time a run may take.")
+
+    # The shared Spark Connect server.
+    connect_url: str = Field(default="sc://127.0.0.1:15002",
+                             description="The shared server's Connect URL: the router hands it out with "
+                                         "Connect decisions; the launcher uses it when the router is down.")
+    connect_port: int = 15002
+    connect_ui_port: int = 4040
+    connect_master: str = "local[2]"
+    connect_driver_memory: str = "1g"
+    connect_start_timeout_s: float = 180.0
+    connect_server_id: str = Field(default="connect-local",
+                                   description="Name the Connect server's listener reports under.")
+    connect_ui_url: str | None = Field(default=None, description="The Connect server's Spark UI/REST base URL; "
+                                                                "default http://127.0.0.1:<connect_ui_port>.")
+    listener_jar: Path = Field(default=REPO_ROOT / "listener" / "build" / "spark-router-listener.jar")
+    listener_spool_max_bytes: int = 256 * 1024 * 1024
+    java_home: Path | None = Field(default=None, description="JDK 17; default $JAVA_HOME or the system one.")
+
+    # `spark-router restart-server`.
+    restart_backend: Literal["local", "kubernetes", "command"] = "local"
+    restart_window_s: float = Field(default=1800, gt=0,
+                                    description="How long to wait for the server to have no client work.")
+    restart_poll_s: float = Field(default=5, gt=0)
+    restart_command: str | None = Field(default=None, description="For the command backend: a shell command "
+                                                                   "that restarts the server.")
+    kubernetes_namespace: str = "default"
+    kubernetes_deployment: str = "spark-connect-server"
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value!r})")
+        return value.rstrip("/")
+
+    def token(self, name: str) -> str | None:
+        """A token setting's value (api_token, admin_token, ingest_token), or None when it is not set."""
+        secret: SecretStr | None = getattr(self, name)
+        return secret.get_secret_value() if secret is not None else None
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'router.db'}"
+
+    @property
+    def resolved_connect_ui_url(self) -> str:
+        return (self.connect_ui_url or f"http://127.0.0.1:{self.connect_ui_port}").rstrip("/")
+
+    @property
+    def connect_server_dir(self) -> Path:
+        return self.state_dir / "connect-server"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,114 @@
+"""The ops dashboard: its pages (no token: they hold no data) and the JSON they load (SPARK_ROUTER_API_TOKEN,
+or the admin token, when set)."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from service.api.deps import SessionDep, require_api_token
+from service.errors import UnknownApp, UnknownRun
+from service.ops import dashboard_queries
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(require_api_token)])
+pages = APIRouter(include_in_schema=False)
+
+Days = Annotated[float, Query(gt=0, le=366, description="The window: the last N days.")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.get("/servers")
+def get_servers(request: Request, session: SessionDep) -> list[dict]:
+    """Connect servers (and listeners heard from in the last 15 minutes): up, down or draining from the last
+    heartbeat's age, uptime, the listener's queue and spool, the last restart."""
+    return dashboard_queries.servers(session, request.app.state.policies.get())
+
+
+@router.get("/restarts")
+def get_restarts(session: SessionDep, server_id: str | None = None, limit: Limit = 20) -> list[dict]:
+    """Recent restarts, newest first."""
+    return dashboard_queries.restarts(session, server_id, limit)
+
+
+@router.get("/summary")
+def get_summary(request: Request, session: SessionDep, days: Days = 1) -> dict:
+    """Decisions by mode, fallbacks and the fallback rate, failures, runs in flight, task time by mode."""
+    return dashboard_queries.summary(session, request.app.state.policies.get(), days)
+
+
+@router.get("/decisions")
+def get_decisions_over_time(session: SessionDep, days: Days = 1,
+                            bucket: Literal["hour", "day"] = "hour") -> dict:
+    """Decisions per hour or day by mode (connect, standalone, fallback), every bucket of the window present."""
+    if bucket == "hour" and days > 31:
+        raise HTTPException(422, "hourly buckets cover at most 31 days; use bucket=day")
+    return dashboard_queries.decisions_over_time(session, days, bucket)
+
+
+@router.get("/decisions/recent")
+def get_recent_decisions(session: SessionDep, limit: Limit = 20) -> list[dict]:
+    """The newest decisions with their first reason."""
+    return dashboard_queries.recent_decisions(session, limit)
+
+
+@router.get("/apps")
+def get_top_apps(session: SessionDep, days: Days = 7, limit: Limit = 50) -> list[dict]:
+    """Apps by task time in the window, the busiest first."""
+    return dashboard_queries.top_apps(session, days, limit)
+
+
+@router.get("/apps/{app_id:path}")
+def get_app(app_id: str, request: Request, session: SessionDep, limit: Limit = 50) -> dict:
+    """An app's state and its recent runs with metrics and decision reasons, newest first."""
+    detail = dashboard_queries.app_detail(session, app_id, request.app.state.policies.get(), limit)
+    if detail is None:
+        raise UnknownApp(app_id)
+    return detail
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, session: SessionDep) -> dict:
+    """A run with its lifecycle, metrics, decision (reasons and request) and stage attempts."""
+    detail = dashboard_queries.run_detail(session, run_id)
+    if detail is None:
+        raise UnknownRun(run_id)
+    return detail
+
+
+# -------------------------------------------------------------------------------------------------- pages
+
+@lru_cache
+def _page_template() -> str:
+    digest = hashlib.sha256()
+    for name in ("app.js", "style.css"):
+        digest.update((STATIC_DIR / name).read_bytes())
+    # The assets' URLs carry their hash, so a browser never runs a new page with an old script.
+    return (STATIC_DIR / "index.html").read_text().replace("__VERSION__", digest.hexdigest()[:10])
+
+
+def _page(request: Request) -> HTMLResponse:
+    root = html.escape(request.scope.get("root_path", "").rstrip("/"), quote=True)
+    return HTMLResponse(_page_template().replace("__ROOT__", root), headers={"Cache-Control": "no-cache"})
+
+
+@pages.get("/")
+def overview_page(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
+@pages.get("/apps/{app_id:path}")
+def app_page(request: Request) -> HTMLResponse:
+    return _page(request)
+
+
+@pages.get("/runs/{run_id}")
+def run_page(request: Request) -> HTMLResponse:
+    return _page(request)

@@ -1,0 +1,50 @@
+"""Routing decisions and the run lifecycle, for the launcher and the Airflow operator."""
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.api.deps import SessionDep, require_api_token
+from service.db.models import Decision, Run
+from service.errors import UnknownRun
+from service.history import lifecycle
+from service.ops import observability
+from service.routing import decider
+from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
+
+router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)])
+
+
+@router.post("/decisions", response_model=DecisionOut)
+async def post_decision(body: DecisionRequest, request: Request) -> Response:
+    """Decide where a new run of the app goes (connect or standalone), and why. Creates the run."""
+    decision = observability.count_decision(await request.app.state.decider.decide(body), request)
+    # Serialized here, once: the hot path skips FastAPI's re-validation of the response model.
+    return Response(decision.model_dump_json(), media_type="application/json")
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail)
+def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
+    """A run with its lifecycle, its metrics and the decision that sent it where it ran."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise UnknownRun(run_id)
+    detail = RunDetail.model_validate(run, from_attributes=True)
+    decision = session.query(Decision).filter(Decision.run_id == run_id).one_or_none()
+    if decision is not None:
+        detail.decision = decider.decision_out(decider.values(decision), decider.values(run),
+                                                 request.app.state.settings)
+    return detail
+
+
+@router.post("/runs/{run_id}/events", response_model=RunDetail)
+def post_run_event(run_id: str, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
+    """Report that a run started, succeeded or failed (failure_kind connect or app)."""
+    lifecycle.report(session, run_id, event.event, event.failure_kind, event.message, event.exit_code)
+    return get_run(run_id, request, session)
+
+
+@router.post("/runs/{run_id}/fallback", response_model=DecisionOut)
+def post_fallback(run_id: str, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
+    """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
+    state = request.app.state
+    decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
+    return observability.count_decision(decision, request)

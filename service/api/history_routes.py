@@ -1,0 +1,42 @@
+"""Run history by app."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from service.api.deps import SessionDep, require_api_token
+from service.errors import UnknownApp
+from service.history import apps, queries
+from service.schemas import AppOut, CompatibilityReport, RunOut, ServerOut
+
+router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=[Depends(require_api_token)])
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+@router.get("/apps", response_model=list[AppOut])
+def get_apps(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[dict]:
+    """Every app the router has seen, with its number of runs."""
+    return queries.list_apps(session, limit, offset)
+
+
+@router.get("/apps/{app_id:path}/runs", response_model=list[RunOut])
+def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset = 0):
+    """An app's runs, newest first, with their metrics summed over stages."""
+    if queries.get_app(session, app_id) is None:
+        raise UnknownApp(app_id)
+    return queries.list_runs(session, app_id, limit, offset)
+
+
+@router.get("/servers", response_model=list[ServerOut])
+def get_servers(session: SessionDep):
+    """Spark applications running the listener, with their last heartbeat."""
+    return queries.list_servers(session)
+
+
+@router.put("/apps/{app_id:path}/compatibility")
+def put_compatibility(app_id: str, report: CompatibilityReport, session: SessionDep) -> dict:
+    """Record what `spark-router check` found in the app. An app with findings goes standalone without
+    spending a Connect attempt; an empty report clears them."""
+    incompatible = apps.record_compatibility(session, app_id, report.findings)
+    return {"app_id": app_id, "connect_incompatible": incompatible}

@@ -1,0 +1,27 @@
+"""What the listener posts: batches of completed stage attempts, and heartbeats."""
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+
+from service.api.deps import SessionDep, require_ingest_token
+from service.ingest.heartbeats import record_heartbeat
+from service.ingest.stages import ingest_stages
+from service.ops import observability
+from service.schemas import HeartbeatIn, IngestResult, StageBatch
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(require_ingest_token)])
+
+
+@router.post("/stages", response_model=IngestResult)
+def post_stages(batch: StageBatch, session: SessionDep) -> IngestResult:
+    """Store a batch of stage attempts; re-sent stage attempts are counted as duplicates, not stored twice."""
+    return observability.count_ingest(ingest_stages(session, batch))
+
+
+@router.post("/heartbeat")
+def post_heartbeat(beat: HeartbeatIn, request: Request, session: SessionDep) -> dict:
+    """Record that a listener is alive, and what its Spark application is running."""
+    retention = timedelta(days=request.app.state.settings.heartbeat_retention_days)
+    record_heartbeat(session, beat, retention)
+    return {"ok": True}

@@ -1,0 +1,1 @@
+"""The database: tables (models), the engine and sessions (engine), schema migrations (migrations/)."""

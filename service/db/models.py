@@ -1,0 +1,244 @@
+"""Database tables: apps, their runs, the stage metrics the listener sends, Connect servers and heartbeats."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Spark's task metrics as the listener reports them per stage attempt (docs/ingest-protocol.md), and how a run
+# combines its stages' values: the one list behind the tables, the API schemas and ingest.
+SUMMED_METRICS = (
+    "num_tasks", "num_failed_tasks",
+    "executor_run_time_ms", "executor_cpu_time_ms", "jvm_gc_time_ms",
+    "shuffle_read_bytes", "shuffle_read_records", "shuffle_write_bytes", "shuffle_write_records",
+    "memory_spilled_bytes", "disk_spilled_bytes",
+    "input_bytes", "input_records", "output_bytes", "output_records",
+)
+MAX_METRICS = ("peak_execution_memory_bytes", "max_task_duration_ms")  # a run's value: the largest stage's
+METRICS = SUMMED_METRICS + MAX_METRICS
+# Statuses of a run that was decided and has not reported its end (see Run.status).
+IN_FLIGHT = ("decided", "running")
+# An app keeps its last successful runs' summaries for the policy's history window, at most this many.
+RECENT_RUNS_KEPT = 100
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value):
+    """A timestamp as an aware UTC datetime: SQLite and SQL functions give naive ones (or ISO text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value
+
+
+def from_epoch_ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC timestamp on every database (SQLite drops the zone; this puts it back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return as_utc(value)
+
+    def process_result_value(self, value, dialect):
+        return as_utc(value)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
+
+
+class MetricColumns:
+    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts."""
+
+
+for _name in METRICS:
+    setattr(MetricColumns, _name, mapped_column(BigInteger, nullable=False, default=0, server_default="0"))
+
+
+class App(Base):
+    """A recurring client application, known by its stable id (`spark.router.appId`), with the aggregates
+    the policy decides from. They are updated as runs complete, so a decision never scans raw history."""
+
+    __tablename__ = "apps"
+
+    app_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by an admin.
+    pinned_mode: Mapped[str | None] = mapped_column(String(20))
+    pin_reason: Mapped[str | None] = mapped_column(String(500))
+    pinned_at: Mapped[datetime | None] = mapped_column()
+    # Set by `spark-router check`: what cannot work on Connect, or None when nothing was found.
+    connect_incompatible: Mapped[str | None] = mapped_column(Text)
+    compat_checked_at: Mapped[datetime | None] = mapped_column()
+    # Kept up to date by run completions.
+    connect_failure_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_connect_failure_at: Mapped[datetime | None] = mapped_column()
+    last_connect_success_at: Mapped[datetime | None] = mapped_column()
+    retry_granted_at: Mapped[datetime | None] = mapped_column()
+    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at most.
+    recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+
+
+class Run(MetricColumns, Base):
+    """One execution of an app, on Connect or standalone, with its stage metrics summed up."""
+
+    __tablename__ = "runs"
+
+    run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
+    mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
+    # decided -> running -> succeeded | failed, as the launcher reports; a run seen only through the listener
+    # (no decision, no reports: a notebook, the warm-up query) is "observed" and never counts as in flight.
+    status: Mapped[str] = mapped_column(String(20), default="observed")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    failure_kind: Mapped[str | None] = mapped_column(String(20))  # connect | app
+    failure_message: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
+    fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    dag_id: Mapped[str | None] = mapped_column(String(250))
+    task_id: Mapped[str | None] = mapped_column(String(250))
+    airflow_run_id: Mapped[str | None] = mapped_column(String(250))
+    try_number: Mapped[int | None] = mapped_column(Integer)
+    first_stage_at: Mapped[datetime | None] = mapped_column()
+    last_stage_at: Mapped[datetime | None] = mapped_column()
+    num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+    __table_args__ = (Index("ix_runs_app_created", "app_id", "created_at"),
+                      Index("ix_runs_mode_status", "mode", "status"))
+
+
+class Decision(Base):
+    """Why a run goes where it goes: the verdict of the policy, with its reasons and the request."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
+    app_id: Mapped[str] = mapped_column(String(200), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    requested_mode: Mapped[str] = mapped_column(String(20))
+    mode: Mapped[str] = mapped_column(String(20))
+    rule: Mapped[str] = mapped_column(String(50))  # the rule that decided
+    reasons: Mapped[list] = mapped_column(JSON)
+    policy_version: Mapped[str] = mapped_column(String(100))
+    request: Mapped[dict] = mapped_column(JSON)
+
+
+class StageMetric(MetricColumns, Base):
+    """One completed stage attempt as the listener reported it; unique per Spark application."""
+
+    __tablename__ = "stage_metrics"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    stage_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    server_id: Mapped[str] = mapped_column(String(200))
+    app_id: Mapped[str | None] = mapped_column(String(200))
+    run_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    connect_session_id: Mapped[str | None] = mapped_column(String(100))
+    connect_operation_id: Mapped[str | None] = mapped_column(String(100))
+    connect_user_id: Mapped[str | None] = mapped_column(String(200))
+    job_id: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    failure_reason: Mapped[str | None] = mapped_column(Text)
+    submission_time: Mapped[datetime | None] = mapped_column()
+    completion_time: Mapped[datetime | None] = mapped_column()
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    median_task_duration_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    ingested_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("spark_app_id", "stage_id", "attempt", name="uq_stage_attempt"),)
+
+
+class Server(Base):
+    """A Spark application running our listener (the shared Connect server, or a standalone run)."""
+
+    __tablename__ = "servers"
+
+    server_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    spark_version: Mapped[str | None] = mapped_column(String(40))
+    started_at: Mapped[datetime | None] = mapped_column()
+    ui_url: Mapped[str | None] = mapped_column(String(300))
+    last_heartbeat_at: Mapped[datetime | None] = mapped_column()
+    draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class Heartbeat(Base):
+    """A listener's periodic report of what runs on its Spark application."""
+
+    __tablename__ = "heartbeats"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    server_id: Mapped[str] = mapped_column(ForeignKey("servers.server_id"))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column()
+    active_sessions: Mapped[int] = mapped_column(Integer, default=0)
+    active_operations: Mapped[int] = mapped_column(Integer, default=0)
+    running_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    queue_size: Mapped[int] = mapped_column(Integer, default=0)
+    spool_files: Mapped[int] = mapped_column(Integer, default=0)
+    spool_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    dropped_records: Mapped[int] = mapped_column(BigInteger, default=0)
+    unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),
+                      Index("ix_heartbeats_received_at", "received_at"))  # pruning past the retention
+
+
+class Restart(Base):
+    """One attempt of `spark-router restart-server`: drained, waited for idle, restarted (or skipped)."""
+
+    __tablename__ = "restarts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    server_id: Mapped[str] = mapped_column(String(200), index=True)
+    backend: Mapped[str] = mapped_column(String(20))
+    requested_at: Mapped[datetime] = mapped_column()
+    idle_at: Mapped[datetime | None] = mapped_column()      # when no client work was left (None: never)
+    restarted_at: Mapped[datetime | None] = mapped_column()
+    ready_at: Mapped[datetime | None] = mapped_column()     # answered a warm-up query again
+    finished_at: Mapped[datetime] = mapped_column()
+    outcome: Mapped[str] = mapped_column(String(20))        # restarted | forced | skipped | failed
+    waited_s: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str | None] = mapped_column(Text)

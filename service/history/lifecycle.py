@@ -1,0 +1,77 @@
+"""A run's lifecycle (started, succeeded, failed, fell back) and the per-app aggregates it keeps current."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.db.models import RECENT_RUNS_KEPT, App, Run, utcnow
+from service.errors import Conflict, UnknownRun
+from service.history.apps import lock_app
+
+TERMINAL = ("succeeded", "failed")
+
+
+def run_duration_ms(run: Run) -> int | None:
+    """A run's wall time: from its start to its end as the launcher reported them, else from its first stage
+    to its last; None when neither is known."""
+    if run.started_at and run.finished_at:
+        return int((run.finished_at - run.started_at).total_seconds() * 1000)
+    if run.first_stage_at and run.last_stage_at:
+        return int((run.last_stage_at - run.first_stage_at).total_seconds() * 1000)
+    return None
+
+
+def run_summary(run: Run) -> dict:
+    """What the policy keeps of a successful run (rules.RunSummary fields)."""
+    return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
+            "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
+            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0}
+
+
+def remember_success(app: App, run: Run) -> None:
+    """Put (or refresh) the run in the app's window of recent successful runs."""
+    kept = [entry for entry in (app.recent_runs or []) if entry["run_id"] != run.run_id]
+    kept.append(run_summary(run))
+    app.recent_runs = kept[-RECENT_RUNS_KEPT:]  # a new list, so the JSON column is written
+
+
+def refresh_late_metrics(session: Session, run_ids: list[str]) -> None:
+    """Stages of a run that already succeeded arrived late: bring its summary up to date."""
+    for run in session.scalars(select(Run).where(Run.run_id.in_(run_ids), Run.status == "succeeded")):
+        app = lock_app(session, run.app_id)
+        if app is not None and any(entry["run_id"] == run.run_id for entry in app.recent_runs or []):
+            remember_success(app, run)
+
+
+def report(session: Session, run_id: str, event: str, failure_kind: str | None = None,
+           message: str | None = None, exit_code: int | None = None) -> Run:
+    """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not."""
+    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
+    if run is None:
+        raise UnknownRun(run_id)
+    now = utcnow()
+    if run.status in TERMINAL:
+        if event == run.status or event == "started":
+            return run
+        raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
+    if event == "started":
+        run.status, run.started_at = "running", run.started_at or now
+    elif event == "succeeded":
+        run.status, run.finished_at, run.exit_code = "succeeded", now, exit_code
+        run.started_at = run.started_at or run.created_at
+        app = lock_app(session, run.app_id)
+        if run.mode == "connect":
+            app.connect_failure_streak, app.last_connect_success_at, app.retry_granted_at = 0, now, None
+        remember_success(app, run)
+    elif event == "failed":
+        if failure_kind is None:
+            raise Conflict("a failed run needs failure_kind: connect or app")
+        run.status, run.finished_at, run.exit_code = "failed", now, exit_code
+        run.failure_kind, run.failure_message = failure_kind, message
+        if run.mode == "connect" and failure_kind == "connect":
+            app = lock_app(session, run.app_id)
+            app.connect_failure_streak += 1
+            app.last_connect_failure_at = now
+    session.commit()
+    return run

@@ -1,0 +1,64 @@
+"""Reading run history: apps, their runs with metrics, servers and their load, restarts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from service.db.models import IN_FLIGHT, App, Heartbeat, Restart, Run, Server, utcnow
+
+
+def in_flight(since):
+    """Runs decided or running, not reported finished, created since `since` (older ones no longer count)."""
+    return Run.status.in_(IN_FLIGHT) & (Run.created_at >= since)
+
+
+def connect_in_flight(since):
+    """The Connect runs in flight: the shared server's load."""
+    return (Run.mode == "connect") & in_flight(since)
+
+
+def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
+    runs = (select(Run.app_id, func.count().label("num_runs")).group_by(Run.app_id).subquery())
+    rows = session.execute(
+        select(App, func.coalesce(runs.c.num_runs, 0))
+        .outerjoin(runs, runs.c.app_id == App.app_id)
+        .order_by(App.app_id).limit(limit).offset(offset)).all()
+    return [{"app_id": app.app_id, "created_at": app.created_at, "last_seen_at": app.last_seen_at,
+             "num_runs": num_runs} for app, num_runs in rows]
+
+
+def get_app(session: Session, app_id: str) -> App | None:
+    return session.get(App, app_id)
+
+
+def list_runs(session: Session, app_id: str, limit: int, offset: int) -> list[Run]:
+    return list(session.scalars(select(Run).where(Run.app_id == app_id)
+                                .order_by(Run.created_at.desc(), Run.run_id).limit(limit).offset(offset)))
+
+
+def list_servers(session: Session) -> list[Server]:
+    return list(session.scalars(select(Server).order_by(Server.server_id)))
+
+
+def server_activity(session: Session, server_id: str, policy) -> dict | None:
+    server = session.get(Server, server_id)
+    if server is None:
+        return None
+    beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server_id)
+                           .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
+    now = utcnow()
+    since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
+    runs = list(session.scalars(select(Run.run_id).where(connect_in_flight(since)).order_by(Run.created_at)))
+    return {"server": server, "last_heartbeat": beat,
+            "heartbeat_age_s": (now - beat.received_at).total_seconds() if beat else None,
+            "in_flight_connect_runs": len(runs), "in_flight_run_ids": runs[:10]}
+
+
+def list_restarts(session: Session, server_id: str | None, limit: int) -> list[Restart]:
+    query = select(Restart).order_by(Restart.requested_at.desc(), Restart.id.desc()).limit(limit)
+    if server_id:
+        query = query.where(Restart.server_id == server_id)
+    return list(session.scalars(query))

@@ -1,0 +1,275 @@
+"""A local Spark Connect server for development, tests and the demo: the one shipped in pyspark, bound to
+127.0.0.1, with our listener registered and the server settings of the article that apply to one machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from client_runtime.settings import Settings
+from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
+
+CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+
+# The article's server settings that make sense on one machine. Dynamic allocation and executor
+# failure limits only apply on a cluster (see docker/ and helm/ for those).
+SERVER_CONF = {
+    "spark.scheduler.mode": "FAIR",
+    # A closed client session's jobs otherwise keep running for 5 minutes.
+    "spark.connect.execute.manager.detachedTimeout": "2m",
+    # Killed tasks that hang take their executor down instead of running forever.
+    "spark.task.reaper.enabled": "true",
+    "spark.task.reaper.killTimeout": "300s",
+    # Artifacts added by clients are not duplicated into a fetch cache on disk.
+    "spark.files.useFetchCache": "false",
+    "spark.sql.autoBroadcastJoinThreshold": "-1",
+    "spark.ui.showConsoleProgress": "false",
+}
+
+
+# spark.scheduler.mode=FAIR alone shares nothing: jobs land in the "default" pool, which is FIFO unless an
+# allocation file says otherwise (docker/connect-server/fairscheduler.xml is the same for the image).
+FAIR_POOLS = """<?xml version="1.0"?>
+<allocations>
+  <pool name="default">
+    <schedulingMode>FAIR</schedulingMode>
+    <weight>1</weight>
+    <minShare>0</minShare>
+  </pool>
+</allocations>
+"""
+
+
+class ConnectServerError(RuntimeError):
+    """The local Connect server could not be started or stopped; the message says why."""
+
+
+@dataclass
+class ServerState:
+    pid: int
+    port: int
+    ui_port: int
+    started_at: str
+    log_file: str
+
+    @property
+    def url(self) -> str:
+        return f"sc://127.0.0.1:{self.port}"
+
+
+def _state_file(settings: Settings) -> Path:
+    return settings.connect_server_dir / "server.json"
+
+
+def read_state(settings: Settings) -> ServerState | None:
+    """The recorded server, if its process is still alive."""
+    path = _state_file(settings)
+    if not path.exists():
+        return None
+    state = ServerState(**json.loads(path.read_text()))
+    return state if _alive(state.pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child not yet reaped) is not a running server.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def server_command(settings: Settings, port: int, ui_port: int, with_listener: bool = True) -> list[str]:
+    if with_listener and not settings.listener_jar.exists():
+        raise ConnectServerError(f"listener jar not found at {settings.listener_jar}: run `make listener`")
+    conf = {
+        **SERVER_CONF,
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.host": "127.0.0.1",
+        "spark.ui.port": str(ui_port),
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        "spark.local.dir": str(settings.connect_server_dir / "local"),
+        "spark.scheduler.allocation.file": str(settings.connect_server_dir / "fairscheduler.xml"),
+    }
+    if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
+        conf.update({"spark.jars": str(settings.listener_jar),
+                     "spark.router.listener.serverId": settings.connect_server_id,
+                     **listener_conf(settings, kind="connect")})
+    command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
+               "--name", "Spark Connect server", "--master", settings.connect_master,
+               "--driver-memory", settings.connect_driver_memory]
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={value}"]
+    return command
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
+          progress=print, with_listener: bool = True) -> ServerState:
+    """Start the server in the background and return once it has answered a warm-up query."""
+    port = port or settings.connect_port
+    ui_port = ui_port or settings.connect_ui_port
+    running = read_state(settings)
+    if running:
+        progress(f"Connect server already running (pid {running.pid}) at {running.url}")
+        return running
+    deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
+    while _port_open(port):
+        if time.monotonic() > deadline:
+            raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
+        time.sleep(0.5)
+    base = settings.connect_server_dir
+    for sub in ("logs", "local"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    settings.spool_dir.mkdir(parents=True, exist_ok=True)
+    (base / "fairscheduler.xml").write_text(FAIR_POOLS)
+    log_file = base / "logs" / "connect-server.log"
+    env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
+           "SPARK_CONNECT_MODE": "0", **listener_env(settings),
+           # Python UDFs of clients run in workers of this interpreter, which has pyspark and pandas.
+           "PYSPARK_PYTHON": sys.executable}
+    env.pop("SPARK_REMOTE", None)
+    env.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    with open(log_file, "ab") as log:
+        log.write(f"\n==== starting at {datetime.now(timezone.utc).isoformat()} ====\n".encode())
+        log.flush()
+        # Its own session, so that a Ctrl-C in the starting terminal does not kill the server.
+        process = subprocess.Popen(server_command(settings, port, ui_port, with_listener), stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+    state = ServerState(pid=process.pid, port=port, ui_port=ui_port,
+                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file))
+    _state_file(settings).write_text(json.dumps(state.__dict__))
+    progress(f"starting Connect server (pid {process.pid}) on {state.url}, logs in {log_file}")
+    try:
+        _wait_ready(state, process, settings.connect_start_timeout_s, progress)
+    except BaseException:
+        stop(settings, progress=lambda _msg: None)
+        raise
+    return state
+
+
+def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float, progress) -> None:
+    deadline = time.monotonic() + timeout_s
+    warm = WarmUp(timeout_s)  # its Python and pyspark imports overlap with the JVM's start
+    try:
+        while not _port_open(state.port):
+            if process.poll() is not None:
+                raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
+                                         f"last log lines:\n{tail(Path(state.log_file))}")
+            if time.monotonic() > deadline:
+                raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see {state.log_file}")
+            time.sleep(0.25)
+        progress("listening; running a warm-up query")
+        started = time.monotonic()
+        warm.run(state.url)
+    finally:
+        warm.cancel()
+    progress(f"Connect server ready at {state.url} (warm-up {time.monotonic() - started:.1f} s)")
+
+
+WARM_UP = """
+import sys
+from client_runtime.session import connect_session  # imported while the server starts
+url = sys.stdin.readline().strip()
+if url:
+    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[1]))
+    try:
+        spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
+    finally:
+        spark.stop()
+"""
+
+
+class WarmUp:
+    """A small shuffle, so that the first real client does not pay the cold start. In a child process: a
+    Connect client changes its process (SPARK_CONNECT_MODE_ENABLED), and the caller may be a service. The
+    child starts at once and waits for the URL on stdin."""
+
+    def __init__(self, timeout_s: float = 60.0):
+        self.timeout_s = timeout_s
+        env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+        self.process = subprocess.Popen([sys.executable, "-c", WARM_UP, str(timeout_s)], env=env, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def run(self, url: str) -> None:
+        try:
+            _, stderr = self.process.communicate(url + "\n", timeout=self.timeout_s + 30)
+        except subprocess.TimeoutExpired as exc:
+            raise ConnectServerError(f"warm-up query on {url} did not finish in {self.timeout_s:.0f} s") from exc
+        if self.process.returncode != 0:
+            raise ConnectServerError(f"warm-up query on {url} failed:\n{stderr[-2000:]}")
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def warm_up(url: str, timeout_s: float = 60.0) -> None:
+    WarmUp(timeout_s).run(url)
+
+
+def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
+    """SIGTERM, then SIGKILL after timeout_s. Returns whether a server was running."""
+    state = read_state(settings)
+    path = _state_file(settings)
+    if state is None:
+        path.unlink(missing_ok=True)
+        progress("Connect server is not running")
+        return False
+    # The server leads its own process group (see start): signal the group, Python workers included.
+    _signal_group(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while _alive(state.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if _alive(state.pid):
+        progress(f"Connect server (pid {state.pid}) ignored SIGTERM for {timeout_s:.0f} s: killing it")
+        _signal_group(state.pid, signal.SIGKILL)
+        while _alive(state.pid):
+            time.sleep(0.1)
+    path.unlink(missing_ok=True)
+    progress(f"Connect server (pid {state.pid}) stopped")
+    return True
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def status(settings: Settings) -> dict:
+    state = read_state(settings)
+    if state is None:
+        return {"running": False, "state_dir": str(settings.connect_server_dir)}
+    return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
+            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port)}
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

@@ -1,0 +1,264 @@
+"""`spark-router restart-server`: the drained daily restart of the shared Connect server.
+
+Drain (new runs go standalone), wait until no client work is left, restart through a backend, wait until
+the server answers a warm-up query and its listener reports again, undrain. Past the window, skip (default)
+or force. Every attempt is recorded in the router with its timings.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import httpx
+
+from client_runtime.router_client import AdminClient, RouterRejected, RouterUnavailable
+from client_runtime.settings import Settings
+from service.ops import connect_server
+
+# Exit codes a scheduler can act on.
+RESTARTED, FAILED, SKIPPED = 0, 1, 3
+ACTIVE_OPERATION_STATES = {"STARTED", "COMPILED", "READY"}
+
+
+class RestartError(RuntimeError):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# ------------------------------------------------------------------------------------------------ idleness
+
+def rest_activity(ui_url: str, timeout_s: float = 5.0) -> list[str]:
+    """Work the driver's REST API shows: running jobs, active stages, active Connect operations."""
+    with httpx.Client(base_url=ui_url, timeout=timeout_s) as http:
+        apps = http.get("/api/v1/applications").raise_for_status().json()
+        if not apps:
+            return []
+        base = f"/api/v1/applications/{apps[0]['id']}"
+        busy = []
+        jobs = http.get(f"{base}/jobs", params={"status": "running"}).raise_for_status().json()
+        if jobs:
+            busy.append(f"{len(jobs)} running job(s) in the Spark UI")
+        stages = http.get(f"{base}/stages", params={"status": "active"}).raise_for_status().json()
+        if stages:
+            busy.append(f"{len(stages)} active stage(s) in the Spark UI")
+        operations = http.get(f"{base}/connect/operations")
+        if operations.status_code == 200:
+            active = [op for op in operations.json() if op.get("state") in ACTIVE_OPERATION_STATES
+                      and not _is_exit_cleanup(op)]
+            if active:
+                busy.append(f"{len(active)} active Connect operation(s)")
+        return busy
+
+
+def _is_exit_cleanup(operation: dict) -> bool:
+    # An exiting PySpark client leaves an `ml_command { clean_cache }` operation STARTED until its session
+    # expires: it is not work, and counting it would keep the server busy forever.
+    return "clean_cache" in str(operation.get("statement", "")) or "clean_cache" in str(operation.get("statementText", ""))
+
+
+def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
+    """Why the server is not idle (empty: idle), from the router's view and the driver's REST API."""
+    reasons = []
+    if activity["in_flight_connect_runs"]:
+        shown = ", ".join(activity.get("in_flight_run_ids", [])[:3])
+        reasons.append(f"{activity['in_flight_connect_runs']} Connect run(s) in flight per the router ({shown})")
+    beat, age = activity.get("last_heartbeat"), activity.get("heartbeat_age_s")
+    if beat and age is not None and age < 60:
+        if beat["running_jobs"]:
+            reasons.append(f"{beat['running_jobs']} running job(s) per the listener")
+        if beat["active_operations"]:
+            reasons.append(f"{beat['active_operations']} active Connect operation(s) per the listener")
+    reasons += rest or []
+    return reasons
+
+
+# ------------------------------------------------------------------------------------------------ backends
+
+class LocalBackend:
+    """The local server of `spark-router connect-server`."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, progress):
+        self.settings, self.progress = settings, progress
+
+    def restart(self) -> None:
+        connect_server.stop(self.settings, progress=self.progress)
+        connect_server.start(self.settings, progress=self.progress)  # returns after its warm-up query
+
+
+class CommandBackend:
+    """A configured shell command (e.g. `systemctl restart spark-connect`), then a warm-up query."""
+
+    name = "command"
+
+    def __init__(self, settings: Settings, progress):
+        if not settings.restart_command:
+            raise RestartError("the command backend needs SPARK_ROUTER_RESTART_COMMAND (or --command)")
+        self.settings, self.progress = settings, progress
+
+    def restart(self) -> None:
+        self.progress(f"running: {self.settings.restart_command}")
+        result = subprocess.run(shlex.split(self.settings.restart_command), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RestartError(f"restart command exited {result.returncode}: {result.stderr[-500:]}")
+        wait_for_warm_up(self.settings, self.progress)
+
+
+class KubernetesBackend:
+    """A rollout restart of the Connect server's Deployment (what `kubectl rollout restart` does: patch the
+    pod template's restartedAt annotation), then wait for the new pod and a warm-up query."""
+
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings, progress, apps_api=None):
+        self.settings, self.progress = settings, progress
+        if apps_api is None:
+            try:
+                from kubernetes import client, config
+            except ImportError as exc:
+                raise RestartError("the kubernetes backend needs the `kubernetes` package "
+                                   "(pip install 'spark-connect-router[kubernetes]')") from exc
+            try:
+                config.load_incluster_config()
+            except config.ConfigException:
+                config.load_kube_config()
+            apps_api = client.AppsV1Api()
+        self.apps = apps_api
+
+    def restart(self) -> None:
+        namespace, name = self.settings.kubernetes_namespace, self.settings.kubernetes_deployment
+        stamp = now().isoformat()
+        patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+        deployment = self.apps.patch_namespaced_deployment(name, namespace, patch)
+        generation = deployment.metadata.generation
+        self.progress(f"patched deployment {namespace}/{name} (generation {generation}); waiting for the rollout")
+        deadline = time.monotonic() + self.settings.connect_start_timeout_s
+        while time.monotonic() < deadline:
+            status = self.apps.read_namespaced_deployment_status(name, namespace).status
+            wanted = deployment.spec.replicas or 1
+            if ((status.observed_generation or 0) >= generation and (status.updated_replicas or 0) >= wanted
+                    and (status.available_replicas or 0) >= wanted and not (status.unavailable_replicas or 0)):
+                break
+            time.sleep(2)
+        else:
+            raise RestartError(f"deployment {namespace}/{name} not rolled out after "
+                               f"{self.settings.connect_start_timeout_s:.0f} s")
+        wait_for_warm_up(self.settings, self.progress)
+
+
+def wait_for_warm_up(settings: Settings, progress) -> None:
+    deadline = time.monotonic() + settings.connect_start_timeout_s
+    while True:
+        try:
+            connect_server.warm_up(settings.connect_url, timeout_s=20)
+            progress(f"{settings.connect_url} answered a warm-up query")
+            return
+        except connect_server.ConnectServerError as exc:
+            if time.monotonic() > deadline:
+                raise RestartError(f"{settings.connect_url} did not answer a warm-up query: {exc}") from exc
+            time.sleep(3)
+
+
+BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": KubernetesBackend}
+
+
+# -------------------------------------------------------------------------------------------- coordination
+
+class RestartCoordinator:
+    def __init__(self, settings: Settings, admin: AdminClient, backend, progress: Callable[[str], None] = print,
+                 rest: Callable[[], list[str]] | None = None):
+        self.settings, self.admin, self.backend, self.progress = settings, admin, backend, progress
+        self.server_id = settings.connect_server_id
+        self.rest = rest or (lambda: rest_activity(settings.resolved_connect_ui_url))
+
+    def run(self, window_s: float, force: bool) -> int:
+        record = {"server_id": self.server_id, "backend": self.backend.name, "requested_at": now()}
+        started = time.monotonic()
+        outcome, message = "failed", None
+        try:
+            before = self.admin.activity(self.server_id)
+            self.admin.drain(self.server_id)
+            self.progress(f"{self.server_id} is draining: new runs go standalone")
+            idle, reasons = self._wait_for_idle(window_s)
+            record["waited_s"] = round(time.monotonic() - started, 1)
+            if idle:
+                record["idle_at"] = now()
+            elif not force:
+                outcome = "skipped"
+                message = (f"still busy after the {window_s:g} s window ({'; '.join(reasons)}); not restarted "
+                           f"(--force restarts anyway)")
+                self.progress(message)
+                return SKIPPED
+            else:
+                self.progress(f"still busy after the {window_s:g} s window ({'; '.join(reasons)}): forcing the "
+                              f"restart; that work fails")
+            record["restarted_at"] = now()
+            self.backend.restart()
+            self._wait_for_listener(before)
+            record["ready_at"] = now()
+            outcome = "restarted" if idle else "forced"
+            message = (f"restarted in {(record['ready_at'] - record['restarted_at']).total_seconds():.1f} s "
+                       f"after waiting {record['waited_s']:.0f} s for idle")
+            self.progress(message)
+            return RESTARTED
+        except (RestartError, connect_server.ConnectServerError, RouterRejected, RouterUnavailable) as exc:
+            message = f"restart failed: {exc}"
+            self.progress(message)
+            return FAILED
+        finally:
+            record.setdefault("waited_s", round(time.monotonic() - started, 1))
+            record.update(finished_at=now(), outcome=outcome, message=message)
+            self._undrain_and_record(record)
+
+    def _wait_for_idle(self, window_s: float) -> tuple[bool, list[str]]:
+        deadline = time.monotonic() + window_s
+        last_said = None
+        while True:
+            try:
+                rest = self.rest()
+            except httpx.HTTPError as exc:
+                rest = []
+                self.progress(f"Spark UI REST API unavailable ({exc.__class__.__name__}); judging from the router "
+                              f"and the listener only")
+            reasons = busy_reasons(self.admin.activity(self.server_id), rest)
+            if not reasons:
+                self.progress("no client work on the server")
+                return True, []
+            if reasons != last_said:
+                self.progress(f"waiting: {'; '.join(reasons)}")
+                last_said = reasons
+            if time.monotonic() >= deadline:
+                return False, reasons
+            time.sleep(min(self.settings.restart_poll_s, max(0.1, deadline - time.monotonic())))
+
+    def _wait_for_listener(self, before: dict) -> None:
+        """The restarted server is ready for routing once its listener reports from the new application."""
+        old_app = before["server"]["spark_app_id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            activity = self.admin.activity(self.server_id)
+            beat = activity.get("last_heartbeat")
+            if beat and beat["spark_app_id"] != old_app:
+                self.progress(f"listener reports from the new application {beat['spark_app_id']}")
+                return
+            time.sleep(1)
+        raise RestartError("the restarted server's listener has not reported within 60 s")
+
+    def _undrain_and_record(self, record: dict) -> None:
+        try:
+            self.admin.drain(self.server_id, draining=False)
+            self.progress(f"{self.server_id} undrained")
+        except (RouterRejected, RouterUnavailable) as exc:
+            self.progress(f"WARNING: could not undrain {self.server_id}: {exc}")
+        try:
+            self.admin.record_restart({k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()})
+        except (RouterRejected, RouterUnavailable) as exc:
+            self.progress(f"WARNING: could not record the restart: {exc}")

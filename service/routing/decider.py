@@ -1,0 +1,206 @@
+"""Turning requests into decisions: gather the apps' aggregates and the server's state, apply the policy,
+store each decision with a new run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from operator import itemgetter
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from client_runtime.settings import Settings
+from service.db.models import App, Decision, Run, utcnow
+from service.errors import Conflict, UnknownRun
+from service.routing import decision_store, rules
+from service.routing.policy import Policy
+from service.schemas import DecisionOut, DecisionRequest, ReasonOut
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id() -> str:
+    return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
+
+
+_RUN_SUMMARY = itemgetter(*rules.RunSummary.__dataclass_fields__)  # a stored summary's values, in field order
+
+
+def aggregates(app: App | None) -> rules.AppAggregates:
+    if app is None:
+        return rules.AppAggregates()
+    return rules.AppAggregates(
+        pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
+        connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
+        retry_granted_at=app.retry_granted_at,
+        recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
+
+
+def resources(request: DecisionRequest) -> rules.Resources:
+    return rules.Resources(**request.resources.model_dump(), spark_conf=dict(request.spark_conf))
+
+
+def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
+                   settings: Settings) -> list[DecisionOut | Exception]:
+    """Decide a batch of requests and store every decision with its run, in the caller's transaction: the
+    router's hot path. The apps' rows stay locked until commit, so concurrent decisions for one app see each
+    other (one cool-down try, not several); within the batch, each decision sees the ones before it. A request
+    the policy cannot decide gets its exception in its place; the others are stored."""
+    now = utcnow()
+    state = decision_store.read(connection, sorted({request.app_id for request in requests}),
+                                settings.connect_server_id, now,
+                                since=now - timedelta(seconds=policy.capacity.in_flight_max_age_s))
+    apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
+    load = state.in_flight_cores
+    results: list[DecisionOut | Exception] = []
+    new_runs, new_decisions, retries_granted = [], [], []
+    for request in requests:
+        app = apps[request.app_id]
+        try:
+            verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
+                                                       resources=resources(request), app=app,
+                                                       server=state.server, in_flight_cores=load), policy)
+        except Exception as exc:  # one request's failure is not the batch's
+            log.exception("no decision for app %s", request.app_id)
+            results.append(exc)
+            continue
+        if verdict.grants_retry:
+            retries_granted.append(request.app_id)
+            apps[request.app_id] = replace(app, retry_granted_at=now)
+        if verdict.mode == "connect":
+            load += verdict.predicted_cores
+        airflow = request.airflow
+        run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
+               "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+               "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
+               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
+        decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
+                    "requested_mode": request.mode, "mode": verdict.mode,
+                    "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+                    "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
+                    "request": request.model_dump(mode="json")}
+        new_runs.append(run)
+        new_decisions.append(decision)
+        results.append(decision_out(decision, run, settings))
+    if new_runs:
+        decision_store.write(connection, new_runs, new_decisions, retries_granted, now)
+    return results
+
+
+def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
+             settings: Settings) -> DecisionOut:
+    """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
+    failed = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
+    if failed is None:
+        raise UnknownRun(run_id)
+    if failed.mode != "connect":
+        raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
+    if failed.fell_back_to:
+        existing = session.scalars(select(Decision).where(Decision.run_id == failed.fell_back_to)).one()
+        return decision_out(values(existing), values(session.get(Run, failed.fell_back_to)), settings)
+    now = utcnow()
+    why = reason or failed.failure_message or "it failed"
+    message = f"The Connect run {run_id} failed ({why[:300]}); rerunning as a separate application."
+    run = Run(run_id=new_run_id(), app_id=failed.app_id, mode="standalone", status="decided", created_at=now,
+              fallback_of=run_id, dag_id=failed.dag_id, task_id=failed.task_id,
+              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number)
+    decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
+                        mode="standalone", rule="fallback",
+                        reasons=[{"rule": "fallback", "metric": None, "observed": None, "threshold": None,
+                                  "message": message}],
+                        policy_version=policy.full_version, request={"fallback_of": run_id})
+    failed.fell_back_to = run.run_id
+    session.add(run)
+    session.flush()
+    session.add(decision)
+    session.commit()
+    return decision_out(values(decision), values(run), settings)
+
+
+def session_confs(run: Mapping) -> dict[str, str]:
+    """The confs a session sets so the listener attributes its stages to this run."""
+    confs = {"spark.router.appId": run["app_id"], "spark.router.runId": run["run_id"]}
+    airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
+               "tryNumber": run.get("try_number")}
+    confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
+    return confs
+
+
+def decision_out(decision: Mapping, run: Mapping, settings: Settings) -> DecisionOut:
+    """The API's view of a decision and its run (rows as mappings: see ``values``)."""
+    return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
+                       reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
+                       connect_url=settings.connect_url if decision["mode"] == "connect" else None,
+                       session_confs=session_confs(run), policy_version=decision["policy_version"],
+                       decided_at=decision["created_at"])
+
+
+def values(obj: Run | Decision) -> dict:
+    """An ORM object's column values."""
+    return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
+
+
+class DecisionBatcher:
+    """Makes the decisions that arrive while a batch is being stored together, in the next batch: one
+    transaction and one commit for all of them instead of one each. Nothing waits on a timer: alone, a request
+    is decided at once; under load, batches grow by themselves (up to max_batch).
+
+    One per worker process, used from its event loop; the database work runs in a thread. (Two batches in
+    flight per worker measured no faster: the batches only got smaller.)"""
+
+    # Loop turns without a new request that end the gathering of a batch (see _gather).
+    QUIET_TURNS = 3
+
+    def __init__(self, engine: Engine, policies, settings: Settings, max_batch: int = 64):
+        self.engine, self.policies, self.settings, self.max_batch = engine, policies, settings, max_batch
+        self._waiting: list[tuple[DecisionRequest, asyncio.Future]] = []
+        self._drain_task: asyncio.Task | None = None  # referenced: the loop keeps only weak references
+
+    async def decide(self, request: DecisionRequest) -> DecisionOut:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((request, future))
+        if self._drain_task is None:
+            self._drain_task = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                await self._gather()
+                batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                try:
+                    results = await run_in_threadpool(self._decide, [request for request, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - the database failed the batch: each request hears it
+                    results = [exc] * len(batch)
+                for (_, future), result in zip(batch, results):
+                    if future.done():  # the client went away
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
+                        future.set_result(result)
+        finally:
+            self._drain_task = None
+
+    async def _gather(self) -> None:
+        """Lets the requests already received join the batch before it is cut. A request reaches decide() a
+        few event-loop turns after its bytes arrive (body, dependencies), so without this wait a batch would
+        hold only those already there and the others would wait a whole batch for the next. Measured with 8
+        connections per worker: batches of 3.6 requests became 8.4, and decisions/s rose by half. Alone, a
+        request waits three loop turns, microseconds."""
+        quiet = 0
+        while quiet < self.QUIET_TURNS and len(self._waiting) < self.max_batch:
+            before = len(self._waiting)
+            await asyncio.sleep(0)
+            quiet = quiet + 1 if len(self._waiting) == before else 0
+
+    def _decide(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
+        with self.engine.begin() as connection:
+            return make_decisions(connection, requests, self.policies.get(), self.settings)

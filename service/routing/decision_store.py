@@ -1,0 +1,139 @@
+"""Reading and storing a batch of decisions: the router's hot path.
+
+PostgreSQL reads in one statement and writes in one (CTEs, rows as JSON, through the driver: SQLAlchemy's own
+per-statement work costs more than the database's here). SQLite goes through SQLAlchemy Core, statement by
+statement, to the same effect. Both lock the batch's app rows until the caller commits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg.rows import namedtuple_row
+from sqlalchemy import Connection, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from service.db.models import App, Decision, Run, Server
+from service.history.queries import connect_in_flight
+from service.routing import rules
+
+
+@dataclass
+class BatchState:
+    """What the policy needs besides the request: the apps' rows, the server's health and its load."""
+
+    apps: dict  # app_id -> the app's row (App columns)
+    server: rules.ServerFacts | None
+    in_flight_cores: float  # predicted load of the Connect runs in flight
+
+
+def read(connection: Connection, app_ids: list[str], server_id: str, now: datetime, since: datetime) -> BatchState:
+    """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with the
+    server's health and the load of the Connect runs in flight (created since `since`). `app_ids` sorted:
+    concurrent batches then lock rows in the same order and cannot deadlock."""
+    if connection.dialect.name == "postgresql":
+        return _read_postgresql(connection, app_ids, server_id, now, since)
+    return _read_sqlite(connection, app_ids, server_id, now, since)
+
+
+def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
+          now: datetime) -> None:
+    """Insert the batch's runs and decisions (rows as dicts of their columns; all created `now`, the runs
+    "decided", the decisions under one policy version) and mark the apps whose cool-down try was granted."""
+    if connection.dialect.name == "postgresql":
+        _write_postgresql(connection, runs, decisions, retries_granted, now)
+    else:
+        _write_sqlite(connection, runs, decisions, retries_granted, now)
+
+
+# ------------------------------------------------------------------------------------------------ PostgreSQL
+# The batch's rows travel as one JSON parameter each: encoding them is one call to the json module, and the
+# database unpacks them (json_populate_recordset), where arrays of 15 columns cost the driver far more.
+
+_CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s")).compile(
+    dialect=postgresql.dialect(paramstyle="named"), compile_kwargs={"literal_binds": True})
+
+# New apps are created here as in history.apps.mark_seen, in the same statement as the read.
+_READ_POSTGRESQL = f"""
+WITH seen AS (
+    INSERT INTO apps (app_id, created_at, last_seen_at, recent_runs, connect_failure_streak)
+    SELECT app_id, %(now)s, %(now)s, '[]', 0 FROM json_array_elements_text(%(app_ids)s) AS app_id ORDER BY app_id
+    ON CONFLICT (app_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
+    RETURNING *)
+SELECT seen.*, server.last_heartbeat_at, server.draining,
+       (SELECT coalesce(sum(predicted_cores), 0) FROM runs WHERE {_CONNECT_IN_FLIGHT}) AS in_flight_cores
+FROM seen LEFT JOIN servers AS server ON server.server_id = %(server_id)s
+"""
+
+_WRITE_POSTGRESQL = """
+WITH granted AS (
+    UPDATE apps SET retry_granted_at = %(now)s
+    WHERE app_id IN (SELECT json_array_elements_text(%(granted)s))),
+new_runs AS (
+    INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, dag_id, task_id, airflow_run_id,
+                      try_number)
+    SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, dag_id, task_id, airflow_run_id, try_number
+    FROM json_populate_recordset(NULL::runs, %(runs)s))
+INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request)
+SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request
+FROM json_populate_recordset(NULL::decisions, %(decisions)s)
+"""
+
+
+def _cursor(connection: Connection):
+    return connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
+
+
+def _read_postgresql(connection, app_ids, server_id, now, since) -> BatchState:
+    with _cursor(connection) as cursor:
+        rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
+                                                 "server_id": server_id}).fetchall()
+    first = rows[0]
+    server = None if first.draining is None else rules.ServerFacts(first.last_heartbeat_at, first.draining)
+    return BatchState({row.app_id: row for row in rows}, server, float(first.in_flight_cores))
+
+
+def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
+    def as_json(rows: list[dict]) -> str:  # created_at is `now` for all: it goes once, as a timestamp
+        return json.dumps([{key: value for key, value in row.items() if key != "created_at"} for row in rows])
+
+    params = {"now": now, "granted": json.dumps(retries_granted), "runs": as_json(runs),
+              "decisions": as_json(decisions)}
+    with _cursor(connection) as cursor:
+        cursor.execute(_WRITE_POSTGRESQL, params)
+
+
+# ---------------------------------------------------------------------------------------------------- SQLite
+
+_APPS, _RUNS, _SERVERS = App.__table__, Run.__table__, Server.__table__
+_UPSERT_APPS = sqlite.insert(_APPS)
+_SEEN_AND_LOCKED_APPS = _UPSERT_APPS.on_conflict_do_update(
+    index_elements=["app_id"], set_={"last_seen_at": _UPSERT_APPS.excluded.last_seen_at}).returning(*_APPS.c)
+_SERVER_AND_LOAD = (
+    select(_SERVERS.c.last_heartbeat_at, _SERVERS.c.draining,
+           select(func.coalesce(func.sum(_RUNS.c.predicted_cores), 0.0))
+           .where(connect_in_flight(bindparam("since")))
+           .scalar_subquery().label("in_flight_cores"))
+    .where(_SERVERS.c.server_id == bindparam("server_id")))
+_GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
+                .values(retry_granted_at=bindparam("b_granted_at")))
+
+
+def _read_sqlite(connection, app_ids, server_id, now, since) -> BatchState:
+    rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
+                                                       "recent_runs": []} for app_id in app_ids])
+    apps = {row.app_id: row for row in rows}
+    server = connection.execute(_SERVER_AND_LOAD, {"server_id": server_id, "since": since}).one_or_none()
+    if server is None:
+        return BatchState(apps, None, 0.0)
+    return BatchState(apps, rules.ServerFacts(server.last_heartbeat_at, server.draining),
+                      float(server.in_flight_cores))
+
+
+def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:
+    if retries_granted:
+        connection.execute(_GRANT_RETRY, [{"b_app_id": app_id, "b_granted_at": now} for app_id in retries_granted])
+    connection.execute(insert(_RUNS), runs)
+    connection.execute(insert(Decision.__table__), decisions)

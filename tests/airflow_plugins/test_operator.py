@@ -1,0 +1,518 @@
+"""The Airflow operator, its hook and the example DAGs, on real Airflow 3.
+
+Airflow reads its configuration and sets up logging when it is imported, so everything that imports it runs
+in a child process with its own AIRFLOW_HOME (SQLite metadata database, `airflow db migrate` first) and
+AIRFLOW__CORE__DAGS_FOLDER; this process only imports the Airflow-free parts. DAGs run through dag.test():
+a failed task gives a DagRun in state failed, which the tests assert on.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from airflow_plugins import connections
+from tests.support import REPO, RouterProcess, free_port
+
+if importlib.util.find_spec("airflow") is None:
+    pytest.skip("Airflow is not installed (the project's `airflow` extra)", allow_module_level=True)
+
+PYTHON = sys.executable
+BIN = Path(sys.executable).parent
+TEST_DAGS = REPO / "tests" / "airflow_dags"
+EXAMPLE_DAGS = REPO / "airflow_plugins" / "example_dags"
+TEST_APPS = REPO / "tests" / "apps"
+
+# Runs one DAG with dag.test() (TIMES times) and prints, per run, its state, task states and XComs.
+DAG_TEST = textwrap.dedent("""
+    import json, os, sys
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    dag_id, conf, times = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    if bag.import_errors:
+        raise SystemExit(f"DAG import errors: {bag.import_errors}")
+    dag = bag.get_dag(dag_id)
+    for _ in range(times):
+        dag_run = dag.test(run_conf=conf)
+        with create_session() as session:
+            tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id)
+            tasks = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)),
+                                  "try_number": ti.try_number} for ti in tis}
+            xcoms = {}
+            for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=dag_run.run_id):
+                xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
+        state = str(getattr(dag_run.state, "value", dag_run.state))
+        print("DAG_TEST_RESULT " + json.dumps({"state": state, "run_id": dag_run.run_id, "tasks": tasks,
+                                               "xcoms": xcoms}, default=str), flush=True)
+""")
+
+
+def clean_env(**extra) -> dict[str, str]:
+    """This process's environment without Airflow's, Spark Connect's and the router's settings, plus extra."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SPARK_ROUTER_"))
+           and k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    env.update(extra)
+    return env
+
+
+class AirflowHome:
+    """An AIRFLOW_HOME with a migrated SQLite metadata database and a DAGs folder."""
+
+    def __init__(self, home: Path, dags_folder: Path):
+        self.home, self.dags_folder = home, dags_folder
+        self.env = {"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+                    "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+
+    def migrate(self) -> AirflowHome:
+        result = subprocess.run([str(BIN / "airflow"), "db", "migrate"], check=False,
+                                env=clean_env(**self.env), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return self
+
+    def python(self, code: str, *args: str, timeout: float = 120, **env) -> str:
+        """Runs Python code with Airflow's environment; returns its output (stdout and stderr)."""
+        result = subprocess.run([PYTHON, "-c", code, *args], check=False,
+                                env=clean_env(**{**self.env, **env}), cwd=self.home, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stdout[-5000:]
+        return result.stdout
+
+    def dag_test_command(self, dag_id: str, conf: dict | None = None, times: int = 1) -> list[str]:
+        return [PYTHON, "-c", DAG_TEST, dag_id, json.dumps(conf or {}), str(times)]
+
+    def dag_test(self, dag_id: str, conf: dict | None = None, times: int = 1, timeout: float = 400,
+                 **env) -> tuple[list[dict], str]:
+        """dag.test() in a child process: the DagRuns' results, and the whole log."""
+        result = subprocess.run(self.dag_test_command(dag_id, conf, times), check=False,
+                                env=clean_env(**{**self.env, **env}),
+                                cwd=self.home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                timeout=timeout)
+        (self.home / f"dag-test-{dag_id}.log").write_text(result.stdout)  # kept for reading after a failure
+        return parse_results(result.stdout, result.returncode), result.stdout
+
+
+def parse_results(output: str, returncode: int) -> list[dict]:
+    runs = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines()
+            if line.startswith("DAG_TEST_RESULT ")]
+    assert returncode == 0 and runs, f"dag.test() exited {returncode}:\n{output[-5000:]}"
+    return runs
+
+
+def conn_json(**fields) -> str:
+    return json.dumps({"conn_type": "spark_router", **fields})
+
+
+# ------------------------------------------------------------------------------- without Airflow imported
+
+@pytest.mark.parametrize(("host", "port", "schema", "url"), [
+    ("http://router:8765", None, None, "http://router:8765"),
+    ("http://router:8765/", None, None, "http://router:8765"),
+    ("router.internal", 8765, None, "http://router.internal:8765"),
+    ("router.internal", "8765", "https", "https://router.internal:8765"),
+    ("router.internal", None, "HTTPS", "https://router.internal"),
+    ("https://gw.example.com/spark-router/", None, None, "https://gw.example.com/spark-router"),
+    ("https://gw.example.com/spark-router", 8443, None, "https://gw.example.com:8443/spark-router"),
+    ("http://router:8765", 8765, None, "http://router:8765"),
+    ("  http://127.0.0.1:8765  ", None, "http", "http://127.0.0.1:8765"),
+])
+def test_router_url_from_connection_fields(host, port, schema, url):
+    assert connections.router_url(host, port, schema) == url
+
+
+@pytest.mark.parametrize(("host", "port", "schema", "problem"), [
+    (None, 8765, None, "no host"),
+    ("", None, None, "no host"),
+    ("router", None, "ftp", "http or https"),
+    ("sc://router:15002", None, None, "http(s)://"),
+    ("http://router:8765", 9000, None, "two ports"),
+    ("http://router:8765/?x=1", None, None, "query"),
+])
+def test_router_url_rejects_what_cannot_be_a_router(host, port, schema, problem):
+    with pytest.raises(ValueError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+        connections.router_url(host, port, schema)
+
+
+def test_run_url_is_the_dashboard_page():
+    assert connections.run_url("http://router:8765/", "r-1a2b") == "http://router:8765/runs/r-1a2b"
+    assert connections.run_url("https://gw/spark-router", "a/b") == "https://gw/spark-router/runs/a%2Fb"
+
+
+@pytest.mark.parametrize(("fields", "url"), [
+    ({"host": "connect.internal", "port": 15002}, "sc://connect.internal:15002/"),
+    ({"host": "sc://connect.internal", "port": 15002, "login": "etl", "password": "t k"},
+     "sc://connect.internal:15002/;user_id=etl;token=t%20k"),
+    ({"host": "connect.internal:443", "extra": {"use_ssl": True}}, "sc://connect.internal:443/;use_ssl=true"),
+    ({"host": "connect.internal", "port": 443, "extra": {"extra__spark_connect__use_ssl": "False"}},
+     "sc://connect.internal:443/;use_ssl=false"),
+    ({"host": "sc://c:15002/;session_id=x", "password": "tok"}, "sc://c:15002/;session_id=x;token=tok"),
+])
+def test_spark_connect_url_as_the_spark_provider_builds_it(fields, url):
+    assert connections.spark_connect_url(**fields) == url
+
+
+def test_spark_connect_url_rejects_a_path_or_another_scheme():
+    with pytest.raises(ValueError, match="no path"):
+        connections.spark_connect_url("sc://c:15002/some/path")
+    with pytest.raises(ValueError, match="sc://host"):
+        connections.spark_connect_url("http://c:15002")
+
+
+def test_provider_info_matches_airflows_schema():
+    import jsonschema
+
+    import airflow_plugins
+
+    spec = importlib.util.find_spec("airflow")  # locates Airflow without importing it
+    schema = json.loads((Path(spec.submodule_search_locations[0]) / "provider_info.schema.json").read_text())
+    info = airflow_plugins.get_provider_info()
+    jsonschema.validate(info, schema)
+    [conn_type] = info["connection-types"]
+    assert conn_type["connection-type"] == "spark_router"
+    assert conn_type["ui-field-behaviour"]["relabeling"]["password"] == "API token"
+
+
+def test_service_launcher_and_package_do_not_import_airflow():
+    code = ("import sys, service.app, client_runtime.launcher, airflow_plugins, airflow_plugins.connections\n"
+            "print(sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.')))")
+    result = subprocess.run([PYTHON, "-c", code], check=False, capture_output=True, text=True, cwd=REPO,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------------- Airflow in a child process, no Spark
+
+@pytest.fixture(scope="module")
+def bare_airflow(tmp_path_factory) -> AirflowHome:
+    """An Airflow environment without a metadata database: enough to build operators and read connections."""
+    return AirflowHome(tmp_path_factory.mktemp("airflow-bare"), TEST_DAGS)
+
+
+HOOK_CHECKS = """
+import json
+from airflow_plugins.hooks import SparkRouterHook, spark_connect_url_of
+out = {"default": SparkRouterHook().get_conn(), "uri": SparkRouterHook("router_uri").get_conn(),
+       "connect": spark_connect_url_of("spark_connect_default"),
+       "ui": SparkRouterHook.get_ui_field_behaviour(), "conn_type": SparkRouterHook.conn_type,
+       "default_conn_name": SparkRouterHook.default_conn_name}
+try:
+    SparkRouterHook("no_host").get_router_url()
+except ValueError as exc:
+    out["no_host"] = str(exc)
+print("CHECKS " + json.dumps(out))
+"""
+
+
+def last_json(output: str, tag: str) -> dict:
+    lines = [line for line in output.splitlines() if line.startswith(tag + " ")]
+    assert lines, output[-5000:]
+    return json.loads(lines[-1].split(" ", 1)[1])
+
+
+def test_hook_reads_the_router_and_spark_connect_connections(bare_airflow):
+    output = bare_airflow.python(
+        HOOK_CHECKS,
+        AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host="router.internal", port=8765, schema="https",
+                                                    password="s3cret"),
+        AIRFLOW_CONN_ROUTER_URI="spark-router://:tok@router-2:9000",
+        AIRFLOW_CONN_NO_HOST=conn_json(port=8765),
+        AIRFLOW_CONN_SPARK_CONNECT_DEFAULT=json.dumps({
+            "conn_type": "spark_connect", "host": "connect.internal", "port": 15002, "login": "etl",
+            "password": "tok", "extra": {"use_ssl": True}}))
+    checks = last_json(output, "CHECKS")
+    assert checks["default"] == {"url": "https://router.internal:8765", "token": "s3cret"}
+    assert checks["uri"] == {"url": "http://router-2:9000", "token": "tok"}
+    assert checks["connect"] == "sc://connect.internal:15002/;user_id=etl;token=tok;use_ssl=true"
+    assert checks["ui"]["relabeling"] == {"host": "Router URL", "schema": "Protocol", "password": "API token"}
+    assert "login" in checks["ui"]["hidden_fields"]
+    assert (checks["conn_type"], checks["default_conn_name"]) == ("spark_router", "spark_router_default")
+    assert "'no_host'" in checks["no_host"] and "no host" in checks["no_host"]
+
+
+TEST_BUTTON = """
+import json
+from airflow_plugins.hooks import SparkRouterHook
+print("CHECKS " + json.dumps({conn_id: SparkRouterHook(conn_id).test_connection()
+                              for conn_id in ("spark_router_default", "bad_token", "nobody_there")}))
+"""
+
+
+def test_hooks_test_button_checks_the_router_and_its_token(bare_airflow, tmp_path):
+    """The connection form's Test button, against a router (on SQLite) that wants an API token."""
+    router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path,
+                           env={"SPARK_ROUTER_API_TOKEN": "right"}).start()
+    try:
+        checks = last_json(bare_airflow.python(
+            TEST_BUTTON, AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host=router.url, password="right"),
+            AIRFLOW_CONN_BAD_TOKEN=conn_json(host=router.url, password="wrong"),
+            AIRFLOW_CONN_NOBODY_THERE=conn_json(host="127.0.0.1", port=free_port())), "CHECKS")
+    finally:
+        router.stop()
+    assert checks["spark_router_default"] == [True, f"router at {router.url} answered"]
+    assert checks["bad_token"] == [False, f"router at {router.url} refused the API token (401)"]
+    ok, message = checks["nobody_there"]
+    assert not ok and "unreachable: ConnectError" in message
+
+
+OPERATOR_CHECKS = """
+import json
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+from airflow.sdk import DAG
+from airflow_plugins import SparkRouterOperator
+
+out = {}
+with DAG("etl", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+    op = SparkRouterOperator(
+        task_id="orders", application="{{ params.root }}/orders.py",
+        application_args=["--date", "{{ ds }}", 3],
+        spark_conf={"spark.sql.x": "{{ 1 + 1 }}", "spark.flag": True}, executor_memory="4g", num_executors=2,
+        run_timeout=timedelta(minutes=5), connect_timeout=12, params={"root": "s3://apps"})
+    named = SparkRouterOperator(
+        task_id="named", application="a.py", app_id="{{ dag.dag_id }}.custom", mode="standalone",
+        fallback=False, idempotent=False, router_timeout=1.5, spark_router_conn_id="other_router",
+        spark_connect_conn_id="my_connect")
+out["template_fields"] = list(SparkRouterOperator.template_fields)
+op.render_template_fields({"params": op.params, "ds": "2026-11-22", "dag": dag})
+named.render_template_fields({"params": named.params, "dag": dag})
+ti = SimpleNamespace(dag_id="etl", task_id="orders", run_id="manual__1", try_number=2)
+request = op.build_request({"ti": ti})
+out["request"] = {k: getattr(request, k) for k in ("app_id", "app", "args", "mode", "resources", "spark_conf",
+                                                    "fallback", "idempotent", "airflow")}
+out["named_app_id"] = named.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="named", run_id="r",
+                                                                   try_number=1)}).app_id
+out["named"] = [named.mode, named.fallback, named.idempotent, named.router_timeout,
+                named.spark_router_conn_id, named.spark_connect_conn_id]
+settings = op.build_settings("http://router:8765/", "tok", None)
+out["settings"] = [settings.url, settings.api_token.get_secret_value(), settings.run_timeout_s,
+                   settings.connect_timeout_s, settings.router_timeout_s, settings.mode_if_router_unreachable,
+                   settings.connect_url, settings.standalone_master]
+settings = named.build_settings("http://router:8765", None, "sc://elsewhere:15002/;token=x")
+out["named_settings"] = [settings.api_token.get_secret_value(), settings.router_timeout_s,
+                         settings.connect_url]
+errors = []
+for bad in ({"mode": "cluster"}, {"application_args": "--date 2026"},
+            {"spark_conf": {"executor.memory": "1g"}}, {"run_timeout": 0},
+            {"connect_timeout": timedelta(seconds=-1)}):
+    try:
+        SparkRouterOperator(task_id="bad", application="a.py", **bad)
+        errors.append(None)
+    except (TypeError, ValueError) as exc:
+        errors.append(type(exc).__name__ + ": " + str(exc))
+out["errors"] = errors
+out["links"] = [link.name for link in op.operator_extra_links]
+print("CHECKS " + json.dumps(out))
+"""
+
+
+def test_operator_parameters_templates_and_settings(bare_airflow):
+    output = bare_airflow.python(OPERATOR_CHECKS, SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE="connect",
+                                 SPARK_ROUTER_CONNECT_TIMEOUT_S="99", SPARK_ROUTER_API_TOKEN="from-env",
+                                 SPARK_ROUTER_STANDALONE_MASTER="local[2]",
+                                 SPARK_ROUTER_CONNECT_URL="sc://from-env:15002")
+    checks = last_json(output, "CHECKS")
+    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id"]
+    assert checks["request"] == {
+        "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"],
+        "mode": "auto",
+        "resources": {"executor_memory": "4g", "num_executors": 2},
+        "spark_conf": {"spark.sql.x": "2", "spark.flag": "true"}, "fallback": True, "idempotent": True,
+        "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2}}
+    assert checks["named_app_id"] == "etl.custom"
+    assert checks["named"] == ["standalone", False, False, 1.5, "other_router", "my_connect"]
+    # Router and token from the connection; timeouts from the operator; everything else from SPARK_ROUTER_*.
+    assert checks["settings"] == ["http://router:8765", "tok", 300.0, 12.0, 3.0, "connect",
+                                  "sc://from-env:15002", "local[2]"]
+    # No token in the connection: the environment's; a spark_connect connection's URL replaces the env's.
+    assert checks["named_settings"] == ["from-env", 1.5, "sc://elsewhere:15002/;token=x"]
+    mode_error, args_error, conf_error, zero_timeout, negative_timeout = checks["errors"]
+    assert mode_error.startswith("ValueError") and "auto, connect, standalone" in mode_error
+    assert args_error.startswith("TypeError") and "list of arguments" in args_error
+    assert conf_error.startswith("ValueError") and "executor.memory" in conf_error
+    assert "run_timeout must be positive" in zero_timeout and "connect_timeout" in negative_timeout
+    assert checks["links"] == ["Spark Router run"]
+
+
+# ------------------------------------------------------------------------------- the example DAGs, no Spark
+
+FAKE_SPARK_ROUTER = """#!/bin/sh
+# Stands in for `spark-router restart-server`: records its arguments, exits with the next code in CODES.
+echo "$SPARK_ROUTER_URL $*" >> "{calls}"
+code=$(head -n 1 "{codes}"); sed -i 1d "{codes}"
+echo "fake restart-server: exit $code"
+exit "$code"
+"""
+
+
+def test_example_dags_parse_and_restart_dag_skips_when_busy(tmp_path):
+    home = AirflowHome(tmp_path / "home", EXAMPLE_DAGS).migrate()
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    calls, codes = tmp_path / "calls", tmp_path / "codes"
+    codes.write_text("3\n0\n1\n")
+    script = fake_bin / "spark-router"
+    script.write_text(FAKE_SPARK_ROUTER.format(calls=calls, codes=codes))
+    script.chmod(0o755)
+    # The DAG runs three times: busy (exit 3), restarted (0), failed (1).
+    runs, log = home.dag_test("spark_router_restart_connect_server", {"window": 60}, times=3,
+                              PATH=f"{fake_bin}{os.pathsep}{home.env['PATH']}",
+                              AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host="router.internal", port=8765))
+    states = [(run["state"], run["tasks"]["restart_connect_server"]["state"]) for run in runs]
+    assert states == [("success", "skipped"), ("success", "success"), ("failed", "failed")], log[-5000:]
+    assert calls.read_text().splitlines() == ["http://router.internal:8765 restart-server --window 60"] * 3
+
+
+# --------------------------------------------------------- real Airflow, real router, real Connect server
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory) -> AirflowHome:
+    return AirflowHome(tmp_path_factory.mktemp("airflow-home"), TEST_DAGS).migrate()
+
+
+@pytest.fixture
+def run_env(router, connect_server, state_dir) -> dict[str, str]:
+    """The task's environment: the router from its Airflow connection (SPARK_ROUTER_URL points nowhere, so a
+    run that reached the router proves the connection was used), the rest from SPARK_ROUTER_*."""
+    return {"AIRFLOW_CONN_SPARK_ROUTER_DEFAULT": conn_json(host=router.url),
+            "SPARK_ROUTER_URL": f"http://127.0.0.1:{free_port()}",
+            "SPARK_ROUTER_CONNECT_URL": connect_server.url, "SPARK_ROUTER_STATE_DIR": str(state_dir),
+            "SPARK_ROUTER_STANDALONE_MASTER": "local[2]"}
+
+
+def runs_of(router, app_id: str) -> list[dict]:
+    return sorted(router.get(f"/api/v1/apps/{app_id}/runs"), key=lambda r: r["created_at"])
+
+
+def processes_running(pattern: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], check=False, capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if pattern in line and "ps -eo" not in line]
+
+
+@pytest.mark.spark
+def test_light_app_runs_on_connect_and_xcom_says_so(airflow_home, run_env, router):
+    [run], log = airflow_home.dag_test("router_light", **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["aggregate"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    summary = xcom["return_value"]
+    assert summary["app_id"] == "router_light.aggregate" and summary["run_id"] == xcom["run_id"]
+    assert xcom["run_url"] == f"{router.url}/runs/{xcom['run_id']}"
+    assert xcom["_link_SparkRouterRunLink"] == xcom["run_url"]  # the operator extra link
+    # The templated arguments reached the app (2000 rows over 7 stores), its output the task log.
+    assert '"orders": 286' in log and "[spark-router] router: connect" in log
+    # The Airflow context reached the router, and the session confs it hands out.
+    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (detail["dag_id"], detail["task_id"], detail["airflow_run_id"], detail["try_number"]) == \
+        ("router_light", "aggregate", run["run_id"], 1)
+    assert detail["status"] == "succeeded" and detail["mode"] == "connect"
+    confs = detail["decision"]["session_confs"]
+    assert confs["spark.router.airflow.dagId"] == "router_light"
+    assert confs["spark.router.airflow.runId"] == run["run_id"]
+
+
+@pytest.mark.spark
+def test_spark_context_app_falls_back_and_the_router_shows_both_runs(airflow_home, run_env, router):
+    app_id = f"airflow.sc.{uuid.uuid4().hex[:6]}"
+    [run], log = airflow_home.dag_test("router_fallback", {"app_id": app_id}, **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["rdd"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("standalone", True)
+    assert "falling back to standalone" in log and "RESULT 332833500" in log
+    failed, rerun = runs_of(router, app_id)
+    assert (failed["mode"], failed["status"]) == ("connect", "failed")
+    assert (rerun["mode"], rerun["status"]) == ("standalone", "succeeded")
+    assert rerun["run_id"] == xcom["run_id"] and len(xcom["return_value"]["runs"]) == 2
+    failed_detail = router.get(f"/api/v1/runs/{failed['run_id']}")
+    assert failed_detail["failure_kind"] == "connect" and failed_detail["fell_back_to"] == rerun["run_id"]
+    assert router.get(f"/api/v1/runs/{rerun['run_id']}")["dag_id"] == "router_fallback"
+
+
+@pytest.mark.spark
+def test_failing_app_fails_the_task_with_its_error_in_the_log(airflow_home, run_env, router):
+    [run], log = airflow_home.dag_test("router_failing", **run_env)
+    assert run["state"] == "failed"
+    assert run["tasks"]["fail"]["state"] == "failed"
+    # The app's traceback streamed into the task log, and the task's error names the app's error.
+    assert "ValueError: bad input: expected 11 rows, found 10" in log
+    assert "AirflowException: Spark app router_failing.fail failed, connect run" in log, log[-5000:]
+    assert "exit code 1: ValueError: bad input" in log
+    xcom = run["xcoms"]["fail"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (detail["status"], detail["failure_kind"]) == ("failed", "app")
+
+
+@pytest.mark.spark
+def test_router_unreachable_follows_mode_if_router_unreachable_without_hanging(airflow_home, run_env):
+    # A router that accepts connections and never answers: the worst case, a hang unless bounded.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        started = time.monotonic()
+        [run], log = airflow_home.dag_test(
+            "router_unreachable", timeout=180, **run_env, SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE="connect",
+            AIRFLOW_CONN_SPARK_ROUTER_UNREACHABLE=conn_json(host="127.0.0.1", port=silent.getsockname()[1]))
+        elapsed = time.monotonic() - started
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["aggregate"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    assert xcom["run_id"].startswith("local-") and xcom["run_url"] is None
+    warnings = [line for line in log.splitlines() if "unreachable: no answer within" in line]
+    assert len(warnings) == 1, log[-5000:]  # one clear line ...
+    # ... and the mode it follows.
+    assert "running connect (SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable)" in log
+    print(f"dag.test() with a silent router took {elapsed:.1f} s")
+
+
+def dag_test_until(home: AirflowHome, dag_id: str, marker: str, env: dict, conf: dict | None = None):
+    """Starts dag.test() and reads its output until a line contains marker; returns the process and lines."""
+    process = subprocess.Popen(home.dag_test_command(dag_id, conf), env=clean_env(**{**home.env, **env}),
+                               cwd=home.home, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            return process, lines
+    process.wait()
+    raise AssertionError(f"{marker!r} never appeared:\n{''.join(lines)[-5000:]}")
+
+
+@pytest.mark.spark
+def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env):
+    process, lines = dag_test_until(airflow_home, "router_slow", "STARTED", run_env)
+    try:
+        time.sleep(1)
+        process.send_signal(signal.SIGTERM)  # what Airflow's supervisor sends a task it stops
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    log = "".join(lines) + output
+    [run] = parse_results(log, process.returncode)
+    assert run["state"] == "failed", log[-5000:]
+    assert "Stopping the Spark app" in log and "Spark app router_slow.slow was stopped" in log
+    assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+
+
+@pytest.mark.spark
+def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env):
+    [run], log = airflow_home.dag_test("router_execution_timeout", **run_env)
+    assert run["state"] == "failed", log[-5000:]
+    assert "AirflowTaskTimeout" in log
+    assert "interrupted by AirflowTaskTimeout: the app's processes were stopped" in log, log[-5000:]
+    assert processes_running(str(TEST_APPS / "slow_udf.py")) == []

@@ -1,0 +1,215 @@
+"""The routing rules, as pure functions: no Spark, no database."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from service.routing import rules
+from service.routing.policy import Policy, PolicyError, load_policy, parse_size
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+HEALTHY = rules.ServerFacts(last_heartbeat_at=NOW - timedelta(seconds=5), draining=False)
+LIGHT = rules.RunSummary(task_time_ms=240_000, shuffle_write_bytes=10 << 20, disk_spilled_bytes=0,
+                     peak_execution_memory_bytes=64 << 20, duration_ms=120_000)
+
+
+def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, **app) -> rules.DecisionFacts:
+    app.setdefault("recent_runs", (LIGHT,) * 5)
+    return rules.DecisionFacts(now=NOW, requested_mode=mode, resources=resources or rules.Resources(),
+                           app=rules.AppAggregates(**app), server=server, in_flight_cores=in_flight)
+
+
+def decide(f: rules.DecisionFacts, policy: Policy | None = None) -> rules.Verdict:
+    return rules.decide(f, policy or Policy())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("4g", 4 << 30), ("4096m", 4 << 30), ("512k", 512 << 10), ("1t", 1 << 40), ("100", 100), (2048, 2048),
+    ("1.5g", int(1.5 * (1 << 30))), ("4G", 4 << 30), ("4gb", 4 << 30),
+])
+def test_sizes_in_sparks_forms(text, expected):
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("bad", ["lots", "-4g", "", "4x", -1, True])
+def test_bad_sizes_are_refused(bad):
+    with pytest.raises(ValueError):
+        parse_size(bad)
+
+
+def test_light_app_with_healthy_server_goes_connect_and_says_why():
+    verdict = decide(facts())
+    assert verdict.mode == "connect"
+    assert {r.metric for r in verdict.reasons} == set(rules.HISTORY_METRICS)
+    task_time = next(r for r in verdict.reasons if r.metric == "task_time_ms")
+    assert task_time.observed == 240_000 and "under" in task_time.message
+
+
+def test_admin_pin_wins_over_everything():
+    verdict = decide(facts(pinned_mode="standalone", pin_reason="noisy neighbour", mode="connect"))
+    assert verdict.mode == "standalone"
+    assert verdict.reasons[0].rule == "admin-pin" and "noisy neighbour" in verdict.reasons[0].message
+    assert decide(facts(pinned_mode="connect", server=None)).mode == "connect"
+
+
+def test_forced_mode_is_followed():
+    assert decide(facts(mode="standalone")).reasons[0].rule == "forced"
+    verdict = decide(facts(mode="connect", connect_failure_streak=5, last_connect_failure_at=NOW))
+    assert verdict.mode == "connect" and not verdict.grants_retry
+
+
+def test_incompatible_app_goes_standalone_without_a_connect_attempt():
+    verdict = decide(facts(connect_incompatible="sparkContext at app.py:3"))
+    assert verdict.mode == "standalone" and verdict.reasons[0].rule == "connect-incompatible"
+    assert "app.py:3" in verdict.reasons[0].message
+
+
+def test_failure_streak_sends_standalone_until_the_cooldown():
+    below = facts(connect_failure_streak=2, last_connect_failure_at=NOW - timedelta(hours=1))
+    assert decide(below).mode == "connect"
+    streak = facts(connect_failure_streak=3, last_connect_failure_at=NOW - timedelta(days=59))
+    verdict = decide(streak)
+    assert verdict.mode == "standalone" and verdict.reasons[0].rule == "connect-failure-streak"
+    assert verdict.reasons[0].observed == 3 and verdict.reasons[0].threshold == 3
+
+
+def test_after_the_cooldown_one_connect_try():
+    cooled = facts(connect_failure_streak=3, last_connect_failure_at=NOW - timedelta(days=61))
+    verdict = decide(cooled)
+    assert verdict.mode == "connect" and verdict.grants_retry
+    assert verdict.reasons[0].rule == "connect-retry"
+    # While that try runs, the next run goes standalone.
+    pending = facts(connect_failure_streak=3, last_connect_failure_at=NOW - timedelta(days=61),
+                    retry_granted_at=NOW - timedelta(minutes=5))
+    verdict = decide(pending)
+    assert verdict.mode == "standalone" and "already under way" in verdict.reasons[0].message
+    # A try that never reported back stops blocking after the in-flight age.
+    stale = facts(connect_failure_streak=3, last_connect_failure_at=NOW - timedelta(days=61),
+                  retry_granted_at=NOW - timedelta(days=1))
+    assert decide(stale).grants_retry
+
+
+def test_cooldown_is_a_knob():
+    policy = Policy(connect_failures={"max_consecutive": 1, "cooldown_days": 1})
+    assert decide(facts(connect_failure_streak=1, last_connect_failure_at=NOW - timedelta(hours=2)),
+                  policy).mode == "standalone"
+    assert decide(facts(connect_failure_streak=1, last_connect_failure_at=NOW - timedelta(days=2)),
+                  policy).mode == "connect"
+
+
+def test_unhealthy_or_draining_server_sends_standalone():
+    stale = rules.ServerFacts(last_heartbeat_at=NOW - timedelta(seconds=90), draining=False)
+    verdict = decide(facts(server=stale))
+    assert verdict.mode == "standalone" and verdict.reasons[0].rule == "server-unhealthy"
+    assert verdict.reasons[0].observed == 90.0
+    assert decide(facts(server=None)).reasons[0].rule == "server-unhealthy"
+    draining = rules.ServerFacts(last_heartbeat_at=NOW, draining=True)
+    assert decide(facts(server=draining)).reasons[0].rule == "server-draining"
+
+
+def test_requests_beyond_the_shared_server_go_standalone():
+    big = rules.Resources(executor_memory=parse_size("8g"), executor_cores=8, num_executors=50,
+                      spark_conf={"spark.executor.memoryOverhead": "2g", "spark.sql.shuffle.partitions": "400",
+                                  "spark.jars.packages": "x:y:1"})
+    verdict = decide(facts(resources=big))
+    assert verdict.mode == "standalone"
+    flagged = {(r.metric, r.observed) for r in verdict.reasons}
+    assert ("executor_memory", 8 << 30) in flagged and ("executor_cores", 8) in flagged
+    assert ("num_executors", 50) in flagged
+    assert ("spark_conf", "spark.executor.memoryOverhead") in flagged and ("spark_conf", "spark.jars.packages") in flagged
+    assert ("spark_conf", "spark.sql.shuffle.partitions") not in flagged
+
+
+def test_requests_within_the_server_stay_connect():
+    fits = rules.Resources(executor_memory=parse_size("4g"), driver_memory=parse_size("1g"), executor_cores=2,
+                       spark_conf={"spark.sql.shuffle.partitions": "400"})
+    assert decide(facts(resources=fits)).mode == "connect"
+
+
+def test_new_app_gets_the_new_app_mode():
+    assert decide(facts(recent_runs=())).reasons[0].rule == "no-history"
+    assert decide(facts(recent_runs=()), Policy(new_app_mode="standalone")).mode == "standalone"
+
+
+def heavy(**metrics) -> rules.RunSummary:
+    return rules.RunSummary(**{**LIGHT.__dict__, **metrics})
+
+
+@pytest.mark.parametrize("metric, value", [
+    ("task_time_ms", 3 * 3600 * 1000), ("shuffle_write_bytes", parse_size("30g")),
+    ("disk_spilled_bytes", parse_size("3g")), ("peak_execution_memory_bytes", parse_size("3g")),
+    ("duration_ms", 2 * 3600 * 1000),
+])
+def test_heavy_history_goes_standalone_naming_the_metric(metric, value):
+    verdict = decide(facts(recent_runs=(heavy(**{metric: value}),) * 10))
+    assert verdict.mode == "standalone"
+    assert [r.metric for r in verdict.reasons] == [metric]
+    assert verdict.reasons[0].observed == value and metric in verdict.reasons[0].message
+
+
+def test_p90_forgives_one_odd_run_and_max_does_not():
+    runs = (LIGHT,) * 9 + (heavy(disk_spilled_bytes=parse_size("10g")),)
+    assert decide(facts(recent_runs=runs)).mode == "connect"
+    strict = Policy(history={"statistic": "max"})
+    assert decide(facts(recent_runs=runs), strict).mode == "standalone"
+
+
+def test_only_the_window_counts():
+    old_heavy = (heavy(task_time_ms=10 * 3600 * 1000),) * 5
+    runs = old_heavy + (LIGHT,) * 10
+    assert decide(facts(recent_runs=runs)).mode == "connect"
+    assert decide(facts(recent_runs=runs), Policy(history={"window": 15, "statistic": "max"})).mode == "standalone"
+
+
+def test_statistic():
+    assert rules.statistic(list(range(1, 11)), "p90") == 9
+    assert rules.statistic(list(range(1, 11)), "max") == 10
+    assert rules.statistic([5], "p90") == 5
+
+
+def test_capacity():
+    # LIGHT uses 240 s of task time in 120 s: 2 cores.
+    assert rules.predicted_cores(rules.AppAggregates(recent_runs=(LIGHT,)), Policy()) == 2.0
+    assert decide(facts(in_flight=6.0)).mode == "connect"
+    verdict = decide(facts(in_flight=6.5))
+    assert verdict.mode == "standalone" and verdict.reasons[0].rule == "over-capacity"
+    assert verdict.reasons[0].observed == 8.5 and verdict.reasons[0].threshold == 8
+
+
+def test_connect_verdicts_carry_their_predicted_load():
+    assert decide(facts()).predicted_cores == 2.0
+    assert decide(facts(recent_runs=())).predicted_cores == 1.0
+
+
+def test_policy_file_yaml_and_toml(tmp_path):
+    yaml_file = tmp_path / "policy.yaml"
+    yaml_file.write_text("version: team-a\nnew_app_mode: standalone\nserver:\n  executor_memory: 16g\n"
+                         "history:\n  statistic: max\n  thresholds:\n    shuffle_write_bytes: 500m\n")
+    policy = load_policy(yaml_file)
+    assert policy.new_app_mode == "standalone" and policy.server.executor_memory == 16 << 30
+    assert policy.history.thresholds.shuffle_write_bytes == 500 << 20
+    assert policy.full_version.startswith("team-a+")
+    toml_file = tmp_path / "policy.toml"
+    toml_file.write_text('version = "t"\n[capacity]\ncores = 32\n')
+    assert load_policy(toml_file).capacity.cores == 32
+
+
+@pytest.mark.parametrize("content, field", [
+    ("history:\n  statistic: mean\n", "history.statistic"),
+    ("server:\n  executor_memory: lots\n", "server.executor_memory"),
+    ("new_app_mode: fast\n", "new_app_mode"),
+    ("surprise: 1\n", "surprise"),
+    ("history: [1\n", "not valid"),
+])
+def test_bad_policy_files_name_the_problem(tmp_path, content, field):
+    path = tmp_path / "policy.yaml"
+    path.write_text(content)
+    with pytest.raises(PolicyError, match=field.replace(".", r"\.")):
+        load_policy(path)
+
+
+def test_policy_versions_differ_when_knobs_differ():
+    assert Policy().full_version != Policy(new_app_mode="standalone").full_version
+    assert Policy().full_version == Policy().full_version
