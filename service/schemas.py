@@ -72,6 +72,12 @@ class HeartbeatIn(Strict):
     spool_bytes: NonNegative = 0
     dropped_records: NonNegative = 0
     unattributed_stages: NonNegative = 0
+    dead_letter_files: NonNegative = 0
+    auth_failures: NonNegative = 0
+    executors: NonNegative = 0
+    executor_cores: NonNegative = 0
+    max_executors: NonNegative | None = None
+    connect_url: str | None = Field(default=None, max_length=300)
 
 
 class AppOut(BaseModel):
@@ -104,6 +110,7 @@ class ServerOut(BaseModel):
     spark_version: str | None
     started_at: datetime | None
     ui_url: str | None
+    connect_url: str | None
     last_heartbeat_at: datetime | None
     draining: bool
     unattributed_stages: int
@@ -257,6 +264,11 @@ class HeartbeatOut(BaseModel):
     spool_files: int
     spool_bytes: int
     dropped_records: int
+    dead_letter_files: int
+    auth_failures: int
+    executors: int
+    executor_cores: int
+    max_executors: int | None
 
 
 class ServerActivity(BaseModel):

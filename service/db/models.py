@@ -196,9 +196,16 @@ class Server(Base):
     spark_version: Mapped[str | None] = mapped_column(String(40))
     started_at: Mapped[datetime | None] = mapped_column()
     ui_url: Mapped[str | None] = mapped_column(String(300))
+    connect_url: Mapped[str | None] = mapped_column(String(300))  # where clients connect (Connect servers)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column()
     draining: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+# What a heartbeat row keeps of the listener's report, besides its server and times.
+HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files", "spool_bytes",
+                    "dropped_records", "unattributed_stages", "dead_letter_files", "auth_failures", "executors",
+                    "executor_cores", "max_executors")
 
 
 class Heartbeat(Base):
@@ -220,6 +227,12 @@ class Heartbeat(Base):
     spool_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     dropped_records: Mapped[int] = mapped_column(BigInteger, default=0)
     unattributed_stages: Mapped[int] = mapped_column(BigInteger, default=0)
+    dead_letter_files: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    auth_failures: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What the Spark application holds: live executors and their cores, and its dynamic-allocation ceiling.
+    executors: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    executor_cores: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_executors: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_heartbeats_server_received", "server_id", "received_at"),
                       Index("ix_heartbeats_received_at", "received_at"))  # pruning past the retention

@@ -13,7 +13,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from service.db.models import METRICS, App, Decision, Heartbeat, Run, Server, StageMetric, as_utc, utcnow
+from service.db.models import (
+    HEARTBEAT_FIELDS,
+    METRICS,
+    App,
+    Decision,
+    Heartbeat,
+    Run,
+    Server,
+    StageMetric,
+    as_utc,
+    utcnow,
+)
 from service.history.lifecycle import run_duration_ms
 from service.history.queries import in_flight, list_restarts
 from service.routing.policy import Policy
@@ -23,9 +34,6 @@ from service.routing.rules import HISTORY_METRICS
 # while they report. Connect servers are always shown, so one that went silent shows as down.
 RECENT_SERVER_S = 15 * 60
 BUCKETS = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
-HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files",
-                    "spool_bytes", "dropped_records", "unattributed_stages")
-
 
 def _age_s(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else round((now - then).total_seconds(), 1)
