@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI):
-    # What the app holds for its whole life (routes, schemas, SQLAlchemy metadata: some 130,000 objects) is
-    # kept out of the garbage collector's sight: each full collection would otherwise stall every request in
-    # flight for ~20 ms (p99 of decisions at 2,000/s: 50 ms without this, 16 ms with it).
+    # What the app holds for its whole life (routes, schemas, SQLAlchemy metadata) is kept out of the garbage
+    # collector's sight: each full collection would otherwise stall every request in flight (the p99 of
+    # decisions, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     yield

@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import sys
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~15 ms)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import argparse
 
 # Every other import is made where it is needed: `run` starts the app's interpreter (client_runtime.runner)
-# before anything else is imported, argparse and logging included (~45 ms on a slow machine).
+# before anything else is imported, argparse and logging included (docs/benchmarks.md, the launcher's start).
 
 
 def get_settings():
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if app_interpreter is not None and app_interpreter.poll() is None and not app_interpreter.stdin.closed:
             app_interpreter.kill()  # never given an app (bad usage, an error before the launch): not left behind
-        gc.freeze()  # about to exit: spare the collector a walk over every object (~35 ms of each `run`)
+        gc.freeze()  # about to exit: spare the collector a walk over every object
 
 
 if __name__ == "__main__":

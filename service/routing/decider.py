@@ -151,8 +151,8 @@ class DecisionBatcher:
     transaction and one commit for all of them instead of one each. Nothing waits on a timer: alone, a request
     is decided at once; under load, batches grow by themselves (up to max_batch).
 
-    One per worker process, used from its event loop; the database work runs in a thread. (Two batches in
-    flight per worker measured no faster: the batches only got smaller.)"""
+    One per worker process, used from its event loop; the database work runs in a thread. One batch in flight
+    per worker: a second one only made batches smaller (docs/benchmarks.md)."""
 
     # Loop turns without a new request that end the gathering of a batch (see _gather).
     QUIET_TURNS = 3
@@ -192,9 +192,8 @@ class DecisionBatcher:
     async def _gather(self) -> None:
         """Lets the requests already received join the batch before it is cut. A request reaches decide() a
         few event-loop turns after its bytes arrive (body, dependencies), so without this wait a batch would
-        hold only those already there and the others would wait a whole batch for the next. Measured with 8
-        connections per worker: batches of 3.6 requests became 8.4, and decisions/s rose by half. Alone, a
-        request waits three loop turns, microseconds."""
+        hold only those already there and the others would wait a whole batch for the next (figures in
+        docs/benchmarks.md). Alone, a request waits three loop turns, microseconds."""
         quiet = 0
         while quiet < self.QUIET_TURNS and len(self._waiting) < self.max_batch:
             before = len(self._waiting)
