@@ -385,7 +385,7 @@ class Launcher:
 
 def _on_this_machine(master: str) -> bool:
     """local[*], or a standalone cluster on loopback (`spark-router cluster`): the driver binds to 127.0.0.1."""
-    return master.startswith("local") or master.startswith(("spark://127.0.0.1:", "spark://localhost:"))
+    return master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:"))
 
 
 def with_user_id(url: str, user_id: str) -> str:
