@@ -44,9 +44,9 @@ lint: $(STAMP)
 test: install browser lint
 	$(BIN)/pytest
 
-# Unit tests only: no Spark, no PostgreSQL.
+# Unit tests only: no Spark, no cluster, no PostgreSQL.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not spark and not postgres"
+	$(BIN)/pytest -m "not spark and not cluster and not postgres"
 
 demo: install
 	$(BIN)/python examples/demo.py
