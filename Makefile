@@ -44,9 +44,9 @@ lint: $(STAMP)
 test: install browser lint
 	$(BIN)/pytest
 
-# Unit tests only: no Spark, no cluster, no PostgreSQL.
+# Unit tests only: no Spark, no PostgreSQL.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not spark and not cluster and not postgres"
+	$(BIN)/pytest -m "not spark and not postgres"
 
 demo: install
 	$(BIN)/python examples/demo.py
@@ -59,6 +59,7 @@ bench: install
 	cd bench && ../$(BIN)/python decisions.py
 	cd bench && ../$(BIN)/python e2e_modes.py
 	cd bench && ../$(BIN)/python restart.py
+	cd bench && ../$(BIN)/python mixed_workload.py
 
 clean:
 	rm -rf listener/build .pytest_cache

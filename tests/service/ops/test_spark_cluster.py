@@ -21,7 +21,8 @@ from service.ops import connect_server, spark_cluster
 from tests.service.ops.conftest import CLUSTER_SERVER_ID
 from tests.support import REPO, wait_until
 
-pytestmark = pytest.mark.cluster
+# Spark tests (`-m "not spark"` skips them too), and the cluster subset of them (`-m cluster`).
+pytestmark = [pytest.mark.spark, pytest.mark.cluster]
 APPS = REPO / "tests" / "apps"
 
 
