@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 JAR    := listener/build/spark-router-listener.jar
 EXTRAS := service,client,dev,airflow
 
-.PHONY: install listener browser check-java lint test test-fast demo bench clean
+.PHONY: install listener listener-test browser check-java lint test test-fast demo bench clean
 
 # The repo's own modules are compiled here: pip does not compile an editable install, and where
 # PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would compile them again at every start.
@@ -41,7 +41,11 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: install browser lint
+# The listener's Java unit tests (javac and a small runner; no test framework needed).
+listener-test: listener
+	@listener/test.sh
+
+test: install browser lint listener-test
 	$(BIN)/pytest
 
 # Unit tests only: no Spark, no PostgreSQL.

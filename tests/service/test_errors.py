@@ -36,3 +36,33 @@ def test_a_programming_error_is_not_reported_as_unknown_or_conflict(settings, mo
             assert client.post(f"/api/v1/runs/{run_id}/events", json={"event": "started"}).status_code == 500
     finally:
         app.state.engine.dispose()
+
+
+def test_a_database_outage_is_503_so_that_senders_retry(settings):
+    from service.db import engine as db
+
+    app = create_app(settings)
+    try:
+        # Every session of this app now goes to a port where no database listens.
+        app.state.sessions = db.session_factory(db.make_engine("postgresql+psycopg://nobody@127.0.0.1:9/none"))
+        with TestClient(app) as client:
+            batch = {"server_id": "connect-x", "spark_app_id": "app-1", "stages": [
+                {"app_id": "etl.a", "run_id": "run-a", "stage_id": 0, "attempt": 0, "status": "succeeded"}]}
+            response = client.post("/api/v1/ingest/stages", json=batch)
+            assert response.status_code == 503 and response.headers["Retry-After"]
+            assert "nobody" not in response.text and "127.0.0.1" not in response.text
+    finally:
+        app.state.engine.dispose()
+
+
+def test_healthz_says_unavailable_without_the_drivers_text(tmp_path):
+    from client_runtime.settings import Settings
+
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none", state_dir=tmp_path)
+    app = create_app(settings, migrate=False)
+    try:
+        with TestClient(app) as client:
+            health = client.get("/healthz")
+        assert health.status_code == 503 and health.json() == {"status": "unhealthy", "database": "unavailable"}
+    finally:
+        app.state.engine.dispose()
