@@ -30,8 +30,8 @@ def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset
 
 @router.get("/servers", response_model=list[ServerOut])
 def get_servers(session: SessionDep, kind: Literal["connect", "standalone"] = "connect"):
-    """Connect servers running the listener, with their last heartbeat. `?kind=standalone`: the standalone
-    applications' listeners instead (one per standalone run)."""
+    """Connect servers running the listener, with their last heartbeat (and servers known so far only from the
+    stages they sent). `?kind=standalone`: the listeners of standalone applications instead, one per run."""
     return queries.list_servers(session, kind)
 
 

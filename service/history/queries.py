@@ -49,8 +49,10 @@ def list_runs(session: Session, app_id: str, limit: int, offset: int) -> list[Ru
 
 
 def list_servers(session: Session, kind: str = "connect") -> list[Server]:
-    """Listeners of one kind: Connect servers, or standalone applications (one per run)."""
-    return list(session.scalars(select(Server).where(Server.kind == kind).order_by(Server.server_id)))
+    """Connect servers (with those no heartbeat has named yet: known only from their stages), or the listeners
+    of standalone applications (one per run)."""
+    which = Server.kind == "standalone" if kind == "standalone" else Server.kind != "standalone"
+    return list(session.scalars(select(Server).where(which).order_by(Server.server_id)))
 
 
 def server_activity(session: Session, server_id: str, policy) -> dict | None:
