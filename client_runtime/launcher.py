@@ -45,7 +45,7 @@ CONNECT_FAILURE_PATTERNS = re.compile(
     r"|MASTER_URL_NOT_SET|CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT|NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT")
 
 # The line a Python traceback ends with: `pyspark.errors.exceptions.connect.AnalysisException: [...] ...`.
-PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception)(: |$)")
+PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 # What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
 RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
@@ -440,12 +440,17 @@ class Launcher:
 
     @staticmethod
     def _failure_summary(outcome: Outcome) -> str:
-        """Why a run failed, in one line: the last exception a Python traceback ended with (not a JVM stack
-        frame printed after it), else the last line naming an error."""
+        """Why a run failed, in one line: the exception the last Python traceback ended with (a Connect error
+        goes on with the server's JVM stack trace), else the last line naming an error."""
         if outcome.stopped_because:
             return outcome.stopped_because
-        raised = [line.strip() for line in outcome.tail if PYTHON_EXCEPTION_LINE.match(line)]
-        errors = raised or [line.strip() for line in outcome.tail if re.search(r"(Error|Exception)\b", line)]
+        tail = outcome.tail
+        last = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].startswith("Traceback (most recent")), None)
+        if last is not None:  # the traceback's frames are indented; the first line that is not is the exception
+            raised = next((line for line in tail[last + 1:] if PYTHON_EXCEPTION_LINE.match(line)), None)
+            if raised:
+                return raised.strip()[:500]
+        errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)]
         return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
 
 
