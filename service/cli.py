@@ -106,7 +106,8 @@ def _decide(args: argparse.Namespace) -> int:
     settings = get_settings()
     client = RouterClient(settings.url, settings.token("api_token"))
     try:
-        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf))
+        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf),
+                                 dry_run=not args.record)
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RouterRejected) else 1
@@ -115,7 +116,9 @@ def _decide(args: argparse.Namespace) -> int:
 
         print(json.dumps(decision, indent=2))
         return 0
-    print(f"{decision['app_id']}: {decision['mode']} (run {decision['run_id']}, policy {decision['policy_version']})")
+    run = (f"run {decision['run_id']}, counted in flight for capacity.decided_max_age_s unless it starts"
+           if decision["run_id"] else "dry run: no run recorded")
+    print(f"{decision['app_id']}: {decision['mode']} ({run}; policy {decision['policy_version']})")
     for reason in decision["reasons"]:
         print(f"  - [{reason['rule']}] {reason['message']}")
     if decision["connect_url"]:
@@ -238,19 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--json", action="store_true", help="status as JSON")
     server.set_defaults(func=_connect_server)
 
-    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why",
-                                 description="Ask the router (SPARK_ROUTER_URL) for a decision. This records a "
-                                             "decided run, as the launcher does.")
+    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why (a dry run)",
+                                 description="Ask the router (SPARK_ROUTER_URL) where a run of the app would go "
+                                             "now, and why. A dry run: nothing is recorded and no capacity is "
+                                             "held (--record records a decided run, as the launcher does).")
     decide.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
     decide.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"])
     _add_resource_options(decide)
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.add_argument("--record", action="store_true",
+                        help="record a decided run, as `spark-router run` does; one that never starts stops counting "
+                             "as in flight after the policy's capacity.decided_max_age_s (5 min)")
     decide.set_defaults(func=_decide)
 
     run = commands.add_parser(
         "run", help="run an app on the shared Connect server or standalone, as the router decides",
-        description="Ask the router where the run goes, run APP there (the app's output streams here), report "
-                    "the run, and rerun it standalone if it fails on Connect. The exit code is the app's.",
+        description="Ask the router where the run goes, run APP there, in this directory (the app's output "
+                    "streams here), report the run, and rerun it standalone if it fails on Connect: the rerun's "
+                    "outcome says whether Connect or the app failed it (a real app bug runs twice). The exit "
+                    "code is the app's; SIGTERM or Ctrl-C stop the app and record the run as cancelled.",
         epilog="APP: a .py file, a directory with main.py or __main__.py, a .zip/.whl, or an s3:// URI of one "
                "(fetched with boto3; AWS_ENDPOINT_URL etc. apply). Arguments after -- go to the app.")
     run.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
@@ -262,9 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--connect-timeout", type=float,
                      help="seconds the Connect server may be unreachable before the run counts as a Connect "
                           "failure (default SPARK_ROUTER_CONNECT_TIMEOUT_S or 30)")
-    run.add_argument("--no-fallback", action="store_true", help="do not rerun standalone after a Connect failure")
+    run.add_argument("--no-fallback", action="store_true",
+                     help="do not rerun standalone after a failed Connect run (its output classifies the failure)")
     run.add_argument("--not-idempotent", action="store_true",
-                     help="the app must not run twice: never rerun it after a Connect failure")
+                     help="the app must not run twice: never rerun it after a failed Connect run")
     _add_resource_options(run)
     run.add_argument("app", metavar="APP")
     run.add_argument("app_args", nargs=argparse.REMAINDER, metavar="-- ARGS")
