@@ -1,0 +1,381 @@
+"""The compatibility check of a JVM app: what in a jar's class files cannot work on Spark Connect.
+
+A class file names every class, field and method it uses in its constant pool; its methods' bytecode says which
+method uses which, and their line number tables at which source line. A reference to the SparkContext, the RDD
+API, the session's internals (``sessionState``, ``sharedState``, ``sqlContext``) or Spark's classic
+implementation cannot work in a Connect client. Found from the bytecode, this works the same for Java and Scala
+(or any JVM language) without their compilers.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from client_runtime.compat import Finding
+
+log = logging.getLogger("spark_router.jar_check")
+
+# The most findings one jar reports: the router stores at most 1000 and shows the first three.
+MAX_FINDINGS = 200
+
+
+class ClassFileError(ValueError):
+    """Bytes that are not a class file this parser understands."""
+
+
+# Classes (internal names; a trailing "/" is a package) -> why a Connect client cannot use them.
+UNSUPPORTED_CLASSES = {
+    "org/apache/spark/SparkContext": "SparkContext cannot be created or used from a Connect client",
+    "org/apache/spark/api/java/JavaSparkContext": "SparkContext cannot be created or used from a Connect client",
+    "org/apache/spark/rdd/": "the RDD API is not available on Connect",
+    "org/apache/spark/api/java/JavaRDD": "the RDD API is not available on Connect",
+    "org/apache/spark/api/java/JavaPairRDD": "the RDD API is not available on Connect",
+    "org/apache/spark/api/java/JavaDoubleRDD": "the RDD API is not available on Connect",
+    "org/apache/spark/api/java/JavaRDDLike": "the RDD API is not available on Connect",
+    "org/apache/spark/streaming/": "DStreams need a SparkContext",
+    "org/apache/spark/broadcast/Broadcast": "broadcast variables need a SparkContext",
+    "org/apache/spark/util/AccumulatorV2": "accumulators need a SparkContext",
+    "org/apache/spark/util/LongAccumulator": "accumulators need a SparkContext",
+    "org/apache/spark/util/DoubleAccumulator": "accumulators need a SparkContext",
+    "org/apache/spark/util/CollectionAccumulator": "accumulators need a SparkContext",
+    "org/apache/spark/mllib/": "the RDD-based MLlib API needs a SparkContext",
+    "org/apache/spark/sql/SQLContext": "SQLContext needs a SparkContext",
+    "org/apache/spark/sql/hive/HiveContext": "HiveContext needs a SparkContext",
+    "org/apache/spark/sql/classic/": "Spark's classic SQL implementation is not in a Connect client",
+    "org/apache/spark/sql/execution/": "query execution internals live in the server, not in a Connect client",
+    "org/apache/spark/sql/internal/SessionState": "sessionState is not available on Connect",
+    "org/apache/spark/sql/internal/SharedState": "sharedState is not available on Connect",
+}
+# Members of the session and of datasets that a Connect client does not have, whatever their signature.
+SESSION_OWNERS = ("org/apache/spark/sql/SparkSession", "org/apache/spark/sql/Dataset")
+UNSUPPORTED_MEMBERS = {
+    "sparkContext": "SparkSession.sparkContext does not exist on Connect",
+    "sessionState": "sessionState is not available on Connect",
+    "sharedState": "sharedState is not available on Connect",
+    "sqlContext": "sqlContext is not available on Connect",
+    "listenerManager": "the listener manager lives in the server",
+    "experimental": "experimental methods (extra strategies, optimizations) live in the server",
+    "rdd": "Dataset.rdd (RDD API) is not supported on Connect",
+    "javaRDD": "Dataset.javaRDD (RDD API) is not supported on Connect",
+    "toJavaRDD": "Dataset.toJavaRDD (RDD API) is not supported on Connect",
+    "queryExecution": "query execution internals live in the server, not in a Connect client",
+}
+
+# Constant pool tags.
+UTF8, INTEGER, FLOAT, LONG, DOUBLE, CLASS, STRING = 1, 3, 4, 5, 6, 7, 8
+FIELDREF, METHODREF, INTERFACE_METHODREF, NAME_AND_TYPE = 9, 10, 11, 12
+METHOD_HANDLE, METHOD_TYPE, DYNAMIC, INVOKE_DYNAMIC, MODULE, PACKAGE = 15, 16, 17, 18, 19, 20
+_ENTRY_SIZES = {INTEGER: 4, FLOAT: 4, LONG: 8, DOUBLE: 8, CLASS: 2, STRING: 2, FIELDREF: 4, METHODREF: 4,
+                INTERFACE_METHODREF: 4, NAME_AND_TYPE: 4, METHOD_HANDLE: 3, METHOD_TYPE: 2, DYNAMIC: 4,
+                INVOKE_DYNAMIC: 4, MODULE: 2, PACKAGE: 2}
+
+# Bytecode: the opcodes whose operand is a constant pool index (u2 unless said), and every other opcode's
+# operand length; tableswitch, lookupswitch and wide are sized as they are read.
+_POOL_OPCODES = {0x12: 1, 0x13: 2, 0x14: 2, 0xb2: 2, 0xb3: 2, 0xb4: 2, 0xb5: 2, 0xb6: 2, 0xb7: 2, 0xb8: 2,
+                 0xb9: 4, 0xba: 4, 0xbb: 2, 0xbd: 2, 0xc0: 2, 0xc1: 2, 0xc5: 3}
+_OPERAND_SIZES = {0x10: 1, 0x11: 2, 0xa9: 1, 0xbc: 1, 0x84: 2, 0xc8: 4, 0xc9: 4, 0xc6: 2, 0xc7: 2,
+                  **dict.fromkeys(range(0x15, 0x1a), 1), **dict.fromkeys(range(0x36, 0x3b), 1),
+                  **dict.fromkeys(range(0x99, 0xa9), 2)}
+TABLESWITCH, LOOKUPSWITCH, WIDE, IINC = 0xaa, 0xab, 0xc4, 0x84
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A use of something in another class: a class, or one of its fields or methods."""
+
+    owner: str                # internal name, e.g. org/apache/spark/SparkContext
+    member: str | None        # field or method name; None for the class itself
+    descriptor: str | None    # the member's type descriptor
+    is_method: bool = False
+
+
+@dataclass
+class Method:
+    name: str
+    descriptor: str
+    references: list[tuple[int, int]]  # (constant pool index, line or 0), in bytecode order
+
+
+@dataclass
+class ClassFile:
+    name: str                          # internal name
+    source_file: str | None
+    pool: dict[int, tuple]             # index -> (tag, value...)
+    methods: list[Method]
+
+    def reference(self, index: int) -> Reference | None:
+        entry = self.pool.get(index)
+        if entry is None:
+            return None
+        tag = entry[0]
+        if tag == CLASS:
+            return Reference(_element_class(self.utf8(entry[1])), None, None)
+        if tag in (FIELDREF, METHODREF, INTERFACE_METHODREF):
+            owner = _element_class(self.utf8(self.pool[entry[1]][1]))
+            _tag, name_index, type_index = self.pool[entry[2]]
+            return Reference(owner, self.utf8(name_index), self.utf8(type_index), is_method=tag != FIELDREF)
+        if tag == METHOD_HANDLE:
+            return self.reference(entry[2])
+        return None
+
+    def utf8(self, index: int) -> str:
+        return self.pool[index][1]
+
+
+def _element_class(name: str) -> str:
+    """An array class's element class (``[Lorg/x/Y;`` -> ``org/x/Y``); other names as they are."""
+    if name.startswith("["):
+        name = name.lstrip("[")
+        return name[1:-1] if name.startswith("L") else name
+    return name
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, size: int) -> bytes:
+        if self.at + size > len(self.data):
+            raise ClassFileError("truncated class file")
+        chunk = self.data[self.at:self.at + size]
+        self.at += size
+        return chunk
+
+    def u1(self) -> int:
+        return self.take(1)[0]
+
+    def u2(self) -> int:
+        return struct.unpack(">H", self.take(2))[0]
+
+    def u4(self) -> int:
+        return struct.unpack(">I", self.take(4))[0]
+
+
+def parse_class(data: bytes) -> ClassFile:
+    reader = _Reader(data)
+    if reader.u4() != 0xCAFEBABE:
+        raise ClassFileError("not a class file (bad magic number)")
+    reader.take(4)  # minor and major version
+    pool: dict[int, tuple] = {}
+    count, index = reader.u2(), 1
+    while index < count:
+        tag = reader.u1()
+        if tag == UTF8:
+            pool[index] = (tag, _modified_utf8(reader.take(reader.u2())))
+        elif tag == METHOD_HANDLE:
+            pool[index] = (tag, reader.u1(), reader.u2())
+        elif tag in (CLASS, STRING, METHOD_TYPE, MODULE, PACKAGE):
+            pool[index] = (tag, reader.u2())
+        elif tag in (FIELDREF, METHODREF, INTERFACE_METHODREF, NAME_AND_TYPE, DYNAMIC, INVOKE_DYNAMIC):
+            pool[index] = (tag, reader.u2(), reader.u2())
+        elif tag in _ENTRY_SIZES:
+            pool[index] = (tag,)
+            reader.take(_ENTRY_SIZES[tag])
+        else:
+            raise ClassFileError(f"unknown constant pool tag {tag} at entry {index}")
+        index += 2 if tag in (LONG, DOUBLE) else 1
+    reader.take(2)  # access flags
+    this_class = pool[reader.u2()][1]
+    name = pool[this_class][1]
+    reader.take(2)  # super class
+    reader.take(2 * reader.u2())  # interfaces
+    for _ in range(reader.u2()):  # fields
+        reader.take(6)
+        _skip_attributes(reader)
+    methods = []
+    for _ in range(reader.u2()):
+        reader.take(2)
+        method_name, descriptor = pool[reader.u2()][1], pool[reader.u2()][1]
+        references: list[tuple[int, int]] = []
+        for _ in range(reader.u2()):
+            attribute, length = pool[reader.u2()][1], reader.u4()
+            body = reader.take(length)
+            if attribute == "Code":
+                references = _code_references(body, pool)
+        methods.append(Method(method_name, descriptor, references))
+    source_file = None
+    for _ in range(reader.u2()):
+        attribute, length = pool[reader.u2()][1], reader.u4()
+        body = reader.take(length)
+        if attribute == "SourceFile" and length == 2:
+            source_file = pool[struct.unpack(">H", body)[0]][1]
+    return ClassFile(name, source_file, pool, methods)
+
+
+def _skip_attributes(reader: _Reader) -> None:
+    for _ in range(reader.u2()):
+        reader.take(2)
+        reader.take(reader.u4())
+
+
+def _modified_utf8(raw: bytes) -> str:
+    """Class files write NUL as C0 80 and characters beyond the BMP as surrogate pairs (CESU-8)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.replace(b"\xc0\x80", b"\x00").decode("utf-8", errors="surrogatepass").encode(
+            "utf-16", "surrogatepass").decode("utf-16", errors="replace")
+
+
+def _code_references(body: bytes, pool: dict[int, tuple]) -> list[tuple[int, int]]:
+    """The constant pool entries a method's bytecode uses, each with its source line (0 if unknown)."""
+    reader = _Reader(body)
+    reader.take(4)  # max stack, max locals
+    code = reader.take(reader.u4())
+    reader.take(8 * reader.u2())  # exception table
+    lines: list[tuple[int, int]] = []  # (start pc, line)
+    for _ in range(reader.u2()):
+        attribute, length = pool[reader.u2()][1], reader.u4()
+        table = reader.take(length)
+        if attribute == "LineNumberTable":
+            count = struct.unpack(">H", table[:2])[0]
+            lines += [struct.unpack(">HH", table[2 + 4 * i:6 + 4 * i]) for i in range(count)]
+    lines.sort()
+    found = []
+    for pc, index in _pool_indexes(code):
+        line = 0
+        for start, number in lines:
+            if start > pc:
+                break
+            line = number
+        found.append((index, line))
+    return found
+
+
+def _pool_indexes(code: bytes):
+    """(pc, constant pool index) of every instruction that names a constant pool entry."""
+    pc, size = 0, len(code)
+    while pc < size:
+        opcode = code[pc]
+        if opcode in _POOL_OPCODES:
+            operand = _POOL_OPCODES[opcode]
+            if pc + 1 + min(operand, 2) > size:
+                raise ClassFileError("truncated bytecode")
+            index = code[pc + 1] if operand == 1 else struct.unpack(">H", code[pc + 1:pc + 3])[0]
+            yield pc, index
+            pc += 1 + operand
+        elif opcode in (TABLESWITCH, LOOKUPSWITCH):
+            start = pc + 1 + (-(pc + 1) % 4)
+            if start + 12 > size:
+                raise ClassFileError("truncated switch")
+            if opcode == TABLESWITCH:
+                low, high = struct.unpack(">ii", code[start + 4:start + 12])
+                pc = start + 12 + 4 * (high - low + 1)
+            else:
+                pairs = struct.unpack(">i", code[start + 4:start + 8])[0]
+                pc = start + 8 + 8 * pairs
+        elif opcode == WIDE:
+            pc += 6 if pc + 1 < size and code[pc + 1] == IINC else 4
+        else:
+            pc += 1 + _OPERAND_SIZES.get(opcode, 0)
+
+
+# ------------------------------------------------------------------------------------------------ the check
+
+
+def why_unsupported(reference: Reference) -> str | None:
+    """Why a Connect client cannot use what the reference names, or None if it can."""
+    if reference.member is not None and reference.owner in SESSION_OWNERS and reference.member in UNSUPPORTED_MEMBERS:
+        return UNSUPPORTED_MEMBERS[reference.member]
+    why = _unsupported_class(reference.owner)
+    if why is None and reference.descriptor:
+        # A supported method that takes or returns an unsupported type: createDataFrame(JavaRDD, ...).
+        for name in _descriptor_classes(reference.descriptor):
+            why = _unsupported_class(name)
+            if why is not None:
+                break
+    return why
+
+
+def _unsupported_class(name: str) -> str | None:
+    name = name.rstrip("$")  # a Scala object: SparkContext$
+    for prefix, why in UNSUPPORTED_CLASSES.items():
+        if name == prefix or (prefix.endswith("/") and name.startswith(prefix)) or name.startswith(prefix + "$"):
+            return why
+    return None
+
+
+def _descriptor_classes(descriptor: str) -> list[str]:
+    names, at = [], 0
+    while (start := descriptor.find("L", at)) >= 0:
+        end = descriptor.find(";", start)
+        if end < 0:
+            break
+        names.append(descriptor[start + 1:end])
+        at = end + 1
+    return names
+
+
+def describe(reference: Reference) -> str:
+    """SparkSession.sparkContext(), new JavaSparkContext, JavaRDD, ... as a reader knows them."""
+    owner = reference.owner.rsplit("/", 1)[-1].rstrip("$").replace("$", ".")
+    if reference.member is None:
+        return owner
+    if reference.member == "<init>":
+        return f"new {owner}"
+    return f"{owner}.{reference.member}" + ("()" if reference.is_method else "")
+
+
+def _method_label(name: str) -> str:
+    """lambda$main$0 -> main (lambda): javac names a lambda's body after its method."""
+    if name.startswith("lambda$") and name.count("$") >= 2:
+        return f"{name.split('$')[1]} (lambda)"
+    return {"<init>": "<constructor>", "<clinit>": "<static init>"}.get(name, name)
+
+
+def check_class(classfile: ClassFile, location: str) -> list[Finding]:
+    """Findings of one class: per method, each unsupported thing it uses once, at its first line."""
+    findings, seen, used = [], set(), set()
+    class_name = classfile.name.replace("/", ".")
+    for method in classfile.methods:
+        for index, line in method.references:
+            used.add(index)
+            reference = classfile.reference(index)
+            why = why_unsupported(reference) if reference is not None else None
+            key = (method.name, describe(reference) if reference else None)
+            if why is None or key in seen:
+                continue
+            seen.add(key)
+            findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses "
+                                                    f"{describe(reference)}", why))
+    # What no method's code names directly: method references of lambdas (in the bootstrap methods).
+    reported = {what for _method, what in seen}
+    for index, entry in sorted(classfile.pool.items()):
+        if index in used or entry[0] not in (METHOD_HANDLE, FIELDREF, METHODREF, INTERFACE_METHODREF):
+            continue
+        reference = classfile.reference(index)
+        why = why_unsupported(reference) if reference is not None else None
+        if why is not None and describe(reference) not in reported:
+            reported.add(describe(reference))
+            findings.append(Finding(location, 0, f"{class_name} uses {describe(reference)}", why))
+    return findings
+
+
+def check_jar(path: Path) -> list[Finding]:
+    """Every class of a jar; findings are named ``app.jar!com/acme/Main.java`` (the class's source file, whose
+    lines the line numbers are) or ``app.jar!com/acme/Main.class`` when the class does not say."""
+    findings: list[Finding] = []
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ClassFileError(f"{path} is not a valid jar (zip) archive") from exc
+    with archive:
+        for entry in sorted(n for n in archive.namelist() if n.endswith(".class") and not n.endswith("module-info.class")):
+            try:
+                classfile = parse_class(archive.read(entry))
+            except (ClassFileError, KeyError, IndexError, struct.error) as exc:
+                # Not a finding: what cannot be read is not known to be incompatible.
+                log.warning("%s!%s: skipped, not a readable class file (%s)", path, entry, exc or type(exc).__name__)
+                continue
+            folder = entry.rsplit("/", 1)[0] + "/" if "/" in entry else ""
+            location = f"{path}!{folder}{classfile.source_file}" if classfile.source_file else f"{path}!{entry}"
+            findings += check_class(classfile, location)
+    if len(findings) > MAX_FINDINGS:
+        more = len(findings) - MAX_FINDINGS + 1
+        findings = findings[:MAX_FINDINGS - 1] + [Finding(str(path), 0, f"and {more} more",
+                                                          "further uses of what Spark Connect does not support")]
+    return findings
