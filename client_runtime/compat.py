@@ -85,7 +85,11 @@ _PY = re.compile(r"\.py$")
 
 
 def check_path(path: Path) -> list[Finding]:
-    """Check a .py file, a directory of them, or a zip/wheel."""
+    """Check a .py file, a directory of them, a zip/wheel, or a jar (its class files: client_runtime.jar_check)."""
+    if path.suffix == ".jar":
+        from client_runtime.jar_check import check_jar
+
+        return check_jar(path)
     if path.is_dir():
         return [f for file in sorted(path.rglob("*.py")) for f in check_source(file.read_text(errors="replace"),
                                                                               str(file))]

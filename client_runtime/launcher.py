@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, runner, sentry
+from client_runtime import artifacts, compat, jvm, runner, sentry
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
@@ -34,8 +34,11 @@ CONNECT_FAILURE_PATTERNS = re.compile(
     r"JVM_ATTRIBUTE_NOT_SUPPORTED|\[NOT_IMPLEMENTED\]|PySparkNotImplementedError"
     r"|StatusCode\.UNAVAILABLE|StatusCode\.DEADLINE_EXCEEDED|RetriesExceeded"
     r"|failed to connect to all addresses|stopped SparkContext|SparkContext was shut down"
-    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION")
+    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION"
+    r"|" + jvm.CONNECT_FAILURE_PATTERNS)
 
+# A JVM stack trace's frames and suppressed exceptions: the error is the line before them.
+JVM_TRACE_LINE = re.compile(r"\s+(at |Suppressed: |\.\.\. \d+ more)")
 
 # What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
 RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
@@ -58,6 +61,7 @@ class RunRequest:
     fallback: bool = True                      # rerun standalone after a Connect failure ...
     idempotent: bool = True                    # ... which is only safe for an idempotent app
     airflow: dict | None = None                # dag_id, task_id, run_id, try_number
+    main_class: str | None = None              # a jar's class to run (default: its manifest's Main-Class)
 
 
 @dataclass
@@ -100,7 +104,7 @@ class Launcher:
         """Run the app where the router says. ``python``: an interpreter from ``client_runtime.runner.start()``,
         already preloading for a Connect run (the CLI starts it before its own imports); without one, a run that
         may go to Connect starts it here, so that its imports overlap the router's answer."""
-        if python is None and request.mode != "standalone":
+        if python is None and request.mode != "standalone" and not request.app.endswith(".jar"):
             python = runner.start()
         self._python = python
         try:
@@ -110,7 +114,9 @@ class Launcher:
 
     def _run(self, request: RunRequest) -> LaunchResult:
         with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
-            app = artifacts.resolve(request.app, Path(tmp))
+            app = artifacts.resolve(request.app, Path(tmp), request.main_class)
+            if app.main_class:  # a JVM app: the jars it runs with must be there before a run is decided
+                jvm.require_jars(self.settings)
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
@@ -209,9 +215,14 @@ class Launcher:
         if decision.mode == "connect":
             url = decision.connect_url or self.settings.connect_url
             env, watchdog = self._connect_env(request, app, decision, url), self._server_watchdog(url)
-            self.on_event(f"starting connect run {decision.run_id}: python {app.main.name} ...")
+            self.on_event(f"starting connect run {decision.run_id}: "
+                          + (f"java {app.main_class} ..." if app.main_class else f"python {app.main.name} ..."))
 
             def start() -> AppProcess:
+                if app.main_class:  # a JVM app: java with the Connect client classpath
+                    self._discard_python()
+                    command = jvm.connect_command(self.settings, app.main, app.main_class, request.args)
+                    return AppProcess.start(command, env, self.on_line, cwd=workdir)
                 return self._start_python(app, request.args, env, workdir)
         else:
             self._discard_python()
@@ -354,6 +365,8 @@ class Launcher:
             conf.setdefault("spark.ui.enabled", "false")
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
+        if app.main_class:  # a JVM app: spark-submit --class, with the session helper
+            return jvm.submit_command(command, settings, app.main, app.main_class, request.args)
         if app.artifacts:
             command += ["--py-files", ",".join(str(p) for p in app.artifacts)]
         return command + [str(app.main), *request.args]
@@ -372,7 +385,8 @@ class Launcher:
     def _failure_summary(outcome: Outcome) -> str:
         if outcome.stopped_because:
             return outcome.stopped_because
-        errors = [line.strip() for line in outcome.tail if re.search(r"(Error|Exception)\b", line)]
+        errors = [line.strip() for line in outcome.tail if re.search(r"(Error|Exception)\b", line)
+                  and not JVM_TRACE_LINE.match(line)]
         return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
 
 
