@@ -100,12 +100,22 @@ class Method:
     references: list[tuple[int, int]]  # (constant pool index, line or 0), in bytecode order
 
 
-@dataclass
 class ClassFile:
-    name: str                          # internal name
-    source_file: str | None
-    pool: dict[int, tuple]             # index -> (tag, value...)
-    methods: list[Method]
+    """A class file's constant pool, read at once; its methods' bytecode and source file, read when asked
+    (most classes name nothing a Connect client lacks, and need no more)."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+        reader = _Reader(data)
+        if reader.u4() != 0xCAFEBABE:
+            raise ClassFileError("not a class file (bad magic number)")
+        reader.take(4)  # minor and major version
+        self.pool = _read_pool(reader)
+        reader.take(2)  # access flags
+        self.name: str = self.utf8(self.pool[reader.u2()][1])  # internal name, e.g. com/acme/Main
+        self._rest = reader.at
+        self._methods: list[Method] | None = None
+        self._source_file: str | None = None
 
     def reference(self, index: int) -> Reference | None:
         entry = self.pool.get(index)
@@ -122,8 +132,61 @@ class ClassFile:
             return self.reference(entry[2])
         return None
 
+    def references(self):
+        """(index, reference) of every class, field and method the constant pool names."""
+        for index, entry in self.pool.items():
+            if entry[0] in (CLASS, FIELDREF, METHODREF, INTERFACE_METHODREF):
+                yield index, self.reference(index)
+
+    def classes_used(self) -> set[str]:
+        """The classes this one names: as classes, as owners of members, and in member signatures."""
+        names = set()
+        for _index, reference in self.references():
+            names.add(reference.owner)
+            if reference.descriptor:
+                names.update(_descriptor_classes(reference.descriptor))
+        return names
+
     def utf8(self, index: int) -> str:
         return self.pool[index][1]
+
+    @property
+    def methods(self) -> list[Method]:
+        if self._methods is None:
+            self._read_members()
+        return self._methods
+
+    @property
+    def source_file(self) -> str | None:
+        if self._methods is None:
+            self._read_members()
+        return self._source_file
+
+    def _read_members(self) -> None:
+        reader = _Reader(self._data)
+        reader.at = self._rest
+        reader.take(2)  # super class
+        reader.take(2 * reader.u2())  # interfaces
+        for _ in range(reader.u2()):  # fields
+            reader.take(6)
+            _skip_attributes(reader)
+        methods = []
+        for _ in range(reader.u2()):
+            reader.take(2)
+            name, descriptor = self.utf8(reader.u2()), self.utf8(reader.u2())
+            references: list[tuple[int, int]] = []
+            for _ in range(reader.u2()):
+                attribute, length = self.utf8(reader.u2()), reader.u4()
+                body = reader.take(length)
+                if attribute == "Code":
+                    references = _code_references(body, self.pool)
+            methods.append(Method(name, descriptor, references))
+        for _ in range(reader.u2()):
+            attribute, length = self.utf8(reader.u2()), reader.u4()
+            body = reader.take(length)
+            if attribute == "SourceFile" and length == 2:
+                self._source_file = self.utf8(struct.unpack(">H", body)[0])
+        self._methods = methods
 
 
 def _element_class(name: str) -> str:
@@ -156,10 +219,10 @@ class _Reader:
 
 
 def parse_class(data: bytes) -> ClassFile:
-    reader = _Reader(data)
-    if reader.u4() != 0xCAFEBABE:
-        raise ClassFileError("not a class file (bad magic number)")
-    reader.take(4)  # minor and major version
+    return ClassFile(data)
+
+
+def _read_pool(reader: _Reader) -> dict[int, tuple]:
     pool: dict[int, tuple] = {}
     count, index = reader.u2(), 1
     while index < count:
@@ -178,32 +241,7 @@ def parse_class(data: bytes) -> ClassFile:
         else:
             raise ClassFileError(f"unknown constant pool tag {tag} at entry {index}")
         index += 2 if tag in (LONG, DOUBLE) else 1
-    reader.take(2)  # access flags
-    this_class = pool[reader.u2()][1]
-    name = pool[this_class][1]
-    reader.take(2)  # super class
-    reader.take(2 * reader.u2())  # interfaces
-    for _ in range(reader.u2()):  # fields
-        reader.take(6)
-        _skip_attributes(reader)
-    methods = []
-    for _ in range(reader.u2()):
-        reader.take(2)
-        method_name, descriptor = pool[reader.u2()][1], pool[reader.u2()][1]
-        references: list[tuple[int, int]] = []
-        for _ in range(reader.u2()):
-            attribute, length = pool[reader.u2()][1], reader.u4()
-            body = reader.take(length)
-            if attribute == "Code":
-                references = _code_references(body, pool)
-        methods.append(Method(method_name, descriptor, references))
-    source_file = None
-    for _ in range(reader.u2()):
-        attribute, length = pool[reader.u2()][1], reader.u4()
-        body = reader.take(length)
-        if attribute == "SourceFile" and length == 2:
-            source_file = pool[struct.unpack(">H", body)[0]][1]
-    return ClassFile(name, source_file, pool, methods)
+    return pool
 
 
 def _skip_attributes(reader: _Reader) -> None:
@@ -329,53 +367,97 @@ def _method_label(name: str) -> str:
 
 def check_class(classfile: ClassFile, location: str) -> list[Finding]:
     """Findings of one class: per method, each unsupported thing it uses once, at its first line."""
-    findings, seen, used = [], set(), set()
+    unsupported = {index: why for index, reference in classfile.references()
+                   if (why := why_unsupported(reference)) is not None}
+    unsupported.update({index: why for index, entry in classfile.pool.items() if entry[0] == METHOD_HANDLE
+                        and (why := why_unsupported(classfile.reference(index))) is not None})
+    if not unsupported:
+        return []
+    findings, in_methods, reported = [], set(), set()
     class_name = classfile.name.replace("/", ".")
     for method in classfile.methods:
         for index, line in method.references:
-            used.add(index)
-            reference = classfile.reference(index)
-            why = why_unsupported(reference) if reference is not None else None
-            key = (method.name, describe(reference) if reference else None)
-            if why is None or key in seen:
+            if index not in unsupported:
                 continue
-            seen.add(key)
-            findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses "
-                                                    f"{describe(reference)}", why))
-    # What no method's code names directly: method references of lambdas (in the bootstrap methods).
-    reported = {what for _method, what in seen}
-    for index, entry in sorted(classfile.pool.items()):
-        if index in used or entry[0] not in (METHOD_HANDLE, FIELDREF, METHODREF, INTERFACE_METHODREF):
-            continue
+            what = describe(classfile.reference(index))
+            reported.add(what)
+            if (method.name, what) not in in_methods:
+                in_methods.add((method.name, what))
+                findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses {what}",
+                                        unsupported[index]))
+    # Members no method's code names directly: the method references of lambdas (JavaRDD::count), in the
+    # bootstrap methods. A class named only in type information is left out: its uses are findings already.
+    owners = {classfile.reference(index).owner for index in unsupported
+              if describe(classfile.reference(index)) in reported}
+    for index in sorted(unsupported):
         reference = classfile.reference(index)
-        why = why_unsupported(reference) if reference is not None else None
-        if why is not None and describe(reference) not in reported:
-            reported.add(describe(reference))
-            findings.append(Finding(location, 0, f"{class_name} uses {describe(reference)}", why))
+        what = describe(reference)
+        if reference.member is not None and what not in reported and reference.owner not in owners:
+            reported.add(what)
+            findings.append(Finding(location, 0, f"{class_name} uses {what}", unsupported[index]))
     return findings
 
 
-def check_jar(path: Path) -> list[Finding]:
-    """Every class of a jar; findings are named ``app.jar!com/acme/Main.java`` (the class's source file, whose
-    lines the line numbers are) or ``app.jar!com/acme/Main.class`` when the class does not say."""
-    findings: list[Finding] = []
+def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
+    """The jar's classes that ``main_class`` uses, directly or through others in the jar (default: its
+    manifest's Main-Class; every class if it names none). Findings are named ``app.jar!com/acme/Main.java``
+    (the class's source file, whose lines the line numbers are), or ``app.jar!com/acme/Main.class``.
+    Classes loaded by name (reflection) are not followed."""
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile as exc:
         raise ClassFileError(f"{path} is not a valid jar (zip) archive") from exc
     with archive:
-        for entry in sorted(n for n in archive.namelist() if n.endswith(".class") and not n.endswith("module-info.class")):
+        entries = {name[:-len(".class")]: name for name in archive.namelist()
+                   if name.endswith(".class") and not name.startswith("META-INF/") and "module-info" not in name}
+        main_class = main_class or _manifest_main_class(archive)
+        if main_class is None:
+            pending = sorted(entries)
+        else:
+            start = main_class.replace(".", "/")
+            if start not in entries:
+                raise ClassFileError(f"{path} has no class {main_class}")
+            pending = [start]
+        seen, findings = set(pending), []
+        while pending:
+            name = pending.pop()
             try:
-                classfile = parse_class(archive.read(entry))
+                classfile = parse_class(archive.read(entries[name]))
+                if main_class is not None:
+                    for used in classfile.classes_used():
+                        # Spark's own classes, if the jar carries them, are not the app's code.
+                        if used in entries and used not in seen and not used.startswith("org/apache/spark/"):
+                            seen.add(used)
+                            pending.append(used)
+                folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
+                found = check_class(classfile, f"{path}!{folder}{classfile.source_file}" if classfile.source_file
+                                    else f"{path}!{entries[name]}")
             except (ClassFileError, KeyError, IndexError, struct.error) as exc:
                 # Not a finding: what cannot be read is not known to be incompatible.
-                log.warning("%s!%s: skipped, not a readable class file (%s)", path, entry, exc or type(exc).__name__)
+                log.warning("%s!%s: skipped, not a readable class file (%s)", path, entries[name],
+                            exc or type(exc).__name__)
                 continue
-            folder = entry.rsplit("/", 1)[0] + "/" if "/" in entry else ""
-            location = f"{path}!{folder}{classfile.source_file}" if classfile.source_file else f"{path}!{entry}"
-            findings += check_class(classfile, location)
+            findings += found
+    findings.sort(key=lambda f: (f.path, f.line, f.what))
     if len(findings) > MAX_FINDINGS:
         more = len(findings) - MAX_FINDINGS + 1
         findings = findings[:MAX_FINDINGS - 1] + [Finding(str(path), 0, f"and {more} more",
                                                           "further uses of what Spark Connect does not support")]
     return findings
+
+
+def _manifest_main_class(archive: zipfile.ZipFile) -> str | None:
+    try:
+        manifest = archive.read("META-INF/MANIFEST.MF").decode("utf-8", errors="replace")
+    except KeyError:
+        return None
+    return main_class_in(manifest)
+
+
+def main_class_in(manifest: str) -> str | None:
+    """The Main-Class a jar manifest names, if any. Lines wrap at 72 bytes; a continuation starts with a space."""
+    for line in manifest.replace("\r\n", "\n").replace("\n ", "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "main-class" and value.strip():
+            return value.strip()
+    return None

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from client_runtime.artifacts import ArtifactError
+from client_runtime.jar_check import main_class_in
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, spark_home
 
@@ -70,6 +71,12 @@ def _spark_jars(directory: Path, prefixes: tuple[str, ...], include: bool) -> li
 def compile_classpath(settings: Settings) -> list[Path]:
     """The session helper and Spark's API jars: what `spark-router classpath` prints for javac, sbt, Gradle."""
     return [session_jar(settings), *_spark_jars(jars_dir(settings), API_JARS, include=True)]
+
+
+def classic_classpath(settings: Settings) -> list[Path]:
+    """The session helper and every Spark jar: for an app that uses Spark's classic API too (the SparkContext,
+    RDDs); such an app runs standalone."""
+    return [session_jar(settings), *sorted(jars_dir(settings).glob("*.jar"))]
 
 
 def connect_client_jar(settings: Settings) -> Path:
@@ -129,9 +136,4 @@ def main_class_of(jar: Path) -> str | None:
             manifest = archive.read("META-INF/MANIFEST.MF").decode("utf-8", errors="replace")
     except (KeyError, zipfile.BadZipFile, OSError):
         return None
-    # Manifest lines wrap at 72 bytes; a continuation line starts with one space.
-    for line in manifest.replace("\r\n", "\n").replace("\n ", "").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip().lower() == "main-class" and value.strip():
-            return value.strip()
-    return None
+    return main_class_in(manifest)

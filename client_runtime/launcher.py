@@ -153,7 +153,7 @@ class Launcher:
     # ---------------------------------------------------------------------------------------- decision
 
     def _record_compatibility(self, app_id: str, app: artifacts.ResolvedApp) -> None:
-        findings = compat.check_path(app.source)
+        findings = compat.check_path(app.source, app.main_class)
         if findings:
             self.on_event(f"compatibility check: {len(findings)} finding(s) that cannot work on Spark Connect, "
                           f"e.g. {findings[0]}")

@@ -168,12 +168,23 @@ def _check(args: argparse.Namespace) -> int:
 
     from client_runtime.compat import check_path
 
-    if not Path(args.app).exists():
+    app = Path(args.app)
+    if not app.exists():
         print(f"error: {args.app}: no such file or directory", file=sys.stderr)
         return 2
+    if args.main_class and app.suffix != ".jar":
+        print(f"error: --class is for a .jar APP, not {args.app}", file=sys.stderr)
+        return 2
+    if app.suffix == ".jar":
+        from client_runtime.jvm import main_class_of
+
+        main_class = args.main_class or main_class_of(app)
+        print(f"checking the classes {main_class} uses" if main_class else
+              "checking every class (the jar names no Main-Class; --class checks what one main class uses)",
+              file=sys.stderr)
     try:
-        findings = check_path(Path(args.app))
-    except (ValueError, OSError) as exc:  # not a zip or jar, unreadable
+        findings = check_path(app, args.main_class)
+    except (ValueError, OSError) as exc:  # not a zip or jar, no such class, unreadable
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for finding in findings:
@@ -202,7 +213,8 @@ def _classpath(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        jars = jvm.connect_classpath(settings) if args.connect else jvm.compile_classpath(settings)
+        jars = (jvm.connect_classpath(settings) if args.connect else jvm.classic_classpath(settings) if args.all
+                else jvm.compile_classpath(settings))
     except jvm.JvmAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -304,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
                                             "naming the class, method and line. Exit code 1 when something is "
                                             "found, 2 when APP cannot be read.")
     check.add_argument("app", metavar="APP", help="a .py file, a directory, a .zip/.whl, or a .jar")
+    check.add_argument("--class", dest="main_class", metavar="CLASS",
+                       help="for a .jar: check the classes this main class uses, as `run --class` runs it (default: "
+                            "the jar's Main-Class; every class if it names none)")
     check.add_argument("--app-id", help="also record the outcome with this app in the router")
     check.set_defaults(func=_check)
 
@@ -315,8 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "the Spark of the run's mode. E.g. javac -cp \"$(spark-router classpath)\" ...",
         epilog="Spark's jars come from pyspark (or SPARK_ROUTER_JVM_JARS_DIR); the helper from "
                "SPARK_ROUTER_SESSION_JAR (built by `make install`).")
-    classpath.add_argument("--connect", action="store_true",
-                           help="the classpath a JVM app runs with on Spark Connect instead (without the app's jar)")
+    which = classpath.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true",
+                       help="every Spark jar instead, for an app that uses Spark's classic API too (SparkContext, "
+                            "RDDs): it compiles, and runs standalone")
+    which.add_argument("--connect", action="store_true",
+                       help="the classpath a JVM app runs with on Spark Connect instead (without the app's jar)")
     classpath.set_defaults(func=_classpath)
 
     restart_cmd = commands.add_parser(
