@@ -36,6 +36,7 @@ UNSUPPORTED_CLASSES = {
     "org/apache/spark/api/java/JavaPairRDD": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaDoubleRDD": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaRDDLike": "the RDD API is not available on Connect",
+    "org/apache/spark/api/java/AbstractJavaRDDLike": "the RDD API is not available on Connect",
     "org/apache/spark/streaming/": "DStreams need a SparkContext",
     "org/apache/spark/broadcast/Broadcast": "broadcast variables need a SparkContext",
     "org/apache/spark/util/AccumulatorV2": "accumulators need a SparkContext",
@@ -349,8 +350,11 @@ def _descriptor_classes(descriptor: str) -> list[str]:
 
 
 def describe(reference: Reference) -> str:
-    """SparkSession.sparkContext(), new JavaSparkContext, JavaRDD, ... as a reader knows them."""
+    """SparkSession.sparkContext(), new JavaSparkContext, JavaRDD, classic.SparkSession, ... as a reader knows
+    them."""
     owner = reference.owner.rsplit("/", 1)[-1].rstrip("$").replace("$", ".")
+    if reference.owner.startswith("org/apache/spark/sql/classic/"):
+        owner = f"classic.{owner}"
     if reference.member is None:
         return owner
     if reference.member == "<init>":
@@ -376,10 +380,16 @@ def check_class(classfile: ClassFile, location: str) -> list[Finding]:
     findings, in_methods, reported = [], set(), set()
     class_name = classfile.name.replace("/", ".")
     for method in classfile.methods:
+        # A class a method also uses members of (new X, a cast to X, then X.m()) is said by those members.
+        owners_of_members = {classfile.reference(index).owner for index, _line in method.references
+                             if index in unsupported and classfile.reference(index).member is not None}
         for index, line in method.references:
             if index not in unsupported:
                 continue
-            what = describe(classfile.reference(index))
+            reference = classfile.reference(index)
+            if reference.member is None and reference.owner in owners_of_members:
+                continue
+            what = describe(reference)
             reported.add(what)
             if (method.name, what) not in in_methods:
                 in_methods.add((method.name, what))
