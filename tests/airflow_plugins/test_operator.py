@@ -452,6 +452,21 @@ def test_spark_context_app_falls_back_and_the_router_shows_both_runs(airflow_hom
 
 
 @pytest.mark.spark
+def test_jvm_app_runs_on_connect_from_airflow(airflow_home, run_env, router, jvm_apps):
+    app_id = f"airflow.jvm.{uuid.uuid4().hex[:6]}"
+    [run], log = airflow_home.dag_test("router_jvm", {"jar": str(jvm_apps.jar), "main_class": jvm_apps.LIGHT,
+                                                      "app_id": app_id}, **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["jvm"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    # The jar's output in the task log; the run in the router, with its Airflow context and its stages.
+    assert 'RESULT [{"orders": 1000, "revenue": 49500, "store": 0}' in log
+    assert f"starting connect run {xcom['run_id']}: java {jvm_apps.LIGHT}" in log
+    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (detail["app_id"], detail["dag_id"], detail["status"]) == (app_id, "router_jvm", "succeeded")
+
+
+@pytest.mark.spark
 def test_failing_app_fails_the_task_with_its_error_in_the_log(airflow_home, run_env, router):
     [run], log = airflow_home.dag_test("router_failing", **run_env)
     assert run["state"] == "failed"
