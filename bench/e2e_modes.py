@@ -74,27 +74,8 @@ def main() -> None:
                 json.dumps({"spark.router.appId": "bench.bare", "spark.router.runId": "bare"})}
     try:
         time.sleep(6)  # a heartbeat: the router routes to a server it has heard from
-        for _ in range(2):  # warm: the server's first queries, the OS's file cache
-            timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env)
-            timed([sys.executable, str(APP)], bare_env)
-        times: dict[str, list[float]] = {"connect": [], "standalone": [], "bare": [], "auto": []}
-        for _ in range(args.runs):
-            times["connect"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "connect",
-                                           str(APP)], env))
-            times["standalone"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "standalone",
-                                              str(APP)], env))
-        for _ in range(args.pairs):
-            times["bare"].append(timed([sys.executable, str(APP)], bare_env))
-            times["auto"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env))
-        medians = {name: statistics.median(values) for name, values in times.items()}
-        for name, values in times.items():
-            print(f"e2e_modes: {name:<10} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
-        print(f"e2e_modes: standalone / connect = {medians['standalone'] / medians['connect']:.1f}x "
-              f"(target >= 6x)")
-        paired = statistics.median(auto - bare for auto, bare in zip(times["auto"], times["bare"]))
-        print(f"e2e_modes: router + launcher overhead (auto run - bare client run) = {paired * 1000:.0f} ms, median "
-              f"of {args.pairs} pairs ({(medians['auto'] - medians['bare']) * 1000:.0f} ms between the medians) "
-              f"(target <= 50 ms)")
+        if args.runs and args.pairs:
+            python_modes(env, bare_env, args.runs, args.pairs)
         if args.jar_runs:
             jar_modes(base, env, args.jar_runs)
     finally:
@@ -102,8 +83,29 @@ def main() -> None:
         router.stop()
 
 
-if __name__ == "__main__":
-    main()
+def python_modes(env: dict, bare_env: dict, runs: int, pairs: int) -> None:
+    """The light Python app on Connect and standalone, and the launcher's overhead over a bare client run."""
+    for _ in range(2):  # warm: the server's first queries, the OS's file cache
+        timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env)
+        timed([sys.executable, str(APP)], bare_env)
+    times: dict[str, list[float]] = {"connect": [], "standalone": [], "bare": [], "auto": []}
+    for _ in range(runs):
+        times["connect"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "connect",
+                                       str(APP)], env))
+        times["standalone"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "standalone",
+                                          str(APP)], env))
+    for _ in range(pairs):
+        times["bare"].append(timed([sys.executable, str(APP)], bare_env))
+        times["auto"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env))
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name, values in times.items():
+        print(f"e2e_modes: {name:<10} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
+    print(f"e2e_modes: standalone / connect = {medians['standalone'] / medians['connect']:.1f}x "
+          f"(target >= 6x)")
+    paired = statistics.median(auto - bare for auto, bare in zip(times["auto"], times["bare"]))
+    print(f"e2e_modes: router + launcher overhead (auto run - bare client run) = {paired * 1000:.0f} ms, median "
+          f"of {pairs} pairs ({(medians['auto'] - medians['bare']) * 1000:.0f} ms between the medians) "
+          f"(target <= 50 ms)")
 
 
 def jar_modes(base: Path, env: dict, runs: int) -> None:
@@ -128,3 +130,7 @@ def jar_modes(base: Path, env: dict, runs: int) -> None:
     for name, values in times.items():
         print(f"e2e_modes: {name:<16} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
     print(f"e2e_modes: jar standalone / jar connect = {medians['jar standalone'] / medians['jar connect']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

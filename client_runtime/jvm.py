@@ -21,7 +21,7 @@ from pathlib import Path
 from client_runtime.artifacts import ArtifactError
 from client_runtime.jar_check import main_class_in
 from client_runtime.settings import Settings
-from client_runtime.spark_env import java_home, spark_home
+from client_runtime.spark_env import SparkEnvironmentError, java_home, spark_home
 
 SESSION_CLASS = "io.sparkrouter.session.RouterSession"
 CONNECT_CLIENT_GLOB = "connect-repl/spark-connect-client-jvm_*.jar"
@@ -87,7 +87,12 @@ def connect_client_jar(settings: Settings) -> Path:
 
 
 def require_jars(settings: Settings) -> None:
-    """Raises JvmAppError, naming the jar, unless the session helper and the JVM Connect client are there."""
+    """Raises JvmAppError, naming what is missing, unless Java, the session helper and the JVM Connect client
+    are there."""
+    try:
+        java_home(settings)
+    except SparkEnvironmentError as exc:
+        raise JvmAppError(str(exc)) from None
     session_jar(settings)
     connect_client_jar(settings)
 

@@ -4,7 +4,7 @@
 # rest of its client extra (docker/client/requirements.txt). A run the router sends to a separate Spark
 # application needs Spark: start those with the connect-server image, which has both (docs/deployment.md).
 # JVM apps (a jar, docs/jvm.md) need more: a JRE, the JVM Connect client and the Spark jars it uses, and the
-# session helper. The target jvm-client adds them to this image (~415 MB of jars).
+# session helper. The target jvm-client adds them to this image.
 # Build from the repository root:
 #   docker build -f docker/client.Dockerfile -t spark-connect-router/client:0.1.0 .
 #   docker build -f docker/client.Dockerfile --target jvm-client -t spark-connect-router/jvm-client:0.1.0 .

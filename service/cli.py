@@ -212,9 +212,9 @@ def _classpath(args: argparse.Namespace) -> int:
     from client_runtime import jvm
 
     settings = get_settings()
+    which = jvm.connect_classpath if args.connect else jvm.classic_classpath if args.all else jvm.compile_classpath
     try:
-        jars = (jvm.connect_classpath(settings) if args.connect else jvm.classic_classpath(settings) if args.all
-                else jvm.compile_classpath(settings))
+        jars = which(settings)
     except jvm.JvmAppError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
