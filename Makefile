@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 JAR    := listener/build/spark-router-listener.jar
 EXTRAS := service,client,dev,airflow
 
-.PHONY: install listener listener-test browser check-java lint test test-fast demo bench clean
+.PHONY: install listener listener-test session-jar browser check-java lint test test-fast demo bench clean
 
 # The repo's own modules are compiled here: pip does not compile an editable install, and where
 # PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would compile them again at every start.
-install: check-java $(STAMP) listener
+install: check-java $(STAMP) listener session-jar
 	@$(BIN)/python -m compileall -q service client_runtime airflow_plugins
 
 # Re-runs only when pyproject.toml or this file changes; pip builds pyspark 4.3.0 from its source archive once.
@@ -32,6 +32,10 @@ check-java:
 
 listener: $(STAMP)
 	@listener/build.sh
+
+# The session helper of JVM apps (io.sparkrouter.session.RouterSession, docs/jvm.md).
+session-jar: $(STAMP)
+	@client_runtime/java/build.sh
 
 # Debian's Chromium for the dashboard's browser test (playwright drives it; it downloads no browser).
 browser:
@@ -65,4 +69,4 @@ bench: install
 	cd bench && ../$(BIN)/python restart.py
 
 clean:
-	rm -rf listener/build .pytest_cache
+	rm -rf listener/build client_runtime/java/build .pytest_cache

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, runner, sentry
+from client_runtime import artifacts, compat, jvm, runner, sentry
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
@@ -42,10 +42,14 @@ CONNECT_FAILURE_PATTERNS = re.compile(
     r"|StatusCode\.UNAVAILABLE|StatusCode\.DEADLINE_EXCEEDED|RetriesExceeded"
     r"|failed to connect to all addresses|stopped SparkContext|SparkContext was shut down"
     r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION"
-    r"|MASTER_URL_NOT_SET|CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT|NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT")
+    r"|MASTER_URL_NOT_SET|CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT|NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT"
+    r"|" + jvm.CONNECT_FAILURE_PATTERNS)
 
 # The line a Python traceback ends with: `pyspark.errors.exceptions.connect.AnalysisException: [...] ...`.
 PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
+
+# A JVM stack trace's frames and suppressed exceptions: the error is the line before them.
+JVM_TRACE_LINE = re.compile(r"\s+(at |Suppressed: |\.\.\. \d+ more)")
 
 # What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
 RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
@@ -73,6 +77,7 @@ class RunRequest:
     idempotent: bool = True                    # ... which is only safe for an idempotent app
     airflow: dict | None = None                # dag_id, task_id, run_id, try_number
     cwd: str | None = None                     # where the app runs, as with spark-submit; default: ours
+    main_class: str | None = None              # a jar's class to run (default: its manifest's Main-Class)
 
 
 @dataclass
@@ -116,7 +121,7 @@ class Launcher:
         """Run the app where the router says. ``python``: an interpreter from ``client_runtime.runner.start()``,
         already preloading for a Connect run (the CLI starts it before its own imports); without one, a run that
         may go to Connect starts it here, so that its imports overlap the router's answer."""
-        if python is None and request.mode != "standalone":
+        if python is None and request.mode != "standalone" and not request.app.endswith(".jar"):
             python = runner.start()
         self._python = python
         try:
@@ -127,7 +132,9 @@ class Launcher:
     def _run(self, request: RunRequest) -> LaunchResult:
         workdir = Path(request.cwd or os.getcwd())
         with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
-            app = artifacts.resolve(request.app, Path(tmp))
+            app = artifacts.resolve(request.app, Path(tmp), request.main_class)
+            if app.main_class:  # a JVM app: the jars it runs with must be there before a run is decided
+                jvm.require_jars(self.settings)
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
@@ -185,7 +192,7 @@ class Launcher:
     # ---------------------------------------------------------------------------------------- decision
 
     def _record_compatibility(self, app_id: str, app: artifacts.ResolvedApp) -> None:
-        findings = compat.check_path(app.source)
+        findings = compat.check_path(app.source, app.main_class)
         if findings:
             self.on_event(f"compatibility check: {len(findings)} finding(s) that cannot work on Spark Connect, "
                           f"e.g. {findings[0]}")
@@ -249,7 +256,8 @@ class Launcher:
         if decision.mode == "connect":
             url = decision.connect_url or self.settings.connect_url
             env, watchdog = self._connect_env(request, app, decision, url), self._server_watchdog(url)
-            self.on_event(f"starting connect run {decision.run_id}: python {app.main.name} ... in {workdir} "
+            what = f"java {app.main_class}" if app.main_class else f"python {app.main.name}"
+            self.on_event(f"starting connect run {decision.run_id}: {what} ... in {workdir} "
                           f"(relative paths in the app resolve on the Connect server, not here)")
             local = self._local_relative_paths(request.args, workdir)
             if local:
@@ -257,6 +265,10 @@ class Launcher:
                               f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
 
             def start() -> AppProcess:
+                if app.main_class:  # a JVM app: java with the Connect client classpath
+                    self._discard_python()
+                    command = jvm.connect_command(self.settings, app.main, app.main_class, request.args)
+                    return AppProcess.start(command, env, self.on_line, cwd=workdir)
                 return self._start_python(app, request.args, env, workdir)
         else:
             self._discard_python()
@@ -411,6 +423,8 @@ class Launcher:
             conf.setdefault("spark.ui.enabled", "false")
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
+        if app.main_class:  # a JVM app: spark-submit --class, with the session helper
+            return jvm.submit_command(command, settings, app.main, app.main_class, request.args)
         if app.artifacts:
             command += ["--py-files", ",".join(str(p) for p in app.artifacts)]
         return command + [str(app.main), *request.args]
@@ -450,7 +464,8 @@ class Launcher:
             raised = next((line for line in tail[last + 1:] if PYTHON_EXCEPTION_LINE.match(line)), None)
             if raised:
                 return raised.strip()[:500]
-        errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)]
+        errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)
+                  and not JVM_TRACE_LINE.match(line)]
         return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
 
 

@@ -288,13 +288,19 @@ with DAG("etl", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         task_id="named", application="a.py", app_id="{{ dag.dag_id }}.custom", mode="standalone",
         fallback=False, idempotent=False, router_timeout=1.5, spark_router_conn_id="other_router",
         spark_connect_conn_id="my_connect")
+    jvm = SparkRouterOperator(
+        task_id="jvm", application="s3://apps/{{ params.team }}/etl.jar", main_class="com.acme.{{ params.job }}",
+        application_args=["{{ ds }}"], params={"team": "acme", "job": "Orders"})
 out["template_fields"] = list(SparkRouterOperator.template_fields)
 op.render_template_fields({"params": op.params, "ds": "2026-11-22", "dag": dag})
 named.render_template_fields({"params": named.params, "dag": dag})
+jvm.render_template_fields({"params": jvm.params, "ds": "2026-11-22", "dag": dag})
+jvm_request = jvm.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="jvm", run_id="r", try_number=1)})
+out["jvm"] = [jvm_request.app, jvm_request.main_class, jvm_request.args]
 ti = SimpleNamespace(dag_id="etl", task_id="orders", run_id="manual__1", try_number=2)
 request = op.build_request({"ti": ti})
 out["request"] = {k: getattr(request, k) for k in ("app_id", "app", "args", "mode", "resources", "spark_conf",
-                                                    "fallback", "idempotent", "airflow")}
+                                                    "fallback", "idempotent", "airflow", "main_class")}
 out["named_app_id"] = named.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="named", run_id="r",
                                                                    try_number=1)}).app_id
 out["named"] = [named.mode, named.fallback, named.idempotent, named.router_timeout,
@@ -327,13 +333,16 @@ def test_operator_parameters_templates_and_settings(bare_airflow):
                                  SPARK_ROUTER_STANDALONE_MASTER="local[2]",
                                  SPARK_ROUTER_CONNECT_URL="sc://from-env:15002")
     checks = last_json(output, "CHECKS")
-    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id"]
+    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id", "main_class"]
     assert checks["request"] == {
         "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"],
         "mode": "auto",
         "resources": {"executor_memory": "4g", "num_executors": 2},
         "spark_conf": {"spark.sql.x": "2", "spark.flag": "true"}, "fallback": True, "idempotent": True,
-        "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2}}
+        "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2},
+        "main_class": None}
+    # A jar and its main class, both templated.
+    assert checks["jvm"] == ["s3://apps/acme/etl.jar", "com.acme.Orders", ["2026-11-22"]]
     assert checks["named_app_id"] == "etl.custom"
     assert checks["named"] == ["standalone", False, False, 1.5, "other_router", "my_connect"]
     # Router and token from the connection; timeouts from the operator; everything else from SPARK_ROUTER_*.
@@ -462,6 +471,21 @@ def test_spark_context_app_falls_back_and_the_router_shows_both_runs(airflow_hom
     failed_detail = router.get(f"/api/v1/runs/{failed['run_id']}")
     assert failed_detail["failure_kind"] == "connect" and failed_detail["fell_back_to"] == rerun["run_id"]
     assert router.get(f"/api/v1/runs/{rerun['run_id']}")["dag_id"] == "router_fallback"
+
+
+@pytest.mark.spark
+def test_jvm_app_runs_on_connect_from_airflow(airflow_home, run_env, router, jvm_apps):
+    app_id = f"airflow.jvm.{uuid.uuid4().hex[:6]}"
+    [run], log = airflow_home.dag_test("router_jvm", {"jar": str(jvm_apps.jar), "main_class": jvm_apps.LIGHT,
+                                                      "app_id": app_id}, **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["jvm"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    # The jar's output in the task log; the run in the router, with its Airflow context and its stages.
+    assert 'RESULT [{"orders": 1000, "revenue": 49500, "store": 0}' in log
+    assert f"starting connect run {xcom['run_id']}: java {jvm_apps.LIGHT}" in log
+    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (detail["app_id"], detail["dag_id"], detail["status"]) == (app_id, "router_jvm", "succeeded")
 
 
 @pytest.mark.spark
