@@ -404,8 +404,11 @@ def test_the_example_dag_works_copied_into_another_dags_folder(bare_airflow, tmp
     dags.mkdir()
     shutil.copy(EXAMPLE_DAGS / "spark_router_example.py", dags)
     found = last_json(bare_airflow.python(EXAMPLE_APPS_OF_COPIED_DAG, str(dags)), "APPS")
-    assert found["errors"] == {} and len(found["apps"]) == 4, found
-    assert all(found["found"].values()), found  # the repository's examples, wherever the DAG file is
+    assert found["errors"] == {} and len(found["apps"]) == 5, found
+    # The repository's examples, wherever the DAG file is; the jar is where examples/jvm/build.sh puts it.
+    assert all(found["found"][task] for task, app in found["apps"].items() if app.endswith(".py")), found
+    assert found["apps"]["jvm_light_aggregation"] == str(REPO / "examples" / "jvm" / "build" /
+                                                         "spark-router-examples.jar"), found
 
 
 # --------------------------------------------------------- real Airflow, real router, real Connect server
