@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 JAR    := listener/build/spark-router-listener.jar
 EXTRAS := service,client,dev,airflow
 
-.PHONY: install listener browser check-java lint test test-fast demo bench clean
+.PHONY: install listener listener-test session-jar browser check-java lint test test-fast demo bench clean
 
 # The repo's own modules are compiled here: pip does not compile an editable install, and where
 # PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would compile them again at every start.
-install: check-java $(STAMP) listener
+install: check-java $(STAMP) listener session-jar
 	@$(BIN)/python -m compileall -q service client_runtime airflow_plugins
 
 # Re-runs only when pyproject.toml or this file changes; pip builds pyspark 4.3.0 from its source archive once.
@@ -33,6 +33,10 @@ check-java:
 listener: $(STAMP)
 	@listener/build.sh
 
+# The session helper of JVM apps (io.sparkrouter.session.RouterSession, docs/jvm.md).
+session-jar: $(STAMP)
+	@client_runtime/java/build.sh
+
 # Debian's Chromium for the dashboard's browser test (playwright drives it; it downloads no browser).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
@@ -41,7 +45,11 @@ browser:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: install browser lint
+# The listener's Java unit tests (javac and a small runner; no test framework needed).
+listener-test: listener
+	@listener/test.sh
+
+test: install browser lint listener-test
 	$(BIN)/pytest
 
 # Unit tests only: no Spark, no PostgreSQL.
@@ -62,4 +70,4 @@ bench: install
 	cd bench && ../$(BIN)/python mixed_workload.py
 
 clean:
-	rm -rf listener/build .pytest_cache
+	rm -rf listener/build client_runtime/java/build .pytest_cache

@@ -6,11 +6,12 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from client_runtime.settings import Settings, get_settings
 from service.api import admin_routes, dashboard_routes, decision_routes, history_routes, ingest_routes
@@ -32,6 +33,13 @@ async def lifespan(_app: FastAPI):
     gc.freeze()
     yield
     gc.unfreeze()
+
+
+def transient(error: OperationalError) -> bool:
+    """Whether the same statement may work later: a lost or refused connection, a deadlock or serialization
+    failure (PostgreSQL), a locked database (SQLite)."""
+    return (error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
+            or "database is locked" in str(error.orig))
 
 
 def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
@@ -66,6 +74,17 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    # The database is away or the transaction lost a deadlock: the same request will work later. A 503 tells
+    # the listener to keep the batch and retry, not to count it against the batch. Anything else (a missing
+    # table, say) is a server error, for the log and Sentry.
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+        if not transient(exc):
+            raise exc
+        log.warning("database unavailable: %s", str(exc).splitlines()[0])
+        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.get("/livez", tags=["health"])
     def livez() -> dict:

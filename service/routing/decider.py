@@ -8,16 +8,16 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
 from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
-from service.db.models import App, Decision, Run, utcnow
+from service.db.models import App, Decision, Heartbeat, Run, Server, utcnow
 from service.errors import Conflict, UnknownRun
+from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import decision_store, rules
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
@@ -54,8 +54,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     the policy cannot decide gets its exception in its place; the others are stored."""
     now = utcnow()
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
-                                settings.connect_server_id, now,
-                                since=now - timedelta(seconds=policy.capacity.in_flight_max_age_s))
+                                settings.connect_server_id, now, **in_flight_cutoffs(policy.capacity, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
     load = state.in_flight_cores
     results: list[DecisionOut | Exception] = []
@@ -93,6 +92,38 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     return results
 
 
+def server_facts(session: Session, server: Server) -> rules.ServerFacts:
+    """The server's health and, from its latest heartbeat, the executors it holds and its ceiling (as
+    decision_store.read reads them for real decisions)."""
+    beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server.server_id)
+                           .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
+    if beat is None:
+        return rules.ServerFacts(server.last_heartbeat_at, server.draining)
+    return rules.ServerFacts(server.last_heartbeat_at, server.draining, executors=beat.executors,
+                             executor_cores=beat.executor_cores, max_executors=beat.max_executors)
+
+
+def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
+    """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
+    held; no cool-down try granted; the app not created or marked seen."""
+    now = utcnow()
+    server = session.get(Server, settings.connect_server_id)
+    load = session.scalar(select(func.coalesce(func.sum(Run.predicted_cores), 0.0))
+                          .where(connect_in_flight(**in_flight_cutoffs(policy.capacity, now))))
+    verdict = rules.decide(rules.DecisionFacts(
+        now=now, requested_mode=request.mode, resources=resources(request),
+        app=aggregates(session.get(App, request.app_id)),
+        server=None if server is None else server_facts(session, server),
+        in_flight_cores=float(load)), policy)
+    airflow = request.airflow
+    run = {"run_id": None, "app_id": request.app_id, "dag_id": airflow and airflow.dag_id,
+           "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
+           "try_number": airflow and airflow.try_number}
+    decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
+    return decision_out(decision, run, settings).model_copy(update={"dry_run": True})
+
+
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
@@ -125,7 +156,9 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
 
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"], "spark.router.runId": run["run_id"]}
+    confs = {"spark.router.appId": run["app_id"]}
+    if run["run_id"] is not None:  # None: a dry run, which has no run
+        confs["spark.router.runId"] = run["run_id"]
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})

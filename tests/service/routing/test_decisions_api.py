@@ -281,6 +281,8 @@ def test_capacity_is_the_servers_as_its_latest_heartbeat_reports_it(settings, tm
             complete_run(client, decide(client, app_id), executor_run_time_ms=60_000)
         assert [decide(client, app_id)["mode"] for app_id in "abc"] == ["connect"] * 3  # the knob's 100 cores
         heartbeat(client, executors=1, executor_cores=1, max_executors=2)
+        preview = decide(client, "c", dry_run=True)  # `spark-router decide` says the same
+        assert preview["mode"] == "standalone" and preview["reasons"][0]["threshold"] == 2.0
         third = decide(client, "c")
         assert third["mode"] == "standalone" and third["rule"] == "over-capacity"
         assert third["reasons"][0]["threshold"] == 2.0
