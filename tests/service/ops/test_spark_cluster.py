@@ -96,6 +96,27 @@ class MasterWatch:
                 self.cores[app["name"]] = max(self.cores[app["name"]], app["cores"])
 
 
+def heartbeat_of(router) -> dict:
+    """The cluster's Connect server's latest heartbeat, as the router stored it."""
+    [server] = [s for s in router.get("/api/v1/dashboard/servers") if s["server_id"] == CLUSTER_SERVER_ID]
+    return server["heartbeat"]
+
+
+class HeartbeatWatch(MasterWatch):
+    """Collects the server's heartbeats (as the router has them) while a test runs."""
+
+    def __init__(self, router):
+        super().__init__(None)
+        self.router, self.seen = router, []
+
+    def _sample(self):
+        while not self._stop.wait(1):
+            try:
+                self.seen.append(heartbeat_of(self.router))
+            except httpx.HTTPError:
+                continue
+
+
 def test_cluster_status_shows_workers_cores_and_apps(cluster, cluster_connect_server):
     status = spark_cluster_status(cluster)
     assert status["running"] and status["master_url"] == cluster.master_url
@@ -129,16 +150,23 @@ def test_connect_server_takes_executors_from_the_cluster_and_gives_them_back(clu
     wait_until(lambda: not executors_of(server), 90, "the warm-up's executors to go idle and be released")
 
     started = time.time()
-    with MasterWatch(cluster) as watch:
+    with MasterWatch(cluster) as watch, HeartbeatWatch(server.router) as beats:
         finish(connect_client(server, f"da.{uuid.uuid4().hex[:6]}", "run-da", keys=10, rounds=3))
     used = [e for e in executors_of(server, active_only=False)
             if datetime.strptime(e["addTime"], "%Y-%m-%dT%H:%M:%S.%f%Z").timestamp() >= started - 5]
     assert 1 <= len(used) <= 2, used
     assert all(e["totalCores"] == 1 for e in used)
     assert watch.cores["Spark Connect server"] >= 1
+    # The listener's heartbeat said so too, with the ceiling the router's capacity rule reads.
+    assert max(beat["executors"] for beat in beats.seen) >= 1
+    assert {beat["max_executors"] for beat in beats.seen} == {2}
+    assert all(beat["executor_cores"] == beat["executors"] for beat in beats.seen)  # 1 core each
 
     # Idle for the (test's short) timeouts: every executor goes back to the cluster.
     wait_until(lambda: not executors_of(server), 90, "the executors to be given back")
+    wait_until(lambda: heartbeat_of(server.router)["executors"] == 0, 30, "a heartbeat with no executor")
+    series = server.router.get("/api/v1/dashboard/executors", minutes=10)["servers"][CLUSTER_SERVER_ID]
+    assert max(point["executors"] for point in series) >= 1  # the dashboard's chart of it
     removed = {e["id"]: e for e in executors_of(server, active_only=False)}
     assert all(removed[e["id"]].get("removeTime") for e in used), removed
     master = cluster.master()
