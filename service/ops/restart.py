@@ -82,8 +82,8 @@ def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
 # ------------------------------------------------------------------------------------------------ backends
 
 class LocalBackend:
-    """The local server of `spark-router connect-server`, started again on the ports it ran on (from its state
-    file; the settings' only when it is not running)."""
+    """The local server of `spark-router connect-server`, started again on the ports and the master it ran on
+    (from its state file; the settings' only when it is not running)."""
 
     name = "local"
 
@@ -93,9 +93,10 @@ class LocalBackend:
     def restart(self) -> None:
         running = connect_server.read_state(self.settings)
         port, ui_port = (running.port, running.ui_port) if running else (None, None)
+        master = (running.master or None) if running else None  # e.g. spark://… of `connect-server start --master`
         connect_server.stop(self.settings, progress=self.progress)
         # Returns after its warm-up query.
-        connect_server.start(self.settings, port=port, ui_port=ui_port, progress=self.progress)
+        connect_server.start(self.settings, port=port, ui_port=ui_port, progress=self.progress, master=master)
 
 
 class CommandBackend:
