@@ -2,7 +2,8 @@
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from service.api.deps import SessionDep, require_api_token
+from service.api.deps import RunIdPath, SessionDep, require_api_token
+from service.api.error_responses import errors
 from service.db.models import Decision, Run
 from service.errors import UnknownRun
 from service.history import lifecycle
@@ -10,7 +11,8 @@ from service.ops import observability
 from service.routing import decider
 from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
 
-router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)])
+router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
+                   responses=errors(401))
 
 
 @router.post("/decisions", response_model=DecisionOut)
@@ -21,8 +23,8 @@ async def post_decision(body: DecisionRequest, request: Request) -> Response:
     return Response(decision.model_dump_json(), media_type="application/json")
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail)
-def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=errors(404))
+def get_run(run_id: RunIdPath, request: Request, session: SessionDep) -> RunDetail:
     """A run with its lifecycle, its metrics and the decision that sent it where it ran."""
     run = session.get(Run, run_id)
     if run is None:
@@ -35,15 +37,15 @@ def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
     return detail
 
 
-@router.post("/runs/{run_id}/events", response_model=RunDetail)
-def post_run_event(run_id: str, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
+@router.post("/runs/{run_id}/events", response_model=RunDetail, responses=errors(404, 409))
+def post_run_event(run_id: RunIdPath, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
     """Report that a run started, succeeded or failed (failure_kind connect or app)."""
     lifecycle.report(session, run_id, event.event, event.failure_kind, event.message, event.exit_code)
     return get_run(run_id, request, session)
 
 
-@router.post("/runs/{run_id}/fallback", response_model=DecisionOut)
-def post_fallback(run_id: str, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
+@router.post("/runs/{run_id}/fallback", response_model=DecisionOut, responses=errors(404, 409))
+def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)

@@ -255,3 +255,25 @@ class Restart(Base):
     outcome: Mapped[str] = mapped_column(String(20))        # restarted | forced | skipped | failed
     waited_s: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantinedRecord(Base):
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
+    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    a record is kept once per Spark application (by the digest of its JSON)."""
+
+    __tablename__ = "quarantined_records"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    server_id: Mapped[str] = mapped_column(String(200))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(String(100))
+    app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
+    run_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
+
+    __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)

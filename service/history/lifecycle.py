@@ -44,12 +44,21 @@ def refresh_late_metrics(session: Session, run_ids: list[str]) -> None:
             remember_success(app, run)
 
 
+def lock_run_and_app(session: Session, run_id: str) -> tuple[Run, App]:
+    """The run's row and its app's, locked until commit: the app first, then the run, as ingest and decisions
+    lock them (apps, then runs), so that they wait for each other instead of deadlocking."""
+    app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))  # a run never changes app
+    if app_id is None:
+        raise UnknownRun(run_id)
+    app = lock_app(session, app_id)
+    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one()
+    return run, app
+
+
 def report(session: Session, run_id: str, event: str, failure_kind: str | None = None,
            message: str | None = None, exit_code: int | None = None) -> Run:
     """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not."""
-    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
-    if run is None:
-        raise UnknownRun(run_id)
+    run, app = lock_run_and_app(session, run_id)
     now = utcnow()
     if run.status in TERMINAL:
         if event == run.status or event == "started":
@@ -60,7 +69,6 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
     elif event == "succeeded":
         run.status, run.finished_at, run.exit_code = "succeeded", now, exit_code
         run.started_at = run.started_at or run.created_at
-        app = lock_app(session, run.app_id)
         if run.mode == "connect":
             app.connect_failure_streak, app.last_connect_success_at, app.retry_granted_at = 0, now, None
         remember_success(app, run)
@@ -70,7 +78,6 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         run.status, run.finished_at, run.exit_code = "failed", now, exit_code
         run.failure_kind, run.failure_message = failure_kind, message
         if run.mode == "connect" and failure_kind == "connect":
-            app = lock_app(session, run.app_id)
             app.connect_failure_streak += 1
             app.last_connect_failure_at = now
     session.commit()
