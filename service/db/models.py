@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
 from sqlalchemy import (
@@ -51,8 +51,12 @@ def as_utc(value):
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def from_epoch_ms(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    # Exact to the millisecond (a float of seconds is not, far from 1970).
+    return None if value is None else EPOCH + timedelta(milliseconds=value)
 
 
 class UTCDateTime(TypeDecorator):
