@@ -396,7 +396,7 @@ class PinRequest(Strict):
 
 class SimulateRequest(Strict):
     policy: dict = Field(description="A candidate policy, in the policy file's structure.")
-    days: Count32 = Field(30, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
+    days: int = Field(30, strict=True, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
 
 
 class SimulatedApp(BaseModel):

@@ -1,6 +1,7 @@
 """The error answers of the API in its OpenAPI schema: which statuses each endpoint can return, and their
 bodies. Routers and routes name the ones particular to them (401, 404, 409); document() adds the ones that
-follow from a route's shape (422 where there is something to validate, 400 and 413 where there is a body)."""
+follow from a route's shape (422 where there is something to validate, 400 and 413 where there is a body,
+404 where the path has parameters: a value the path cannot hold, e.g. a newline, matches no route)."""
 
 from __future__ import annotations
 
@@ -28,11 +29,12 @@ def errors(*codes: int) -> dict:
 
 
 def document(app: FastAPI) -> None:
-    """Add 422 to every route with parameters or a body, and 400 and 413 to every route with a body."""
+    """Add 422 to every route with parameters or a body, 400 and 413 to every route with a body, 404 to every
+    route with path parameters."""
     for route in app.routes:
         if not isinstance(route, APIRoute):
             continue
         codes = ([422] if get_flat_params(route.dependant) or route.body_field else []) + (
-            [400, 413] if route.body_field else [])
+            [400, 413] if route.body_field else []) + ([404] if route.dependant.path_params else [])
         for code, response in errors(*codes).items():
             route.responses.setdefault(code, response)

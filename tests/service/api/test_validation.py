@@ -73,6 +73,7 @@ CASES = [
     ("PUT", "/api/v1/apps/etl.orders/compatibility",
      {"findings": [{"path": "app.py", "line": "1", "what": "sc", "why": "x"}]}, None, "line"),
     ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": "7"}, None, "days"),
+    ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": 2**31 - 2}, None, "days"),  # found by schemathesis
     # non-finite numbers
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("inf")}, None, "waited_s"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("nan")}, None, "waited_s"),
