@@ -69,7 +69,6 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.include_router(admin_routes.restarts_router)
     app.include_router(dashboard_routes.router)
     app.include_router(dashboard_routes.pages)
-    error_responses.document(app)
     app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")
 
     # The domain's errors, and nothing broader: a programming error stays a 500 with its traceback in the log.

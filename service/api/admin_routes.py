@@ -15,7 +15,7 @@ from service.api.deps import (
     require_admin_token,
     require_api_token,
 )
-from service.api.error_responses import errors
+from service.api.error_responses import BODY, errors
 from service.db.models import Restart, Server
 from service.errors import Invalid, UnknownServer
 from service.history import apps, queries
@@ -32,14 +32,14 @@ from service.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)],
-                   responses=errors(401))
+                   responses=errors(401, 422))
 policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)],
-                          responses=errors(401))
+                          responses=errors(401, 422))
 restarts_router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require_api_token)],
-                            responses=errors(401))
+                            responses=errors(401, 422))
 
 
-@router.put("/apps/{app_id:path}/pin")
+@router.put("/apps/{app_id:path}/pin", responses=errors(404, *BODY))
 def pin_app(app_id: AppIdPath, body: PinRequest, session: SessionDep) -> dict:
     """Pin an app to a mode: every decision for it follows the pin until it is removed."""
     app = apps.pin(session, app_id, body.mode, body.reason)
@@ -83,7 +83,7 @@ def server_activity(server_id: ServerIdPath, request: Request, session: SessionD
     return activity
 
 
-@router.post("/restarts", response_model=RestartOut)
+@router.post("/restarts", response_model=RestartOut, responses=errors(*BODY))
 def record_restart(body: RestartIn, session: SessionDep) -> Restart:
     """Record one attempt of `spark-router restart-server`, with its timings and outcome."""
     restart = Restart(**body.model_dump())
@@ -92,7 +92,7 @@ def record_restart(body: RestartIn, session: SessionDep) -> Restart:
     return restart
 
 
-@router.post("/policy/reload", responses=errors(422))
+@router.post("/policy/reload")
 def reload_policy(request: Request) -> dict:
     """Re-read the policy file now (it is also re-read when it changes). A broken file is refused."""
     store = request.app.state.policies
@@ -110,7 +110,7 @@ def get_policy(request: Request) -> dict:
     return {"policy_version": policy.full_version, "policy": policy.model_dump()}
 
 
-@policy_router.post("/simulate", response_model=SimulateOut)
+@policy_router.post("/simulate", response_model=SimulateOut, responses=errors(*BODY))
 def simulate_policy(body: SimulateRequest, request: Request, session: SessionDep) -> dict:
     """Evaluate a candidate policy over the stored history: per app, today's mode and the candidate's, and
     how many runs and task-hours of the last `days` would move."""

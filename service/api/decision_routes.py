@@ -3,7 +3,7 @@
 from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.deps import RunIdPath, SessionDep, require_api_token
-from service.api.error_responses import errors
+from service.api.error_responses import BODY, errors
 from service.db.models import Decision, Run
 from service.errors import UnknownRun
 from service.history import lifecycle
@@ -12,10 +12,10 @@ from service.routing import decider
 from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
-                   responses=errors(401))
+                   responses=errors(401, 422))
 
 
-@router.post("/decisions", response_model=DecisionOut)
+@router.post("/decisions", response_model=DecisionOut, responses=errors(*BODY))
 async def post_decision(body: DecisionRequest, request: Request) -> Response:
     """Decide where a new run of the app goes (connect or standalone), and why. Creates the run."""
     decision = observability.count_decision(await request.app.state.decider.decide(body), request)
@@ -37,14 +37,14 @@ def get_run(run_id: RunIdPath, request: Request, session: SessionDep) -> RunDeta
     return detail
 
 
-@router.post("/runs/{run_id}/events", response_model=RunDetail, responses=errors(404, 409))
+@router.post("/runs/{run_id}/events", response_model=RunDetail, responses=errors(404, 409, *BODY))
 def post_run_event(run_id: RunIdPath, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
     """Report that a run started, succeeded or failed (failure_kind connect or app)."""
     lifecycle.report(session, run_id, event.event, event.failure_kind, event.message, event.exit_code)
     return get_run(run_id, request, session)
 
 
-@router.post("/runs/{run_id}/fallback", response_model=DecisionOut, responses=errors(404, 409))
+@router.post("/runs/{run_id}/fallback", response_model=DecisionOut, responses=errors(404, 409, *BODY))
 def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state

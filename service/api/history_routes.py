@@ -5,13 +5,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.api.deps import AppIdPath, Offset, ServerIdQuery, SessionDep, require_api_token
-from service.api.error_responses import errors
+from service.api.error_responses import BODY, errors
 from service.errors import UnknownApp
 from service.history import apps, queries
 from service.schemas import AppOut, CompatibilityReport, QuarantineOut, RunOut, ServerOut
 
 router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=[Depends(require_api_token)],
-                   responses=errors(401))
+                   responses=errors(401, 422))
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
@@ -35,7 +35,7 @@ def get_servers(session: SessionDep):
     return queries.list_servers(session)
 
 
-@router.put("/apps/{app_id:path}/compatibility")
+@router.put("/apps/{app_id:path}/compatibility", responses=errors(404, *BODY))
 def put_compatibility(app_id: AppIdPath, report: CompatibilityReport, session: SessionDep) -> dict:
     """Record what `spark-router check` found in the app. An app with findings goes standalone without
     spending a Connect attempt; an empty report clears them."""
