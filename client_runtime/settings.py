@@ -42,6 +42,9 @@ class Settings(BaseSettings):
                                            description="Bearer token the listener must send, if set.")
     api_token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0,
+                                description="Largest request body the router takes (413 past it), refused before "
+                                            "it is read; 16 MiB holds a batch of 10,000 stage records.")
 
     heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
                                                                           "kept; older ones go as new ones arrive.")

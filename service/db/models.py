@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
 from sqlalchemy import (
@@ -51,8 +51,12 @@ def as_utc(value):
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def from_epoch_ms(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    # Exact to the millisecond (a float of seconds is not, far from 1970).
+    return None if value is None else EPOCH + timedelta(milliseconds=value)
 
 
 class UTCDateTime(TypeDecorator):
@@ -258,3 +262,25 @@ class Restart(Base):
     outcome: Mapped[str] = mapped_column(String(20))        # restarted | forced | skipped | failed
     waited_s: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantinedRecord(Base):
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
+    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    a record is kept once per Spark application (by the digest of its JSON)."""
+
+    __tablename__ = "quarantined_records"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    server_id: Mapped[str] = mapped_column(String(200))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(String(100))
+    app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
+    run_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
+
+    __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)

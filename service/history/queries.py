@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import IN_FLIGHT, App, Heartbeat, Restart, Run, Server, utcnow
+from service.db.models import IN_FLIGHT, App, Heartbeat, QuarantinedRecord, Restart, Run, Server, utcnow
 
 
 def in_flight(since, decided_since):
@@ -74,3 +74,16 @@ def list_restarts(session: Session, server_id: str | None, limit: int) -> list[R
     if server_id:
         query = query.where(Restart.server_id == server_id)
     return list(session.scalars(query))
+
+
+def list_quarantined(session: Session, server_id: str | None, limit: int, offset: int) -> list[QuarantinedRecord]:
+    """Quarantined stage records, newest first."""
+    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(), QuarantinedRecord.id.desc())
+             .limit(limit).offset(offset))
+    if server_id:
+        query = query.where(QuarantinedRecord.server_id == server_id)
+    return list(session.scalars(query))
+
+
+def count_quarantined(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(QuarantinedRecord))

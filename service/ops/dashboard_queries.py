@@ -26,7 +26,13 @@ from service.db.models import (
     utcnow,
 )
 from service.history.lifecycle import run_duration_ms
-from service.history.queries import in_flight, in_flight_cutoffs, list_restarts
+from service.history.queries import (
+    count_quarantined,
+    in_flight,
+    in_flight_cutoffs,
+    list_quarantined,
+    list_restarts,
+)
 from service.routing.policy import Policy
 from service.routing.rules import HISTORY_METRICS
 
@@ -97,6 +103,18 @@ def restarts(session: Session, server_id: str | None = None, limit: int = 20) ->
 
 def last_restarts(session: Session, server_ids: list[str]) -> dict[str, dict]:
     return {server_id: rows[0] for server_id in server_ids if (rows := restarts(session, server_id, 1))}
+
+
+# --------------------------------------------------------------------------------------------- quarantine
+
+QUARANTINE_FIELDS = ("id", "received_at", "server_id", "spark_app_id", "app_id", "run_id", "reason")
+
+
+def quarantine(session: Session, limit: int = 10) -> dict:
+    """How many stage records are quarantined (could not be stored), and the newest ones with their reasons."""
+    return {"total": count_quarantined(session),
+            "recent": [{name: getattr(record, name) for name in QUARANTINE_FIELDS}
+                       for record in list_quarantined(session, None, limit, 0)]}
 
 
 # ---------------------------------------------------------------------------------------------- decisions

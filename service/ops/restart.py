@@ -220,6 +220,8 @@ class RestartCoordinator:
             return FAILED
         finally:
             record.setdefault("waited_s", round(time.monotonic() - started, 1))
+            if message:  # an error's text may hold anything; the record keeps what the router can store
+                message = message.replace("\x00", "")[:10_000]
             record.update(finished_at=now(), outcome=outcome, message=message)
             self._undrain_and_record(record)
 

@@ -16,7 +16,8 @@ from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
 from service.db.models import App, Decision, Run, Server, utcnow
-from service.errors import Conflict, UnknownRun
+from service.errors import Conflict
+from service.history import lifecycle
 from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import decision_store, rules
 from service.routing.policy import Policy
@@ -116,9 +117,7 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
-    failed = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
-    if failed is None:
-        raise UnknownRun(run_id)
+    failed, _app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
     if failed.mode != "connect":
         raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
@@ -197,10 +196,16 @@ class DecisionBatcher:
             while self._waiting:
                 await self._gather()
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                requests = [request for request, _ in batch]
                 try:
-                    results = await run_in_threadpool(self._decide, [request for request, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - the database failed the batch: each request hears it
-                    results = [exc] * len(batch)
+                    results = await run_in_threadpool(self._decide, requests)
+                except Exception as exc:  # noqa: BLE001 - the database failed the batch
+                    if len(batch) == 1:
+                        results = [exc]
+                    else:  # one request's failure must not be its neighbours': each is decided on its own
+                        log.warning("a batch of %d decisions failed (%s); deciding each on its own", len(batch),
+                                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        results = await run_in_threadpool(self._decide_each, requests)
                 for (_, future), result in zip(batch, results):
                     if future.done():  # the client went away
                         continue
@@ -225,3 +230,14 @@ class DecisionBatcher:
     def _decide(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
         with self.engine.begin() as connection:
             return make_decisions(connection, requests, self.policies.get(), self.settings)
+
+    def _decide_each(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
+        results: list[DecisionOut | Exception] = []
+        for request in requests:
+            try:
+                [result] = self._decide([request])
+            except Exception as exc:  # this request's own failure, for it alone
+                log.exception("no decision for app %s", request.app_id)
+                result = exc
+            results.append(result)
+        return results

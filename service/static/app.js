@@ -29,9 +29,15 @@
     return node;
   }
 
+  // Links go to this dashboard's own pages or to http(s) URLs, nothing else: a URL from a heartbeat could say
+  // javascript:, next to the API token this page keeps.
+  const SAFE_HREF = /^(https?:\/\/|[/?#])/i;
+  const safeHref = (url) => typeof url === "string" && SAFE_HREF.test(url);
+
   function setAttrs(node, attrs) {
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
+      if (key === "href" && !safeHref(value)) continue;
       if (key === "text") node.textContent = value;
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : value);
@@ -128,6 +134,9 @@
     if (!response.ok) {
       let detail = response.statusText;
       try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+      if (Array.isArray(detail)) {  // a 422: each refused value, where it is and why
+        detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+      }
       const error = new Error(`${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
       error.status = response.status;
       throw error;
@@ -357,7 +366,12 @@
           restart.message ? h("div", { class: "muted small", text: restart.message }) : null)
         : h("span", { class: "muted", text: "none recorded" })],
     ];
-    if (server.ui_url) rows.push(["Spark UI", h("a", { href: server.ui_url, text: server.ui_url })]);
+    if (server.ui_url) {
+      rows.push(["Spark UI", safeHref(server.ui_url) && /^https?:/i.test(server.ui_url)
+        ? h("a", { href: server.ui_url, "data-testid": "spark-ui", text: server.ui_url })
+        : h("span", { class: "muted", "data-testid": "spark-ui", text: `${server.ui_url} (not an http(s) URL: no link)` })]);
+    }
+    if (server.connect_url) rows.push(["Connect URL", h("span", { class: "mono", text: server.connect_url })]);
     return h("div", { class: `card server ${status}`, "data-testid": "server", "data-status": status },
       h("div", { class: "server-head" },
         h("span", { class: `pill ${status}`, "data-testid": "server-status", text: status.toUpperCase() }),
@@ -370,10 +384,10 @@
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, quarantine] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
-      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }),
+      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/quarantine", { limit: 5 }),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
@@ -441,6 +455,13 @@
         { title: "Ready", cls: "nowrap", cell: (r) => time(r.ready_at) },
         { title: "Message", cell: (r) => h("span", { class: "muted", text: r.message || "" }) },
       ], restarts, { testid: "restarts", empty: "No restart recorded (spark-router restart-server records each one)." })),
+      section("Quarantined stage records", h("span", { class: "muted", "data-testid": "quarantine-total",
+        text: `${num(quarantine.total)} in the last 30 days · GET /api/v1/quarantine lists them` }), table([
+        { title: "Received", cls: "nowrap", cell: (q) => time(q.received_at, true) },
+        { title: "Server", cell: (q) => h("span", { class: "mono", text: q.server_id }) },
+        { title: "App", cell: (q) => q.app_id ? h("span", { class: "mono", text: q.app_id }) : h("span", { class: "muted", text: "–" }) },
+        { title: "Why it could not be stored", cell: (q) => h("span", { class: "muted", text: q.reason }) },
+      ], quarantine.recent, { testid: "quarantine", empty: "None: every stage record the listeners sent could be stored." })),
     ];
     render([], content);
     scheduleRefresh(overviewPage);

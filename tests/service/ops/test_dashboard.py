@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sqlite3
 import time
 from pathlib import Path
 
@@ -305,3 +306,56 @@ def test_pages_in_headless_chromium(served, tmp_path):
             browser.close()
     for name in ("dashboard.png", "app.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
+def test_a_hostile_ui_url_is_never_a_link(tmp_path):
+    """Issue 13, item 8: a heartbeat's ui_url was stored unchecked and rendered as a link, next to the API token
+    kept in the browser's localStorage. Ingest now stores such a URL as null; a row an older router stored is
+    still shown as text, not as a link. The page also shows the quarantined stage records."""
+    sync_playwright, chromium = _browser_tools()
+    token = "dash-s3cret"
+    database = tmp_path / "router.db"
+    process = RouterProcess(f"sqlite:///{database}", tmp_path / "state",
+                            env={"SPARK_ROUTER_API_TOKEN": token, "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
+    hostile = "javascript:alert(document.cookie)"
+    try:
+        with httpx.Client(base_url=process.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            heartbeat(http, ui_url=hostile, connect_url=hostile)
+            assert ok(http.get("/api/v1/servers"))[0]["ui_url"] is None
+            heartbeat(http, server_id="connect-other", ui_url="https://spark.example:4040")
+            bad = {"app_id": "team-a.etl", "run_id": "r", "stage_id": 1, "attempt": 0, "status": "failed",
+                   "failure_reason": "ValueError: bad\x00byte"}
+            assert ok(http.post("/api/v1/ingest/stages", json={"server_id": SERVER, "spark_app_id": "local-1",
+                                                               "stages": [bad]}))["quarantined"] == 1
+        with sqlite3.connect(database) as connection:  # as a router before this check stored it
+            connection.execute("UPDATE servers SET ui_url = ? WHERE server_id = ?", (hostile, SERVER))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                dialogs, errors = [], []
+                page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(f"{process.url}/")
+                page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
+                page.fill("#token-input", token)
+                page.click("#token-form button[type=submit]")
+                page.wait_for_selector("main[data-ready=true]", timeout=15_000)
+
+                hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
+                assert hrefs and all(href.startswith(("/", "?", "#", "http://", "https://")) for href in hrefs), hrefs
+                assert page.locator("a[href^='javascript' i]").count() == 0
+                shown = page.locator("[data-testid=server]", has_text=SERVER).locator("[data-testid=spark-ui]")
+                assert shown.evaluate("node => node.tagName") == "SPAN"
+                assert hostile in shown.inner_text() and "no link" in shown.inner_text()
+                shown.click()
+                other = page.locator("[data-testid=server]", has_text="connect-other").locator("[data-testid=spark-ui]")
+                assert other.get_attribute("href") == "https://spark.example:4040"
+
+                assert page.inner_text("[data-testid=quarantine-total]").startswith("1 in the last 30 days")
+                assert "must not contain NUL" in page.inner_text("[data-testid=quarantine-row]")
+                assert dialogs == [] and errors == []
+            finally:
+                browser.close()
+    finally:
+        process.stop()
