@@ -6,16 +6,16 @@ STAMP  := $(VENV)/.installed
 JAR    := listener/build/spark-router-listener.jar
 EXTRAS := service,client,dev,airflow
 
-.PHONY: install listener browser check-java test test-fast demo bench clean
+.PHONY: install listener listener-test session-jar browser check-java lint test test-fast demo bench clean
 
 # The repo's own modules are compiled here: pip does not compile an editable install, and where
 # PYTHONDONTWRITEBYTECODE is set (as on these machines) Python would compile them again at every start.
-install: check-java $(STAMP) listener
+install: check-java $(STAMP) listener session-jar
 	@$(BIN)/python -m compileall -q service client_runtime airflow_plugins
 
 # Re-runs only when pyproject.toml or this file changes; pip builds pyspark 4.3.0 from its source archive once.
-# The editable install is a plain path entry (compat mode): setuptools' default import hook costs every
-# Python start in .venv ~9 ms, the launcher's and each app's included.
+# The editable install is a plain path entry (compat mode): setuptools' default import hook slows every
+# Python start in .venv, the launcher's and each app's included (docs/benchmarks.md).
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -33,11 +33,23 @@ check-java:
 listener: $(STAMP)
 	@listener/build.sh
 
+# The session helper of JVM apps (io.sparkrouter.session.RouterSession, docs/jvm.md).
+session-jar: $(STAMP)
+	@client_runtime/java/build.sh
+
 # Debian's Chromium for the dashboard's browser test (playwright drives it; it downloads no browser).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-test: install browser
+# ruff with the project's config (pyproject.toml): must be clean.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# The listener's Java unit tests (javac and a small runner; no test framework needed).
+listener-test: listener
+	@listener/test.sh
+
+test: install browser lint listener-test
 	$(BIN)/pytest
 
 # Unit tests only: no Spark, no PostgreSQL.
@@ -57,4 +69,4 @@ bench: install
 	cd bench && ../$(BIN)/python restart.py
 
 clean:
-	rm -rf listener/build .pytest_cache
+	rm -rf listener/build client_runtime/java/build .pytest_cache

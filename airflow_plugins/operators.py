@@ -47,7 +47,10 @@ class SparkRouterOperator(BaseOperator):
     default mode, state dir, ...).
 
     :param application: the app: a ``.py`` file, a directory with ``main.py``/``__main__.py``, a
-        ``.zip``/``.whl``, or an ``s3://`` URI of one (templated).
+        ``.zip``/``.whl``, a ``.jar``, or an ``s3://`` URI of one (templated).
+    :param main_class: for a ``.jar`` application: the class to run, e.g. ``com.acme.Main`` (templated; default
+        the jar's ``Main-Class``). On Connect it runs as a JVM Connect client, standalone with
+        ``spark-submit --class`` (docs/jvm.md).
     :param application_args: arguments passed to the app (templated).
     :param app_id: the app's stable id in the router, whose run history drives the decision (templated;
         default ``<dag_id>.<task_id>``).
@@ -72,7 +75,7 @@ class SparkRouterOperator(BaseOperator):
         ``SPARK_ROUTER_CONNECT_URL``.
     """
 
-    template_fields: Sequence[str] = ("application", "application_args", "spark_conf", "app_id")
+    template_fields: Sequence[str] = ("application", "application_args", "spark_conf", "app_id", "main_class")
     template_fields_renderers: ClassVar[dict[str, str]] = {"application_args": "json", "spark_conf": "json"}
     ui_color = "#fde7c9"
     operator_extra_links = (SparkRouterRunLink(),)
@@ -82,6 +85,7 @@ class SparkRouterOperator(BaseOperator):
         *,
         application: str,
         application_args: Sequence[Any] | None = None,
+        main_class: str | None = None,
         app_id: str | None = None,
         mode: str = "auto",
         driver_memory: str | None = None,
@@ -110,6 +114,7 @@ class SparkRouterOperator(BaseOperator):
                 raise ValueError(f"spark_conf keys are Spark confs (spark.*); got {key!r}")
         self.application = application
         self.application_args = list(application_args or [])
+        self.main_class = main_class
         self.app_id = app_id
         self.mode = mode
         self.driver_memory = driver_memory
@@ -170,6 +175,7 @@ class SparkRouterOperator(BaseOperator):
             idempotent=bool(self.idempotent),
             airflow={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
                      "try_number": ti.try_number},
+            main_class=(str(self.main_class).strip() or None) if self.main_class else None,
         )
 
     # ---------------------------------------------------------------------------------------- running

@@ -1,4 +1,4 @@
-"""Turning APP (a .py file, a directory, a zip or wheel, or an s3:// URI of one) into something to run."""
+"""Turning APP (a .py file, a directory, a zip or wheel, a jar, or an s3:// URI of one) into something to run."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class ResolvedApp:
     main: Path                   # the Python file to run
     pythonpath: list[Path] = field(default_factory=list)  # where the app's own modules are
     artifacts: list[Path] = field(default_factory=list)   # shipped to Connect / --py-files for executors
+    main_class: str | None = None  # a JVM app: the class to run from the jar (main)
 
 
 def fetch_s3(uri: str, workdir: Path) -> Path:
@@ -44,12 +45,17 @@ def fetch_s3(uri: str, workdir: Path) -> Path:
     return target
 
 
-def resolve(app: str, workdir: Path) -> ResolvedApp:
-    """Find the file to run and the modules to ship. workdir holds downloads and extracted files."""
+def resolve(app: str, workdir: Path, main_class: str | None = None) -> ResolvedApp:
+    """Find the file to run and the modules to ship. workdir holds downloads and extracted files. main_class:
+    the class to run from a jar (default: its manifest's Main-Class)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if main_class and not app.endswith(".jar"):
+        raise ArtifactError(f"{app}: a main class ({main_class}) is for a .jar app")
     path = fetch_s3(app, workdir) if app.startswith("s3://") else Path(app).expanduser()
     if not path.exists():
         raise ArtifactError(f"{app}: no such file or directory")
+    if path.suffix == ".jar":
+        return _from_jar(path, main_class)
     if path.is_dir():
         main = next((path / name for name in MAIN_NAMES if (path / name).is_file()), None)
         if main is None:
@@ -60,7 +66,21 @@ def resolve(app: str, workdir: Path) -> ResolvedApp:
         return ResolvedApp(source=path, main=path.resolve(), pythonpath=[path.resolve().parent])
     if path.suffix in (".zip", ".whl"):
         return _from_archive(path, workdir)
-    raise ArtifactError(f"{app}: expected a .py file, a directory, a .zip or .whl, or an s3:// URI of one")
+    raise ArtifactError(f"{app}: expected a .py file, a directory, a .zip or .whl, a .jar, or an s3:// URI of one")
+
+
+def _from_jar(path: Path, main_class: str | None) -> ResolvedApp:
+    """A JVM app: the jar runs as it is, and on Connect it is added to the session (its UDF classes)."""
+    from client_runtime.jvm import main_class_of
+
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path} is not a valid jar (zip) archive")
+    main_class = main_class or main_class_of(path)
+    if not main_class:
+        raise ArtifactError(f"{path} names no Main-Class in its manifest: give the class to run (--class "
+                            f"com.acme.Main, or the operator's main_class)")
+    jar = path.resolve()
+    return ResolvedApp(source=path, main=jar, artifacts=[jar], main_class=main_class)
 
 
 def _from_archive(path: Path, workdir: Path) -> ResolvedApp:

@@ -84,8 +84,13 @@ def check_source(source: str, path: str) -> list[Finding]:
 _PY = re.compile(r"\.py$")
 
 
-def check_path(path: Path) -> list[Finding]:
-    """Check a .py file, a directory of them, or a zip/wheel."""
+def check_path(path: Path, main_class: str | None = None) -> list[Finding]:
+    """Check a .py file, a directory of them, a zip/wheel, or a jar: the class files ``main_class`` uses
+    (client_runtime.jar_check)."""
+    if path.suffix == ".jar":
+        from client_runtime.jar_check import check_jar
+
+        return check_jar(path, main_class)
     if path.is_dir():
         return [f for file in sorted(path.rglob("*.py")) for f in check_source(file.read_text(errors="replace"),
                                                                               str(file))]

@@ -69,7 +69,7 @@ def session_confs() -> dict[str, str]:
 def get_session(app_name: str | None = None):
     """The app's SparkSession, in the mode the launcher chose. Call it once, at the start of the app."""
     # At exit, Python's last garbage collection walks every object the client's imports made (pandas, pyarrow,
-    # grpc): 0.45 s of every run on a slow machine, 0.07 s with them frozen out of its sight.
+    # grpc): frozen out of its sight, a Connect run exits sooner (docs/benchmarks.md).
     atexit.register(gc.freeze)
     confs = session_confs()
     if mode() == "connect":

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     listener_jar: Path = Field(default=REPO_ROOT / "listener" / "build" / "spark-router-listener.jar")
     listener_spool_max_bytes: int = 256 * 1024 * 1024
     java_home: Path | None = Field(default=None, description="JDK 17; default $JAVA_HOME or the system one.")
+    session_jar: Path = Field(default=REPO_ROOT / "client_runtime" / "java" / "build" / "spark-router-session.jar",
+                              description="The session helper of JVM apps (io.sparkrouter.session.RouterSession).")
+    jvm_jars_dir: Path | None = Field(default=None,
+                                      description="Spark's jars for JVM apps: the API jars they compile against and, "
+                                                  "in connect-repl/, the JVM Connect client. Default: pyspark's jars.")
 
     # `spark-router restart-server`.
     restart_backend: Literal["local", "kubernetes", "command"] = "local"

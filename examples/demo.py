@@ -6,7 +6,10 @@ through `spark-router run` and shows where each went and why:
 - the light app goes to Connect (new app, then within limits);
 - the heavy app goes to Connect once (no history), spills, and goes standalone from then on;
 - the app that uses sparkContext is flagged by the compatibility check and goes standalone directly;
-- with the compatibility check bypassed (forced connect), it fails on Connect and falls back.
+- with the compatibility check bypassed (forced connect), it fails on Connect and falls back;
+- a JVM app: one jar (compiled here with javac against `spark-router classpath`) runs on Connect as a JVM
+  Connect client and standalone with spark-submit, with the same result; the jar's app that uses the
+  SparkContext is flagged from its class files and goes standalone.
 
 Everything lives under .state/demo/ in the repo (emptied at the start); both servers are stopped at the end.
 """
@@ -28,6 +31,8 @@ BIN = Path(sys.executable).parent
 PORT = int(os.environ.get("DEMO_ROUTER_PORT", "8765"))
 URL = f"http://127.0.0.1:{PORT}"
 APPS = REPO / "examples" / "apps"
+JAR = REPO / "examples" / "jvm" / "build" / "spark-router-examples.jar"
+JVM_LIGHT, JVM_SPARK_CONTEXT = "io.sparkrouter.examples.LightAggregation", "io.sparkrouter.examples.UsesSparkContext"
 
 ENV = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(STATE), "SPARK_ROUTER_URL": URL,
        "SPARK_ROUTER_POLICY_FILE": str(REPO / "examples" / "demo-policy.yaml")}
@@ -64,13 +69,25 @@ def start_router() -> subprocess.Popen:
 
 
 def run(app_id: str, app: str, *extra: str) -> None:
-    print(f"\n$ spark-router run --app-id {app_id} {' '.join(extra)} {app}", flush=True)
+    shown = os.path.relpath(app, REPO) if os.path.isabs(app) else app
+    print(f"\n$ spark-router run --app-id {app_id} {' '.join(extra)} {shown}", flush=True)
     result = subprocess.run([str(BIN / "spark-router"), "run", "--app-id", app_id, *extra, str(APPS / app)],
                             env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     for line in result.stdout.splitlines():
         if line.startswith(("[spark-router]", "RESULT")):
             print("  " + line, flush=True)
     print(f"  exit code {result.returncode}", flush=True)
+
+
+def build_jar() -> None:
+    """The example JVM apps, compiled as an app's own build would (examples/jvm/build.sh)."""
+    print("\n$ examples/jvm/build.sh   # javac -cp \"$(spark-router classpath)\" ...", flush=True)
+    result = subprocess.run([str(REPO / "examples" / "jvm" / "build.sh")],
+                            env={**ENV, "SPARK_ROUTER": str(BIN / "spark-router")}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
+    print("  " + result.stdout.strip().replace("\n", "\n  "), flush=True)
+    if result.returncode != 0:
+        raise SystemExit("building the example jar failed (a JDK 17 javac is needed)")
 
 
 def summary() -> None:
@@ -108,6 +125,14 @@ def main() -> None:
         run("demo.uses_spark_context", "uses_spark_context.py")
         say("The same app forced onto Connect: it fails there and falls back to standalone")
         run("demo.uses_spark_context", "uses_spark_context.py", "--mode", "connect")
+
+        say("A JVM app: one jar, built once against Spark's API, on Connect (a JVM Connect client) and standalone")
+        build_jar()
+        run("demo.jvm_light_aggregation", str(JAR), "--class", JVM_LIGHT)
+        run("demo.jvm_light_aggregation", str(JAR), "--class", JVM_LIGHT, "--mode", "standalone")
+        say("The jar's app that uses the SparkContext: found in its class files, it goes standalone")
+        spark_router("check", "--class", JVM_SPARK_CONTEXT, str(JAR), check=False)
+        run("demo.jvm_uses_spark_context", str(JAR), "--class", JVM_SPARK_CONTEXT)
         time.sleep(3)
         summary()
         say("Why did the heavy app go standalone? (spark-router decide)")

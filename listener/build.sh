@@ -22,7 +22,7 @@ if [ ! -d "$SPARK_HOME/jars" ]; then
   exit 1
 fi
 
-if [ -f "$jar" ] && [ -z "$(find "$here/src" -newer "$jar" -name '*.java')" ]; then
+if [ -f "$jar" ] && [ -z "$(find "$here/src/main" -newer "$jar" -name '*.java')" ]; then
   exit 0
 fi
 classes="$here/build/classes"

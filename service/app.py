@@ -6,12 +6,13 @@ import gc
 import logging
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from client_runtime.settings import Settings, get_settings
 from service.api import (
@@ -35,13 +36,20 @@ log = logging.getLogger(__name__)
 
 @asynccontextmanager
 async def lifespan(_app: FastAPI):
-    # What the app holds for its whole life (routes, schemas, SQLAlchemy metadata: some 130,000 objects) is
-    # kept out of the garbage collector's sight: each full collection would otherwise stall every request in
-    # flight for ~20 ms (p99 of decisions at 2,000/s: 50 ms without this, 16 ms with it).
+    # What the app holds for its whole life (routes, schemas, SQLAlchemy metadata) is kept out of the garbage
+    # collector's sight: each full collection would otherwise stall every request in flight (the p99 of
+    # decisions, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     yield
     gc.unfreeze()
+
+
+def transient(error: OperationalError) -> bool:
+    """Whether the same statement may work later: a lost or refused connection, a deadlock or serialization
+    failure (PostgreSQL), a locked database (SQLite)."""
+    return (error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
+            or "database is locked" in str(error.orig))
 
 
 def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
@@ -80,6 +88,16 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    # The database is away or the transaction lost a deadlock: the same request will work later. A 503 tells
+    # the listener to keep the batch and retry, not to count it against the batch. Anything else (a missing
+    # table, say) is a server error, for the log and Sentry.
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
+        if not transient(exc):
+            raise exc
+        log.warning("database unavailable: %s", str(exc).splitlines()[0])
+        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
     # Every 422 in one shape, which never echoes a large input (nor a NUL or a lone surrogate).
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

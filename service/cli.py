@@ -5,12 +5,12 @@ from __future__ import annotations
 import itertools
 import sys
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (~15 ms)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import argparse
 
 # Every other import is made where it is needed: `run` starts the app's interpreter (client_runtime.runner)
-# before anything else is imported, argparse and logging included (~45 ms on a slow machine).
+# before anything else is imported, argparse and logging included (docs/benchmarks.md, the launcher's start).
 
 
 def get_settings():
@@ -106,7 +106,8 @@ def _decide(args: argparse.Namespace) -> int:
     settings = get_settings()
     client = RouterClient(settings.url, settings.token("api_token"))
     try:
-        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf))
+        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf),
+                                 dry_run=not args.record)
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RouterRejected) else 1
@@ -115,7 +116,9 @@ def _decide(args: argparse.Namespace) -> int:
 
         print(json.dumps(decision, indent=2))
         return 0
-    print(f"{decision['app_id']}: {decision['mode']} (run {decision['run_id']}, policy {decision['policy_version']})")
+    run = (f"run {decision['run_id']}, counted in flight for capacity.decided_max_age_s unless it starts"
+           if decision["run_id"] else "dry run: no run recorded")
+    print(f"{decision['app_id']}: {decision['mode']} ({run}; policy {decision['policy_version']})")
     for reason in decision["reasons"]:
         print(f"  - [{reason['rule']}] {reason['message']}")
     if decision["connect_url"]:
@@ -146,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     args_after = args.app_args[1:] if args.app_args[:1] == ["--"] else args.app_args
     request = RunRequest(app_id=args.app_id, app=args.app, args=args_after, mode=args.mode,
                          resources=resources_of(args), spark_conf=_parse_confs(args.conf),
-                         fallback=not args.no_fallback, idempotent=not args.not_idempotent)
+                         fallback=not args.no_fallback, idempotent=not args.not_idempotent, main_class=args.main_class)
     try:
         result = launcher.run(request, args.app_interpreter)  # started by main(), or None
     except ArtifactError as exc:
@@ -168,7 +171,25 @@ def _check(args: argparse.Namespace) -> int:
 
     from client_runtime.compat import check_path
 
-    findings = check_path(Path(args.app))
+    app = Path(args.app)
+    if not app.exists():
+        print(f"error: {args.app}: no such file or directory", file=sys.stderr)
+        return 2
+    if args.main_class and app.suffix != ".jar":
+        print(f"error: --class is for a .jar APP, not {args.app}", file=sys.stderr)
+        return 2
+    if app.suffix == ".jar":
+        from client_runtime.jvm import main_class_of
+
+        main_class = args.main_class or main_class_of(app)
+        print(f"checking the classes {main_class} uses" if main_class else
+              "checking every class (the jar names no Main-Class; --class checks what one main class uses)",
+              file=sys.stderr)
+    try:
+        findings = check_path(app, args.main_class)
+    except (ValueError, OSError) as exc:  # not a zip or jar, no such class, unreadable
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for finding in findings:
         print(finding)
     if args.app_id:
@@ -185,6 +206,22 @@ def _check(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     print("no Connect incompatibilities found", file=sys.stderr)
+    return 0
+
+
+def _classpath(args: argparse.Namespace) -> int:
+    import os
+
+    from client_runtime import jvm
+
+    settings = get_settings()
+    which = jvm.connect_classpath if args.connect else jvm.classic_classpath if args.all else jvm.compile_classpath
+    try:
+        jars = which(settings)
+    except jvm.JvmAppError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(os.pathsep.join(str(jar) for jar in jars))
     return 0
 
 
@@ -238,21 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--json", action="store_true", help="status as JSON")
     server.set_defaults(func=_connect_server)
 
-    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why",
-                                 description="Ask the router (SPARK_ROUTER_URL) for a decision. This records a "
-                                             "decided run, as the launcher does.")
+    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why (a dry run)",
+                                 description="Ask the router (SPARK_ROUTER_URL) where a run of the app would go "
+                                             "now, and why. A dry run: nothing is recorded and no capacity is "
+                                             "held (--record records a decided run, as the launcher does).")
     decide.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
     decide.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"])
     _add_resource_options(decide)
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.add_argument("--record", action="store_true",
+                        help="record a decided run, as `spark-router run` does; one that never starts stops counting "
+                             "as in flight after the policy's capacity.decided_max_age_s (5 min)")
     decide.set_defaults(func=_decide)
 
     run = commands.add_parser(
         "run", help="run an app on the shared Connect server or standalone, as the router decides",
-        description="Ask the router where the run goes, run APP there (the app's output streams here), report "
-                    "the run, and rerun it standalone if it fails on Connect. The exit code is the app's.",
-        epilog="APP: a .py file, a directory with main.py or __main__.py, a .zip/.whl, or an s3:// URI of one "
-               "(fetched with boto3; AWS_ENDPOINT_URL etc. apply). Arguments after -- go to the app.")
+        description="Ask the router where the run goes, run APP there, in this directory (the app's output "
+                    "streams here), report the run, and rerun it standalone if it fails on Connect: the rerun's "
+                    "outcome says whether Connect or the app failed it (a real app bug runs twice). The exit "
+                    "code is the app's; SIGTERM or Ctrl-C stop the app and record the run as cancelled.",
+        epilog="APP: a .py file, a directory with main.py or __main__.py, a .zip/.whl, a .jar (with --class, or its "
+               "manifest's Main-Class), or an s3:// URI of one (fetched with boto3; AWS_ENDPOINT_URL etc. apply). "
+               "Arguments after -- go to the app. A jar runs on Connect as `java` with the JVM Connect client, "
+               "standalone with `spark-submit --class` (docs/jvm.md).")
     run.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
     run.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"],
                      help="auto asks the router (default); connect/standalone force the mode")
@@ -262,9 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--connect-timeout", type=float,
                      help="seconds the Connect server may be unreachable before the run counts as a Connect "
                           "failure (default SPARK_ROUTER_CONNECT_TIMEOUT_S or 30)")
-    run.add_argument("--no-fallback", action="store_true", help="do not rerun standalone after a Connect failure")
+    run.add_argument("--class", dest="main_class", metavar="CLASS",
+                     help="for a .jar APP: the class to run, e.g. com.acme.Main (default: the jar's Main-Class)")
+    run.add_argument("--no-fallback", action="store_true",
+                     help="do not rerun standalone after a failed Connect run (its output classifies the failure)")
     run.add_argument("--not-idempotent", action="store_true",
-                     help="the app must not run twice: never rerun it after a Connect failure")
+                     help="the app must not run twice: never rerun it after a failed Connect run")
     _add_resource_options(run)
     run.add_argument("app", metavar="APP")
     run.add_argument("app_args", nargs=argparse.REMAINDER, metavar="-- ARGS")
@@ -273,10 +321,32 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="find what in an app cannot work on Spark Connect",
                                 description="Statically look for APIs a Connect client does not have "
                                             "(sparkContext, .rdd, _jvm, SparkContext, broadcast variables, "
-                                            "accumulators, ...). Exit code 1 when something is found.")
-    check.add_argument("app", metavar="APP", help="a .py file, a directory, or a .zip/.whl")
+                                            "accumulators, ...); in a jar, in its class files (SparkContext, "
+                                            "JavaSparkContext, RDDs, sessionState, sharedState, sqlContext, ...), "
+                                            "naming the class, method and line. Exit code 1 when something is "
+                                            "found, 2 when APP cannot be read.")
+    check.add_argument("app", metavar="APP", help="a .py file, a directory, a .zip/.whl, or a .jar")
+    check.add_argument("--class", dest="main_class", metavar="CLASS",
+                       help="for a .jar: check the classes this main class uses, as `run --class` runs it (default: "
+                            "the jar's Main-Class; every class if it names none)")
     check.add_argument("--app-id", help="also record the outcome with this app in the router")
     check.set_defaults(func=_check)
+
+    classpath = commands.add_parser(
+        "classpath", help="print the classpath to compile a JVM app against",
+        description="Print the classpath a JVM app compiles against: the session helper "
+                    "(io.sparkrouter.session.RouterSession) and Spark's API jars (the unified SparkSession, Dataset, "
+                    "functions, Java UDF interfaces). The app's jar carries none of them: `spark-router run` adds "
+                    "the Spark of the run's mode. E.g. javac -cp \"$(spark-router classpath)\" ...",
+        epilog="Spark's jars come from pyspark (or SPARK_ROUTER_JVM_JARS_DIR); the helper from "
+               "SPARK_ROUTER_SESSION_JAR (built by `make install`).")
+    which = classpath.add_mutually_exclusive_group()
+    which.add_argument("--all", action="store_true",
+                       help="every Spark jar instead, for an app that uses Spark's classic API too (SparkContext, "
+                            "RDDs): it compiles, and runs standalone")
+    which.add_argument("--connect", action="store_true",
+                       help="the classpath a JVM app runs with on Spark Connect instead (without the app's jar)")
+    classpath.set_defaults(func=_classpath)
 
     restart_cmd = commands.add_parser(
         "restart-server", help="drain the Connect server, wait for idle, restart it, undrain",
@@ -311,6 +381,9 @@ def _start_app_interpreter(argv: list[str]):
     if argv[:1] != ["run"] or "-h" in argv or "--help" in argv or "--mode=standalone" in argv or any(
             option == "--mode" and value == "standalone" for option, value in itertools.pairwise(argv)):
         return None
+    ours = argv[:argv.index("--")] if "--" in argv else argv
+    if "--class" in ours or any(arg.startswith("--class=") or arg.endswith(".jar") for arg in ours):
+        return None  # a JVM app: it runs in java
     from client_runtime import runner
 
     return runner.start()
@@ -333,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if app_interpreter is not None and app_interpreter.poll() is None and not app_interpreter.stdin.closed:
             app_interpreter.kill()  # never given an app (bad usage, an error before the launch): not left behind
-        gc.freeze()  # about to exit: spare the collector a walk over every object (~35 ms of each `run`)
+        gc.freeze()  # about to exit: spare the collector a walk over every object
 
 
 if __name__ == "__main__":

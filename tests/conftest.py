@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from client_runtime.settings import Settings
 from service.app import create_app
-from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port
+from tests.support import REPO, RouterProcess, compile_jar, create_pg_database, drop_pg_database, free_port
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +91,29 @@ def connect_server(router, state_dir, connect_ports):
     shared.ensure_running()
     yield shared
     connect_server.stop(settings, progress=lambda msg: None)
+
+
+class JvmApps:
+    """One jar of JVM apps, compiled at test time: the examples and the tests' own."""
+
+    LIGHT = "io.sparkrouter.examples.LightAggregation"
+    USES_SPARK_CONTEXT = "io.sparkrouter.examples.UsesSparkContext"
+    SLOW = "io.sparkrouter.tests.SlowUdf"
+
+    def __init__(self, jar):
+        self.jar = jar
+
+
+@pytest.fixture(scope="session")
+def jvm_apps(tmp_path_factory) -> JvmApps:
+    from client_runtime import jvm
+
+    settings = Settings()
+    examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
+    jar = tmp_path_factory.mktemp("jvm-apps") / "apps.jar"
+    # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the SparkContext
+    # needs every Spark jar (`classpath --all`).
+    compile_jar(jar, [examples / "LightAggregation.java", REPO / "tests" / "apps" / "jvm" / "SlowUdf.java"],
+                jvm.compile_classpath(settings))
+    compile_jar(jar, [examples / "UsesSparkContext.java"], jvm.classic_classpath(settings))
+    return JvmApps(jar)

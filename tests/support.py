@@ -101,3 +101,21 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
         time.sleep(interval_s)
+
+
+def compile_jar(jar: Path, sources: list[Path], classpath: list[Path], main_class: str | None = None) -> Path:
+    """javac the sources against classpath into jar (Main-Class main_class, if given): how the tests build JVM apps,
+    with no build tool and no Spark in the jar."""
+    java = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
+    classes = jar.parent / f"{jar.stem}-classes"
+    classes.mkdir(parents=True, exist_ok=True)
+    compiled = subprocess.run([f"{java}/bin/javac", "--release", "17", "-nowarn", "-d", str(classes),
+                               "-cp", os.pathsep.join(map(str, classpath)), *map(str, sources)],
+                              check=False, capture_output=True, text=True, timeout=300)
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    # Classes compiled earlier into the same jar's folder stay in it: a jar can be built in steps.
+    packed = subprocess.run([f"{java}/bin/jar", "--create", "--file", str(jar),
+                             *(["--main-class", main_class] if main_class else []), "-C", str(classes), "."],
+                            check=False, capture_output=True, text=True, timeout=120)
+    assert packed.returncode == 0, packed.stdout + packed.stderr
+    return jar

@@ -587,6 +587,15 @@ def test_images_install_what_the_project_declares():
     assert [r for r in reqs if r.startswith("pyspark")] == ["pyspark-client==4.2.0"]
     client = (DOCKER / "client.Dockerfile").read_text()
     assert "-r docker/client/requirements.txt" in client and '".[client]"' not in client
+    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect client
+    # with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one stays default.
+    from client_runtime import jvm
+
+    assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
+    assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh" in client
+    assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
+    assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
+    assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
 
 
 @pytest.mark.parametrize(
@@ -756,6 +765,13 @@ def test_client_entrypoint_runs_the_app_through_the_launcher(tmp_path):
         "--date",
         "2026-11-22",
     ]
+    # A jar and its main class (the jvm-client target).
+    jar_env = {**env, "MAIN_APPLICATION_FILE_S3_PATH": "s3://apps/etl.jar", "MAIN_CLASS": "com.acme.Orders"}
+    result = subprocess.run([script, "2026-11-22"], env=jar_env, check=False, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert record.read_text().splitlines() == [
+        "run", "--app-id", "daily-report", "--class", "com.acme.Orders", "s3://apps/etl.jar", "2026-11-22"]
     del env["MAIN_APPLICATION_FILE_S3_PATH"]
     result = subprocess.run([script], env=env, check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and "MAIN_APPLICATION_FILE_S3_PATH" in result.stderr

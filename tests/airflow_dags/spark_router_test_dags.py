@@ -42,3 +42,9 @@ with DAG("router_slow", **COMMON):
 with DAG("router_execution_timeout", **COMMON):
     SparkRouterOperator(task_id="slow", application=str(TEST_APPS / "slow_udf.py"), application_args=["12"],
                         mode="connect", execution_timeout=timedelta(seconds=8))
+
+with DAG("router_jvm", **COMMON):
+    # A JVM app: the jar (compiled by the test) and its main class from the run's conf.
+    SparkRouterOperator(task_id="jvm", application="{{ dag_run.conf['jar'] }}",
+                        main_class="{{ dag_run.conf['main_class'] }}", application_args=["7000"],
+                        app_id="{{ dag_run.conf['app_id'] }}")

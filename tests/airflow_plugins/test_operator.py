@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -287,13 +288,19 @@ with DAG("etl", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         task_id="named", application="a.py", app_id="{{ dag.dag_id }}.custom", mode="standalone",
         fallback=False, idempotent=False, router_timeout=1.5, spark_router_conn_id="other_router",
         spark_connect_conn_id="my_connect")
+    jvm = SparkRouterOperator(
+        task_id="jvm", application="s3://apps/{{ params.team }}/etl.jar", main_class="com.acme.{{ params.job }}",
+        application_args=["{{ ds }}"], params={"team": "acme", "job": "Orders"})
 out["template_fields"] = list(SparkRouterOperator.template_fields)
 op.render_template_fields({"params": op.params, "ds": "2026-11-22", "dag": dag})
 named.render_template_fields({"params": named.params, "dag": dag})
+jvm.render_template_fields({"params": jvm.params, "ds": "2026-11-22", "dag": dag})
+jvm_request = jvm.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="jvm", run_id="r", try_number=1)})
+out["jvm"] = [jvm_request.app, jvm_request.main_class, jvm_request.args]
 ti = SimpleNamespace(dag_id="etl", task_id="orders", run_id="manual__1", try_number=2)
 request = op.build_request({"ti": ti})
 out["request"] = {k: getattr(request, k) for k in ("app_id", "app", "args", "mode", "resources", "spark_conf",
-                                                    "fallback", "idempotent", "airflow")}
+                                                    "fallback", "idempotent", "airflow", "main_class")}
 out["named_app_id"] = named.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="named", run_id="r",
                                                                    try_number=1)}).app_id
 out["named"] = [named.mode, named.fallback, named.idempotent, named.router_timeout,
@@ -326,13 +333,16 @@ def test_operator_parameters_templates_and_settings(bare_airflow):
                                  SPARK_ROUTER_STANDALONE_MASTER="local[2]",
                                  SPARK_ROUTER_CONNECT_URL="sc://from-env:15002")
     checks = last_json(output, "CHECKS")
-    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id"]
+    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id", "main_class"]
     assert checks["request"] == {
         "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"],
         "mode": "auto",
         "resources": {"executor_memory": "4g", "num_executors": 2},
         "spark_conf": {"spark.sql.x": "2", "spark.flag": "true"}, "fallback": True, "idempotent": True,
-        "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2}}
+        "airflow": {"dag_id": "etl", "task_id": "orders", "run_id": "manual__1", "try_number": 2},
+        "main_class": None}
+    # A jar and its main class, both templated.
+    assert checks["jvm"] == ["s3://apps/acme/etl.jar", "com.acme.Orders", ["2026-11-22"]]
     assert checks["named_app_id"] == "etl.custom"
     assert checks["named"] == ["standalone", False, False, 1.5, "other_router", "my_connect"]
     # Router and token from the connection; timeouts from the operator; everything else from SPARK_ROUTER_*.
@@ -375,6 +385,30 @@ def test_example_dags_parse_and_restart_dag_skips_when_busy(tmp_path):
     states = [(run["state"], run["tasks"]["restart_connect_server"]["state"]) for run in runs]
     assert states == [("success", "skipped"), ("success", "success"), ("failed", "failed")], log[-5000:]
     assert calls.read_text().splitlines() == ["http://router.internal:8765 restart-server --window 60"] * 3
+
+
+EXAMPLE_APPS_OF_COPIED_DAG = """
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags["spark_router_example"]
+apps = {task.task_id: task.application for task in dag.tasks if hasattr(task, "application")}
+print("APPS " + json.dumps({"errors": {path: str(error) for path, error in bag.import_errors.items()},
+                            "apps": apps, "found": {task: Path(app).is_file() for task, app in apps.items()}}))
+"""
+
+
+def test_the_example_dag_works_copied_into_another_dags_folder(bare_airflow, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(EXAMPLE_DAGS / "spark_router_example.py", dags)
+    found = last_json(bare_airflow.python(EXAMPLE_APPS_OF_COPIED_DAG, str(dags)), "APPS")
+    assert found["errors"] == {} and len(found["apps"]) == 5, found
+    # The repository's examples, wherever the DAG file is; the jar is where examples/jvm/build.sh puts it.
+    assert all(found["found"][task] for task, app in found["apps"].items() if app.endswith(".py")), found
+    assert found["apps"]["jvm_light_aggregation"] == str(REPO / "examples" / "jvm" / "build" /
+                                                         "spark-router-examples.jar"), found
 
 
 # --------------------------------------------------------- real Airflow, real router, real Connect server
@@ -443,18 +477,37 @@ def test_spark_context_app_falls_back_and_the_router_shows_both_runs(airflow_hom
 
 
 @pytest.mark.spark
+def test_jvm_app_runs_on_connect_from_airflow(airflow_home, run_env, router, jvm_apps):
+    app_id = f"airflow.jvm.{uuid.uuid4().hex[:6]}"
+    [run], log = airflow_home.dag_test("router_jvm", {"jar": str(jvm_apps.jar), "main_class": jvm_apps.LIGHT,
+                                                      "app_id": app_id}, **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["jvm"]
+    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
+    # The jar's output in the task log; the run in the router, with its Airflow context and its stages.
+    assert 'RESULT [{"orders": 1000, "revenue": 49500, "store": 0}' in log
+    assert f"starting connect run {xcom['run_id']}: java {jvm_apps.LIGHT}" in log
+    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (detail["app_id"], detail["dag_id"], detail["status"]) == (app_id, "router_jvm", "succeeded")
+
+
+@pytest.mark.spark
 def test_failing_app_fails_the_task_with_its_error_in_the_log(airflow_home, run_env, router):
     [run], log = airflow_home.dag_test("router_failing", **run_env)
     assert run["state"] == "failed"
     assert run["tasks"]["fail"]["state"] == "failed"
-    # The app's traceback streamed into the task log, and the task's error names the app's error.
-    assert "ValueError: bad input: expected 11 rows, found 10" in log
-    assert "AirflowException: Spark app router_failing.fail failed, connect run" in log, log[-5000:]
-    assert "exit code 1: ValueError: bad input" in log
+    # The app's traceback streamed into the task log (once per run: on Connect, then in the standalone rerun
+    # that tells whose failure it was), and the task's error names the app's error.
+    assert log.count("ValueError: bad input: expected 11 rows, found 10") >= 2
+    assert "the standalone rerun failed too: the app failed, not Connect" in log
+    assert "AirflowException: Spark app router_failing.fail failed, standalone run" in log, log[-5000:]
+    assert "(after falling back from Connect), exit code 1: ValueError: bad input" in log
     xcom = run["xcoms"]["fail"]
-    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
-    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
-    assert (detail["status"], detail["failure_kind"]) == ("failed", "app")
+    assert (xcom["mode"], xcom["fell_back"]) == ("standalone", True)
+    rerun = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (rerun["status"], rerun["failure_kind"]) == ("failed", "app")
+    connect_run = router.get(f"/api/v1/runs/{rerun['fallback_of']}")
+    assert (connect_run["mode"], connect_run["status"], connect_run["failure_kind"]) == ("connect", "failed", "app")
 
 
 @pytest.mark.spark
@@ -492,8 +545,12 @@ def dag_test_until(home: AirflowHome, dag_id: str, marker: str, env: dict, conf:
     raise AssertionError(f"{marker!r} never appeared:\n{''.join(lines)[-5000:]}")
 
 
+def last_run(router, app_id: str) -> dict:
+    return router.get(f"/api/v1/runs/{runs_of(router, app_id)[-1]['run_id']}")
+
+
 @pytest.mark.spark
-def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env):
+def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router):
     process, lines = dag_test_until(airflow_home, "router_slow", "STARTED", run_env)
     try:
         time.sleep(1)
@@ -507,12 +564,16 @@ def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env):
     assert run["state"] == "failed", log[-5000:]
     assert "Stopping the Spark app" in log and "Spark app router_slow.slow was stopped" in log
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+    stopped = last_run(router, "router_slow.slow")
+    assert (stopped["status"], stopped["failure_kind"], stopped["fell_back_to"]) == ("cancelled", None, None)
 
 
 @pytest.mark.spark
-def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env):
+def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env, router):
     [run], log = airflow_home.dag_test("router_execution_timeout", **run_env)
     assert run["state"] == "failed", log[-5000:]
     assert "AirflowTaskTimeout" in log
     assert "interrupted by AirflowTaskTimeout: the app's processes were stopped" in log, log[-5000:]
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+    stopped = last_run(router, "router_execution_timeout.slow")
+    assert (stopped["status"], stopped["failure_message"]) == ("cancelled", "interrupted by AirflowTaskTimeout")

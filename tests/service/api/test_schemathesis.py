@@ -30,7 +30,7 @@ def test_fuzzing_the_api_finds_no_server_error(database, tmp_path):
         result = subprocess.run(
             [schemathesis(), "run", f"{router.url}/openapi.json", "--checks", CHECKS, "--max-examples", "15",
              "--max-time", "45", "--seed", "13", "--request-timeout", "30", "--no-color"],
-            capture_output=True, text=True, timeout=300, check=False)
+            capture_output=True, text=True, timeout=300, check=False, cwd=tmp_path)  # its cache goes there
     finally:
         router.stop()
         if database == "postgresql":

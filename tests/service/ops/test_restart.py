@@ -48,6 +48,21 @@ def test_exit_cleanup_operations_are_not_work():
     assert not restart._is_exit_cleanup({"state": "STARTED", "statement": "sql { query: \"select 1\" }"})
 
 
+@pytest.mark.parametrize("reported, configured, read", [
+    ("http://10.0.0.5:36040", None, "http://10.0.0.5:36040"),     # the UI the server's listener reports
+    ("http://10.0.0.5:36040", "http://ui.internal/", "http://ui.internal"),  # an explicit setting wins
+    (None, None, "http://127.0.0.1:4040"),                         # neither: the settings' UI port
+])
+def test_the_idle_check_reads_the_ui_of_the_server(reported, configured, read):
+    seen = []
+    admin = SimpleNamespace(activity=lambda _server_id: {**activity(), "server": {"spark_app_id": "local-1",
+                                                                                    "ui_url": reported}})
+    coordinator = restart.RestartCoordinator(Settings(connect_ui_url=configured), admin, backend=None,
+                                             progress=lambda _m: None, rest=lambda url: seen.append(url) or [])
+    assert coordinator._wait_for_idle(1) == (True, [])
+    assert seen == [read]
+
+
 class FakeAppsApi:
     """The two calls of kubernetes.client.AppsV1Api the backend makes, answering like a Deployment that
     rolls out over two polls."""
@@ -158,3 +173,28 @@ def test_restart_is_skipped_when_work_outlasts_the_window(router, connect_server
     latest = router.get("/api/v1/restarts", server_id="connect-test")[0]
     assert latest["outcome"] == "skipped" and "still busy" in latest["message"]
     assert not any(s["draining"] for s in router.get("/api/v1/servers"))
+
+
+@pytest.mark.spark
+def test_a_local_restart_comes_back_on_the_ports_the_server_ran_on(router, connect_server, state_dir):
+    """The session's server runs on free ports, not the defaults, and restart-server is told neither: it starts
+    the server again on the port and UI port it ran on (its state file), and judges idleness through the UI
+    its listener reports."""
+    from service.ops import connect_server as local_server
+
+    settings = connect_server.settings
+    env = server_env(router, connect_server, state_dir)
+    del env["SPARK_ROUTER_CONNECT_PORT"], env["SPARK_ROUTER_CONNECT_UI_PORT"]  # the defaults: 15002, 4040
+    wait_until(lambda: current_spark_app(router), 30, "a heartbeat")
+    before = current_spark_app(router)
+    [server] = [s for s in router.get("/api/v1/servers") if s["server_id"] == "connect-test"]
+    assert server["ui_url"].endswith(f":{settings.connect_ui_port}"), server
+    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "60"], env=env, capture_output=True,
+                               text=True, timeout=400, check=False)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
+    # The idle check read the server's own UI, not the default one.
+    assert f"the Spark UI at http://127.0.0.1:{settings.connect_ui_port}\n" in restarted.stdout
+    assert ":4040" not in restarted.stdout
+    state = local_server.read_state(settings)
+    assert (state.port, state.ui_port) == (settings.connect_port, settings.connect_ui_port)
+    assert current_spark_app(router) != before  # the listener of the new application reports

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from pydantic import ValidationError
 
 from service.routing import rules
 from service.routing.policy import Policy, PolicyError, load_policy, parse_size
@@ -213,3 +214,29 @@ def test_bad_policy_files_name_the_problem(tmp_path, content, field):
 def test_policy_versions_differ_when_knobs_differ():
     assert Policy().full_version != Policy(new_app_mode="standalone").full_version
     assert Policy().full_version == Policy().full_version
+
+
+@pytest.mark.parametrize("rule", [*rules.RULES, rules.connect_by_default], ids=lambda rule: rule.__name__)
+@pytest.mark.parametrize("app", [
+    {}, {"recent_runs": (heavy(),)}, {"connect_failure_streak": 5, "last_connect_failure_at": NOW},
+    {"pinned_mode": "standalone", "connect_incompatible": "x.py:1 .rdd"},
+], ids=["new app", "history", "failure streak", "pinned and flagged"])
+def test_every_rule_is_correct_when_called_alone(rule, app):
+    """No rule relies on another having run first: each gives a verdict with a reason, or None."""
+    verdict = rule(facts(server=None, **app), Policy())
+    assert verdict is None or (verdict.mode in ("connect", "standalone") and verdict.reasons
+                               and all(reason.message for reason in verdict.reasons))
+
+
+def test_a_pinned_or_forced_connect_run_is_not_the_cooldown_try():
+    cooled = {"connect_failure_streak": 3, "last_connect_failure_at": NOW - timedelta(days=61)}
+    for verdict in (decide(facts(pinned_mode="connect", **cooled)), decide(facts(mode="connect", **cooled))):
+        assert verdict.mode == "connect" and not verdict.chosen_by_policy and not verdict.grants_retry
+
+
+def test_the_history_window_is_bounded_by_the_runs_an_app_keeps():
+    from service.db.models import RECENT_RUNS_KEPT
+
+    assert Policy(history={"window": RECENT_RUNS_KEPT}).history.window == RECENT_RUNS_KEPT
+    with pytest.raises(ValidationError):
+        Policy(history={"window": RECENT_RUNS_KEPT + 1})

@@ -2,12 +2,6 @@ package io.sparkrouter.listener;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
-import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -23,30 +17,28 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Gets stage records to the router without ever blocking Spark: the listener only offers records to a
- * bounded queue; one sender thread batches them and POSTs them. What the router cannot take now goes to the
- * spool and is replayed, oldest first, before anything newer is sent.
+ * bounded queue; one sender thread batches them and hands each batch to {@link BatchSender}, which posts it or
+ * spools it. Spooled batches are replayed, oldest first, before anything newer is sent.
  */
 final class Delivery {
     private static final Logger LOG = LoggerFactory.getLogger(Delivery.class);
     private static final ObjectMapper JSON = new ObjectMapper();
-    private static final long MAX_BACKOFF_MS = 30_000;
     private static final long POLL_SLICE_MS = 100;
+    static final int SERVER_ID_MAX = 200;
+    static final int SPARK_APP_ID_MAX = 200;
 
     private final ListenerConfig config;
     private final Identity identity;
     private final Spool spool;
-    private final BlockingQueue<Map<String, Object>> queue;
-    private final HttpClient http;
+    private final Http http;
+    private final BatchSender batches;
+    private final BlockingQueue<StageRecord> queue;
     private final Thread sender;
     private volatile boolean stopping;
     private volatile boolean flushing;  // closing: send what there is now, wait for no more records
     // Records taken in but not yet sent, spooled or dropped: in the queue or in the sender's hands.
     private final AtomicInteger unsent = new AtomicInteger();
-    private long retryAtMs;
-    private long backoffMs = 1000;
-    private boolean routerDownLogged;
-    final AtomicLong dropped = new AtomicLong();
-    final AtomicLong sentRecords = new AtomicLong();
+    private final AtomicLong queueFullDrops = new AtomicLong();
     private final RateLimitedLog dropLog = new RateLimitedLog(LOG, 30_000);
 
     /** Who we are, as the router knows us; the Spark app id is known only once the application starts. */
@@ -58,11 +50,10 @@ final class Delivery {
     Delivery(ListenerConfig config, Identity identity) throws IOException {
         this.config = config;
         this.identity = identity;
-        this.spool = new Spool(config.spoolDir, config.spoolMaxBytes, "batch");
+        this.spool = new Spool(config.spoolDir, config.spoolMaxBytes);
+        this.http = new Http(config.url, config.token);
+        this.batches = new BatchSender(config, spool, http);
         this.queue = new ArrayBlockingQueue<>(config.queueCapacity);
-        // HTTP/1.1: the JDK client otherwise tries an h2c upgrade that plain HTTP servers answer badly.
-        this.http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-                .connectTimeout(Duration.ofSeconds(5)).build();
         this.sender = new Thread(this::sendLoop, "spark-router-listener-sender");
         this.sender.setDaemon(true);
     }
@@ -72,13 +63,13 @@ final class Delivery {
     }
 
     /** Called on the listener bus: never blocks. */
-    void offer(Map<String, Object> record) {
+    void offer(StageRecord record) {
         unsent.incrementAndGet();
         if (!queue.offer(record)) {
             unsent.decrementAndGet();
-            long count = dropped.incrementAndGet();
-            dropLog.warn("spark-router listener: queue full ({} records): dropped stage {} ({} dropped so far); "
-                    + "the router or the network is too slow", config.queueCapacity, record.get("stage_id"), count);
+            long count = queueFullDrops.incrementAndGet();
+            dropLog.warn("spark-router listener: queue full ({} records): dropped stage {} ({} dropped this way so "
+                    + "far); the router or the network is too slow", config.queueCapacity, record.stageId(), count);
         }
     }
 
@@ -90,22 +81,36 @@ final class Delivery {
         return spool;
     }
 
-    HttpClient http() {
+    Http http() {
         return http;
+    }
+
+    /** Stage records lost since start (queue or spool full), each with its reason in the server log. */
+    long dropped() {
+        return queueFullDrops.get() + batches.spoolFullDrops.get();
+    }
+
+    long sentRecords() {
+        return batches.sentRecords.get();
+    }
+
+    /** Batches the router refused the token of (401/403), since start. */
+    long authFailures() {
+        return batches.authFailures.get();
     }
 
     private void sendLoop() {
         while (!stopping) {
             try {
-                List<Map<String, Object>> batch = nextBatch();
-                replaySpool();
+                List<StageRecord> batch = nextBatch();
                 if (!batch.isEmpty()) {
                     try {
-                        deliver(encode(batch), batch.size());  // interrupted (shutdown): it lands in the spool
+                        batches.sendNew(encode(batch), batch.size());
                     } finally {
                         unsent.addAndGet(-batch.size());
                     }
                 }
+                batches.replaySpool();
             } catch (Throwable error) {  // keep delivering whatever happened to one batch
                 LOG.warn("spark-router listener: delivery error: {}", error.toString());
             }
@@ -116,8 +121,8 @@ final class Delivery {
      * Up to batchSize records, gathered for at most flushIntervalMs; once close() asks for a flush, what
      * there is now. Never loses what it took.
      */
-    private List<Map<String, Object>> nextBatch() {
-        List<Map<String, Object>> batch = new ArrayList<>();
+    private List<StageRecord> nextBatch() {
+        List<StageRecord> batch = new ArrayList<>();
         long deadline = System.currentTimeMillis() + config.flushIntervalMs;
         try {
             while (batch.size() < config.batchSize && !stopping) {
@@ -127,7 +132,7 @@ final class Delivery {
                     break;
                 }
                 // Short waits, so that a flush asked for by close() is seen at once.
-                Map<String, Object> next = queue.poll(Math.min(wait, POLL_SLICE_MS), TimeUnit.MILLISECONDS);
+                StageRecord next = queue.poll(Math.min(wait, POLL_SLICE_MS), TimeUnit.MILLISECONDS);
                 if (next != null) {
                     batch.add(next);
                 }
@@ -138,113 +143,13 @@ final class Delivery {
         return batch;
     }
 
-    byte[] encode(List<Map<String, Object>> records) throws IOException {
+    byte[] encode(List<StageRecord> records) throws IOException {
         Map<String, Object> body = new LinkedHashMap<>();
         body.put("batch_id", UUID.randomUUID().toString());
-        body.put("server_id", identity.serverId);
-        body.put("spark_app_id", identity.sparkAppId);
+        body.put("server_id", Text.clean(identity.serverId, SERVER_ID_MAX));
+        body.put("spark_app_id", Text.clean(identity.sparkAppId, SPARK_APP_ID_MAX));
         body.put("stages", records);
         return JSON.writeValueAsBytes(body);
-    }
-
-    /** Send a new batch, unless older ones wait in the spool: then it waits behind them, in order. */
-    private void deliver(byte[] batch, int records) throws IOException {
-        if (config.url == null || !spool.files().isEmpty() || System.currentTimeMillis() < retryAtMs) {
-            toSpool(batch, records);
-            return;
-        }
-        Outcome outcome = post(batch);
-        if (outcome == Outcome.RETRY) {
-            toSpool(batch, records);
-        } else if (outcome == Outcome.SENT) {
-            sentRecords.addAndGet(records);
-        }
-    }
-
-    private void replaySpool() throws IOException {
-        if (config.url == null || System.currentTimeMillis() < retryAtMs) {
-            return;
-        }
-        for (Path file : spool.files()) {
-            byte[] batch = spool.read(file);
-            if (batch == null) {
-                continue;
-            }
-            Outcome outcome = post(batch);
-            if (outcome == Outcome.RETRY) {
-                return;
-            }
-            spool.remove(file);
-            if (routerDownLogged && spool.files().isEmpty()) {
-                LOG.info("spark-router listener: the router answers again; the spool in {} is replayed", spool.dir());
-                routerDownLogged = false;
-            }
-        }
-    }
-
-    private void toSpool(byte[] batch, int records) throws IOException {
-        if (!spool.add(batch)) {
-            long count = dropped.addAndGet(records);
-            dropLog.warn("spark-router listener: spool {} is full ({} bytes max): dropped a batch of {} stage "
-                    + "record(s) ({} dropped so far)", spool.dir(), config.spoolMaxBytes, records, count);
-        }
-    }
-
-    enum Outcome { SENT, REJECTED, RETRY }
-
-    private Outcome post(byte[] batch) {
-        try {
-            HttpResponse<String> response = http.send(request("/api/v1/ingest/stages", batch),
-                    HttpResponse.BodyHandlers.ofString());
-            int status = response.statusCode();
-            if (status / 100 == 2) {
-                backoffMs = 1000;
-                return Outcome.SENT;
-            }
-            if (status / 100 == 4) {
-                // The router will never take this batch: keeping it would block everything behind it.
-                long count = dropped.addAndGet(countRecords(batch));
-                String body = response.body();
-                LOG.error("spark-router listener: router rejected a batch ({}): {}; dropped ({} dropped so far)",
-                        status, body.length() > 500 ? body.substring(0, 500) : body, count);
-                return Outcome.REJECTED;
-            }
-            routerDown("answered " + status);
-        } catch (IOException error) {
-            routerDown(error.getClass().getSimpleName() + ": " + error.getMessage());
-        } catch (InterruptedException interrupted) {
-            Thread.currentThread().interrupt();
-        }
-        return Outcome.RETRY;
-    }
-
-    private void routerDown(String why) {
-        retryAtMs = System.currentTimeMillis() + backoffMs;
-        backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
-        if (!routerDownLogged) {
-            LOG.warn("spark-router listener: router at {} unavailable ({}); spooling to {} and retrying",
-                    config.url, why, spool.dir());
-            routerDownLogged = true;
-        }
-    }
-
-    HttpRequest request(String path, byte[] body) {
-        HttpRequest.Builder builder = HttpRequest.newBuilder(URI.create(config.url + path))
-                .timeout(Duration.ofSeconds(10))
-                .header("Content-Type", "application/json")
-                .POST(HttpRequest.BodyPublishers.ofByteArray(body));
-        if (config.token != null) {
-            builder.header("Authorization", "Bearer " + config.token);
-        }
-        return builder.build();
-    }
-
-    private static int countRecords(byte[] batch) {
-        try {
-            return JSON.readTree(batch).path("stages").size();
-        } catch (IOException unreadable) {
-            return 0;
-        }
     }
 
     /**
@@ -255,7 +160,7 @@ final class Delivery {
     void close() {
         flushing = true;
         long deadline = System.currentTimeMillis() + config.shutdownTimeoutMs;
-        while (unsent.get() > 0 && System.currentTimeMillis() < deadline && retryAtMs <= System.currentTimeMillis()) {
+        while (unsent.get() > 0 && System.currentTimeMillis() < deadline && !batches.backingOff()) {
             try {
                 Thread.sleep(50);
             } catch (InterruptedException interrupted) {
@@ -269,15 +174,16 @@ final class Delivery {
         } catch (InterruptedException ignored) {
             Thread.currentThread().interrupt();
         }
-        List<Map<String, Object>> left = new ArrayList<>();
+        List<StageRecord> left = new ArrayList<>();
         queue.drainTo(left);
         try {
             for (int start = 0; start < left.size(); start += config.batchSize) {
-                List<Map<String, Object>> part = left.subList(start, Math.min(left.size(), start + config.batchSize));
-                toSpool(encode(part), part.size());
+                List<StageRecord> part = left.subList(start, Math.min(left.size(), start + config.batchSize));
+                batches.toSpool(encode(part), part.size());
             }
         } catch (IOException error) {
-            LOG.error("spark-router listener: could not spool {} record(s) at shutdown: {}", left.size(), error.toString());
+            LOG.error("spark-router listener: could not spool {} record(s) at shutdown: {}",
+                    left.size(), error.toString());
         }
         if (!left.isEmpty()) {
             LOG.warn("spark-router listener: {} stage record(s) spooled to {} at shutdown; the next listener "

@@ -19,17 +19,24 @@ import scala.Option;
 
 /**
  * Every few seconds, tells the router that this Spark application is alive and what it is running:
- * Connect sessions and operations (from Spark Connect's own listener events), jobs, the delivery backlog.
+ * Connect sessions and operations (from Spark Connect's own listener events), jobs, executors, the delivery
+ * backlog and what went wrong with it.
  * The router judges the server's health and idleness (for restarts) from it. Not spooled: only the latest counts.
  */
 final class Heartbeat {
     private static final Logger LOG = LoggerFactory.getLogger(Heartbeat.class);
     private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String DRIVER = "driver";  // SparkContext.DRIVER_IDENTIFIER
+    // The router's limits, in code points.
+    static final int SPARK_VERSION_MAX = 40;
+    static final int URL_MAX = 300;
 
     final Set<String> activeSessions = ConcurrentHashMap.newKeySet();
     final Set<String> activeOperations = ConcurrentHashMap.newKeySet();
     final AtomicInteger runningJobs = new AtomicInteger();
     final AtomicLong unattributedStages = new AtomicLong();
+    // Live executors and their cores; the driver (local mode's only "executor") is not one of them.
+    private final Map<String, Integer> executorCores = new ConcurrentHashMap<>();
     volatile long startTimeMs;
 
     private final ListenerConfig config;
@@ -105,16 +112,30 @@ final class Heartbeat {
         }
     }
 
+    void executorAdded(String executorId, int cores) {
+        if (!DRIVER.equals(executorId)) {
+            executorCores.put(executorId, cores);
+        }
+    }
+
+    void executorRemoved(String executorId) {
+        executorCores.remove(executorId);
+    }
+
     private void beat() {
         try {
             if (identity.sparkAppId == null) {
                 return;  // the application has not started yet
             }
             byte[] body = JSON.writeValueAsBytes(snapshot());
-            HttpResponse<String> response = delivery.http().send(
-                    delivery.request("/api/v1/ingest/heartbeat", body), HttpResponse.BodyHandlers.ofString());
+            // Http retries once on a fresh connection: the router closes idle keep-alive connections.
+            HttpResponse<String> response = delivery.http().post("/api/v1/ingest/heartbeat", body);
+            if (response.statusCode() == 401 || response.statusCode() == 403) {
+                config.token.reload();
+            }
             if (response.statusCode() / 100 != 2) {
-                failureLog.warn("spark-router listener: heartbeat answered {}: {}", response.statusCode(), response.body());
+                failureLog.warn("spark-router listener: heartbeat answered {}: {}", response.statusCode(),
+                        RouterAnswer.of(response.statusCode(), response.body()).bodyStart());
             }
         } catch (IOException error) {
             failureLog.warn("spark-router listener: heartbeat to {} failed: {}", config.url, error.toString());
@@ -127,16 +148,16 @@ final class Heartbeat {
 
     Map<String, Object> snapshot() throws IOException {
         Map<String, Object> beat = new LinkedHashMap<>();
-        beat.put("server_id", identity.serverId);
-        beat.put("spark_app_id", identity.sparkAppId);
+        beat.put("server_id", Text.clean(identity.serverId, Delivery.SERVER_ID_MAX));
+        beat.put("spark_app_id", Text.clean(identity.sparkAppId, Delivery.SPARK_APP_ID_MAX));
         beat.put("kind", config.kind);
         // getActive is private[spark] in Scala, public in bytecode; it never creates a context.
         Option<SparkContext> context = org.apache.spark.SparkContext$.MODULE$.getActive();
-        beat.put("spark_version", context.isDefined() ? context.get().version() : null);
+        beat.put("spark_version", Text.clean(context.isDefined() ? context.get().version() : null, SPARK_VERSION_MAX));
         beat.put("start_time_ms", startTimeMs > 0 ? startTimeMs : null);
         beat.put("sent_at_ms", System.currentTimeMillis());
-        beat.put("ui_url", context.isDefined() && context.get().uiWebUrl().isDefined()
-                ? context.get().uiWebUrl().get() : null);
+        beat.put("ui_url", Text.clean(context.isDefined() && context.get().uiWebUrl().isDefined()
+                ? context.get().uiWebUrl().get() : null, URL_MAX));
         beat.put("active_sessions", activeSessions.size());
         beat.put("active_operations", activeOperations.size());
         beat.put("running_jobs", Math.max(0, runningJobs.get()));
@@ -148,8 +169,14 @@ final class Heartbeat {
         }
         beat.put("spool_files", spooled.size());
         beat.put("spool_bytes", bytes);
-        beat.put("dropped_records", delivery.dropped.get());
+        beat.put("dropped_records", delivery.dropped());
         beat.put("unattributed_stages", unattributedStages.get());
+        beat.put("dead_letter_files", delivery.spool().deadLetters().size());
+        beat.put("auth_failures", delivery.authFailures());
+        beat.put("executors", executorCores.size());
+        beat.put("executor_cores", executorCores.values().stream().mapToInt(Integer::intValue).sum());
+        beat.put("max_executors", config.maxExecutors);
+        beat.put("connect_url", Text.clean(config.connectUrl, URL_MAX));
         return beat;
     }
 }

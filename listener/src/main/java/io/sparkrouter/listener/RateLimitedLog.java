@@ -2,7 +2,7 @@ package io.sparkrouter.listener;
 
 import org.slf4j.Logger;
 
-/** A warning at most once per interval: a full queue must not flood the server log. */
+/** A message at most once per interval: a full queue or a wrong token must not flood the server log. */
 final class RateLimitedLog {
     private final Logger log;
     private final long intervalMs;
@@ -13,11 +13,24 @@ final class RateLimitedLog {
         this.intervalMs = intervalMs;
     }
 
-    synchronized void warn(String format, Object... arguments) {
+    void warn(String format, Object... arguments) {
+        if (due()) {
+            log.warn(format, arguments);
+        }
+    }
+
+    void error(String format, Object... arguments) {
+        if (due()) {
+            log.error(format, arguments);
+        }
+    }
+
+    private synchronized boolean due() {
         long now = System.currentTimeMillis();
         if (now - lastMs >= intervalMs || lastMs == 0) {
             lastMs = now;
-            log.warn(format, arguments);
+            return true;
         }
+        return false;
     }
 }

@@ -1,11 +1,12 @@
 package io.sparkrouter.listener;
 
-import java.util.Map;
 import org.apache.spark.SparkConf;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerApplicationEnd;
 import org.apache.spark.scheduler.SparkListenerApplicationStart;
 import org.apache.spark.scheduler.SparkListenerEvent;
+import org.apache.spark.scheduler.SparkListenerExecutorAdded;
+import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
 import org.apache.spark.scheduler.SparkListenerJobEnd;
 import org.apache.spark.scheduler.SparkListenerJobStart;
 import org.apache.spark.scheduler.SparkListenerStageCompleted;
@@ -48,12 +49,19 @@ public class RouterListener extends SparkListener {
                 LOG.warn("spark-router listener: spark.router.listener.url is not set: stage records are spooled "
                         + "to {} and sent once a listener with a URL uses that directory", config.spoolDir);
             }
-            LOG.info("spark-router listener: {} server {} reporting to {}, spool {} ({} batch(es) waiting)",
-                    config.kind, identity.serverId, config.url, config.spoolDir, backlog);
+            int deadLetters = delivery.spool().deadLetters().size();
+            LOG.info("spark-router listener: {} server {} reporting to {} (token: {}), spool {} ({} batch(es) "
+                    + "waiting, {} in dead-letter/)", config.kind, identity.serverId, config.url,
+                    config.token.source(), config.spoolDir, backlog, deadLetters);
         } catch (Throwable error) {  // a broken listener must not stop the Spark application
             LOG.error("spark-router listener disabled: {}", error.toString());
             delivery = null;
         }
+    }
+
+    /** For tests: what is kept per stage and job. */
+    StageRecords stageRecords() {
+        return stages;
     }
 
     private boolean enabled() {
@@ -98,6 +106,7 @@ public class RouterListener extends SparkListener {
         }
         try {
             heartbeat.runningJobs.decrementAndGet();
+            stages.jobEnded(event.jobId());
         } catch (Throwable error) {
             LOG.warn("spark-router listener: onJobEnd: {}", error.toString());
         }
@@ -133,13 +142,37 @@ public class RouterListener extends SparkListener {
             return;
         }
         try {
-            Map<String, Object> record = stages.completed(event);
-            if (record.get("app_id") == null) {
+            StageRecord record = stages.completed(event);
+            if (record.appId() == null) {
                 heartbeat.unattributedStages.incrementAndGet();
             }
             delivery.offer(record);
         } catch (Throwable error) {
             LOG.warn("spark-router listener: onStageCompleted: {}", error.toString());
+        }
+    }
+
+    @Override
+    public void onExecutorAdded(SparkListenerExecutorAdded event) {
+        if (!enabled()) {
+            return;
+        }
+        try {
+            heartbeat.executorAdded(event.executorId(), event.executorInfo().totalCores());
+        } catch (Throwable error) {
+            LOG.warn("spark-router listener: onExecutorAdded: {}", error.toString());
+        }
+    }
+
+    @Override
+    public void onExecutorRemoved(SparkListenerExecutorRemoved event) {
+        if (!enabled()) {
+            return;
+        }
+        try {
+            heartbeat.executorRemoved(event.executorId());
+        } catch (Throwable error) {
+            LOG.warn("spark-router listener: onExecutorRemoved: {}", error.toString());
         }
     }
 
@@ -170,7 +203,7 @@ public class RouterListener extends SparkListener {
             heartbeat.stop();
             delivery.close();
             LOG.info("spark-router listener: closed; {} stage record(s) sent, {} dropped",
-                    delivery.sentRecords.get(), delivery.dropped.get());
+                    delivery.sentRecords(), delivery.dropped());
         } catch (Throwable error) {
             LOG.warn("spark-router listener: close: {}", error.toString());
         }

@@ -6,26 +6,49 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.UUID;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * Batches the router could not take yet, one JSON file each, named so that sorting by name is sorting by
- * creation. Bounded in bytes: a batch that would pass the bound is refused (the caller logs what it drops).
- * Several Spark applications may share a directory: each replays what it finds; ingest is idempotent.
+ * Batches the router has not stored yet, one JSON file each, named so that sorting by name is sorting by
+ * creation: {@code <epoch ms>-<sequence>-<process>.json}. How often the router refused a batch, and with which
+ * HTTP status, is part of its name ({@code ….refused-500-x2.json}), so that it survives restarts. Batches the
+ * router refused too often are moved to {@code dead-letter/}, kept for a person to look at.
+ *
+ * <p>Bounded in bytes: a batch that would pass the bound is refused (the caller logs what it drops). Several
+ * Spark applications may share a directory: each replays what it finds; ingest is idempotent.
  */
 final class Spool {
-    private final Path dir;
-    private final long maxBytes;
-    private final String owner;
-    private final AtomicLong sequence = new AtomicLong();
+    static final String DEAD_LETTER = "dead-letter";
+    private static final Pattern REFUSED = Pattern.compile("^(.*)\\.refused-(\\d+)-x(\\d+)\\.json$");
 
-    Spool(Path dir, long maxBytes, String owner) throws IOException {
+    /** The router refused a batch with this HTTP status, so many times in a row. */
+    record Refusals(int status, int times) {
+        static final Refusals NONE = new Refusals(0, 0);
+
+        /** After one more refusal: a different status starts the count again. */
+        Refusals plus(int newStatus) {
+            return new Refusals(newStatus, newStatus == status ? times + 1 : 1);
+        }
+    }
+
+    private final Path dir;
+    private final Path deadLetterDir;
+    private final long maxBytes;
+    private final AtomicLong sequence = new AtomicLong();
+    // Tells apart files of processes sharing the directory that spool in the same millisecond.
+    private final String process = UUID.randomUUID().toString().substring(0, 8);
+
+    Spool(Path dir, long maxBytes) throws IOException {
         this.dir = dir;
+        this.deadLetterDir = dir.resolve(DEAD_LETTER);
         this.maxBytes = maxBytes;
-        this.owner = owner.replaceAll("[^A-Za-z0-9_.-]", "_");
         Files.createDirectories(dir);
     }
 
@@ -33,22 +56,34 @@ final class Spool {
         return dir;
     }
 
-    /** Write a batch; false if the spool is full (the batch is not written). */
-    synchronized boolean add(byte[] batch) throws IOException {
-        if (bytes() + batch.length > maxBytes) {
-            return false;
-        }
-        String name = String.format("%013d-%08d-%s.json", System.currentTimeMillis(), sequence.incrementAndGet(), owner);
-        Path temporary = dir.resolve("." + name + ".tmp");
-        Files.write(temporary, batch);
-        Files.move(temporary, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
-        return true;
+    Path deadLetterDir() {
+        return deadLetterDir;
     }
 
-    /** Spooled batches, oldest first. */
+    /** Write a batch; null if the spool is full (the batch is not written). */
+    synchronized Path add(byte[] batch) throws IOException {
+        if (bytes() + batch.length > maxBytes) {
+            return null;
+        }
+        String name = String.format("%013d-%08d-%s.json",
+                System.currentTimeMillis(), sequence.incrementAndGet(), process);
+        Path temporary = dir.resolve("." + name + ".tmp");
+        Files.write(temporary, batch);
+        return Files.move(temporary, dir.resolve(name), StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    /** Spooled batches, oldest first (dead letters are not among them). */
     List<Path> files() throws IOException {
+        return jsonFiles(dir);
+    }
+
+    List<Path> deadLetters() throws IOException {
+        return Files.isDirectory(deadLetterDir) ? jsonFiles(deadLetterDir) : List.of();
+    }
+
+    private static List<Path> jsonFiles(Path directory) throws IOException {
         List<Path> files = new ArrayList<>();
-        try (DirectoryStream<Path> stream = Files.newDirectoryStream(dir, "*.json")) {
+        try (DirectoryStream<Path> stream = Files.newDirectoryStream(directory, "*.json")) {
             for (Path file : stream) {
                 files.add(file);
             }
@@ -68,6 +103,43 @@ final class Spool {
 
     void remove(Path file) throws IOException {
         Files.deleteIfExists(file);
+    }
+
+    static Refusals refusalsOf(Path file) {
+        Matcher matcher = REFUSED.matcher(file.getFileName().toString());
+        return matcher.matches()
+                ? new Refusals(Integer.parseInt(matcher.group(2)), Integer.parseInt(matcher.group(3)))
+                : Refusals.NONE;
+    }
+
+    /** Note the refusals in the file's name; its modification time becomes the time of the last refusal. */
+    Path markRefused(Path file, Refusals refusals) throws IOException {
+        Path renamed = moveIfThere(file, dir.resolve(refusedName(file, refusals)));
+        if (renamed != null) {
+            Files.setLastModifiedTime(renamed, FileTime.fromMillis(System.currentTimeMillis()));
+        }
+        return renamed;
+    }
+
+    /** Out of the replay, its name saying how it was refused; null if another process took it meanwhile. */
+    Path toDeadLetter(Path file, Refusals refusals) throws IOException {
+        Files.createDirectories(deadLetterDir);
+        return moveIfThere(file, deadLetterDir.resolve(refusedName(file, refusals)));
+    }
+
+    private static Path moveIfThere(Path from, Path to) throws IOException {
+        try {
+            return Files.move(from, to, StandardCopyOption.ATOMIC_MOVE);
+        } catch (NoSuchFileException gone) {
+            return null;
+        }
+    }
+
+    private static String refusedName(Path file, Refusals refusals) {
+        String name = file.getFileName().toString();
+        Matcher matcher = REFUSED.matcher(name);
+        String stem = matcher.matches() ? matcher.group(1) : name.substring(0, name.length() - ".json".length());
+        return String.format("%s.refused-%d-x%d.json", stem, refusals.status(), refusals.times());
     }
 
     long bytes() throws IOException {

@@ -2,11 +2,11 @@ package io.sparkrouter.listener;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Properties;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.apache.spark.SparkConf;
@@ -20,6 +20,10 @@ import org.apache.spark.scheduler.StageInfo;
  * Builds one record per completed stage attempt (docs/ingest-protocol.md): who submitted it, from the
  * stage's Properties cached at submission (stage-completed events carry none), and its metrics. Per-task
  * figures (max peak memory, task durations) are kept only while the stage runs.
+ *
+ * <p>A Connect server runs for weeks: everything kept here is forgotten when the jobs that need it end,
+ * including stages that never complete (skipped stages are never submitted; cancelled ones may not complete).
+ * Called from Spark's listener bus thread only: no locking.
  */
 final class StageRecords {
     static final String APP_ID = "spark.router.appId";
@@ -29,9 +33,12 @@ final class StageRecords {
     // Connect's own job tag: SparkConnect_OperationTag_User_<user>_Session_<session>_Operation_<operation>
     private static final Pattern CONNECT_TAG =
             Pattern.compile("SparkConnect_OperationTag_User_(.*)_Session_([0-9a-fA-F-]+)_Operation_([0-9a-fA-F-]+)");
+    // Spark drops listener events when its queue overflows: a lost job-end must not keep a job forever.
+    static final int MAX_ACTIVE_JOBS = 10_000;
 
-    /** What we keep of a stage while it runs. Listener callbacks come from one thread: no locking. */
+    /** What we keep of a stage attempt while it runs. */
     private static final class Running {
+        final int stageId;
         final Map<String, String> properties;
         final Integer jobId;
         final List<Long> taskDurations = new ArrayList<>();
@@ -39,15 +46,27 @@ final class StageRecords {
         int tasks;
         int failedTasks;
 
-        Running(Map<String, String> properties, Integer jobId) {
+        Running(int stageId, Map<String, String> properties, Integer jobId) {
+            this.stageId = stageId;
             this.properties = properties;
             this.jobId = jobId;
         }
     }
 
+    /** The job that first submitted a stage, and how many running jobs include it (jobs share stages). */
+    private static final class StageJobs {
+        final int firstJob;
+        int runningJobs;
+
+        StageJobs(int firstJob) {
+            this.firstJob = firstJob;
+        }
+    }
+
     private final SparkConf conf;
-    private final Map<String, Running> running = new ConcurrentHashMap<>();
-    private final Map<Integer, Integer> jobOfStage = new ConcurrentHashMap<>();
+    private final Map<String, Running> running = new HashMap<>();             // by stage attempt
+    private final Map<Integer, StageJobs> jobsOfStage = new HashMap<>();      // by stage id
+    private final Map<Integer, List<Integer>> stagesOfJob = new LinkedHashMap<>();  // running jobs, oldest first
 
     StageRecords(SparkConf conf) {
         this.conf = conf;
@@ -58,21 +77,36 @@ final class StageRecords {
     }
 
     void jobStarted(int jobId, Iterable<Object> stageIds) {
-        for (Object stageId : stageIds) {
-            jobOfStage.putIfAbsent((Integer) stageId, jobId);
+        if (stagesOfJob.size() >= MAX_ACTIVE_JOBS) {
+            jobEnded(stagesOfJob.keySet().iterator().next());
         }
+        List<Integer> stages = new ArrayList<>();
+        for (Object id : stageIds) {
+            int stageId = (Integer) id;
+            stages.add(stageId);
+            jobsOfStage.computeIfAbsent(stageId, unknown -> new StageJobs(jobId)).runningJobs++;
+        }
+        stagesOfJob.put(jobId, stages);
     }
 
-    /** A job ended: forget its stages that never ran (skipped stages get no completion event). */
-    void jobEnded(Iterable<Object> stageIds) {
-        for (Object stageId : stageIds) {
-            jobOfStage.remove((Integer) stageId);
+    /**
+     * A job ended: forget its stages unless another running job includes them, and every stage attempt that
+     * no running job includes any more (those never complete: their records could only leak).
+     */
+    void jobEnded(int jobId) {
+        List<Integer> stages = stagesOfJob.remove(jobId);
+        for (int stageId : stages == null ? List.<Integer>of() : stages) {
+            StageJobs jobs = jobsOfStage.get(stageId);
+            if (jobs != null && --jobs.runningJobs <= 0) {
+                jobsOfStage.remove(stageId);
+            }
         }
+        running.values().removeIf(stage -> !jobsOfStage.containsKey(stage.stageId));
     }
 
     void submitted(SparkListenerStageSubmitted event) {
         StageInfo stage = event.stageInfo();
-        Map<String, String> kept = new LinkedHashMap<>();
+        Map<String, String> kept = new HashMap<>();
         Properties properties = event.properties();
         // Whitelist: job properties also hold plan text (callSite.long is ~2 KB per job).
         for (String name : new String[] {APP_ID, RUN_ID, OPERATION_ID, JOB_TAGS}) {
@@ -84,13 +118,14 @@ final class StageRecords {
                 kept.put(name, value);
             }
         }
-        running.put(key(stage.stageId(), stage.attemptNumber()), new Running(kept, jobOfStage.get(stage.stageId())));
+        running.put(key(stage.stageId(), stage.attemptNumber()),
+                new Running(stage.stageId(), kept, firstJobOf(stage.stageId())));
     }
 
     void taskEnded(SparkListenerTaskEnd event) {
         Running stage = running.get(key(event.stageId(), event.stageAttemptId()));
         if (stage == null) {
-            return;
+            return;  // a task that ended after its stage (a speculative copy, a zombie attempt)
         }
         stage.tasks++;
         if (!event.taskInfo().successful()) {
@@ -104,16 +139,13 @@ final class StageRecords {
     }
 
     /** The record of a completed stage attempt; its running state is dropped. */
-    Map<String, Object> completed(SparkListenerStageCompleted event) {
+    StageRecord completed(SparkListenerStageCompleted event) {
         StageInfo stage = event.stageInfo();
         Running state = running.remove(key(stage.stageId(), stage.attemptNumber()));
         if (state == null) {
-            state = new Running(fallbackProperties(), jobOfStage.get(stage.stageId()));
+            state = new Running(stage.stageId(), fallbackProperties(), firstJobOf(stage.stageId()));
         }
         Map<String, String> properties = state.properties;
-        Map<String, Object> record = new LinkedHashMap<>();
-        record.put("app_id", properties.get(APP_ID));
-        record.put("run_id", properties.get(RUN_ID));
         String user = null;
         String session = null;
         String operation = properties.get(OPERATION_ID);
@@ -126,51 +158,55 @@ final class StageRecords {
                 operation = operation != null ? operation : matcher.group(3);
             }
         }
-        record.put("connect_session_id", session);
-        record.put("connect_operation_id", operation);
-        record.put("connect_user_id", user);
-        record.put("job_id", state.jobId);
-        record.put("stage_id", stage.stageId());
-        record.put("attempt", stage.attemptNumber());
-        String name = stage.name();
-        record.put("name", name != null && name.length() > 200 ? name.substring(0, 200) : name);
         boolean failed = stage.failureReason().isDefined();
-        record.put("status", failed ? "failed" : "succeeded");
-        String reason = failed ? stage.failureReason().get() : null;
-        record.put("failure_reason", reason != null && reason.length() > 1000 ? reason.substring(0, 1000) : reason);
         Long submitted = stage.submissionTime().isDefined() ? (Long) stage.submissionTime().get() : null;
         Long completed = stage.completionTime().isDefined() ? (Long) stage.completionTime().get() : null;
-        record.put("submission_time_ms", submitted);
-        record.put("completion_time_ms", completed);
-        record.put("duration_ms", submitted != null && completed != null ? Math.max(0, completed - submitted) : null);
-        record.put("num_tasks", state.tasks);
-        record.put("num_failed_tasks", state.failedTasks);
-        TaskMetrics metrics = stage.taskMetrics();  // at completion: the stage's aggregate
-        if (metrics != null) {
-            record.put("executor_run_time_ms", metrics.executorRunTime());
-            record.put("executor_cpu_time_ms", metrics.executorCpuTime() / 1_000_000);
-            record.put("jvm_gc_time_ms", metrics.jvmGCTime());
-            record.put("shuffle_read_bytes", metrics.shuffleReadMetrics().totalBytesRead());
-            record.put("shuffle_read_records", metrics.shuffleReadMetrics().recordsRead());
-            record.put("shuffle_write_bytes", metrics.shuffleWriteMetrics().bytesWritten());
-            record.put("shuffle_write_records", metrics.shuffleWriteMetrics().recordsWritten());
-            record.put("memory_spilled_bytes", metrics.memoryBytesSpilled());
-            record.put("disk_spilled_bytes", metrics.diskBytesSpilled());
-            record.put("input_bytes", metrics.inputMetrics().bytesRead());
-            record.put("input_records", metrics.inputMetrics().recordsRead());
-            record.put("output_bytes", metrics.outputMetrics().bytesWritten());
-            record.put("output_records", metrics.outputMetrics().recordsWritten());
-        }
-        record.put("peak_execution_memory_bytes", state.peakExecutionMemory);
+        // At completion, the stage's aggregate over its tasks; absent metrics are stored as zeros.
+        TaskMetrics metrics = stage.taskMetrics() != null ? stage.taskMetrics() : new TaskMetrics();
         List<Long> durations = state.taskDurations;
         Collections.sort(durations);
-        record.put("max_task_duration_ms", durations.isEmpty() ? 0 : durations.get(durations.size() - 1));
-        record.put("median_task_duration_ms", durations.isEmpty() ? 0 : durations.get(durations.size() / 2));
-        return record;
+        return new StageRecord(
+                properties.get(APP_ID),
+                properties.get(RUN_ID),
+                session,
+                operation,
+                user,
+                state.jobId,
+                stage.stageId(),
+                stage.attemptNumber(),
+                stage.name(),
+                failed ? "failed" : "succeeded",
+                failed ? stage.failureReason().get() : null,
+                submitted,
+                completed,
+                submitted != null && completed != null ? Math.max(0, completed - submitted) : null,
+                state.tasks,
+                state.failedTasks,
+                metrics.executorRunTime(),
+                metrics.executorCpuTime() / 1_000_000,  // ns
+                metrics.jvmGCTime(),
+                metrics.shuffleReadMetrics().totalBytesRead(),
+                metrics.shuffleReadMetrics().recordsRead(),
+                metrics.shuffleWriteMetrics().bytesWritten(),
+                metrics.shuffleWriteMetrics().recordsWritten(),
+                metrics.memoryBytesSpilled(),
+                metrics.diskBytesSpilled(),
+                metrics.inputMetrics().bytesRead(),
+                metrics.inputMetrics().recordsRead(),
+                metrics.outputMetrics().bytesWritten(),
+                metrics.outputMetrics().recordsWritten(),
+                state.peakExecutionMemory,
+                durations.isEmpty() ? 0 : durations.get(durations.size() - 1),
+                durations.isEmpty() ? 0 : durations.get(durations.size() / 2));
+    }
+
+    private Integer firstJobOf(int stageId) {
+        StageJobs jobs = jobsOfStage.get(stageId);
+        return jobs == null ? null : jobs.firstJob;
     }
 
     private Map<String, String> fallbackProperties() {
-        Map<String, String> kept = new LinkedHashMap<>();
+        Map<String, String> kept = new HashMap<>();
         for (String name : new String[] {APP_ID, RUN_ID}) {
             String value = conf.get(name, null);
             if (value != null) {
@@ -180,7 +216,8 @@ final class StageRecords {
         return kept;
     }
 
-    int runningStages() {
-        return running.size();
+    /** Entries kept in all of our maps together: bounded by what runs now, not by what ran since start. */
+    int trackedEntries() {
+        return running.size() + jobsOfStage.size() + stagesOfJob.size();
     }
 }
