@@ -32,11 +32,11 @@ from service.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)],
-                          responses=errors(401, 422))
+                          responses=errors(401, 422, 503))
 restarts_router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require_api_token)],
-                            responses=errors(401, 422))
+                            responses=errors(401, 422, 503))
 
 
 @router.put("/apps/{app_id:path}/pin", responses=errors(404, *BODY))
