@@ -129,7 +129,7 @@ class ValidationErrorOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """400, 401, 404, 409, 413: what went wrong, in words."""
+    """400, 401, 404, 409, 413, 503: what went wrong, in words."""
 
     detail: str
 
