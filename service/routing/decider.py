@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
-from service.db.models import App, Decision, Run, Server, utcnow
+from service.db.models import App, Decision, Heartbeat, Run, Server, utcnow
 from service.errors import Conflict
 from service.history import lifecycle
 from service.history.queries import connect_in_flight, in_flight_cutoffs
@@ -93,6 +93,17 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     return results
 
 
+def server_facts(session: Session, server: Server) -> rules.ServerFacts:
+    """The server's health and, from its latest heartbeat, the executors it holds and its ceiling (as
+    decision_store.read reads them for real decisions)."""
+    beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server.server_id)
+                           .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
+    if beat is None:
+        return rules.ServerFacts(server.last_heartbeat_at, server.draining)
+    return rules.ServerFacts(server.last_heartbeat_at, server.draining, executors=beat.executors,
+                             executor_cores=beat.executor_cores, max_executors=beat.max_executors)
+
+
 def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
     """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
     held; no cool-down try granted; the app not created or marked seen."""
@@ -103,7 +114,7 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
         app=aggregates(session.get(App, request.app_id)),
-        server=None if server is None else rules.ServerFacts(server.last_heartbeat_at, server.draining),
+        server=None if server is None else server_facts(session, server),
         in_flight_cores=float(load)), policy)
     airflow = request.airflow
     run = {"run_id": None, "app_id": request.app_id, "dag_id": airflow and airflow.dag_id,
