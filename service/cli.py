@@ -47,7 +47,7 @@ def _connect_server(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         if args.action == "start":
-            connect_server.start(settings, port=args.port, ui_port=args.ui_port)
+            connect_server.start(settings, port=args.port, ui_port=args.ui_port, master=args.master)
         elif args.action == "stop":
             connect_server.stop(settings)
         else:
@@ -59,7 +59,7 @@ def _connect_server(args: argparse.Namespace) -> int:
             elif status["running"]:
                 print(f"running since {status['since']} (pid {status['pid']})\n"
                       f"  Connect URL: {status['url']}\n  Spark UI:    {status['ui_url']}\n"
-                      f"  logs:        {status['log_file']}")
+                      f"  master:      {status['master'] or 'unknown'}\n  logs:        {status['log_file']}")
             else:
                 print(f"not running (state dir {status['state_dir']})")
                 return 3
@@ -67,6 +67,55 @@ def _connect_server(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from service.ops import spark_cluster
+
+    settings = get_settings()
+    try:
+        if args.action == "start":
+            state = spark_cluster.start(settings, workers=args.workers, worker_cores=args.worker_cores,
+                                        worker_memory=args.worker_memory, port=args.port or spark_cluster.DEFAULT_PORT,
+                                        ui_port=args.ui_port or spark_cluster.DEFAULT_UI_PORT)
+            print(f"Run the Connect server on it:  spark-router connect-server start --master {state.master_url}\n"
+                  f"Standalone runs go there with: export SPARK_ROUTER_STANDALONE_MASTER={state.master_url}")
+        elif args.action == "stop":
+            spark_cluster.stop(settings)
+        else:
+            status = spark_cluster.status(settings)
+            if args.json:
+                import json
+
+                print(json.dumps(status, indent=2))
+            elif not status["running"]:
+                print(f"not running (state dir {status['state_dir']})")
+                return 3
+            else:
+                _print_cluster(status)
+    except spark_cluster.ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_cluster(status: dict) -> None:
+    def mem(mb: int) -> str:
+        return f"{mb / 1024:.1f} GiB" if mb >= 1024 else f"{mb} MiB"
+
+    print(f"running since {status['since']} at {status['master_url']} (master pid {status['master_pid']})\n"
+          f"  UI:      {status['ui_url']}\n  logs:    {status['logs']}\n"
+          f"  workers: {status['workers_alive']} alive of {status['workers_started']} started\n"
+          f"  cores:   {status['cores_used']} used, {status['cores'] - status['cores_used']} free of {status['cores']}\n"
+          f"  memory:  {mem(status['memory_used_mb'])} used, {mem(status['memory_mb'] - status['memory_used_mb'])} "
+          f"free of {mem(status['memory_mb'])}")
+    for worker in status["workers"]:
+        print(f"  worker {worker['id']} {worker['state']}: cores {worker['cores_used']} used, {worker['cores_free']} "
+              f"free; memory {mem(worker['memory_used_mb'])} used, {mem(worker['memory_free_mb'])} free")
+    print(f"  apps running: {len(status['apps'])} (completed: {status['completed_apps']})")
+    for app in status["apps"]:
+        print(f"    {app['id']} {app['name']!r}: {app['cores']} core(s), {mem(app['memory_per_executor_mb'])} per "
+              f"executor, for {app['duration_s']:.0f} s")
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
@@ -235,8 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("action", choices=["start", "stop", "status"])
     server.add_argument("--port", type=int, help="gRPC port (default SPARK_ROUTER_CONNECT_PORT or 15002)")
     server.add_argument("--ui-port", type=int, help="Spark UI port (default SPARK_ROUTER_CONNECT_UI_PORT or 4040)")
+    server.add_argument("--master", help="local[N], or spark://host:port to run on a standalone cluster (see "
+                                         "`spark-router cluster`) with dynamic allocation (default "
+                                         "SPARK_ROUTER_CONNECT_MASTER or local[2])")
     server.add_argument("--json", action="store_true", help="status as JSON")
     server.set_defaults(func=_connect_server)
+
+    cluster = commands.add_parser(
+        "cluster", help="run a Spark standalone cluster on this machine (a master and workers)",
+        description="Start, stop or inspect a Spark standalone cluster (Spark's own cluster manager, from pyspark's "
+                    "jars) bound to 127.0.0.1. Logs, work dirs, local dirs and pids live under "
+                    "SPARK_ROUTER_STATE_DIR/cluster. `start` returns once every worker is registered.",
+        epilog="Then: spark-router connect-server start --master spark://127.0.0.1:7077, and "
+               "SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077 for standalone runs. Exit codes: 0 done, "
+               "1 failed, 3 status: not running.")
+    cluster.add_argument("action", choices=["start", "stop", "status"])
+    cluster.add_argument("--workers", type=int, default=2, help="workers to start (default 2)")
+    cluster.add_argument("--worker-cores", type=int, default=1, help="cores each worker offers (default 1)")
+    cluster.add_argument("--worker-memory", default="1g",
+                         help="memory each worker offers to executors, in Spark's form (default 1g)")
+    cluster.add_argument("--port", type=int, help="master port (default 7077)")
+    cluster.add_argument("--ui-port", type=int, help="master web UI port, also its JSON at /json/ (default 8080)")
+    cluster.add_argument("--json", action="store_true", help="status as JSON")
+    cluster.set_defaults(func=_cluster)
 
     decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why",
                                  description="Ask the router (SPARK_ROUTER_URL) for a decision. This records a "

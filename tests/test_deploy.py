@@ -31,7 +31,7 @@ except ImportError:  # Python 3.10
 
 from client_runtime.settings import Settings
 from client_runtime.spark_env import LISTENER_CLASS, listener_conf
-from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF
+from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF, SERVER_CONF_FILE, read_properties
 from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
@@ -282,8 +282,10 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
 def test_connect_server_settings(rendered):
     conf = spark_defaults(rendered)
     assert {k: conf.get(k) for k in ARTICLE_CONF} == ARTICLE_CONF
-    # The local server's settings (service/ops/connect_server.py) hold on Kubernetes too.
-    assert {k: conf.get(k) for k in SERVER_CONF} == SERVER_CONF
+    # The local server's settings (service/ops/connect-server.conf) hold on Kubernetes too, bar the ceiling of
+    # executors, which is the chart's connectServer.executor.maxExecutors.
+    shared = {k: v for k, v in SERVER_CONF.items() if k != "spark.dynamicAllocation.maxExecutors"}
+    assert {k: conf.get(k) for k in shared} == shared
     assert conf["spark.submit.deployMode"] == "client"
     assert conf["spark.connect.grpc.binding.port"] == "15002"
     assert conf["spark.ui.port"] == "4040"
@@ -296,6 +298,20 @@ def test_connect_server_settings(rendered):
     assert conf["spark.kubernetes.executor.label.app.kubernetes.io/instance"] == RELEASE
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", conf["spark.kubernetes.executor.podNamePrefix"])
     assert len(conf["spark.kubernetes.executor.podNamePrefix"]) <= 47
+
+
+def test_the_chart_renders_the_one_file_of_server_settings(helm):
+    # The chart's copy is a link to the file the local server reads, not a second copy that could drift.
+    link = CHART / "files" / "connect-server.conf"
+    assert link.is_symlink() and link.resolve() == SERVER_CONF_FILE.resolve()
+    assert ARTICLE_CONF.items() <= SERVER_CONF.items()
+    # A changed file changes the chart; the values override only what they set.
+    result = helm_template(helm, "--set", "connectServer.dynamicAllocation.executorIdleTimeout=7s")
+    assert result.returncode == 0, result.stderr
+    conf = spark_defaults(Rendered(result.stdout))
+    assert conf["spark.dynamicAllocation.executorIdleTimeout"] == "7s"
+    assert conf["spark.dynamicAllocation.cachedExecutorIdleTimeout"] == SERVER_CONF[
+        "spark.dynamicAllocation.cachedExecutorIdleTimeout"]
 
 
 def test_connect_server_mounts_its_conf_where_the_image_reads_it(rendered):
@@ -627,6 +643,8 @@ def spark_stubs(tmp_path):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
     shutil.copy(DOCKER / "connect-server" / "spark-defaults.conf", conf_dir)
+    # Where the Dockerfile copies it, next to the image's spark-defaults.conf.
+    shutil.copy(SERVER_CONF_FILE, conf_dir)
     env = {
         "PATH": os.environ["PATH"],
         "SPARK_HOME": str(spark_home),
@@ -721,7 +739,11 @@ def test_executor_entrypoint_follows_the_spark_on_kubernetes_contract(spark_stub
 
 
 def test_image_defaults_match_the_chart(default):
-    image_conf = parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())
+    # What the image's entrypoint reads: the shared server settings, then the image's own file over them.
+    image_conf = {**read_properties(SERVER_CONF_FILE.read_text()),
+                  **parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())}
+    assert re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} .* /opt/spark-router/conf/$",
+                     (DOCKER / "connect-server.Dockerfile").read_text(), re.MULTILINE)
     chart_conf = spark_defaults(default)
     release_specific = {
         "spark.driver.memory",

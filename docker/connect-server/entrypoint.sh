@@ -41,10 +41,16 @@ run_server() {
   mkdir -p "$runtime_dir"
   umask 077
   {
-    if [[ -f "$conf_dir/spark-defaults.conf" ]]; then
-      cat "$conf_dir/spark-defaults.conf"
-      echo
-    fi
+    # The server's own settings (shared with the local server and the chart), then this deployment's: in a
+    # Java properties file the last value of a key wins. The chart's conf dir has only spark-defaults.conf,
+    # rendered from both.
+    local file
+    for file in "$conf_dir/connect-server.conf" "$conf_dir/spark-defaults.conf"; do
+      if [[ -f "$file" ]]; then
+        cat "$file"
+        echo
+      fi
+    done
     echo "# Added by entrypoint.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     prop spark.master "$master"
     if [[ -n "${POD_IP:-}" ]]; then prop spark.driver.host "$POD_IP"; fi

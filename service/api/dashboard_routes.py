@@ -32,6 +32,14 @@ def get_servers(request: Request, session: SessionDep) -> list[dict]:
     return dashboard_queries.servers(session, request.app.state.policies.get())
 
 
+@router.get("/executors")
+def get_executors(session: SessionDep,
+                  minutes: Annotated[float, Query(gt=0, le=7 * 24 * 60, description="The window: the last N minutes.")]
+                  = 60) -> dict:
+    """Executors and cores each Connect server held over the window (the most per step), from its heartbeats."""
+    return dashboard_queries.executors_over_time(session, minutes)
+
+
 @router.get("/restarts")
 def get_restarts(session: SessionDep, server_id: str | None = None, limit: Limit = 20) -> list[dict]:
     """Recent restarts, newest first."""

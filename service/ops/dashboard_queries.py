@@ -8,9 +8,9 @@ only pass parameters through. Windows are counted back from now; time buckets ar
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import Integer, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.models import (
@@ -81,6 +81,35 @@ def servers(session: Session, policy: Policy) -> list[dict]:
     for status in result:
         status["last_restart"] = last.get(status["server_id"])
     return result
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+EXECUTOR_POINTS = 240  # points per server on the chart, at most
+
+
+def executors_over_time(session: Session, minutes: float) -> dict:
+    """Per Connect server, the executors and cores it held over the window, from its heartbeats: the most in each
+    step (window / 240, at least 10 s), and its dynamic-allocation ceiling. Steps without a heartbeat are left out."""
+    now = utcnow()
+    step_s = max(10, int(minutes * 60 // EXECUTOR_POINTS))
+    since = now - timedelta(minutes=minutes)
+    if session.get_bind().dialect.name == "postgresql":
+        bucket = func.floor(func.extract("epoch", Heartbeat.received_at) / step_s)
+    else:  # SQLite: integer division
+        bucket = cast(func.strftime("%s", Heartbeat.received_at), Integer) / step_s
+    bucket = bucket.label("bucket")
+    rows = session.execute(
+        select(Heartbeat.server_id, bucket, func.max(Heartbeat.executors), func.max(Heartbeat.executor_cores),
+               func.max(Heartbeat.max_executors))
+        .join(Server, Server.server_id == Heartbeat.server_id)
+        .where(Server.kind == "connect", Heartbeat.received_at >= since)
+        .group_by(Heartbeat.server_id, bucket).order_by(Heartbeat.server_id, bucket)).all()
+    servers: dict[str, list[dict]] = defaultdict(list)
+    for server_id, index, executors, cores, ceiling in rows:
+        at = datetime.fromtimestamp(int(index) * step_s, timezone.utc)
+        servers[server_id].append({"at": at, "executors": executors, "cores": cores, "max_executors": ceiling})
+    return {"since": since, "until": now, "step_s": step_s, "servers": dict(servers)}
 
 
 # ----------------------------------------------------------------------------------------------- restarts

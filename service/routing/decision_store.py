@@ -15,14 +15,14 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.db.models import App, Decision, Run, Server
+from service.db.models import App, Decision, Heartbeat, Run, Server
 from service.history.queries import connect_in_flight
 from service.routing import rules
 
 
 @dataclass
 class BatchState:
-    """What the policy needs besides the request: the apps' rows, the server's health and its load."""
+    """What the policy needs besides the request: the apps' rows, the server's health, executors and load."""
 
     apps: dict  # app_id -> the app's row (App columns)
     server: rules.ServerFacts | None
@@ -62,9 +62,11 @@ WITH seen AS (
     SELECT app_id, %(now)s, %(now)s, '[]', 0 FROM json_array_elements_text(%(app_ids)s) AS app_id ORDER BY app_id
     ON CONFLICT (app_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
     RETURNING *)
-SELECT seen.*, server.last_heartbeat_at, server.draining,
+SELECT seen.*, server.last_heartbeat_at, server.draining, beat.executors, beat.executor_cores, beat.max_executors,
        (SELECT coalesce(sum(predicted_cores), 0) FROM runs WHERE {_CONNECT_IN_FLIGHT}) AS in_flight_cores
 FROM seen LEFT JOIN servers AS server ON server.server_id = %(server_id)s
+LEFT JOIN LATERAL (SELECT executors, executor_cores, max_executors FROM heartbeats
+                   WHERE heartbeats.server_id = %(server_id)s ORDER BY received_at DESC, id DESC LIMIT 1) AS beat ON true
 """
 
 _WRITE_POSTGRESQL = """
@@ -91,8 +93,14 @@ def _read_postgresql(connection, app_ids, server_id, now, since) -> BatchState:
         rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
                                                  "server_id": server_id}).fetchall()
     first = rows[0]
-    server = None if first.draining is None else rules.ServerFacts(first.last_heartbeat_at, first.draining)
+    server = None if first.draining is None else _server_facts(first)
     return BatchState({row.app_id: row for row in rows}, server, float(first.in_flight_cores))
+
+
+def _server_facts(row) -> rules.ServerFacts:
+    """The server's row with its latest heartbeat's executor figures (none yet: zeros)."""
+    return rules.ServerFacts(row.last_heartbeat_at, row.draining, executors=row.executors or 0,
+                             executor_cores=row.executor_cores or 0, max_executors=row.max_executors)
 
 
 def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
@@ -107,15 +115,19 @@ def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None
 
 # ---------------------------------------------------------------------------------------------------- SQLite
 
-_APPS, _RUNS, _SERVERS = App.__table__, Run.__table__, Server.__table__
+_APPS, _RUNS, _SERVERS, _BEATS = App.__table__, Run.__table__, Server.__table__, Heartbeat.__table__
 _UPSERT_APPS = sqlite.insert(_APPS)
 _SEEN_AND_LOCKED_APPS = _UPSERT_APPS.on_conflict_do_update(
     index_elements=["app_id"], set_={"last_seen_at": _UPSERT_APPS.excluded.last_seen_at}).returning(*_APPS.c)
+_LATEST_BEAT = (select(_BEATS.c.id).where(_BEATS.c.server_id == bindparam("server_id"))
+                .order_by(_BEATS.c.received_at.desc(), _BEATS.c.id.desc()).limit(1).scalar_subquery())
 _SERVER_AND_LOAD = (
     select(_SERVERS.c.last_heartbeat_at, _SERVERS.c.draining,
+           _BEATS.c.executors, _BEATS.c.executor_cores, _BEATS.c.max_executors,
            select(func.coalesce(func.sum(_RUNS.c.predicted_cores), 0.0))
            .where(connect_in_flight(bindparam("since")))
            .scalar_subquery().label("in_flight_cores"))
+    .select_from(_SERVERS.outerjoin(_BEATS, _BEATS.c.id == _LATEST_BEAT))
     .where(_SERVERS.c.server_id == bindparam("server_id")))
 _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
@@ -128,8 +140,7 @@ def _read_sqlite(connection, app_ids, server_id, now, since) -> BatchState:
     server = connection.execute(_SERVER_AND_LOAD, {"server_id": server_id, "since": since}).one_or_none()
     if server is None:
         return BatchState(apps, None, 0.0)
-    return BatchState(apps, rules.ServerFacts(server.last_heartbeat_at, server.draining),
-                      float(server.in_flight_cores))
+    return BatchState(apps, _server_facts(server), float(server.in_flight_cores))
 
 
 def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:

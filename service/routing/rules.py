@@ -57,6 +57,11 @@ class AppAggregates:
 class ServerFacts:
     last_heartbeat_at: datetime | None
     draining: bool
+    # From its latest heartbeat: the executors the server holds, their cores in all, its dynamic-allocation
+    # ceiling (None: no dynamic allocation, or a listener that does not report it).
+    executors: int = 0
+    executor_cores: int = 0
+    max_executors: int | None = None
 
 
 @dataclass(frozen=True)
@@ -239,16 +244,41 @@ def predicted_cores(app: AppAggregates, policy: Policy) -> float:
     return round(max(ratios[len(ratios) // 2], 0.1), 2)
 
 
+UNBOUNDED_EXECUTORS = 2**31 - 1  # Spark's maxExecutors when none is set: no ceiling to go by
+
+
+def server_capacity(server: ServerFacts | None, policy: Policy) -> tuple[float, str]:
+    """The cores the Connect server can give concurrent runs, and where that figure comes from: its
+    dynamic-allocation ceiling times the cores of an executor, else the cores its executors hold (a server with a
+    fixed set of executors, or local[N]), else the policy's capacity.cores."""
+    if server is not None and server.max_executors and server.max_executors < UNBOUNDED_EXECUTORS:
+        ceiling = server.max_executors
+        if server.executors > 0:
+            per_executor = server.executor_cores / server.executors
+            return ceiling * per_executor, (f"its dynamic-allocation ceiling of {ceiling} executors × "
+                                            f"{per_executor:g} cores")
+        per_executor = policy.server.executor_cores
+        return float(ceiling * per_executor), (f"its dynamic-allocation ceiling of {ceiling} executors × "
+                                               f"{per_executor} cores (the policy's server.executor_cores: it holds "
+                                               f"no executor to measure)")
+    if server is not None and server.executor_cores > 0:
+        return float(server.executor_cores), f"the {server.executor_cores} cores its executors hold"
+    return policy.capacity.cores, "the policy's capacity.cores; the server has not reported its executors"
+
+
 def over_capacity(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     """The Connect runs in flight plus this one would need more cores than the server has."""
     cores = predicted_cores(facts.app, policy)
-    total, limit = facts.in_flight_cores + cores, policy.capacity.cores
+    limit, source = server_capacity(facts.server, policy)
+    total = facts.in_flight_cores + cores
     if total <= limit:
         return None
     return Verdict("standalone", (Reason("over-capacity", f"Connect runs in flight are predicted to use "
                                                           f"{facts.in_flight_cores:.1f} cores; with this run's "
-                                                          f"{cores:.1f} that is over the server's {limit:g}.",
-                                         "predicted_cores", round(total, 2), limit),), predicted_cores=cores)
+                                                          f"{cores:.1f} that is over the server's {limit:g} "
+                                                          f"({source}).",
+                                         "predicted_cores", round(total, 2), round(limit, 2)),),
+                   predicted_cores=cores)
 
 
 def connect_by_default(facts: DecisionFacts, policy: Policy) -> Verdict:

@@ -300,6 +300,48 @@
     return svg;
   }
 
+  // Executors a Connect server held over time (the most per step), its dynamic-allocation ceiling dashed.
+  // A gap in the heartbeats is a gap in the line.
+  function executorChart(points, { since, until, step_s: step }) {
+    const width = 380, height = 120, margin = { top: 10, right: 10, bottom: 20, left: 30 };
+    const plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom;
+    const t0 = new Date(since).getTime(), t1 = new Date(until).getTime();
+    const peak = Math.max(1, ...points.map((p) => Math.max(p.executors || 0, p.max_executors || 0)));
+    let yMax = niceMax(peak);
+    if (!Number.isInteger(yMax / 2)) yMax = 2 * Math.ceil(yMax / 2);  // whole executors on the grid lines
+    const xOf = (ms) => margin.left + (plotW * Math.min(Math.max(ms - t0, 0), t1 - t0)) / Math.max(t1 - t0, 1);
+    const yOf = (v) => margin.top + plotH - (plotH * v) / yMax;
+    const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+                           "data-testid": "executors-chart", "aria-label": "Executors over time" });
+    svg.append(frame(width, height, margin, yMax, (v) => num(Math.round(v)), 2));
+    const runs = [];  // stretches of consecutive steps
+    points.forEach((p, i) => {
+      const at = new Date(p.at).getTime();
+      if (!i || at - new Date(points[i - 1].at).getTime() > 2 * step * 1000) runs.push([]);
+      runs[runs.length - 1].push({ ...p, ms: at });
+    });
+    for (const stretch of runs) {
+      const line = (key) => stretch.flatMap((p) => [`${xOf(p.ms).toFixed(1)},${yOf(p[key] || 0).toFixed(1)}`,
+        `${xOf(p.ms + step * 1000).toFixed(1)},${yOf(p[key] || 0).toFixed(1)}`]).join(" ");
+      if (stretch.some((p) => p.max_executors !== null)) {
+        svg.append(s("polyline", { class: "threshold", points: line("max_executors"), fill: "none" }));
+      }
+      svg.append(s("polyline", { points: line("executors"), fill: "none", stroke: COLORS.connect, "stroke-width": 2,
+                                 "stroke-linejoin": "round", "data-testid": "executors-line" }));
+      for (const p of stretch) {
+        svg.append(s("rect", { x: xOf(p.ms), y: margin.top, width: Math.max(1, xOf(p.ms + step * 1000) - xOf(p.ms)),
+                               height: plotH, fill: "transparent", "data-executors": p.executors },
+          s("title", {}, `${when(p.at)}: ${plural(p.executors, "executor")}, ${plural(p.cores, "core")}` +
+            (p.max_executors !== null ? ` (ceiling ${num(p.max_executors)})` : ""))));
+      }
+    }
+    for (const [ms, anchor] of [[t0, "start"], [t1, "end"]]) {
+      svg.append(s("text", { x: xOf(ms), y: height - 5, "text-anchor": anchor },
+        new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })));
+    }
+    return svg;
+  }
+
   const maxOf = (runs, keys) => Math.max(0, ...runs.flatMap((run) => keys.map((key) => run[key] || 0)));
   // A threshold far above the data would flatten it: it is drawn only when within reach.
   const onChart = (threshold, dataMax) => threshold <= dataMax * 2.5;
@@ -335,8 +377,9 @@
       h("div", { class: "detail", text: detail || "" }));
   }
 
-  function serverCard(server) {
+  function serverCard(server, executors) {
     const beat = server.heartbeat || {};
+    const points = (executors.servers || {})[server.server_id] || [];
     const restart = server.last_restart;
     const status = server.status;
     const rows = [
@@ -349,6 +392,9 @@
       ["Draining", server.draining ? h("strong", { text: "yes: new runs go standalone" }) : "no"],
       ["Work", [plural(beat.active_sessions, "session"), plural(beat.active_operations, "operation"),
         plural(beat.running_jobs, "job")].join(" · ")],
+      ["Executors", h("span", { "data-testid": "executors" }, beat.executors === undefined ? "–"
+        : `${plural(beat.executors, "executor")} · ${plural(beat.executor_cores, "core")}` +
+          (beat.max_executors !== null && beat.max_executors !== undefined ? ` · ceiling ${num(beat.max_executors)}` : ""))],
       ["Listener", h("span", { "data-testid": "listener" },
         `queue ${num(beat.queue_size)} · spool ${num(beat.spool_files)} files (${bytes(beat.spool_bytes)}) · dropped ${num(beat.dropped_records)}`)],
       ["Last restart", restart
@@ -363,17 +409,22 @@
         h("span", { class: `pill ${status}`, "data-testid": "server-status", text: status.toUpperCase() }),
         h("h3", { class: "mono", text: server.server_id }),
         h("span", { class: "muted", text: `${server.kind}${server.spark_version ? " · Spark " + server.spark_version : ""}` })),
-      h("dl", { class: "kv" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])));
+      h("dl", { class: "kv" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
+      h("div", { class: "executors" },
+        h("div", { class: "chart-title" }, h("span", { class: "muted small", text: "Executors, last hour" }),
+          legend([["held", COLORS.connect], ["dynamic-allocation ceiling", null, true]])),
+        points.length ? executorChart(points, executors)
+          : h("div", { class: "muted small", text: "No heartbeat in the last hour." })));
   }
 
   async function overviewPage() {
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, executors] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
-      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }),
+      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/executors", { minutes: 60 }),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
@@ -385,7 +436,7 @@
     const content = [
       section("Connect servers", others.length ? h("span", { class: "muted", text: `and ${others.length} standalone listener(s) reporting` }) : null,
         connectServers.length
-          ? h("div", { class: "servers" }, connectServers.map(serverCard))
+          ? h("div", { class: "servers" }, connectServers.map((server) => serverCard(server, executors)))
           : h("div", { class: "card error", "data-testid": "no-server" },
             "No Connect server has sent a heartbeat: every auto decision goes standalone (rule server-unhealthy). ",
             "Check that the server runs with the router's listener and reaches this router.")),

@@ -85,6 +85,16 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- define "scr.connect.sparkConf" -}}
 {{- $c := .Values.connectServer }}
 {{- $conf := dict }}
+{{- /* The server's own settings, shared with the local server and the image: files/connect-server.conf (a link to
+     service/ops/connect-server.conf). Lines are `key value`; `#` starts a comment. */}}
+{{- range $line := .Files.Get "files/connect-server.conf" | splitList "\n" }}
+{{- $line = trim $line }}
+{{- if and $line (not (hasPrefix "#" $line)) }}
+{{- $pair := regexSplit "\\s+" $line 2 }}
+{{- $_ := set $conf (index $pair 0) (index $pair 1) }}
+{{- end }}
+{{- end }}
+{{- if not (hasKey $conf "spark.dynamicAllocation.enabled") }}{{ fail "files/connect-server.conf is missing or empty: it must link to service/ops/connect-server.conf" }}{{ end }}
 {{- /* Spark on Kubernetes, client mode: the server pod is the driver; executors are pods of the same image. */}}
 {{- $_ := set $conf "spark.submit.deployMode" "client" }}
 {{- $_ := set $conf "spark.driver.bindAddress" "0.0.0.0" }}
@@ -110,25 +120,15 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- /* Spark Connect. */}}
 {{- $_ := set $conf "spark.connect.grpc.binding.port" "15002" }}
 {{- $_ := set $conf "spark.ui.port" "4040" }}
-{{- $_ := set $conf "spark.connect.execute.manager.detachedTimeout" "2m" }}
-{{- /* Dynamic allocation with shuffle tracking: Kubernetes has no external shuffle service. */}}
-{{- $_ := set $conf "spark.dynamicAllocation.enabled" "true" }}
-{{- $_ := set $conf "spark.dynamicAllocation.shuffleTracking.enabled" "true" }}
-{{- $_ := set $conf "spark.dynamicAllocation.shuffleTracking.timeout" $c.dynamicAllocation.shuffleTrackingTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.cachedExecutorIdleTimeout" $c.dynamicAllocation.cachedExecutorIdleTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.executorIdleTimeout" $c.dynamicAllocation.executorIdleTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.schedulerBacklogTimeout" $c.dynamicAllocation.schedulerBacklogTimeout }}
+{{- /* Dynamic allocation: the executors' range, and the shared file's timeouts unless the values set them. */}}
+{{- with $c.dynamicAllocation.shuffleTrackingTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.shuffleTracking.timeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.cachedExecutorIdleTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.cachedExecutorIdleTimeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.executorIdleTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.executorIdleTimeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.schedulerBacklogTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.schedulerBacklogTimeout" . }}{{ end }}
 {{- $_ := set $conf "spark.dynamicAllocation.minExecutors" (toString $c.executor.minExecutors) }}
 {{- $_ := set $conf "spark.dynamicAllocation.maxExecutors" (toString $c.executor.maxExecutors) }}
-{{- /* A long-running server. */}}
-{{- $_ := set $conf "spark.executor.maxNumFailures" "1000" }}
-{{- $_ := set $conf "spark.task.reaper.enabled" "true" }}
-{{- $_ := set $conf "spark.task.reaper.killTimeout" "300s" }}
-{{- $_ := set $conf "spark.files.useFetchCache" "false" }}
-{{- $_ := set $conf "spark.sql.autoBroadcastJoinThreshold" "-1" }}
-{{- $_ := set $conf "spark.scheduler.mode" "FAIR" }}
+{{- /* FAIR needs its pools (the ConfigMap's fairscheduler.xml). */}}
 {{- $_ := set $conf "spark.scheduler.allocation.file" "/opt/spark-router/conf/fairscheduler.xml" }}
-{{- $_ := set $conf "spark.ui.showConsoleProgress" "false" }}
 {{- /* The router's listener. Its token comes from the tokens Secret through the entrypoint. */}}
 {{- $_ := set $conf "spark.jars" "/opt/spark-router/jars/spark-router-listener.jar" }}
 {{- $_ := set $conf "spark.extraListeners" "io.sparkrouter.listener.RouterListener" }}

@@ -7,6 +7,7 @@ import itertools
 import os
 import shutil
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -91,7 +92,7 @@ def make_history(client) -> dict:
                "finished_at": now.isoformat(), "outcome": "restarted", "waited_s": 12.5,
                "message": "restarted after 12 s of waiting for idle"}
     ok(client.post("/api/v1/admin/restarts", json=restart))
-    heartbeat(client)
+    heartbeat(client, executors=2, executor_cores=2, max_executors=4)
     return {"orders": orders, "heavy": heavy, "failed": failed, "fallback": fallback}
 
 
@@ -159,6 +160,26 @@ def test_dashboard_json_over_real_history(client):
     assert client.get("/api/v1/dashboard/apps/nope").status_code == 404
     assert client.get("/api/v1/dashboard/runs/nope").status_code == 404
     assert client.get("/api/v1/dashboard/decisions", params={"days": 60, "bucket": "hour"}).status_code == 422
+
+
+def test_executors_over_time_per_connect_server(client):
+    heartbeat(client, executors=0, executor_cores=0, max_executors=2)
+    heartbeat(client, executors=2, executor_cores=2, max_executors=2)
+    heartbeat(client, executors=1, executor_cores=1, max_executors=2)
+    heartbeat(client, server_id="standalone-run-1", kind="standalone", executors=3, executor_cores=3)
+    with client.app.state.sessions() as session:  # the first beat 10 minutes ago, the others now
+        session.execute(text("UPDATE heartbeats SET received_at = :at WHERE id = (SELECT min(id) FROM heartbeats)"),
+                        {"at": utcnow() - timedelta(minutes=10)})
+        session.commit()
+    data = ok(client.get("/api/v1/dashboard/executors", params={"minutes": 60}))
+    assert data["step_s"] == 15 and list(data["servers"]) == [SERVER]  # Connect servers only
+    old, new = data["servers"][SERVER]
+    assert (old["executors"], old["cores"], old["max_executors"]) == (0, 0, 2)
+    assert (new["executors"], new["cores"], new["max_executors"]) == (2, 2, 2)  # the most in its step
+    assert (datetime.fromisoformat(new["at"]) - datetime.fromisoformat(old["at"])).total_seconds() > 500
+    [recent] = ok(client.get("/api/v1/dashboard/executors", params={"minutes": 5}))["servers"][SERVER]
+    assert recent["executors"] == 2
+    assert client.get("/api/v1/dashboard/executors", params={"minutes": 0}).status_code == 422
 
 
 def test_app_ids_with_slashes(client):
@@ -258,7 +279,7 @@ def test_pages_in_headless_chromium(served, tmp_path):
             page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
             assert page.is_visible("#token-panel")
             page.fill("#token-input", token)
-            heartbeat(http)  # fresh, so that the server shows as up whatever the test's pace
+            heartbeat(http, executors=2, executor_cores=2, max_executors=4)  # fresh: up whatever the test's pace
             page.click("#token-form button[type=submit]")
             page.wait_for_selector("main[data-ready=true]", timeout=15_000)
             assert page.evaluate("localStorage.getItem('spark-router.api-token')") == token
@@ -267,6 +288,9 @@ def test_pages_in_headless_chromium(served, tmp_path):
             server = page.inner_text("[data-testid=server]")
             assert SERVER in server and "Spark 4.3.0" in server and "ago" in server
             assert page.inner_text("[data-testid=listener]") == "queue 2 · spool 3 files (4.00 KiB) · dropped 1"
+            assert page.inner_text("[data-testid=executors]") == "2 executors · 2 cores · ceiling 4"
+            assert page.locator("[data-testid=executors-chart] rect[data-executors='2']").count() >= 1
+            assert page.locator("[data-testid=executors-line]").count() >= 1
             assert "restarted" in page.inner_text("[data-testid=last-restart]")
             summary = page.inner_text("[data-testid=summary]")
             assert "10" in summary and "fallback rate 17 %" in summary  # 1 of the 6 Connect runs fell back
