@@ -1,6 +1,12 @@
 """The launcher: ask the router, run the app on Connect or with spark-submit, report, fall back.
 
     spark-router run --app-id etl.orders [--mode auto] app.py -- --date 2026-11-22
+
+Fallback by outcome: when a Connect run of an idempotent app fails for any reason but a cancel, the app runs
+again standalone, and that rerun says whose failure it was: it succeeds, so Connect failed the app (a Connect
+failure, which counts in the app's streak); it fails too, so the app failed (an app failure). The router is
+told the Connect run failed "pending" and settles it when the rerun reports its end. Spark Connect refuses
+programs in more ways than any list of messages names; the cost is that a real app bug runs twice.
 """
 
 from __future__ import annotations
@@ -28,14 +34,18 @@ from client_runtime.spark_env import java_home, listener_conf, listener_env, spa
 
 log = logging.getLogger("spark_router.launcher")
 
-# Output that means the run failed because of Spark Connect, not because of the app: unsupported APIs,
-# a server that is gone or restarting, a session the server no longer knows.
+# Output that names a Spark Connect failure: unsupported APIs, a server that is gone or restarting, a session the
+# server no longer knows. Only a hint: it classifies a failed Connect run that is not rerun (an app that is not
+# idempotent, or fallback off), and it is named in the log. A rerun's outcome classifies the others.
 CONNECT_FAILURE_PATTERNS = re.compile(
     r"JVM_ATTRIBUTE_NOT_SUPPORTED|\[NOT_IMPLEMENTED\]|PySparkNotImplementedError"
     r"|StatusCode\.UNAVAILABLE|StatusCode\.DEADLINE_EXCEEDED|RetriesExceeded"
     r"|failed to connect to all addresses|stopped SparkContext|SparkContext was shut down"
-    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION")
+    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION"
+    r"|MASTER_URL_NOT_SET|CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT|NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT")
 
+# The line a Python traceback ends with: `pyspark.errors.exceptions.connect.AnalysisException: [...] ...`.
+PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
 
 # What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
 RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
@@ -45,6 +55,10 @@ def resources_of(source) -> dict:
     """The resources a run asks for, from anything with those attributes (the CLI's arguments, the operator);
     unset ones are left out."""
     return {name: value for name in RESOURCE_NAMES if (value := getattr(source, name, None)) is not None}
+
+
+# What a standalone rerun's end says about the failed Connect run it replaced (as the router settles it too).
+SETTLED_BY = {"succeeded": "connect", "failed": "app", "cancelled": "unknown"}
 
 
 @dataclass
@@ -58,6 +72,7 @@ class RunRequest:
     fallback: bool = True                      # rerun standalone after a Connect failure ...
     idempotent: bool = True                    # ... which is only safe for an idempotent app
     airflow: dict | None = None                # dag_id, task_id, run_id, try_number
+    cwd: str | None = None                     # where the app runs, as with spark-submit; default: ours
 
 
 @dataclass
@@ -66,7 +81,8 @@ class LaunchResult:
     run_id: str
     mode: str
     fell_back: bool = False
-    runs: list[dict] = field(default_factory=list)  # every attempt: run_id, mode, exit_code, failure_kind
+    # Every attempt: run_id, mode, status (succeeded, failed, cancelled), exit_code, failure_kind, seconds, error.
+    runs: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -109,6 +125,7 @@ class Launcher:
             self._discard_python()
 
     def _run(self, request: RunRequest) -> LaunchResult:
+        workdir = Path(request.cwd or os.getcwd())
         with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
             app = artifacts.resolve(request.app, Path(tmp))
             if request.mode == "auto":
@@ -116,22 +133,43 @@ class Launcher:
             decision = self._decide(request)
             sentry.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
-            outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
-            if (failure_kind == "connect" and request.fallback and request.idempotent
-                    and not self._cancelled.is_set()):
-                reason = self._failure_summary(outcome)
-                self.on_event(f"Connect run {decision.run_id} failed ({reason}); falling back to standalone")
-                decision = self._fallback(decision, request, reason)
-                sentry.set_run_tags(run_id=decision.run_id, mode="standalone")
-                result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
-                outcome, failure_kind = self._attempt(request, app, decision, Path(tmp), result)
-            elif failure_kind == "connect" and not (request.fallback and request.idempotent):
-                self.on_event("not falling back: " + ("fallback is off" if not request.fallback
-                                                      else "the app is not marked idempotent"))
+            falls_back = request.fallback and request.idempotent
+            outcome = self._attempt(request, app, decision, workdir, result, falls_back=falls_back)
+            if decision.mode == "connect" and result.runs[-1]["status"] == "failed":
+                if falls_back:
+                    outcome = self._fall_back(request, app, decision, workdir, result, outcome)
+                else:
+                    self.on_event("not falling back: " + (
+                        "fallback is off" if not request.fallback else
+                        "the app is not marked idempotent, so it must not run twice")
+                        + f"; the output says this was {'a Connect' if result.runs[-1]['failure_kind'] == 'connect' else 'an app'} failure")
             result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else 128 - outcome.exit_code
             if outcome.stopped_because and outcome.exit_code == 0:
                 result.exit_code = 1
             return result
+
+    def _fall_back(self, request: RunRequest, app: artifacts.ResolvedApp, failed: Decision, workdir: Path,
+                   result: LaunchResult, outcome: Outcome) -> Outcome:
+        """Rerun a failed Connect run standalone; its outcome says whose failure the Connect run's was."""
+        reason = self._failure_summary(outcome)
+        hint = self._connect_hint(outcome)
+        self.on_event(f"Connect run {failed.run_id} failed ({reason}); falling back to standalone, whose outcome "
+                      f"says whether Connect or the app failed it"
+                      + (f" (the output names a Spark Connect failure: {hint})" if hint else ""))
+        decision = self._fallback(failed, request, reason)
+        sentry.set_run_tags(run_id=decision.run_id, mode="standalone")
+        result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
+        outcome = self._attempt(request, app, decision, workdir, result)
+        connect_run, rerun = result.runs[-2], result.runs[-1]
+        connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
+        self.on_event({
+            "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect failure",
+            "app": f"the standalone rerun failed too: the app failed, not Connect (Connect run {failed.run_id} "
+                   f"counts as an app failure)",
+            "unknown": f"the standalone rerun was cancelled: whose failure Connect run {failed.run_id} was stays "
+                       f"unknown",
+        }[connect_run["failure_kind"]])
+        return outcome
 
     @property
     def cancelled(self) -> bool:
@@ -202,21 +240,28 @@ class Launcher:
     # ----------------------------------------------------------------------------------------- running
 
     def _attempt(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision, workdir: Path,
-                 result: LaunchResult) -> tuple[Outcome, str | None]:
+                 result: LaunchResult, falls_back: bool = False) -> Outcome:
+        """One run of the app, reported to the router. ``falls_back``: a failed Connect run will be rerun
+        standalone, so its failure is reported "pending" (the rerun's outcome settles it)."""
         if decision.from_router:
             self._call_router(lambda: self.router.report(decision.run_id, "started"))
         started = time.monotonic()
         if decision.mode == "connect":
             url = decision.connect_url or self.settings.connect_url
             env, watchdog = self._connect_env(request, app, decision, url), self._server_watchdog(url)
-            self.on_event(f"starting connect run {decision.run_id}: python {app.main.name} ...")
+            self.on_event(f"starting connect run {decision.run_id}: python {app.main.name} ... in {workdir} "
+                          f"(relative paths in the app resolve on the Connect server, not here)")
+            local = self._local_relative_paths(request.args, workdir)
+            if local:
+                self.on_event(f"WARNING: relative paths resolve on the Connect server, not in {workdir}: "
+                              f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
 
             def start() -> AppProcess:
                 return self._start_python(app, request.args, env, workdir)
         else:
             self._discard_python()
             command, env, watchdog = self._standalone_command(request, app, decision), self._standalone_env(decision), None
-            self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ...")
+            self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in {workdir}")
 
             def start() -> AppProcess:
                 return AppProcess.start(command, env, self.on_line, cwd=workdir)
@@ -224,28 +269,38 @@ class Launcher:
             outcome = self._execute(start, watchdog)
         except BaseException as exc:  # raised into us from outside: the app is stopped already, say so
             why = f"interrupted by {type(exc).__name__}"
-            self.on_event(f"{decision.mode} run {decision.run_id} {why}: the app's processes were stopped")
+            self.on_event(f"{decision.mode} run {decision.run_id} {why}: the app's processes were stopped; "
+                          f"the run is cancelled")
             if decision.from_router:
-                self._call_router(lambda: self.router.report(decision.run_id, "failed", "app", why))
+                self._call_router(lambda: self.router.report(decision.run_id, "cancelled", message=why))
             raise
         elapsed = time.monotonic() - started
-        failure_kind = None
+        status, failure_kind = "succeeded", None
         if outcome.exit_code != 0 or outcome.stopped_because:
-            failure_kind = self._failure_kind(decision.mode, outcome)
-        self.on_event(f"{decision.mode} run {decision.run_id} "
-                      + (f"succeeded in {elapsed:.1f} s" if failure_kind is None else
-                         f"failed ({failure_kind} failure, exit code {outcome.exit_code}) after {elapsed:.1f} s"
-                         + (f": {outcome.stopped_because}" if outcome.stopped_because else "")))
-        result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "exit_code": outcome.exit_code,
-                            "failure_kind": failure_kind, "seconds": round(elapsed, 2),
-                            "error": self._failure_summary(outcome) if failure_kind else None})
+            status = "cancelled" if self._cancelled.is_set() else "failed"
+        if status == "failed":
+            failure_kind = "pending" if decision.mode == "connect" and falls_back else self._failure_kind(
+                decision.mode, outcome)
+        self.on_event(f"{decision.mode} run {decision.run_id} " + {
+            "succeeded": f"succeeded in {elapsed:.1f} s",
+            "failed": f"failed (exit code {outcome.exit_code}) after {elapsed:.1f} s"
+                      + ("" if failure_kind == "pending" else f": {failure_kind} failure"),
+            "cancelled": f"cancelled after {elapsed:.1f} s (exit code {outcome.exit_code})",
+        }[status] + (f": {outcome.stopped_because}" if outcome.stopped_because else ""))
+        result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "status": status,
+                            "exit_code": outcome.exit_code, "failure_kind": failure_kind, "seconds": round(elapsed, 2),
+                            "error": self._failure_summary(outcome) if status == "failed" else None})
         if decision.from_router:
-            if failure_kind is None:
+            if status == "succeeded":
                 self._call_router(lambda: self.router.report(decision.run_id, "succeeded", exit_code=0))
+            elif status == "cancelled":
+                self._call_router(lambda: self.router.report(decision.run_id, "cancelled",
+                                                             message=outcome.stopped_because,
+                                                             exit_code=outcome.exit_code))
             else:
                 self._call_router(lambda: self.router.report(decision.run_id, "failed", failure_kind,
                                                              self._failure_summary(outcome), outcome.exit_code))
-        return outcome, failure_kind
+        return outcome
 
     def _execute(self, start: Callable[[], AppProcess], watchdog) -> Outcome:
         if self._cancelled.is_set():
@@ -267,6 +322,8 @@ class Launcher:
                "SPARK_ROUTER_APP_RUN_ID": decision.run_id}
         for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_ROUTER_CONNECT_URL"):
             env.pop(key, None)
+        # The same string hashes (set and dict order) in both modes, unless the user chose a seed.
+        env.setdefault("PYTHONHASHSEED", runner.HASH_SEED)
         return env
 
     def _standalone_env(self, decision: Decision) -> dict[str, str]:
@@ -365,21 +422,42 @@ class Launcher:
             command += ["--py-files", ",".join(str(p) for p in app.artifacts)]
         return command + [str(app.main), *request.args]
 
+    @staticmethod
+    def _local_relative_paths(args: list[str], workdir: Path) -> list[str]:
+        """The app's arguments that are relative paths of files here: on Connect they resolve on the server."""
+        return [arg for arg in args if arg and not os.path.isabs(arg) and "://" not in arg
+                and arg not in (".", "..") and (workdir / arg).exists()]
+
     # ---------------------------------------------------------------------------------------- failures
 
     @staticmethod
     def _failure_kind(mode: str, outcome: Outcome) -> str:
+        """Connect or app, from the output (a failed Connect run that is not rerun standalone)."""
         if mode != "connect":
             return "app"
         if outcome.stopped_because and "asked to stop" not in outcome.stopped_because:
             return "connect"  # a server gone, or a run hanging past its timeout on a shared server
-        return "connect" if any(CONNECT_FAILURE_PATTERNS.search(line) for line in outcome.tail[-80:]) else "app"
+        return "connect" if Launcher._connect_hint(outcome) else "app"
+
+    @staticmethod
+    def _connect_hint(outcome: Outcome) -> str | None:
+        """The last output line that names a Spark Connect failure, if any."""
+        return next((line.strip()[:200] for line in reversed(outcome.tail[-80:])
+                     if CONNECT_FAILURE_PATTERNS.search(line)), None)
 
     @staticmethod
     def _failure_summary(outcome: Outcome) -> str:
+        """Why a run failed, in one line: the exception the last Python traceback ended with (a Connect error
+        goes on with the server's JVM stack trace), else the last line naming an error."""
         if outcome.stopped_because:
             return outcome.stopped_because
-        errors = [line.strip() for line in outcome.tail if re.search(r"(Error|Exception)\b", line)]
+        tail = outcome.tail
+        last = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].startswith("Traceback (most recent")), None)
+        if last is not None:  # the traceback's frames are indented; the first line that is not is the exception
+            raised = next((line for line in tail[last + 1:] if PYTHON_EXCEPTION_LINE.match(line)), None)
+            if raised:
+                return raised.strip()[:500]
+        errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)]
         return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +23,13 @@ class RouterRejected(ValueError):
 
 
 class RouterClient:
-    def __init__(self, url: str, token: str | None = None, timeout_s: float = 5.0):
+    # Lifecycle reports are idempotent: one that met a router error or no router is sent again, after 0.5 s,
+    # 1 s, 2 s, ... within REPORT_RETRY_S in all (a restarting router, a dropped connection).
+    REPORT_RETRY_S = 10.0
+    FIRST_BACKOFF_S = 0.5
+
+    def __init__(self, url: str, token: str | None = None, timeout_s: float = 5.0,
+                 report_retry_s: float = REPORT_RETRY_S):
         self.url = url.rstrip("/")
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -33,6 +40,7 @@ class RouterClient:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self.timeout_s = timeout_s
+        self.report_retry_s = report_retry_s
 
     def _call(self, method: str, path: str, json_body: Any = None) -> Any:
         connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -58,9 +66,26 @@ class RouterClient:
             raise RouterUnavailable(f"router at {self.url} answered {status} with something that is not JSON: "
                                     f"{text[:200]!r}") from exc
 
+    def _call_idempotent(self, method: str, path: str, json_body: Any = None) -> Any:
+        """``_call``, retried with a growing pause while the router is unavailable (5xx, no answer), for at most
+        report_retry_s plus one call's timeout. A refusal (4xx) is final."""
+        deadline = time.monotonic() + self.report_retry_s
+        pause = self.FIRST_BACKOFF_S
+        while True:
+            try:
+                return self._call(method, path, json_body)
+            except RouterUnavailable:
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause *= 2
+
     def decide(self, app_id: str, mode: str = "auto", resources: dict | None = None,
-               spark_conf: dict | None = None, airflow: dict | None = None) -> dict:
+               spark_conf: dict | None = None, airflow: dict | None = None, dry_run: bool = False) -> dict:
+        """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded."""
         body: dict[str, Any] = {"app_id": app_id, "mode": mode}
+        if dry_run:
+            body["dry_run"] = True
         if resources:
             body["resources"] = {k: v for k, v in resources.items() if v is not None}
         if spark_conf:
@@ -73,10 +98,12 @@ class RouterClient:
                exit_code: int | None = None) -> dict:
         body = {"event": event, "failure_kind": failure_kind, "message": message and message[-10_000:],
                 "exit_code": exit_code}
-        return self._call("POST", f"/api/v1/runs/{run_id}/events", {k: v for k, v in body.items() if v is not None})
+        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
+                                     {k: v for k, v in body.items() if v is not None})
 
     def fallback(self, run_id: str, reason: str | None = None) -> dict:
-        return self._call("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and reason[:2000]})
+        # Idempotent too: asked again for the same run, the router returns the rerun it recorded.
+        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and reason[:2000]})
 
     def record_compatibility(self, app_id: str, findings: list[dict]) -> dict:
         return self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})

@@ -26,11 +26,15 @@ if TYPE_CHECKING:
 PRELOAD = ("pyspark.sql.connect.session", "pyspark.sql.functions", "client_runtime.session")
 # Set by the launcher for the app alone: the interpreter must not start in Connect mode before the decision.
 CLEARED_ENV = ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")
+# An app's PYTHONHASHSEED unless the user set one: a standalone driver gets it from the launcher, and an
+# interpreter takes it only when it starts, so this one starts with it.
+HASH_SEED = "0"
 
 
 def start() -> subprocess.Popen:
     """Start the interpreter (its own process group, like every app process) and let it preload."""
     env = {key: value for key, value in os.environ.items() if key not in CLEARED_ENV}
+    env.setdefault("PYTHONHASHSEED", HASH_SEED)
     return subprocess.Popen([sys.executable, "-u", "-m", "client_runtime.runner"], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)

@@ -155,7 +155,8 @@ def _decide(args: argparse.Namespace) -> int:
     settings = get_settings()
     client = RouterClient(settings.url, settings.token("api_token"))
     try:
-        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf))
+        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf),
+                                 dry_run=not args.record)
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RouterRejected) else 1
@@ -164,7 +165,9 @@ def _decide(args: argparse.Namespace) -> int:
 
         print(json.dumps(decision, indent=2))
         return 0
-    print(f"{decision['app_id']}: {decision['mode']} (run {decision['run_id']}, policy {decision['policy_version']})")
+    run = (f"run {decision['run_id']}, counted in flight for capacity.decided_max_age_s unless it starts"
+           if decision["run_id"] else "dry run: no run recorded")
+    print(f"{decision['app_id']}: {decision['mode']} ({run}; policy {decision['policy_version']})")
     for reason in decision["reasons"]:
         print(f"  - [{reason['rule']}] {reason['message']}")
     if decision["connect_url"]:
@@ -308,13 +311,17 @@ def build_parser() -> argparse.ArgumentParser:
     cluster.add_argument("--json", action="store_true", help="status as JSON")
     cluster.set_defaults(func=_cluster)
 
-    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why",
-                                 description="Ask the router (SPARK_ROUTER_URL) for a decision. This records a "
-                                             "decided run, as the launcher does.")
+    decide = commands.add_parser("decide", help="ask the router where a run of an app would go, and why (a dry run)",
+                                 description="Ask the router (SPARK_ROUTER_URL) where a run of the app would go "
+                                             "now, and why. A dry run: nothing is recorded and no capacity is "
+                                             "held (--record records a decided run, as the launcher does).")
     decide.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
     decide.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"])
     _add_resource_options(decide)
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.add_argument("--record", action="store_true",
+                        help="record a decided run, as `spark-router run` does; one that never starts stops counting "
+                             "as in flight after the policy's capacity.decided_max_age_s (5 min)")
     decide.set_defaults(func=_decide)
 
     run = commands.add_parser(

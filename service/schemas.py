@@ -157,6 +157,8 @@ class DecisionRequest(Strict):
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
     spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.")], ConfValue] = Field(default_factory=dict)
     airflow: AirflowContext | None = None
+    dry_run: bool = Field(False, description="Only say where a run would go and why: no run is recorded, no "
+                                             "capacity held, no cool-down try granted (run_id is null).")
 
 
 class ReasonOut(BaseModel):
@@ -168,7 +170,7 @@ class ReasonOut(BaseModel):
 
 
 class DecisionOut(BaseModel):
-    run_id: str
+    run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
     mode: Literal["connect", "standalone"]
     rule: str
@@ -178,19 +180,24 @@ class DecisionOut(BaseModel):
                                                       "attributes its stages to this run.")
     policy_version: str
     decided_at: datetime
+    dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
 
 
 class RunEvent(Strict):
-    event: Literal["started", "succeeded", "failed"]
-    failure_kind: Literal["connect", "app"] | None = Field(
-        default=None, description="For failed: connect (the Connect server or client failed) or app.")
+    event: Literal["started", "succeeded", "failed", "cancelled"] = Field(
+        description="cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or execution_timeout); "
+                    "neither an app failure nor a Connect failure.")
+    failure_kind: Literal["connect", "app", "pending"] | None = Field(
+        default=None, description="For failed: connect (the Connect server or client failed), app, or pending: a "
+                                  "failed Connect run that is being rerun standalone, whose outcome settles it "
+                                  "(rerun succeeded: connect; rerun failed: app; rerun cancelled: unknown).")
     message: str | None = Field(default=None, max_length=10_000)
     exit_code: int | None = None
 
     @model_validator(mode="after")
     def _failure_has_kind(self):
         if self.event == "failed" and self.failure_kind is None:
-            raise ValueError("failure_kind (connect or app) is required when event is failed")
+            raise ValueError("failure_kind (connect, app or pending) is required when event is failed")
         return self
 
 

@@ -3,6 +3,7 @@
 Needs an Airflow connection ``spark_router_default`` (type ``spark_router``: host = the router's URL) and, on
 the workers, the project's ``client`` extra (pyspark) and a JDK for standalone runs. The apps are the
 repository's examples; set SPARK_ROUTER_EXAMPLE_APPS to another folder, or use your own files or s3:// URIs.
+This file works copied into any DAGs folder: it finds the examples through the installed package.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param, task
 
+import airflow_plugins
 from airflow_plugins import SparkRouterOperator
 
+# The examples/apps folder of the checkout the project is installed from (pip install -e); an install from a
+# wheel has none: set SPARK_ROUTER_EXAMPLE_APPS.
 APPS = os.environ.get("SPARK_ROUTER_EXAMPLE_APPS",
-                      str(Path(__file__).resolve().parents[2] / "examples" / "apps"))
+                      str(Path(airflow_plugins.__file__).resolve().parent.parent / "examples" / "apps"))
 
 with DAG(
     dag_id="spark_router_example",

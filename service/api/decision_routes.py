@@ -1,6 +1,7 @@
 """Routing decisions and the run lifecycle, for the launcher and the Airflow operator."""
 
 from fastapi import APIRouter, Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import SessionDep, require_api_token
 from service.db.models import Decision, Run
@@ -15,10 +16,20 @@ router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(r
 
 @router.post("/decisions", response_model=DecisionOut)
 async def post_decision(body: DecisionRequest, request: Request) -> Response:
-    """Decide where a new run of the app goes (connect or standalone), and why. Creates the run."""
-    decision = observability.count_decision(await request.app.state.decider.decide(body), request)
+    """Decide where a new run of the app goes (connect or standalone), and why. Creates the run, which counts
+    as in flight until it is reported finished. With `dry_run: true`, only says where and why: no run."""
+    state = request.app.state
+    if body.dry_run:
+        decision = await run_in_threadpool(_preview, state, body)
+    else:
+        decision = observability.count_decision(await state.decider.decide(body), request)
     # Serialized here, once: the hot path skips FastAPI's re-validation of the response model.
     return Response(decision.model_dump_json(), media_type="application/json")
+
+
+def _preview(state, body: DecisionRequest) -> DecisionOut:
+    with state.sessions() as session:
+        return decider.preview(session, body, state.policies.get(), state.settings)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
@@ -37,7 +48,8 @@ def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
 
 @router.post("/runs/{run_id}/events", response_model=RunDetail)
 def post_run_event(run_id: str, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
-    """Report that a run started, succeeded or failed (failure_kind connect or app)."""
+    """Report that a run started, succeeded, failed (failure_kind connect, app or pending) or was cancelled.
+    The end of a standalone rerun settles the pending failure of the Connect run it replaced."""
     lifecycle.report(session, run_id, event.event, event.failure_kind, event.message, event.exit_code)
     return get_run(run_id, request, session)
 

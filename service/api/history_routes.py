@@ -1,6 +1,6 @@
 """Run history by app."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -29,9 +29,10 @@ def get_runs(app_id: str, session: SessionDep, limit: Limit = 50, offset: Offset
 
 
 @router.get("/servers", response_model=list[ServerOut])
-def get_servers(session: SessionDep):
-    """Spark applications running the listener, with their last heartbeat."""
-    return queries.list_servers(session)
+def get_servers(session: SessionDep, kind: Literal["connect", "standalone"] = "connect"):
+    """Connect servers running the listener, with their last heartbeat (and servers known so far only from the
+    stages they sent). `?kind=standalone`: the listeners of standalone applications instead, one per run."""
+    return queries.list_servers(session, kind)
 
 
 @router.put("/apps/{app_id:path}/compatibility")

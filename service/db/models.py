@@ -113,13 +113,16 @@ class Run(MetricColumns, Base):
     run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
-    # decided -> running -> succeeded | failed, as the launcher reports; a run seen only through the listener
+    # decided -> running -> succeeded | failed | cancelled, as the launcher reports (cancelled: stopped from
+    # outside, neither the app's failure nor Connect's); a run seen only through the listener
     # (no decision, no reports: a notebook, the warm-up query) is "observed" and never counts as in flight.
     status: Mapped[str] = mapped_column(String(20), default="observed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     finished_at: Mapped[datetime | None] = mapped_column()
-    failure_kind: Mapped[str | None] = mapped_column(String(20))  # connect | app
+    # connect | app, or for a failed Connect run rerun standalone: pending until the rerun ends, then connect
+    # (the rerun succeeded), app (it failed too) or unknown (it was cancelled). See history/lifecycle.py.
+    failure_kind: Mapped[str | None] = mapped_column(String(20))
     failure_message: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces

@@ -1,4 +1,4 @@
-"""A run's lifecycle (started, succeeded, failed, fell back) and the per-app aggregates it keeps current."""
+"""A run's lifecycle (started, succeeded, failed, cancelled, fell back) and the per-app aggregates it keeps current."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from service.db.models import RECENT_RUNS_KEPT, App, Run, utcnow
 from service.errors import Conflict, UnknownRun
 from service.history.apps import lock_app
 
-TERMINAL = ("succeeded", "failed")
+# cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or execution_timeout).
+TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def run_duration_ms(run: Run) -> int | None:
@@ -46,7 +47,10 @@ def refresh_late_metrics(session: Session, run_ids: list[str]) -> None:
 
 def report(session: Session, run_id: str, event: str, failure_kind: str | None = None,
            message: str | None = None, exit_code: int | None = None) -> Run:
-    """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not."""
+    """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not.
+
+    decided -> running -> succeeded | failed | cancelled. A failed Connect run that the launcher reruns
+    standalone is failed with failure_kind "pending" until the rerun ends, which settles it (see _settle)."""
     run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
     if run is None:
         raise UnknownRun(run_id)
@@ -55,6 +59,12 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         if event == run.status or event == "started":
             return run
         raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
+    if failure_kind == "pending" and run.mode != "connect":
+        raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to settle "
+                       f"its failure")
+    # The Connect run this one reruns, locked before the app (the order every path here takes).
+    replaced = (session.scalars(select(Run).where(Run.run_id == run.fallback_of).with_for_update()).one_or_none()
+                if run.fallback_of and event in TERMINAL else None)
     if event == "started":
         run.status, run.started_at = "running", run.started_at or now
     elif event == "succeeded":
@@ -66,12 +76,39 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         remember_success(app, run)
     elif event == "failed":
         if failure_kind is None:
-            raise Conflict("a failed run needs failure_kind: connect or app")
+            raise Conflict("a failed run needs failure_kind: connect, app or pending")
         run.status, run.finished_at, run.exit_code = "failed", now, exit_code
         run.failure_kind, run.failure_message = failure_kind, message
         if run.mode == "connect" and failure_kind == "connect":
-            app = lock_app(session, run.app_id)
-            app.connect_failure_streak += 1
-            app.last_connect_failure_at = now
+            count_connect_failure(session, run, now)
+    elif event == "cancelled":
+        # Stopped from outside: neither the app's failure nor Connect's, so no streak and no failure counts.
+        run.status, run.finished_at, run.exit_code = "cancelled", now, exit_code
+        run.failure_message = message
+    if replaced is not None:
+        _settle(session, replaced, event)
     session.commit()
     return run
+
+
+def count_connect_failure(session: Session, run: Run, now) -> None:
+    """A Connect run failed because of Connect: one more in the app's streak."""
+    app = lock_app(session, run.app_id)
+    app.connect_failure_streak += 1
+    app.last_connect_failure_at = now
+
+
+# What the end of a standalone rerun says about the failed Connect run it replaced.
+SETTLED_BY = {"succeeded": "connect",   # the app runs fine without Connect: Connect failed it
+              "failed": "app",          # it fails standalone too: the app's own failure
+              "cancelled": "unknown"}   # stopped before it could tell
+
+
+def _settle(session: Session, connect_run: Run, rerun_event: str) -> None:
+    """Classify a Connect failure by the outcome of its standalone rerun. Only a "pending" failure is settled:
+    one the launcher already classified (connect or app, an older launcher) keeps its kind and its count."""
+    if connect_run.status != "failed" or connect_run.failure_kind != "pending":
+        return
+    connect_run.failure_kind = SETTLED_BY[rerun_event]
+    if connect_run.failure_kind == "connect":
+        count_connect_failure(session, connect_run, connect_run.finished_at or utcnow())

@@ -10,14 +10,23 @@ from sqlalchemy.orm import Session
 from service.db.models import IN_FLIGHT, App, Heartbeat, Restart, Run, Server, utcnow
 
 
-def in_flight(since):
-    """Runs decided or running, not reported finished, created since `since` (older ones no longer count)."""
-    return Run.status.in_(IN_FLIGHT) & (Run.created_at >= since)
+def in_flight(since, decided_since):
+    """Runs decided or running, not reported finished: running ones created since `since`, decided ones that
+    never started created since `decided_since` (a decision nobody ran, e.g. `spark-router decide --record`,
+    stops holding capacity after a few minutes; older runs of either kind no longer count)."""
+    return (Run.status.in_(IN_FLIGHT) & (Run.created_at >= since)
+            & ((Run.status == "running") | (Run.created_at >= decided_since)))
 
 
-def connect_in_flight(since):
+def connect_in_flight(since, decided_since):
     """The Connect runs in flight: the shared server's load."""
-    return (Run.mode == "connect") & in_flight(since)
+    return (Run.mode == "connect") & in_flight(since, decided_since)
+
+
+def in_flight_cutoffs(capacity, now) -> dict:
+    """The creation times `in_flight` counts from, by the policy's capacity knobs: {since, decided_since}."""
+    return {"since": now - timedelta(seconds=capacity.in_flight_max_age_s),
+            "decided_since": now - timedelta(seconds=capacity.decided_max_age_s)}
 
 
 def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
@@ -39,8 +48,11 @@ def list_runs(session: Session, app_id: str, limit: int, offset: int) -> list[Ru
                                 .order_by(Run.created_at.desc(), Run.run_id).limit(limit).offset(offset)))
 
 
-def list_servers(session: Session) -> list[Server]:
-    return list(session.scalars(select(Server).order_by(Server.server_id)))
+def list_servers(session: Session, kind: str = "connect") -> list[Server]:
+    """Connect servers (with those no heartbeat has named yet: known only from their stages), or the listeners
+    of standalone applications (one per run)."""
+    which = Server.kind == "standalone" if kind == "standalone" else Server.kind != "standalone"
+    return list(session.scalars(select(Server).where(which).order_by(Server.server_id)))
 
 
 def server_activity(session: Session, server_id: str, policy) -> dict | None:
@@ -50,8 +62,8 @@ def server_activity(session: Session, server_id: str, policy) -> dict | None:
     beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server_id)
                            .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
     now = utcnow()
-    since = now - timedelta(seconds=policy.capacity.in_flight_max_age_s)
-    runs = list(session.scalars(select(Run.run_id).where(connect_in_flight(since)).order_by(Run.created_at)))
+    cutoffs = in_flight_cutoffs(policy.capacity, now)
+    runs = list(session.scalars(select(Run.run_id).where(connect_in_flight(**cutoffs)).order_by(Run.created_at)))
     return {"server": server, "last_heartbeat": beat,
             "heartbeat_age_s": (now - beat.received_at).total_seconds() if beat else None,
             "in_flight_connect_runs": len(runs), "in_flight_run_ids": runs[:10]}

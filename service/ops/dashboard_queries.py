@@ -26,7 +26,7 @@ from service.db.models import (
     utcnow,
 )
 from service.history.lifecycle import run_duration_ms
-from service.history.queries import in_flight, list_restarts
+from service.history.queries import in_flight, in_flight_cutoffs, list_restarts
 from service.routing.policy import Policy
 from service.routing.rules import HISTORY_METRICS
 
@@ -167,8 +167,8 @@ def decisions_over_time(session: Session, days: float, bucket: str) -> dict:
 
 
 def summary(session: Session, policy: Policy, days: float) -> dict:
-    """Totals over the window: decisions by mode, fallbacks and the fallback rate, Connect failures, runs in
-    flight, task time by mode."""
+    """Totals over the window: decisions by mode, fallbacks and the fallback rate, Connect and app failures (a
+    cancelled run is neither: it is counted apart), runs in flight, task time by mode."""
     now = utcnow()
     since = now - timedelta(days=days)
     by_kind = dict(session.execute(select(_kind(), func.count()).where(Decision.created_at >= since)
@@ -179,6 +179,7 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         .where(Run.created_at >= since, Run.status == "failed").group_by(Run.failure_kind)).all())
     connect_failures = session.scalar(select(func.count()).where(
         Run.created_at >= since, Run.mode == "connect", Run.status == "failed", Run.failure_kind == "connect"))
+    cancelled = session.scalar(select(func.count()).where(Run.created_at >= since, Run.status == "cancelled"))
     in_flight = in_flight_runs(session, policy)
     task_ms = dict(session.execute(select(Run.mode, func.coalesce(func.sum(Run.executor_run_time_ms), 0))
                                    .where(Run.created_at >= since).group_by(Run.mode)).all())
@@ -188,7 +189,7 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         "fallbacks": fallbacks,
         # Of the runs sent to Connect, how many had to be rerun standalone.
         "fallback_rate": round(fallbacks / connect, 4) if connect else None,
-        "connect_failures": connect_failures, "app_failures": failures.get("app", 0),
+        "connect_failures": connect_failures, "app_failures": failures.get("app", 0), "cancelled": cancelled,
         "in_flight": {"connect": in_flight.get("connect", 0), "standalone": in_flight.get("standalone", 0)},
         "task_time_ms": {mode: int(value) for mode, value in task_ms.items()},
     }
@@ -315,5 +316,5 @@ def run_detail(session: Session, run_id: str, stage_limit: int = 500) -> dict | 
 
 
 def in_flight_runs(session: Session, policy: Policy) -> dict[str, int]:
-    since = utcnow() - timedelta(seconds=policy.capacity.in_flight_max_age_s)
-    return dict(session.execute(select(Run.mode, func.count()).where(in_flight(since)).group_by(Run.mode)).all())
+    cutoffs = in_flight_cutoffs(policy.capacity, utcnow())
+    return dict(session.execute(select(Run.mode, func.count()).where(in_flight(**cutoffs)).group_by(Run.mode)).all())

@@ -82,7 +82,8 @@ def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
 # ------------------------------------------------------------------------------------------------ backends
 
 class LocalBackend:
-    """The local server of `spark-router connect-server`."""
+    """The local server of `spark-router connect-server`, started again on the ports it ran on (from its state
+    file; the settings' only when it is not running)."""
 
     name = "local"
 
@@ -90,8 +91,11 @@ class LocalBackend:
         self.settings, self.progress = settings, progress
 
     def restart(self) -> None:
+        running = connect_server.read_state(self.settings)
+        port, ui_port = (running.port, running.ui_port) if running else (None, None)
         connect_server.stop(self.settings, progress=self.progress)
-        connect_server.start(self.settings, progress=self.progress)  # returns after its warm-up query
+        # Returns after its warm-up query.
+        connect_server.start(self.settings, port=port, ui_port=ui_port, progress=self.progress)
 
 
 class CommandBackend:
@@ -174,10 +178,11 @@ BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": Kube
 
 class RestartCoordinator:
     def __init__(self, settings: Settings, admin: AdminClient, backend, progress: Callable[[str], None] = print,
-                 rest: Callable[[], list[str]] | None = None):
+                 rest: Callable[[str], list[str]] = rest_activity):
+        """``rest(ui_url)``: the work the driver's REST API shows."""
         self.settings, self.admin, self.backend, self.progress = settings, admin, backend, progress
         self.server_id = settings.connect_server_id
-        self.rest = rest or (lambda: rest_activity(settings.resolved_connect_ui_url))
+        self.rest = rest
 
     def run(self, window_s: float, force: bool) -> int:
         record = {"server_id": self.server_id, "backend": self.backend.name, "requested_at": now()}
@@ -222,13 +227,15 @@ class RestartCoordinator:
         deadline = time.monotonic() + window_s
         last_said = None
         while True:
+            activity = self.admin.activity(self.server_id)
+            ui_url = self._ui_url(activity)
             try:
-                rest = self.rest()
+                rest = self.rest(ui_url)
             except httpx.HTTPError as exc:
                 rest = []
-                self.progress(f"Spark UI REST API unavailable ({exc.__class__.__name__}); judging from the router "
-                              f"and the listener only")
-            reasons = busy_reasons(self.admin.activity(self.server_id), rest)
+                self.progress(f"Spark UI REST API at {ui_url} unavailable ({exc.__class__.__name__}); judging from "
+                              f"the router and the listener only")
+            reasons = busy_reasons(activity, rest)
             if not reasons:
                 self.progress("no client work on the server")
                 return True, []
@@ -238,6 +245,12 @@ class RestartCoordinator:
             if time.monotonic() >= deadline:
                 return False, reasons
             time.sleep(min(self.settings.restart_poll_s, max(0.1, deadline - time.monotonic())))
+
+    def _ui_url(self, activity: dict) -> str:
+        """SPARK_ROUTER_CONNECT_UI_URL when set; else the UI the server's listener reports (the port the server
+        really runs on); else http://127.0.0.1:<SPARK_ROUTER_CONNECT_UI_PORT>."""
+        reported = (activity.get("server") or {}).get("ui_url")
+        return (self.settings.connect_ui_url or reported or self.settings.resolved_connect_ui_url).rstrip("/")
 
     def _wait_for_listener(self, before: dict) -> None:
         """The restarted server is ready for routing once its listener reports from the new application."""

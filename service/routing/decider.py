@@ -8,16 +8,16 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
 from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
-from service.db.models import App, Decision, Run, utcnow
+from service.db.models import App, Decision, Run, Server, utcnow
 from service.errors import Conflict, UnknownRun
+from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import decision_store, rules
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
@@ -54,8 +54,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     the policy cannot decide gets its exception in its place; the others are stored."""
     now = utcnow()
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
-                                settings.connect_server_id, now,
-                                since=now - timedelta(seconds=policy.capacity.in_flight_max_age_s))
+                                settings.connect_server_id, now, **in_flight_cutoffs(policy.capacity, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
     load = state.in_flight_cores
     results: list[DecisionOut | Exception] = []
@@ -93,6 +92,27 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     return results
 
 
+def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
+    """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
+    held; no cool-down try granted; the app not created or marked seen."""
+    now = utcnow()
+    server = session.get(Server, settings.connect_server_id)
+    load = session.scalar(select(func.coalesce(func.sum(Run.predicted_cores), 0.0))
+                          .where(connect_in_flight(**in_flight_cutoffs(policy.capacity, now))))
+    verdict = rules.decide(rules.DecisionFacts(
+        now=now, requested_mode=request.mode, resources=resources(request),
+        app=aggregates(session.get(App, request.app_id)),
+        server=None if server is None else rules.ServerFacts(server.last_heartbeat_at, server.draining),
+        in_flight_cores=float(load)), policy)
+    airflow = request.airflow
+    run = {"run_id": None, "app_id": request.app_id, "dag_id": airflow and airflow.dag_id,
+           "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
+           "try_number": airflow and airflow.try_number}
+    decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
+    return decision_out(decision, run, settings).model_copy(update={"dry_run": True})
+
+
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
@@ -125,7 +145,9 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
 
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"], "spark.router.runId": run["run_id"]}
+    confs = {"spark.router.appId": run["app_id"]}
+    if run["run_id"] is not None:  # None: a dry run, which has no run
+        confs["spark.router.runId"] = run["run_id"]
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})

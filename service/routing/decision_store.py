@@ -29,13 +29,15 @@ class BatchState:
     in_flight_cores: float  # predicted load of the Connect runs in flight
 
 
-def read(connection: Connection, app_ids: list[str], server_id: str, now: datetime, since: datetime) -> BatchState:
+def read(connection: Connection, app_ids: list[str], server_id: str, now: datetime, since: datetime,
+         decided_since: datetime) -> BatchState:
     """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with the
-    server's health and the load of the Connect runs in flight (created since `since`). `app_ids` sorted:
-    concurrent batches then lock rows in the same order and cannot deadlock."""
+    server's health and the load of the Connect runs in flight (``queries.in_flight``: running since `since`,
+    decided since `decided_since`). `app_ids` sorted: concurrent batches then lock rows in the same order and
+    cannot deadlock."""
     if connection.dialect.name == "postgresql":
-        return _read_postgresql(connection, app_ids, server_id, now, since)
-    return _read_sqlite(connection, app_ids, server_id, now, since)
+        return _read_postgresql(connection, app_ids, server_id, now, since, decided_since)
+    return _read_sqlite(connection, app_ids, server_id, now, since, decided_since)
 
 
 def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
@@ -52,7 +54,7 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
 # The batch's rows travel as one JSON parameter each: encoding them is one call to the json module, and the
 # database unpacks them (json_populate_recordset), where arrays of 15 columns cost the driver far more.
 
-_CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s")).compile(
+_CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"), literal_column("%(decided_since)s")).compile(
     dialect=postgresql.dialect(paramstyle="named"), compile_kwargs={"literal_binds": True})
 
 # New apps are created here as in history.apps.mark_seen, in the same statement as the read.
@@ -88,10 +90,10 @@ def _cursor(connection: Connection):
     return connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
 
 
-def _read_postgresql(connection, app_ids, server_id, now, since) -> BatchState:
+def _read_postgresql(connection, app_ids, server_id, now, since, decided_since) -> BatchState:
     with _cursor(connection) as cursor:
         rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
-                                                 "server_id": server_id}).fetchall()
+                                                 "decided_since": decided_since, "server_id": server_id}).fetchall()
     first = rows[0]
     server = None if first.draining is None else _server_facts(first)
     return BatchState({row.app_id: row for row in rows}, server, float(first.in_flight_cores))
@@ -125,7 +127,7 @@ _SERVER_AND_LOAD = (
     select(_SERVERS.c.last_heartbeat_at, _SERVERS.c.draining,
            _BEATS.c.executors, _BEATS.c.executor_cores, _BEATS.c.max_executors,
            select(func.coalesce(func.sum(_RUNS.c.predicted_cores), 0.0))
-           .where(connect_in_flight(bindparam("since")))
+           .where(connect_in_flight(bindparam("since"), bindparam("decided_since")))
            .scalar_subquery().label("in_flight_cores"))
     .select_from(_SERVERS.outerjoin(_BEATS, _BEATS.c.id == _LATEST_BEAT))
     .where(_SERVERS.c.server_id == bindparam("server_id")))
@@ -133,11 +135,12 @@ _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
 
 
-def _read_sqlite(connection, app_ids, server_id, now, since) -> BatchState:
+def _read_sqlite(connection, app_ids, server_id, now, since, decided_since) -> BatchState:
     rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
                                                        "recent_runs": []} for app_id in app_ids])
     apps = {row.app_id: row for row in rows}
-    server = connection.execute(_SERVER_AND_LOAD, {"server_id": server_id, "since": since}).one_or_none()
+    server = connection.execute(_SERVER_AND_LOAD, {"server_id": server_id, "since": since,
+                                                   "decided_since": decided_since}).one_or_none()
     if server is None:
         return BatchState(apps, None, 0.0)
     return BatchState(apps, _server_facts(server), float(server.in_flight_cores))

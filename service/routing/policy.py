@@ -101,6 +101,9 @@ class Capacity(PolicyModel):
     default_run_cores: float = Field(1, gt=0, description="Predicted load of a run with no history.")
     in_flight_max_age_s: float = Field(6 * 3600, gt=0,
                                        description="A Connect run not finished after this long no longer counts.")
+    decided_max_age_s: float = Field(5 * 60, gt=0,
+                                     description="A decided run that has not started after this long no longer "
+                                                 "counts (the launcher starts a run seconds after its decision).")
 
 
 class Policy(PolicyModel):

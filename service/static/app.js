@@ -446,7 +446,8 @@
           tile("On Connect", summary.decisions ? pct(summary.connect / summary.decisions) : "–", "of the decisions"),
           tile("Fallbacks", num(summary.fallbacks), `fallback rate ${pct(summary.fallback_rate)} of Connect runs`,
             summary.fallbacks > 0),
-          tile("Connect failures", num(summary.connect_failures), `${num(summary.app_failures)} app failures`,
+          tile("Connect failures", num(summary.connect_failures),
+            `${num(summary.app_failures)} app failures · ${num(summary.cancelled)} cancelled`,
             summary.connect_failures > 0),
           tile("In flight", num(summary.in_flight.connect + summary.in_flight.standalone),
             `${num(summary.in_flight.connect)} connect · ${num(summary.in_flight.standalone)} standalone`),
@@ -521,7 +522,10 @@
       const reasons = run.decision.reasons;
       parts.push(reasons[0].message + (reasons.length > 1 ? ` (+${reasons.length - 1} more)` : ""));
     }
-    if (run.failure_message) parts.push(`Failed (${run.failure_kind}): ${run.failure_message.slice(0, 300)}`);
+    if (run.failure_message) {
+      const what = run.status === "cancelled" ? "Cancelled" : `Failed (${run.failure_kind})`;
+      parts.push(`${what}: ${run.failure_message.slice(0, 300)}`);
+    }
     return parts.length ? parts.join(" — ") : null;
   }
 
@@ -582,7 +586,10 @@
       ["Stages", `${num(run.num_stages)} (${num(run.num_failed_stages)} failed)`],
       ["Predicted cores", run.mode === "connect" ? String(run.predicted_cores) : "–"],
     ];
-    if (run.failure_kind) lifecycle.push(["Failure", h("span", {}, badge(run.failure_kind, "failed"), " ", run.failure_message || "")]);
+    // A failure's kind: connect or app; pending while a standalone rerun decides it; unknown if the rerun was cancelled.
+    const kindClass = { pending: "pending", unknown: "unknown" }[run.failure_kind] || "failed";
+    if (run.failure_kind) lifecycle.push(["Failure", h("span", {}, badge(run.failure_kind, kindClass), " ", run.failure_message || "")]);
+    if (run.status === "cancelled") lifecycle.push(["Cancelled", h("span", { class: "muted", text: run.failure_message || "stopped from outside" })]);
     if (run.exit_code !== null) lifecycle.push(["Exit code", String(run.exit_code)]);
     if (run.fallback_of) lifecycle.push(["Fallback of", runLink(run.fallback_of)]);
     if (run.fell_back_to) lifecycle.push(["Fell back to", runLink(run.fell_back_to)]);

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -375,6 +376,27 @@ def test_example_dags_parse_and_restart_dag_skips_when_busy(tmp_path):
     states = [(run["state"], run["tasks"]["restart_connect_server"]["state"]) for run in runs]
     assert states == [("success", "skipped"), ("success", "success"), ("failed", "failed")], log[-5000:]
     assert calls.read_text().splitlines() == ["http://router.internal:8765 restart-server --window 60"] * 3
+
+
+EXAMPLE_APPS_OF_COPIED_DAG = """
+import json, sys
+from pathlib import Path
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=sys.argv[1])
+dag = bag.dags["spark_router_example"]
+apps = {task.task_id: task.application for task in dag.tasks if hasattr(task, "application")}
+print("APPS " + json.dumps({"errors": {path: str(error) for path, error in bag.import_errors.items()},
+                            "apps": apps, "found": {task: Path(app).is_file() for task, app in apps.items()}}))
+"""
+
+
+def test_the_example_dag_works_copied_into_another_dags_folder(bare_airflow, tmp_path):
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    shutil.copy(EXAMPLE_DAGS / "spark_router_example.py", dags)
+    found = last_json(bare_airflow.python(EXAMPLE_APPS_OF_COPIED_DAG, str(dags)), "APPS")
+    assert found["errors"] == {} and len(found["apps"]) == 4, found
+    assert all(found["found"].values()), found  # the repository's examples, wherever the DAG file is
 
 
 # --------------------------------------------------------- real Airflow, real router, real Connect server

@@ -3,11 +3,14 @@ process handling and its behaviour when the router is away."""
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 import zipfile
@@ -18,6 +21,7 @@ import pytest
 from client_runtime import artifacts, compat, runner
 from client_runtime.launcher import Launcher, RunRequest, with_user_id
 from client_runtime.process import AppProcess
+from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.session import bounded_retry_policy
 from client_runtime.settings import Settings
 from tests.support import REPO, free_port, wait_until
@@ -339,14 +343,17 @@ def preloaded_interpreters(marker: str | None = None) -> list[int]:
 
 def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
     """The router is away and the default is standalone: the interpreter preloaded for Connect is not used,
-    and not left running."""
-    app = write_app(tmp_path, "print('STANDALONE')\n")  # spark-submit runs it; it needs no SparkContext
+    and not left running. The app runs in the caller's directory, as with spark-submit, with a fixed hash seed."""
+    # spark-submit runs it; it needs no SparkContext.
+    app = write_app(tmp_path, "import os\nprint('STANDALONE', os.getcwd(), os.environ.get('PYTHONHASHSEED'))\n")
     settings = launcher_settings(tmp_path, router_timeout_s=0.5, mode_if_router_unreachable="standalone",
                                  standalone_master="local[1]")
+    workdir = tmp_path / "work"
+    workdir.mkdir()
     lines = []
     result = Launcher(settings, on_line=lines.append, on_event=lambda _e: None).run(
-        RunRequest(app_id="etl.alone", app=str(app)))
-    assert result.exit_code == 0 and result.mode == "standalone" and "STANDALONE" in lines
+        RunRequest(app_id="etl.alone", app=str(app), cwd=str(workdir)))
+    assert result.exit_code == 0 and result.mode == "standalone" and f"STANDALONE {workdir} 0" in lines
     assert preloaded_interpreters() == []
 
 
@@ -381,3 +388,96 @@ def test_waiting_for_a_long_app_costs_next_to_no_cpu():
                                lambda _line: None).wait()
     assert outcome.exit_code == 0
     assert time.process_time() - started < 0.025  # a poll every millisecond would cost ~60 ms here
+
+
+HASH_PROBE = """\
+import os, sys
+print("PROBE", os.getcwd(), os.environ.get("PYTHONHASHSEED"), hash("spark-router"))
+"""
+
+
+def hash_with_seed(seed: str) -> str:
+    return subprocess.run([sys.executable, "-c", "print(hash('spark-router'))"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("user_seed", [None, "123"])
+def test_a_connect_run_gets_the_callers_directory_and_the_standalone_hash_seed(tmp_path, monkeypatch, user_seed):
+    """The app of a Connect run runs where the launcher was started, with PYTHONHASHSEED=0 as a standalone run
+    (unless the user set one), and the launcher warns about relative paths given to it: they resolve on the
+    server."""
+    if user_seed:
+        monkeypatch.setenv("PYTHONHASHSEED", user_seed)
+    else:
+        monkeypatch.delenv("PYTHONHASHSEED", raising=False)
+    app = write_app(tmp_path, HASH_PROBE)
+    workdir = tmp_path / "work"
+    (workdir / "data").mkdir(parents=True)
+    (workdir / "data" / "orders.csv").write_text("store,amount\n")
+    monkeypatch.chdir(workdir)
+    lines, events = [], []
+    result = Launcher(launcher_settings(tmp_path, router_timeout_s=0.5), on_line=lines.append,
+                      on_event=events.append).run(
+        RunRequest(app_id="etl.hash", app=str(app), mode="connect", fallback=False,
+                   args=["data/orders.csv", "/abs/path", "12"]))
+    assert result.exit_code == 0 and result.mode == "connect", lines
+    seed = user_seed or "0"
+    assert f"PROBE {workdir} {seed} {hash_with_seed(seed)}" in lines
+    warnings = [e for e in events if e.startswith("WARNING: relative paths resolve on the Connect server")]
+    assert len(warnings) == 1 and "data/orders.csv may not be found" in warnings[0], events
+    assert "/abs/path" not in warnings[0] and "12" not in warnings[0].split(":")[-1]
+
+
+class FlakyRouter(http.server.BaseHTTPRequestHandler):
+    """Answers each request with the next status of its server's `statuses` (then 200), counting requests."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.server.calls.append(self.path)
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        body = json.dumps({"detail": "no"} if status >= 400 else {"run_id": "r", "status": "running"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky_router():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FlakyRouter)
+    server.calls, server.statuses = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_lifecycle_reports_are_retried_while_the_router_errs_and_not_when_it_refuses(flaky_router):
+    client = RouterClient(f"http://127.0.0.1:{flaky_router.server_port}", timeout_s=2, report_retry_s=5)
+    flaky_router.statuses[:] = [503, 502]
+    started = time.monotonic()
+    assert client.report("r", "started")["status"] == "running"
+    assert len(flaky_router.calls) == 3 and 1.4 < time.monotonic() - started < 4  # waited 0.5 s, then 1 s
+    flaky_router.calls.clear()
+    flaky_router.statuses[:] = [409]
+    with pytest.raises(RouterRejected):
+        client.report("r", "failed", "app")
+    assert len(flaky_router.calls) == 1  # a refusal is final
+    flaky_router.calls.clear()
+    flaky_router.statuses[:] = [503]
+    with pytest.raises(RouterUnavailable):
+        client.decide("etl.x")  # a decision creates a run: never sent twice
+    assert len(flaky_router.calls) == 1
+
+
+def test_a_report_to_a_router_that_is_gone_gives_up_within_its_bound():
+    client = RouterClient(f"http://127.0.0.1:{free_port()}", timeout_s=1, report_retry_s=2)
+    started = time.monotonic()
+    with pytest.raises(RouterUnavailable):
+        client.report("r", "succeeded")
+    assert 1.4 < time.monotonic() - started < 4  # 0.5 + 1 s of pauses; the next (2 s) would pass the bound

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -27,9 +28,15 @@ def launcher_env(router, connect_server, state_dir, **extra) -> dict:
     return env
 
 
-def spark_router_run(env, app_id, app, *options, timeout=400) -> subprocess.CompletedProcess:
-    command = [str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", app_id, *options, str(app)]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
+
+
+def spark_router_run(env, app_id, app, *options, args=(), cwd=None, timeout=400) -> subprocess.CompletedProcess:
+    """`spark-router run` in `cwd` (default the state dir: a standalone run's files land there, as with
+    spark-submit)."""
+    command = [SPARK_ROUTER, "run", "--app-id", app_id, *options, str(app), *(["--", *args] if args else [])]
+    return subprocess.run(command, env=env, cwd=cwd or env["SPARK_ROUTER_STATE_DIR"], capture_output=True,
+                          text=True, timeout=timeout, check=False)
 
 
 def result_line(output: str) -> str:
@@ -149,3 +156,110 @@ def test_app_with_its_own_session_is_attributed_on_connect(router, connect_serve
     [run] = wait_until(lambda: (runs := runs_of(router, app_id)) and runs[0]["num_stages"] > 0 and runs, 30,
                        "the stages of an app that set no spark.router.* confs")
     assert run["mode"] == "connect" and run["status"] == "succeeded" and run["shuffle_write_records"] > 0
+
+
+# ---------------------------------------------------------------------- fallback by outcome, cancel, cwd
+
+def run_detail(router, run_id) -> dict:
+    return router.get(f"/api/v1/runs/{run_id}")
+
+
+@pytest.mark.parametrize("app, refusal, result", [
+    ("word_lengths_spark_context.py", "[MASTER_URL_NOT_SET]", "RESULT 6500"),
+    ("hive_orders.py", "[NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT]", "RESULT 42.0"),
+])
+def test_unmodified_apps_that_connect_refuses_fall_back_and_succeed(router, connect_server, state_dir, tmp_path,
+                                                                   app, refusal, result):
+    """Apps written for spark-submit, which Spark Connect refuses in ways no output pattern of the old launcher
+    named: each Connect run fails, the standalone rerun succeeds, and that makes the failure Connect's."""
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"refused.{uuid.uuid4().hex[:6]}"
+    run = spark_router_run(env, app_id, TEST_APPS / app, "--mode", "connect", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert result in run.stdout and refusal in run.stdout  # the Connect run's error, then the rerun's result
+    assert "falling back to standalone" in run.stderr and "counts as a Connect failure" in run.stderr
+    failed, rerun = runs_of(router, app_id)
+    assert (rerun["mode"], rerun["status"]) == ("standalone", "succeeded")
+    detail = run_detail(router, failed["run_id"])
+    assert (detail["mode"], detail["status"], detail["failure_kind"]) == ("connect", "failed", "connect")
+    assert refusal in detail["failure_message"]  # what Connect said, kept
+    assert detail["fell_back_to"] == rerun["run_id"]
+
+
+def test_an_app_connect_refuses_every_time_goes_standalone_by_the_streak(router, connect_server, state_dir, tmp_path):
+    """pyspark.mllib needs a SparkContext, which the compatibility check cannot see here: each auto run goes to
+    Connect, fails, and succeeds standalone; after three, the streak sends the app standalone."""
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"mllib.{uuid.uuid4().hex[:6]}"
+    for _ in range(3):
+        run = spark_router_run(env, app_id, TEST_APPS / "die_fairness_mllib.py", cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "RESULT [1000, 1000, 1000, 1000, 1000, 1000] p-value 1.0" in run.stdout
+        assert "router: connect" in run.stderr and "compatibility check:" not in run.stderr
+    runs = runs_of(router, app_id)
+    assert [(r["mode"], r["status"]) for r in runs] == [("connect", "failed"), ("standalone", "succeeded")] * 3
+    for failed in runs[::2]:
+        detail = run_detail(router, failed["run_id"])
+        assert detail["failure_kind"] == "connect", detail
+        assert "CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT" in detail["failure_message"]
+    decided = subprocess.run([SPARK_ROUTER, "decide", "--app-id", app_id, "--json"], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    decision = json.loads(decided.stdout)
+    assert (decision["mode"], decision["rule"]) == ("standalone", "connect-failure-streak"), decision
+
+
+def test_a_real_app_bug_runs_twice_and_is_an_app_failure(router, connect_server, state_dir, tmp_path):
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"bug.{uuid.uuid4().hex[:6]}"
+    run = spark_router_run(env, app_id, EXAMPLES / "failing_app.py", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert run.stdout.count("ValueError: bad input: expected 11 rows, found 10") == 2  # once in each mode
+    assert "the standalone rerun failed too: the app failed, not Connect" in run.stderr
+    failed, rerun = runs_of(router, app_id)
+    assert [(r["mode"], r["status"]) for r in (failed, rerun)] == [("connect", "failed"), ("standalone", "failed")]
+    assert run_detail(router, failed["run_id"])["failure_kind"] == "app"
+    assert run_detail(router, rerun["run_id"])["failure_kind"] == "app"
+    assert router.get(f"/api/v1/dashboard/apps/{app_id}")["connect_failure_streak"] == 0
+
+
+def test_sigterm_to_spark_router_run_records_the_run_cancelled(router, connect_server, state_dir, tmp_path):
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"cancel.{uuid.uuid4().hex[:6]}"
+    launcher = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", app_id, "--mode", "connect",
+                                 str(TEST_APPS / "slow_udf.py"), "--", "60"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for line in launcher.stdout:
+            if line.startswith("STARTED"):
+                break
+        time.sleep(2)
+        launcher.send_signal(signal.SIGTERM)  # what Airflow, systemd or a shell's kill sends
+        output, _ = launcher.communicate(timeout=60)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 143, output[-3000:]
+    assert "falling back" not in output
+    [run] = runs_of(router, app_id)  # no standalone rerun
+    detail = run_detail(router, run["run_id"])
+    assert (detail["status"], detail["failure_kind"], detail["fell_back_to"]) == ("cancelled", None, None)
+    assert router.get(f"/api/v1/dashboard/apps/{app_id}")["connect_failure_streak"] == 0
+
+
+def test_a_relative_input_path_works_standalone_and_is_warned_about_on_connect(router, connect_server, state_dir,
+                                                                              tmp_path):
+    """As with spark-submit, the app runs where `spark-router run` was started: data/orders.csv is found by a
+    standalone run. On Connect it resolves on the server, which has no such file: the launcher says so, the
+    Connect run fails, the standalone rerun succeeds."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "orders.csv").write_text("store,amount\na,10\nb,12\na,20\n")
+    env = launcher_env(router, connect_server, state_dir)
+    app_id = f"relative.{uuid.uuid4().hex[:6]}"
+    run = spark_router_run(env, app_id, TEST_APPS / "store_totals.py", args=["data/orders.csv"], cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "RESULT [('a', 30), ('b', 12)]" in run.stdout
+    assert "WARNING: relative paths resolve on the Connect server, not in " in run.stderr
+    assert "data/orders.csv may not be found there" in run.stderr
+    failed, rerun = runs_of(router, app_id)
+    assert (failed["mode"], failed["status"], rerun["mode"], rerun["status"]) == \
+        ("connect", "failed", "standalone", "succeeded")

@@ -151,8 +151,9 @@ def test_standalone_run_is_recorded_the_same_way(tmp_path):
         assert run["mode"] == "standalone"
         assert run["shuffle_write_records"] == 100
         assert run["executor_run_time_ms"] > 0 and run["shuffle_write_bytes"] > 0
-        servers = router.get("/api/v1/servers")
-        assert any(s["kind"] == "standalone" for s in servers)
+        # Kept apart from the Connect servers.
+        assert any(s["kind"] == "standalone" for s in router.get("/api/v1/servers", kind="standalone"))
+        assert not any(s["kind"] == "standalone" for s in router.get("/api/v1/servers"))
     finally:
         router.stop()
 

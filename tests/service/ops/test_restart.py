@@ -158,3 +158,26 @@ def test_restart_is_skipped_when_work_outlasts_the_window(router, connect_server
     latest = router.get("/api/v1/restarts", server_id="connect-test")[0]
     assert latest["outcome"] == "skipped" and "still busy" in latest["message"]
     assert not any(s["draining"] for s in router.get("/api/v1/servers"))
+
+
+@pytest.mark.spark
+def test_a_local_restart_comes_back_on_the_ports_the_server_ran_on(router, connect_server, state_dir):
+    """The session's server runs on free ports, not the defaults, and restart-server is told neither: it starts
+    the server again on the port and UI port it ran on (its state file), and judges idleness through the UI
+    its listener reports."""
+    from service.ops import connect_server as local_server
+
+    settings = connect_server.settings
+    env = server_env(router, connect_server, state_dir)
+    del env["SPARK_ROUTER_CONNECT_PORT"], env["SPARK_ROUTER_CONNECT_UI_PORT"]  # the defaults: 15002, 4040
+    wait_until(lambda: current_spark_app(router), 30, "a heartbeat")
+    before = current_spark_app(router)
+    [server] = [s for s in router.get("/api/v1/servers") if s["server_id"] == "connect-test"]
+    assert server["ui_url"].endswith(f":{settings.connect_ui_port}"), server
+    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "60"], env=env, capture_output=True,
+                               text=True, timeout=400, check=False)
+    assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
+    assert "REST API" not in restarted.stdout  # the idle check reached the server's own UI
+    state = local_server.read_state(settings)
+    assert (state.port, state.ui_port) == (settings.connect_port, settings.connect_ui_port)
+    assert current_spark_app(router) != before  # the listener of the new application reports
