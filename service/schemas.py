@@ -175,7 +175,10 @@ class DecisionOut(BaseModel):
     mode: Literal["connect", "standalone"]
     rule: str
     reasons: list[ReasonOut]
-    connect_url: str | None = Field(description="Where to connect; null for standalone runs.")
+    connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
+                                                "placed on; null for standalone runs.")
+    server_id: str | None = Field(None, description="The Connect server of the pool the run was placed on; null for "
+                                                    "standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
     policy_version: str
