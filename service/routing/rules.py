@@ -367,12 +367,11 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
         chosen, why = pinned, f"Placed on {pinned.server_id}, the server an admin pinned the app to."
     elif candidates:
         chosen = max(candidates, key=lambda server: free_cores(server, policy))  # max keeps the first of equals
-        capacity, source = server_capacity(chosen, policy)
-        others = "; ".join(f"{s.server_id} {free_cores(s, policy):.1f} of {server_capacity(s, policy)[0]:g}"
+        others = ", ".join(f"{s.server_id} {free_cores(s, policy):.1f} of {server_capacity(s, policy)[0]:g}"
                            for s in candidates if s is not chosen)
         why = (f"Placed on {chosen.server_id}, the server with the most free capacity: "
-               f"{free_cores(chosen, policy):.1f} of its {capacity:g} cores ({source}) free of runs in flight"
-               + (f" (others: {others})." if others else "; no other server can take a run now."))
+               f"{free_cores(chosen, policy):.1f} of its {server_capacity(chosen, policy)[0]:g} cores free of runs "
+               f"in flight" + (f" (others: {others})." if others else "; no other server can take a run now."))
     else:
         chosen = facts.servers[0]
         why = (f"Placed on {chosen.server_id}, the default server: no server of the pool can take a run now, and "
