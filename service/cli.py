@@ -272,7 +272,9 @@ def _restart_server(args: argparse.Namespace) -> int:
     admin = AdminClient(settings.url, settings.token("admin_token"), timeout_s=10)
 
     def progress(message: str) -> None:
-        print(f"[restart-server] {message}", flush=True)
+        from datetime import datetime
+
+        print(f"[restart-server {datetime.now():%H:%M:%S}] {message}", flush=True)
 
     def backend_for(server_settings):
         return restart.BACKENDS[server_settings.restart_backend](server_settings, progress)

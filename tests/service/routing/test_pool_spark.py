@@ -126,7 +126,9 @@ def test_a_pinned_app_stays_on_its_server(router, pool, state_dir):
         httpx.delete(f"{router.url}/api/v1/admin/apps/{app_id}/pin", timeout=10)
 
 
-def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_nothing(router, pool, state_dir):
+@pytest.mark.timeout(1800)  # two restarts on a shared two-core machine
+def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_nothing(router, pool, state_dir,
+                                                                                    tmp_path):
     connect_server, second = pool
     both_up(router, connect_server, second)
     env = env_of(router, connect_server, state_dir)
@@ -135,14 +137,17 @@ def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_not
     # Work in flight on both servers when the restart begins: the drain must wait for it, not kill it.
     slow = [Run(env, f"pool.slow{i}.{tag}", SLOW, "8") for i in range(2)]
     wait_until(lambda: all("STARTED" in run.output for run in slow), 120, "the slow runs to start")
-    rolling = subprocess.Popen([SPARK_ROUTER, "restart-server", "--rolling", "--window", "240"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path / "restart-server.log"
+    with open(log, "w") as out:
+        rolling = subprocess.Popen([SPARK_ROUTER, "restart-server", "--rolling", "--window", "240"], env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, text=True)
     arriving: list[Run] = []
-    while rolling.poll() is None:  # a steady stream, two at a time at most (the machine has two cores)
-        if sum(run.process.poll() is None for run in arriving) < 2:
+    while rolling.poll() is None:  # a steady stream of runs, one after the other (the machine has two cores)
+        if not arriving or arriving[-1].process.poll() is not None:
             arriving.append(Run(env, f"pool.stream{len(arriving)}.{tag}", LIGHT, "1000"))
-        time.sleep(3)
-    rolled = rolling.stdout.read()
+        time.sleep(2)
+    rolled = log.read_text()
+    print(rolled)
     assert rolling.returncode == 0, rolled[-4000:]
     for run in slow + arriving:
         assert run.finish() == 0, run.output[-3000:]
