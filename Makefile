@@ -48,9 +48,9 @@ listener-test: listener
 test: install browser lint listener-test
 	$(BIN)/pytest
 
-# Unit tests only: no Spark, no PostgreSQL.
+# Unit tests only: no Spark, no cluster, no PostgreSQL.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not spark and not postgres"
+	$(BIN)/pytest -m "not spark and not cluster and not postgres"
 
 demo: install
 	$(BIN)/python examples/demo.py

@@ -140,9 +140,13 @@ def _alive(pid: int) -> bool:
 
 def server_conf(settings: Settings, master: str) -> dict[str, str]:
     """The shared settings; on a cluster also the executors' size and the dynamic-allocation ceiling (by default
-    as many executors as a cluster of `spark-router cluster` has room for); then SPARK_ROUTER_CONNECT_SERVER_CONF."""
+    as many executors as a cluster of `spark-router cluster` has room for); then SPARK_ROUTER_CONNECT_SERVER_CONF.
+    On local[N] the dynamic-allocation settings are left out: Spark ignores them there, and the listener would
+    report a ceiling of executors the server does not have."""
     conf = dict(SERVER_CONF)
-    if not master.startswith("local"):
+    if master.startswith("local"):
+        conf = {key: value for key, value in conf.items() if not key.startswith("spark.dynamicAllocation.")}
+    else:
         conf["spark.executor.memory"] = settings.connect_executor_memory
         conf["spark.executor.cores"] = str(settings.connect_executor_cores)
         ceiling = settings.connect_max_executors or spark_cluster.executor_slots(

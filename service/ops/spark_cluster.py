@@ -121,7 +121,8 @@ def executor_slots(settings: Settings, master: str, executor_cores: int, executo
 def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_memory: str = "1g",
           port: int = DEFAULT_PORT, ui_port: int = DEFAULT_UI_PORT, progress=print,
           timeout_s: float = 180) -> ClusterState:
-    """Start a master and `workers` workers in the background; return once every worker is registered."""
+    """Start a master and `workers` workers in the background; return once every worker is registered. On a
+    running cluster, start again only the workers that are gone (with the cluster's own sizes)."""
     if workers < 1 or worker_cores < 1:
         raise ClusterError("--workers and --worker-cores must be at least 1")
     try:
@@ -129,10 +130,20 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
             raise ClusterError(f"--worker-memory {worker_memory} is too small to hold an executor: give at least 512m")
     except ValueError as exc:
         raise ClusterError(f"--worker-memory: {exc}") from exc
+    deadline = time.monotonic() + timeout_s
     running = read_state(settings)
     if running:
-        progress(f"cluster already running at {running.master_url} (master pid {running.master_pid}, "
-                 f"UI {running.ui_url}): `spark-router cluster stop` first to change it")
+        gone = [index for index, pid in enumerate(running.worker_pids) if not _alive(pid)]
+        if not gone:
+            progress(f"cluster already running at {running.master_url} (master pid {running.master_pid}, "
+                     f"UI {running.ui_url}): `spark-router cluster stop` first to change it")
+            return running
+        progress(f"cluster running at {running.master_url}; starting again {len(gone)} worker(s) that are gone")
+        before = {w["id"] for w in master_json(running.ui_url).get("workers", [])}
+        for index in gone:
+            running.worker_pids[index] = _start_worker(settings, running, index).pid
+        _save(settings, running)
+        _wait_for_workers(settings, running, deadline, progress, expected=len(gone), before=before)
         return running
     for name, value in (("--port", port), ("--ui-port", ui_port)):
         if _port_open(value):
@@ -140,53 +151,70 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
     base = cluster_dir(settings)
     for sub in ("logs", "work", "local"):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
-           "SPARK_DAEMON_MEMORY": os.environ.get("SPARK_DAEMON_MEMORY", DAEMON_MEMORY)}
-    for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_MASTER"):
-        env.pop(key, None)
-    spark_class = str(spark_home() / "bin" / "spark-class")
     master_log = base / "logs" / "master.log"
-    master = _spawn([spark_class, MASTER_CLASS, "--host", "127.0.0.1", "--port", str(port),
-                     "--webui-port", str(ui_port)], env, master_log)
+    master = _spawn([_spark_class(), MASTER_CLASS, "--host", "127.0.0.1", "--port", str(port),
+                     "--webui-port", str(ui_port)], _env(settings), master_log)
     state = ClusterState(port=port, ui_port=ui_port, workers=workers, worker_cores=worker_cores,
                          worker_memory=worker_memory, started_at=datetime.now(timezone.utc).isoformat(),
                          master_pid=master.pid)
     _save(settings, state)
     progress(f"starting the master (pid {master.pid}) at {state.master_url}, UI {state.ui_url}, logs in {base / 'logs'}")
-    deadline = time.monotonic() + timeout_s
     try:
         _wait(lambda: _master_up(state, master, master_log), deadline, f"the master's UI at {state.ui_url}", master_log)
         progress(f"master up; starting {workers} worker(s) of {worker_cores} core(s) and {worker_memory} each")
-        for index in range(workers):
-            work_dir, local_dir = base / "work" / f"worker-{index}", base / "local" / f"worker-{index}"
-            work_dir.mkdir(parents=True, exist_ok=True)
-            local_dir.mkdir(parents=True, exist_ok=True)
-            worker = _spawn([spark_class, WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(worker_cores),
-                             "--memory", worker_memory, "--webui-port", "0", "--work-dir", str(work_dir),
-                             state.master_url],
-                            {**env, "SPARK_LOCAL_DIRS": str(local_dir)}, base / "logs" / f"worker-{index}.log")
-            state.worker_pids.append(worker.pid)
+        state.worker_pids = [_start_worker(settings, state, index).pid for index in range(workers)]
         _save(settings, state)
-        seen = [-1]
-
-        def registered() -> bool:
-            for index, pid in enumerate(state.worker_pids):
-                if not _alive(pid):
-                    raise ClusterError(f"worker {index} (pid {pid}) exited; last log lines:\n"
-                                       f"{_tail(base / 'logs' / f'worker-{index}.log')}")
-            alive = alive_workers(master_json(state.ui_url))
-            if alive != seen[0]:
-                seen[0] = alive
-                progress(f"{alive} of {workers} worker(s) registered")
-            return alive >= workers
-
-        _wait(registered, deadline, f"{workers} workers to register", base / "logs" / "worker-0.log")
+        _wait_for_workers(settings, state, deadline, progress, expected=workers)
     except BaseException:
         stop(settings, progress=lambda _msg: None)
         raise
     progress(f"cluster ready at {state.master_url}: {workers} worker(s), {workers * worker_cores} core(s), "
              f"UI {state.ui_url}")
     return state
+
+
+def _spark_class() -> str:
+    return str(spark_home() / "bin" / "spark-class")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
+           "SPARK_DAEMON_MEMORY": os.environ.get("SPARK_DAEMON_MEMORY", DAEMON_MEMORY)}
+    for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_MASTER"):
+        env.pop(key, None)
+    return env
+
+
+def _start_worker(settings: Settings, state: ClusterState, index: int) -> subprocess.Popen:
+    base = cluster_dir(settings)
+    work_dir, local_dir = base / "work" / f"worker-{index}", base / "local" / f"worker-{index}"
+    work_dir.mkdir(parents=True, exist_ok=True)
+    local_dir.mkdir(parents=True, exist_ok=True)
+    # Executors' shuffle and spill files go to the worker's local dir (SPARK_LOCAL_DIRS), under the state dir.
+    return _spawn([_spark_class(), WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(state.worker_cores),
+                   "--memory", state.worker_memory, "--webui-port", "0", "--work-dir", str(work_dir),
+                   state.master_url],
+                  {**_env(settings), "SPARK_LOCAL_DIRS": str(local_dir)}, base / "logs" / f"worker-{index}.log")
+
+
+def _wait_for_workers(settings: Settings, state: ClusterState, deadline: float, progress, expected: int,
+                      before: frozenset | set = frozenset()) -> None:
+    """Until `expected` workers not among `before` (ids the master knew already) are registered and alive."""
+    logs, seen = cluster_dir(settings) / "logs", [-1]
+
+    def registered() -> bool:
+        for index, pid in enumerate(state.worker_pids):
+            if not _alive(pid):
+                raise ClusterError(f"worker {index} (pid {pid}) exited; last log lines:\n"
+                                   f"{_tail(logs / f'worker-{index}.log')}")
+        alive = sum(1 for w in master_json(state.ui_url).get("workers", [])
+                    if w.get("state") == "ALIVE" and w["id"] not in before)
+        if alive != seen[0]:
+            seen[0] = alive
+            progress(f"{alive} of {expected} worker(s) registered")
+        return alive >= expected
+
+    _wait(registered, deadline, f"{expected} worker(s) to register", logs / "worker-0.log")
 
 
 def _spawn(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
@@ -217,10 +245,6 @@ def _wait(predicate, deadline: float, what: str, log: Path) -> None:
         if time.monotonic() > deadline:
             raise ClusterError(f"timed out waiting for {what}; last log lines of {log}:\n{_tail(log)}")
         time.sleep(0.5)
-
-
-def alive_workers(master: dict) -> int:
-    return sum(1 for worker in master.get("workers", []) if worker.get("state") == "ALIVE")
 
 
 def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
