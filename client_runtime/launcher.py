@@ -139,10 +139,10 @@ class Launcher:
                 if falls_back:
                     outcome = self._fall_back(request, app, decision, workdir, result, outcome)
                 else:
-                    self.on_event("not falling back: " + (
-                        "fallback is off" if not request.fallback else
-                        "the app is not marked idempotent, so it must not run twice")
-                        + f"; the output says this was {'a Connect' if result.runs[-1]['failure_kind'] == 'connect' else 'an app'} failure")
+                    why = ("fallback is off" if not request.fallback
+                           else "the app is not marked idempotent, so it must not run twice")
+                    kind = "a Connect" if result.runs[-1]["failure_kind"] == "connect" else "an app"
+                    self.on_event(f"not falling back: {why}; by its output, this was {kind} failure")
             result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else 128 - outcome.exit_code
             if outcome.stopped_because and outcome.exit_code == 0:
                 result.exit_code = 1

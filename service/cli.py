@@ -370,8 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="run an app on the shared Connect server or standalone, as the router decides",
-        description="Ask the router where the run goes, run APP there (the app's output streams here), report "
-                    "the run, and rerun it standalone if it fails on Connect. The exit code is the app's.",
+        description="Ask the router where the run goes, run APP there, in this directory (the app's output "
+                    "streams here), report the run, and rerun it standalone if it fails on Connect: the rerun's "
+                    "outcome says whether Connect or the app failed it (a real app bug runs twice). The exit "
+                    "code is the app's; SIGTERM or Ctrl-C stop the app and record the run as cancelled.",
         epilog="APP: a .py file, a directory with main.py or __main__.py, a .zip/.whl, or an s3:// URI of one "
                "(fetched with boto3; AWS_ENDPOINT_URL etc. apply). Arguments after -- go to the app.")
     run.add_argument("--app-id", required=True, help="the app's stable id, e.g. etl.orders")
@@ -383,9 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--connect-timeout", type=float,
                      help="seconds the Connect server may be unreachable before the run counts as a Connect "
                           "failure (default SPARK_ROUTER_CONNECT_TIMEOUT_S or 30)")
-    run.add_argument("--no-fallback", action="store_true", help="do not rerun standalone after a Connect failure")
+    run.add_argument("--no-fallback", action="store_true",
+                     help="do not rerun standalone after a failed Connect run (its output classifies the failure)")
     run.add_argument("--not-idempotent", action="store_true",
-                     help="the app must not run twice: never rerun it after a Connect failure")
+                     help="the app must not run twice: never rerun it after a failed Connect run")
     _add_resource_options(run)
     run.add_argument("app", metavar="APP")
     run.add_argument("app_args", nargs=argparse.REMAINDER, metavar="-- ARGS")

@@ -261,11 +261,14 @@ class RestartCoordinator:
 
     def _wait_for_idle(self, window_s: float) -> tuple[bool, list[str]]:
         deadline = time.monotonic() + window_s
-        last_said = None
+        last_said, ui_said = None, None
         while True:
             self.guard()
             activity = self.admin.activity(self.server_id)
             ui_url = self._ui_url(activity)
+            if ui_url != ui_said:
+                self.progress(f"judging idleness from the router, the listener and the Spark UI at {ui_url}")
+                ui_said = ui_url
             try:
                 rest = self.rest(ui_url)
             except httpx.HTTPError as exc:

@@ -480,14 +480,18 @@ def test_failing_app_fails_the_task_with_its_error_in_the_log(airflow_home, run_
     [run], log = airflow_home.dag_test("router_failing", **run_env)
     assert run["state"] == "failed"
     assert run["tasks"]["fail"]["state"] == "failed"
-    # The app's traceback streamed into the task log, and the task's error names the app's error.
-    assert "ValueError: bad input: expected 11 rows, found 10" in log
-    assert "AirflowException: Spark app router_failing.fail failed, connect run" in log, log[-5000:]
-    assert "exit code 1: ValueError: bad input" in log
+    # The app's traceback streamed into the task log (once per run: on Connect, then in the standalone rerun
+    # that tells whose failure it was), and the task's error names the app's error.
+    assert log.count("ValueError: bad input: expected 11 rows, found 10") >= 2
+    assert "the standalone rerun failed too: the app failed, not Connect" in log
+    assert "AirflowException: Spark app router_failing.fail failed, standalone run" in log, log[-5000:]
+    assert "(after falling back from Connect), exit code 1: ValueError: bad input" in log
     xcom = run["xcoms"]["fail"]
-    assert (xcom["mode"], xcom["fell_back"]) == ("connect", False)
-    detail = router.get(f"/api/v1/runs/{xcom['run_id']}")
-    assert (detail["status"], detail["failure_kind"]) == ("failed", "app")
+    assert (xcom["mode"], xcom["fell_back"]) == ("standalone", True)
+    rerun = router.get(f"/api/v1/runs/{xcom['run_id']}")
+    assert (rerun["status"], rerun["failure_kind"]) == ("failed", "app")
+    connect_run = router.get(f"/api/v1/runs/{rerun['fallback_of']}")
+    assert (connect_run["mode"], connect_run["status"], connect_run["failure_kind"]) == ("connect", "failed", "app")
 
 
 @pytest.mark.spark
@@ -525,8 +529,12 @@ def dag_test_until(home: AirflowHome, dag_id: str, marker: str, env: dict, conf:
     raise AssertionError(f"{marker!r} never appeared:\n{''.join(lines)[-5000:]}")
 
 
+def last_run(router, app_id: str) -> dict:
+    return router.get(f"/api/v1/runs/{runs_of(router, app_id)[-1]['run_id']}")
+
+
 @pytest.mark.spark
-def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env):
+def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router):
     process, lines = dag_test_until(airflow_home, "router_slow", "STARTED", run_env)
     try:
         time.sleep(1)
@@ -540,12 +548,16 @@ def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env):
     assert run["state"] == "failed", log[-5000:]
     assert "Stopping the Spark app" in log and "Spark app router_slow.slow was stopped" in log
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+    stopped = last_run(router, "router_slow.slow")
+    assert (stopped["status"], stopped["failure_kind"], stopped["fell_back_to"]) == ("cancelled", None, None)
 
 
 @pytest.mark.spark
-def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env):
+def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env, router):
     [run], log = airflow_home.dag_test("router_execution_timeout", **run_env)
     assert run["state"] == "failed", log[-5000:]
     assert "AirflowTaskTimeout" in log
     assert "interrupted by AirflowTaskTimeout: the app's processes were stopped" in log, log[-5000:]
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
+    stopped = last_run(router, "router_execution_timeout.slow")
+    assert (stopped["status"], stopped["failure_message"]) == ("cancelled", "interrupted by AirflowTaskTimeout")

@@ -48,6 +48,21 @@ def test_exit_cleanup_operations_are_not_work():
     assert not restart._is_exit_cleanup({"state": "STARTED", "statement": "sql { query: \"select 1\" }"})
 
 
+@pytest.mark.parametrize("reported, configured, read", [
+    ("http://10.0.0.5:36040", None, "http://10.0.0.5:36040"),     # the UI the server's listener reports
+    ("http://10.0.0.5:36040", "http://ui.internal/", "http://ui.internal"),  # an explicit setting wins
+    (None, None, "http://127.0.0.1:4040"),                         # neither: the settings' UI port
+])
+def test_the_idle_check_reads_the_ui_of_the_server(reported, configured, read):
+    seen = []
+    admin = SimpleNamespace(activity=lambda _server_id: {**activity(), "server": {"spark_app_id": "local-1",
+                                                                                    "ui_url": reported}})
+    coordinator = restart.RestartCoordinator(Settings(connect_ui_url=configured), admin, backend=None,
+                                             progress=lambda _m: None, rest=lambda url: seen.append(url) or [])
+    assert coordinator._wait_for_idle(1) == (True, [])
+    assert seen == [read]
+
+
 class FakeAppsApi:
     """The two calls of kubernetes.client.AppsV1Api the backend makes, answering like a Deployment that
     rolls out over two polls."""
@@ -302,7 +317,9 @@ def test_a_local_restart_comes_back_on_the_ports_the_server_ran_on(router, conne
     restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "60"], env=env, capture_output=True,
                                text=True, timeout=400, check=False)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
-    assert "REST API" not in restarted.stdout  # the idle check reached the server's own UI
+    # The idle check read the server's own UI, not the default one.
+    assert f"the Spark UI at http://127.0.0.1:{settings.connect_ui_port}\n" in restarted.stdout
+    assert ":4040" not in restarted.stdout
     state = local_server.read_state(settings)
     assert (state.port, state.ui_port) == (settings.connect_port, settings.connect_ui_port)
     assert current_spark_app(router) != before  # the listener of the new application reports
