@@ -76,6 +76,45 @@ def _state_file(settings: Settings) -> Path:
     return settings.connect_server_dir / "server.json"
 
 
+# ------------------------------------------------------------------------------------------- a local pool
+# Several local servers run side by side, each with its server id, its own ports, and its own state dir: the
+# default server (SPARK_ROUTER_CONNECT_SERVER_ID) under the state dir as ever, every other one under
+# <state dir>/connect-servers/<id> (pid, logs, Spark local dirs, the listener's spool). Each listener reports
+# the Connect URL of its server, so the router finds every one of them by itself.
+
+POOL_DIR = "connect-servers"
+_SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def member_settings(settings: Settings, server_id: str | None) -> Settings:
+    """The settings of local server `server_id` of the pool: the default server's are the settings themselves;
+    another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on the
+    ports it ran on before (free ones the first time)."""
+    if server_id is None or server_id == settings.connect_server_id:
+        return settings
+    if not _SERVER_ID.match(server_id):
+        raise ConnectServerError(f"server id {server_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+    member = settings.model_copy(update={"connect_server_id": server_id,
+                                         "state_dir": settings.state_dir / POOL_DIR / server_id})
+    try:
+        ports = json.loads((member.connect_server_dir / "ports.json").read_text())
+    except (OSError, ValueError):
+        ports = {"port": free_port(), "ui_port": free_port()}
+    return member.model_copy(update={"connect_port": ports["port"], "connect_ui_port": ports["ui_port"]})
+
+
+def local_server_ids(settings: Settings) -> list[str]:
+    """The default server and every other local server that has a state dir, by id."""
+    others = sorted(path.name for path in (settings.state_dir / POOL_DIR).glob("*") if path.is_dir())
+    return [settings.connect_server_id, *(server_id for server_id in others if server_id != settings.connect_server_id)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def read_state(settings: Settings) -> ServerState | None:
     """The recorded server, if its process is still alive."""
     path = _state_file(settings)
@@ -137,6 +176,8 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
                      "spark.router.listener.serverId": settings.connect_server_id,
+                     # The router hands this URL to the clients it places on this server.
+                     "spark.router.listener.connectUrl": f"sc://127.0.0.1:{port}",
                      **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
                "--name", "Spark Connect server", "--master", master,
@@ -153,9 +194,12 @@ def _port_open(port: int) -> bool:
 
 
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
-          progress=print, with_listener: bool = True, master: str | None = None) -> ServerState:
+          progress=print, with_listener: bool = True, master: str | None = None,
+          server_id: str | None = None) -> ServerState:
     """Start the server in the background and return once it has answered a warm-up query. `master`: default
-    SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster."""
+    SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster. `server_id`:
+    a server of the local pool other than the default one, on free ports unless `port`, `ui_port` are given."""
+    settings = member_settings(settings, server_id)
     master = master or settings.connect_master
     port = port or settings.connect_port
     ui_port = ui_port or settings.connect_ui_port
@@ -173,6 +217,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     (base / "fairscheduler.xml").write_text(FAIR_POOLS)
+    (base / "ports.json").write_text(json.dumps({"port": port, "ui_port": ui_port}))  # the next start's
     log_file = base / "logs" / "connect-server.log"
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
@@ -298,6 +343,12 @@ def status(settings: Settings) -> dict:
     return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
             "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port),
             "master": state.master or None}
+
+
+def pool_status(settings: Settings) -> list[dict]:
+    """``status`` of every local server (see local_server_ids), each with its id; the default one first."""
+    return [{"server_id": server_id, "default": server_id == settings.connect_server_id,
+             **status(member_settings(settings, server_id))} for server_id in local_server_ids(settings)]
 
 
 def tail(path: Path, lines: int = 20) -> str:

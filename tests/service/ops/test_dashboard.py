@@ -183,6 +183,31 @@ def test_executors_over_time_per_connect_server(client):
     assert client.get("/api/v1/dashboard/executors", params={"minutes": 0}).status_code == 422
 
 
+def test_each_connect_server_of_the_pool_with_its_load_and_decisions_by_server(client):
+    heartbeat(client)
+    heartbeat(client, server_id="connect-b", connect_url="sc://b:15002", executors=2, executor_cores=8)
+    heartbeat(client, server_id="connect-old")  # reports no Connect URL: not in the pool
+    first, second, third = (decide(client, app_id) for app_id in ("etl.a", "etl.b", "etl.c"))
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "started"}))
+    servers = {s["server_id"]: s for s in ok(client.get("/api/v1/dashboard/servers"))}
+    default, b, old = servers[SERVER], servers["connect-b"], servers["connect-old"]
+    assert default["pool"]["default"] and not b["pool"]["default"] and old["pool"] is None
+    assert [first["server_id"], second["server_id"], third["server_id"]] == [SERVER, "connect-b", SERVER]
+    assert (default["pool"]["in_flight_runs"], default["pool"]["in_flight_cores"], default["pool"]["free_cores"]) == (
+        2, 2.0, 6.0)
+    assert (b["pool"]["capacity_cores"], b["pool"]["free_cores"], b["pool"]["connect_url"]) == (8.0, 7.0, "sc://b:15002")
+    assert b["pool"]["available"] and "the 8 cores its executors hold" in b["pool"]["capacity_source"]
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "succeeded"}))
+    ok(client.put("/api/v1/admin/apps/etl.s/pin", json={"mode": "standalone"}))
+    decide(client, "etl.s")
+    by_server = ok(client.get("/api/v1/dashboard/decisions/by-server", params={"days": 1}))
+    assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1}, {"server_id": SERVER, "decisions": 2}]
+    assert (by_server["standalone"], by_server["fallback"]) == (1, 0)
+    recent = ok(client.get("/api/v1/dashboard/decisions/recent", params={"limit": 4}))
+    assert [d["server_id"] for d in recent] == [None, SERVER, "connect-b", SERVER]
+    assert ok(client.get(f"/api/v1/dashboard/runs/{second['run_id']}"))["server_id"] == "connect-b"
+
+
 def test_app_ids_with_slashes(client):
     heartbeat(client)
     decision = run(client, "team/etl.orders", executor_run_time_ms=5)
@@ -301,6 +326,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "33 min 20 s" in rows.nth(0).inner_text()  # 4 runs x 500 s of task time
             assert page.locator("[data-testid=decisions-chart] rect[data-key=connect]").count() >= 1
             assert page.locator("[data-testid=recent-row]").count() == 10
+            assert "cores in flight" in page.inner_text("[data-testid=load]")
+            assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")
