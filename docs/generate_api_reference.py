@@ -71,7 +71,8 @@ def render(spec: dict) -> str:
               "\"input\": ...}]}`; `input` is there only for a short value (texts cut to 100 characters). Other "
               "errors are `{\"detail\": \"...\"}`: 400 the body could not be read, 401 a missing or wrong token "
               "(only when that token is set), 404 what the path names does not exist, 409 the request contradicts "
-              "the state it acts on, 413 the body is too large, 503 the database cannot be reached."), ""]
+              "the state it acts on, 413 the body is too large, 503 the database cannot be reached or the transaction "
+              "lost a deadlock (retry later: `Retry-After`)."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             lines += [f"## `{method.upper()} {path}`", "", (operation.get("description") or

@@ -129,7 +129,7 @@ class ValidationErrorOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """400, 401, 404, 409, 413: what went wrong, in words."""
+    """400, 401, 404, 409, 413, 503: what went wrong, in words."""
 
     detail: str
 
@@ -334,7 +334,7 @@ class DecisionRequest(Strict):
     spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.[^\x00]*$", max_length=500)], ConfValue] = Field(
         default_factory=dict, max_length=1000)
     airflow: AirflowContext | None = None
-    dry_run: bool = Field(False, description="Only say where a run would go and why: no run is recorded, no "
+    dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is recorded, no "
                                              "capacity held, no cool-down try granted (run_id is null).")
 
 

@@ -33,13 +33,13 @@ from service.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"], dependencies=[Depends(require_admin_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies=[Depends(require_api_token)],
-                          responses=errors(401, 422))
+                          responses=errors(401, 422, 503))
 restarts_router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require_api_token)],
-                            responses=errors(401, 422))
+                            responses=errors(401, 422, 503))
 pool_router = APIRouter(prefix="/api/v1", tags=["servers"], dependencies=[Depends(require_api_token)],
-                        responses=errors(401, 422))
+                        responses=errors(401, 422, 503))
 
 
 @pool_router.get("/pool", response_model=list[PoolServerOut])

@@ -20,7 +20,7 @@ from service.ops import dashboard_queries
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(require_api_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 pages = APIRouter(include_in_schema=False)
 
 Days = Annotated[float, Query(gt=0, le=366, description="The window: the last N days.")]

@@ -13,7 +13,7 @@ from service.routing import decider
 from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 
 
 @router.post("/decisions", response_model=DecisionOut, responses=errors(*BODY))

@@ -11,7 +11,7 @@ from service.history import apps, queries
 from service.schemas import AppOut, CompatibilityReport, QuarantineOut, RunOut, ServerOut
 
 router = APIRouter(prefix="/api/v1", tags=["history"], dependencies=[Depends(require_api_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 

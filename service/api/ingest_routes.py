@@ -12,7 +12,7 @@ from service.ops import observability
 from service.schemas import HeartbeatIn, IngestResult, StageBatch
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depends(require_ingest_token)],
-                   responses=errors(401, 422))
+                   responses=errors(401, 422, 503))
 
 
 @router.post("/stages", response_model=IngestResult, responses=errors(*BODY))

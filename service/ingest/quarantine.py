@@ -30,13 +30,20 @@ def _id(record, name: str, max_length: int) -> str | None:
     return None
 
 
+def _as_json(record) -> str:
+    """ASCII JSON: a NUL or a lone surrogate in the record is written as an escape, which any column holds."""
+    try:
+        return json.dumps(record, ensure_ascii=True, sort_keys=True, default=str)
+    except (ValueError, RecursionError):  # nested too deep to write back
+        return json.dumps(f"<a {type(record).__name__} nested too deep to show>")
+
+
 def quarantine(session: Session, batch: StageBatch) -> None:
     """Keep the batch's bad records (in the caller's transaction), each once per Spark application."""
     now = utcnow()
     rows = {}
     for bad in batch.quarantined:
-        # ASCII JSON: a NUL or a lone surrogate in the record is written as an escape, which any column holds.
-        whole = json.dumps(bad.record, ensure_ascii=True, sort_keys=True, default=str)
+        whole = _as_json(bad.record)
         digest = hashlib.sha256(whole.encode()).hexdigest()
         rows[digest] = {"received_at": now, "server_id": batch.server_id, "spark_app_id": batch.spark_app_id,
                         "batch_id": batch.batch_id, "app_id": _id(bad.record, "app_id", 200),
