@@ -67,6 +67,7 @@ bench: install
 	cd bench && ../$(BIN)/python decisions.py
 	cd bench && ../$(BIN)/python e2e_modes.py
 	cd bench && ../$(BIN)/python restart.py
+	cd bench && ../$(BIN)/python mixed_workload.py
 
 clean:
 	rm -rf listener/build client_runtime/java/build .pytest_cache

@@ -342,7 +342,7 @@ class Launcher:
         env = self._base_env(decision)
         env.update({"JAVA_HOME": str(java_home(self.settings)), "PYSPARK_PYTHON": sys.executable,
                     "PYSPARK_DRIVER_PYTHON": sys.executable, **listener_env(self.settings)})
-        if self.settings.standalone_master.startswith("local"):
+        if _on_this_machine(self.settings.standalone_master):
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
 
@@ -417,9 +417,16 @@ class Launcher:
                 command += [f"--{option.replace('_', '-')}", str(resources[option])]
         if resources.get("num_executors") is not None:
             conf["spark.executor.instances"] = str(resources["num_executors"])
-        if settings.standalone_master.startswith("local"):
+            if settings.standalone_master.startswith("spark://"):
+                # A standalone cluster counts cores, not executors: the count becomes a cap of cores, of
+                # executors that each have the asked (or one) core.
+                if resources.get("executor_cores") is None:
+                    command += ["--executor-cores", "1"]
+                conf["spark.cores.max"] = str(resources["num_executors"] * (resources.get("executor_cores") or 1))
+        if _on_this_machine(settings.standalone_master):
             conf.setdefault("spark.driver.host", "127.0.0.1")
             conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
+        if settings.standalone_master.startswith("local"):
             conf.setdefault("spark.ui.enabled", "false")
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
@@ -467,6 +474,11 @@ class Launcher:
         errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)
                   and not JVM_TRACE_LINE.match(line)]
         return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
+
+
+def _on_this_machine(master: str) -> bool:
+    """local[*], or a standalone cluster on loopback (`spark-router cluster`): the driver binds to 127.0.0.1."""
+    return master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:"))
 
 
 def with_user_id(url: str, user_id: str) -> str:

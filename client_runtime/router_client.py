@@ -128,5 +128,9 @@ class AdminClient(RouterClient):
     def activity(self, server_id: str) -> dict:
         return self._call("GET", f"/api/v1/admin/servers/{server_id}/activity")
 
+    def pool(self) -> list[dict]:
+        """The pool of Connect servers as placement sees it (health, drain flag, capacity, load)."""
+        return self._call("GET", "/api/v1/pool")
+
     def record_restart(self, record: dict) -> dict:
         return self._call("POST", "/api/v1/admin/restarts", record)

@@ -69,8 +69,20 @@ class Settings(BaseSettings):
                                          "Connect decisions; the launcher uses it when the router is down.")
     connect_port: int = 15002
     connect_ui_port: int = 4040
-    connect_master: str = "local[2]"
+    connect_master: str = Field(default="local[2]",
+                                description="Master of the local Connect server: local[N], or spark://host:port of "
+                                            "a standalone cluster (`spark-router cluster start`).")
     connect_driver_memory: str = "1g"
+    connect_executor_memory: str = Field(default="512m", description="On a cluster: the local Connect server's "
+                                                                     "spark.executor.memory.")
+    connect_executor_cores: int = Field(default=1, ge=1, description="On a cluster: the local Connect server's "
+                                                                     "spark.executor.cores.")
+    connect_max_executors: int | None = Field(
+        default=None, ge=1, description="On a cluster: the local Connect server's dynamic-allocation ceiling; default "
+                                        "the executors a cluster of `spark-router cluster` has room for, else 10.")
+    connect_server_conf: dict[str, str] = Field(
+        default_factory=dict, description="More Spark settings of the local Connect server, as a JSON object; they "
+                                          "win over the shared ones (service/ops/connect-server.conf).")
     connect_start_timeout_s: float = 180.0
     connect_server_id: str = Field(default="connect-local",
                                    description="Name the Connect server's listener reports under.")
@@ -91,9 +103,14 @@ class Settings(BaseSettings):
                                     description="How long to wait for the server to have no client work.")
     restart_poll_s: float = Field(default=5, gt=0)
     restart_command: str | None = Field(default=None, description="For the command backend: a shell command "
-                                                                   "that restarts the server.")
+                                                                   "that restarts the server; {server_id} in it "
+                                                                   "becomes the id of the server restarted.")
     kubernetes_namespace: str = "default"
-    kubernetes_deployment: str = "spark-connect-server"
+    kubernetes_deployment: str = Field(default="spark-connect-server",
+                                       description="For the kubernetes backend: the default server's Deployment.")
+    kubernetes_deployments: dict[str, str] = Field(
+        default_factory=dict, description="For the kubernetes backend and a pool: the Deployment of each server, "
+                                          "as a JSON object {server id: Deployment} (the Helm chart sets it).")
 
     @field_validator("url")
     @classmethod

@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.include_router(admin_routes.router)
     app.include_router(admin_routes.policy_router)
     app.include_router(admin_routes.restarts_router)
+    app.include_router(admin_routes.pool_router)
     app.include_router(dashboard_routes.router)
     app.include_router(dashboard_routes.pages)
     app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")

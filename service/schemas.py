@@ -269,6 +269,7 @@ class RunOut(RunMetricValues):
     app_id: str
     mode: str
     status: str
+    server_id: str | None = Field(None, description="The Connect server a Connect run was placed on.")
     created_at: datetime
     first_stage_at: datetime | None
     last_stage_at: datetime | None
@@ -351,7 +352,10 @@ class DecisionOut(BaseModel):
     mode: Literal["connect", "standalone"]
     rule: str
     reasons: list[ReasonOut]
-    connect_url: str | None = Field(description="Where to connect; null for standalone runs.")
+    connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
+                                                "placed on; null for standalone runs.")
+    server_id: str | None = Field(None, description="The Connect server of the pool the run was placed on; null for "
+                                                    "standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
     policy_version: str
@@ -399,6 +403,15 @@ class RunDetail(RunOut):
 class PinRequest(Strict):
     mode: Literal["connect", "standalone"]
     reason: str | None = text(500, default=None)
+    server_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                  description="With mode connect: the Connect server of the pool the app's runs go "
+                                              "to (standalone while it cannot take runs). Empty: the least loaded.")
+
+    @model_validator(mode="after")
+    def _server_only_for_connect(self):
+        if self.server_id is not None and self.mode != "connect":
+            raise ValueError("server_id pins to a Connect server: it needs mode connect")
+        return self
 
 
 class SimulateRequest(Strict):
@@ -452,6 +465,30 @@ class HeartbeatOut(BaseModel):
     executors: int
     executor_cores: int
     max_executors: int | None
+
+
+class PoolServerOut(BaseModel):
+    """A Connect server of the pool as placement sees it."""
+
+    server_id: str
+    default: bool = Field(description="The server of SPARK_ROUTER_CONNECT_SERVER_ID: forced and pinned Connect "
+                                      "runs go there when no server can take a run.")
+    connect_url: str | None = Field(description="Where its clients connect: what its listener reports (the "
+                                                "default server: SPARK_ROUTER_CONNECT_URL until it reports one).")
+    status: Literal["up", "draining", "down"]
+    available: bool = Field(description="It can take a new run now: heard from lately and not draining.")
+    unavailable_reason: str | None
+    draining: bool
+    last_heartbeat_at: datetime | None
+    heartbeat_age_s: float | None
+    executors: int
+    executor_cores: int
+    max_executors: int | None
+    capacity_cores: float = Field(description="Cores it can give concurrent runs (see capacity_source).")
+    capacity_source: str
+    in_flight_cores: float = Field(description="Predicted cores of the Connect runs in flight on it.")
+    free_cores: float
+    in_flight_runs: int
 
 
 class ServerActivity(BaseModel):

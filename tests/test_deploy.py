@@ -31,7 +31,7 @@ except ImportError:  # Python 3.10
 
 from client_runtime.settings import Settings
 from client_runtime.spark_env import LISTENER_CLASS, listener_conf
-from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF
+from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF, SERVER_CONF_FILE, read_properties
 from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
@@ -282,8 +282,10 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
 def test_connect_server_settings(rendered):
     conf = spark_defaults(rendered)
     assert {k: conf.get(k) for k in ARTICLE_CONF} == ARTICLE_CONF
-    # The local server's settings (service/ops/connect_server.py) hold on Kubernetes too.
-    assert {k: conf.get(k) for k in SERVER_CONF} == SERVER_CONF
+    # The local server's settings (service/ops/connect-server.conf) hold on Kubernetes too, bar the ceiling of
+    # executors, which is the chart's connectServer.executor.maxExecutors.
+    shared = {k: v for k, v in SERVER_CONF.items() if k != "spark.dynamicAllocation.maxExecutors"}
+    assert {k: conf.get(k) for k in shared} == shared
     assert conf["spark.submit.deployMode"] == "client"
     assert conf["spark.connect.grpc.binding.port"] == "15002"
     assert conf["spark.ui.port"] == "4040"
@@ -296,6 +298,20 @@ def test_connect_server_settings(rendered):
     assert conf["spark.kubernetes.executor.label.app.kubernetes.io/instance"] == RELEASE
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", conf["spark.kubernetes.executor.podNamePrefix"])
     assert len(conf["spark.kubernetes.executor.podNamePrefix"]) <= 47
+
+
+def test_the_chart_renders_the_one_file_of_server_settings(helm):
+    # The chart's copy is a link to the file the local server reads, not a second copy that could drift.
+    link = CHART / "files" / "connect-server.conf"
+    assert link.is_symlink() and link.resolve() == SERVER_CONF_FILE.resolve()
+    assert ARTICLE_CONF.items() <= SERVER_CONF.items()
+    # A changed file changes the chart; the values override only what they set.
+    result = helm_template(helm, "--set", "connectServer.dynamicAllocation.executorIdleTimeout=7s")
+    assert result.returncode == 0, result.stderr
+    conf = spark_defaults(Rendered(result.stdout))
+    assert conf["spark.dynamicAllocation.executorIdleTimeout"] == "7s"
+    assert conf["spark.dynamicAllocation.cachedExecutorIdleTimeout"] == SERVER_CONF[
+        "spark.dynamicAllocation.cachedExecutorIdleTimeout"]
 
 
 def test_connect_server_mounts_its_conf_where_the_image_reads_it(rendered):
@@ -402,6 +418,83 @@ def test_restart_cronjob_runs_restart_server_with_rights_on_the_server_only(rend
     assert deployment_rules and all(rule["resourceNames"] == [deployment] for rule in deployment_rules)
     assert "patch" in {verb for rule in deployment_rules for verb in rule["verbs"]}
     assert not any(verb in rule["verbs"] for rule in role["rules"] for verb in ("create", "delete", "*"))
+
+
+POOL_ARGS = ["--set", "connectServer.replicas=3", "--set", "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
+
+
+@pytest.fixture(scope="session")
+def pool(helm) -> Rendered:
+    result = helm_template(helm, *VALUES["production"], *POOL_ARGS)
+    assert result.returncode == 0, result.stderr
+    return Rendered(result.stdout)
+
+
+@pytest.mark.parametrize("k8s_version", K8S_VERSIONS)
+def test_a_pool_of_connect_servers_is_valid_kubernetes(pool, k8s_version):
+    import kubernetes_validate
+
+    for doc in pool.docs:
+        try:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes {k8s_version}: "
+                        f"{exc.message} at {list(exc.path)}")
+
+
+def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_url(pool):
+    names = [f"{FULLNAME}-connect", f"{FULLNAME}-connect-1", f"{FULLNAME}-connect-2"]
+    servers = [pool.get("Deployment", name) for name in names]
+    envs = [env_of(container(server)) for server in servers]
+    ids = [env["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"] for env in envs]
+    assert ids == ["connect-prod", "connect-prod-1", "connect-prod-2"]  # the values' serverId, then -1, -2
+    urls = [env["SPARK_ROUTER_LISTENER_CONNECT_URL"]["value"] for env in envs]
+    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true", "sc://tls-1.example:443/;use_ssl=true",
+                    f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
+    prefixes = [env["SPARK_EXECUTOR_POD_NAME_PREFIX"]["value"] for env in envs]
+    assert len(set(prefixes)) == 3 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", p) and len(p) <= 47
+                                           for p in prefixes)
+    # Each server's Services select its pod and no other's.
+    for name, server in zip(names, servers):
+        selector = server["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= server["spec"]["template"]["metadata"]["labels"].items()
+        for service in (pool.get("Service", name), pool.get("Service", f"{name}-ui")):
+            matching = [s["metadata"]["name"] for s in servers
+                        if service["spec"]["selector"].items() <= s["spec"]["template"]["metadata"]["labels"].items()]
+            assert matching == [name], service["metadata"]["name"]
+        others = [s for s in servers if s is not server]
+        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items() for s in others)
+    # The router's default server is the first; its id is the one the router is told.
+    router = env_of(container(pool.get("Deployment", f"{FULLNAME}-router")))
+    assert router["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"] == ids[0]
+    assert router["SPARK_ROUTER_CONNECT_URL"]["value"] == urls[0]
+    # The NetworkPolicy covers every server's pod.
+    policy = pool.get("NetworkPolicy", f"{FULLNAME}-connect")
+    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= s["spec"]["template"]["metadata"]["labels"].items()
+               for s in servers)
+
+
+def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch):
+    job = container(pool.get("CronJob", f"{FULLNAME}-restart"))
+    assert job["args"][:2] == ["restart-server", "--rolling"] and "--deployment" not in job["args"]
+    env = env_of(job)
+    deployments = json.loads(env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    servers = {env_of(container(d))["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"]: d["metadata"]["name"]
+               for d in pool.all("Deployment") if d["metadata"]["name"] != f"{FULLNAME}-router"}
+    assert deployments == servers and len(servers) == 3
+    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]]
+    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS", env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    assert Settings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
+    account = pod_spec(pool.get("CronJob", f"{FULLNAME}-restart"))["serviceAccountName"]
+    binding = next(b for b in pool.all("RoleBinding") if b["subjects"][0]["name"] == account)
+    role = pool.get("Role", binding["roleRef"]["name"])
+    [rule] = [rule for rule in role["rules"] if "deployments" in rule["resources"]]
+    assert sorted(rule["resourceNames"]) == sorted(servers.values())
+
+
+def test_a_pool_needs_at_least_one_server(helm):
+    result = helm_template(helm, "--set", "connectServer.replicas=0")
+    assert result.returncode != 0 and "at least 1" in result.stderr
 
 
 def test_production_values(production):
@@ -636,6 +729,8 @@ def spark_stubs(tmp_path):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
     shutil.copy(DOCKER / "connect-server" / "spark-defaults.conf", conf_dir)
+    # Where the Dockerfile copies it, next to the image's spark-defaults.conf.
+    shutil.copy(SERVER_CONF_FILE, conf_dir)
     env = {
         "PATH": os.environ["PATH"],
         "SPARK_HOME": str(spark_home),
@@ -660,6 +755,9 @@ def test_server_entrypoint_starts_the_connect_server_on_kubernetes(spark_stubs):
         POD_NAMESPACE="spark",
         SPARK_EXECUTOR_IMAGE="reg/connect:1",
         SPARK_ROUTER_INGEST_TOKEN="s3cr\\et",
+        SPARK_ROUTER_LISTENER_SERVER_ID="router-connect-1",
+        SPARK_ROUTER_LISTENER_CONNECT_URL="sc://router-connect-1.spark.svc:15002",
+        SPARK_EXECUTOR_POD_NAME_PREFIX="router-exec-1",
     )
     result = subprocess.run(
         [ENTRYPOINT, "server", "--conf", "spark.extra=1"],
@@ -682,6 +780,10 @@ def test_server_entrypoint_starts_the_connect_server_on_kubernetes(spark_stubs):
     assert conf["spark.kubernetes.namespace"] == "spark"
     assert conf["spark.kubernetes.container.image"] == "reg/connect:1"
     assert conf["spark.router.listener.token"] == "s3cr\\\\et"  # java.util.Properties escaping
+    # One server of a pool: its id, its URL and its executors' names win over the shared spark-defaults.conf.
+    assert conf["spark.router.listener.serverId"] == "router-connect-1"
+    assert conf["spark.router.listener.connectUrl"] == "sc://router-connect-1.spark.svc:15002"
+    assert conf["spark.kubernetes.executor.podNamePrefix"] == "router-exec-1"
     assert {k: conf[k] for k in ARTICLE_CONF} == ARTICLE_CONF
     assert conf["spark.extraListeners"] == LISTENER_CLASS
 
@@ -730,7 +832,11 @@ def test_executor_entrypoint_follows_the_spark_on_kubernetes_contract(spark_stub
 
 
 def test_image_defaults_match_the_chart(default):
-    image_conf = parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())
+    # What the image's entrypoint reads: the shared server settings, then the image's own file over them.
+    image_conf = {**read_properties(SERVER_CONF_FILE.read_text()),
+                  **parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())}
+    assert re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} .* /opt/spark-router/conf/$",
+                     (DOCKER / "connect-server.Dockerfile").read_text(), re.MULTILINE)
     chart_conf = spark_defaults(default)
     release_specific = {
         "spark.driver.memory",

@@ -19,10 +19,11 @@ from service.api.error_responses import BODY, errors
 from service.db.models import Restart, Server
 from service.errors import Invalid, UnknownServer
 from service.history import apps, queries
-from service.routing import simulate
+from service.routing import pool, simulate
 from service.routing.policy import PolicyError, parse_policy
 from service.schemas import (
     PinRequest,
+    PoolServerOut,
     RestartIn,
     RestartOut,
     ServerActivity,
@@ -37,20 +38,36 @@ policy_router = APIRouter(prefix="/api/v1/policy", tags=["policy"], dependencies
                           responses=errors(401, 422, 503))
 restarts_router = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require_api_token)],
                             responses=errors(401, 422, 503))
+pool_router = APIRouter(prefix="/api/v1", tags=["servers"], dependencies=[Depends(require_api_token)],
+                        responses=errors(401, 422, 503))
+
+
+@pool_router.get("/pool", response_model=list[PoolServerOut])
+def get_pool(request: Request, session: SessionDep) -> list[dict]:
+    """The pool of Connect servers as placement sees it, the default server first: health, drain flag, capacity,
+    and the predicted cores and runs in flight on each. A Connect run goes to the available one with the most
+    free cores."""
+    state = request.app.state
+    return pool.pool_status(session, state.policies.get(), state.settings)
 
 
 @router.put("/apps/{app_id:path}/pin", responses=errors(404, *BODY))
-def pin_app(app_id: AppIdPath, body: PinRequest, session: SessionDep) -> dict:
-    """Pin an app to a mode: every decision for it follows the pin until it is removed."""
-    app = apps.pin(session, app_id, body.mode, body.reason)
-    return {"app_id": app_id, "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason}
+def pin_app(app_id: AppIdPath, body: PinRequest, request: Request, session: SessionDep) -> dict:
+    """Pin an app to a mode, or to one Connect server of the pool (`mode: connect, server_id: ...`): every
+    decision for it follows the pin until it is removed."""
+    if body.server_id and not queries.is_connect_server(session, body.server_id,
+                                                        request.app.state.settings.connect_server_id):
+        raise UnknownServer(body.server_id)
+    app = apps.pin(session, app_id, body.mode, body.reason, body.server_id)
+    return {"app_id": app_id, "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason,
+            "pinned_server_id": app.pinned_server_id}
 
 
 @router.delete("/apps/{app_id:path}/pin", responses=errors(404))
 def unpin_app(app_id: AppIdPath, session: SessionDep) -> dict:
     """Remove an app's pin; the policy decides again."""
     apps.unpin(session, app_id)
-    return {"app_id": app_id, "pinned_mode": None}
+    return {"app_id": app_id, "pinned_mode": None, "pinned_server_id": None}
 
 
 def _set_draining(session: Session, server_id: str, draining: bool) -> Server:
@@ -76,8 +93,9 @@ def undrain_server(server_id: ServerIdPath, session: SessionDep):
 
 @router.get("/servers/{server_id}/activity", response_model=ServerActivity, responses=errors(404))
 def server_activity(server_id: ServerIdPath, request: Request, session: SessionDep) -> dict:
-    """The server's last heartbeat and the router's own in-flight Connect runs: is it safe to restart?"""
-    activity = queries.server_activity(session, server_id, request.app.state.policies.get())
+    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to restart?"""
+    activity = queries.server_activity(session, server_id, request.app.state.policies.get(),
+                                       request.app.state.settings.connect_server_id)
     if activity is None:
         raise UnknownServer(server_id)
     return activity

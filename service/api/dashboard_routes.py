@@ -30,8 +30,17 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 @router.get("/servers")
 def get_servers(request: Request, session: SessionDep) -> list[dict]:
     """Connect servers (and listeners heard from in the last 15 minutes): up, down or draining from the last
-    heartbeat's age, uptime, the listener's queue and spool, the last restart."""
-    return dashboard_queries.servers(session, request.app.state.policies.get())
+    heartbeat's age, uptime, the listener's queue and spool, the last restart, and each Connect server's place in
+    the pool (capacity, load in flight, whether it can take a run)."""
+    return dashboard_queries.servers(session, request.app.state.policies.get(), request.app.state.settings)
+
+
+@router.get("/executors")
+def get_executors(session: SessionDep,
+                  minutes: Annotated[float, Query(gt=0, le=7 * 24 * 60, description="The window: the last N minutes.")]
+                  = 60) -> dict:
+    """Executors and cores each Connect server held over the window (the most per step), from its heartbeats."""
+    return dashboard_queries.executors_over_time(session, minutes)
 
 
 @router.get("/restarts")
@@ -59,6 +68,12 @@ def get_decisions_over_time(session: SessionDep, days: Days = 1,
     if bucket == "hour" and days > 31:
         raise Invalid("hourly buckets cover at most 31 days; use bucket=day", loc=("query", "days"))
     return dashboard_queries.decisions_over_time(session, days, bucket)
+
+
+@router.get("/decisions/by-server")
+def get_decisions_by_server(request: Request, session: SessionDep, days: Days = 1) -> dict:
+    """Decisions in the window by the Connect server they placed the run on, and standalone (fallbacks apart)."""
+    return dashboard_queries.decisions_by_server(session, days, request.app.state.settings.connect_server_id)
 
 
 @router.get("/decisions/recent")

@@ -5,7 +5,7 @@ from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RunIdPath, SessionDep, require_api_token
 from service.api.error_responses import BODY, errors
-from service.db.models import Decision, Run
+from service.db.models import Decision, Run, Server
 from service.errors import UnknownRun
 from service.history import lifecycle
 from service.ops import observability
@@ -43,8 +43,9 @@ def get_run(run_id: RunIdPath, request: Request, session: SessionDep) -> RunDeta
     detail = RunDetail.model_validate(run, from_attributes=True)
     decision = session.query(Decision).filter(Decision.run_id == run_id).one_or_none()
     if decision is not None:
+        server = session.get(Server, run.server_id) if run.server_id else None
         detail.decision = decider.decision_out(decider.values(decision), decider.values(run),
-                                                 request.app.state.settings)
+                                                 request.app.state.settings, server and server.connect_url)
     return detail
 
 

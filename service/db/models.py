@@ -97,6 +97,8 @@ class App(Base):
     pinned_mode: Mapped[str | None] = mapped_column(String(20))
     pin_reason: Mapped[str | None] = mapped_column(String(500))
     pinned_at: Mapped[datetime | None] = mapped_column()
+    # With pinned_mode connect: the Connect server of the pool its runs go to (None: the least loaded).
+    pinned_server_id: Mapped[str | None] = mapped_column(String(200))
     # Set by `spark-router check`: what cannot work on Connect, or None when nothing was found.
     connect_incompatible: Mapped[str | None] = mapped_column(Text)
     compat_checked_at: Mapped[datetime | None] = mapped_column()
@@ -132,6 +134,8 @@ class Run(MetricColumns, Base):
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
+    server_id: Mapped[str | None] = mapped_column(String(200))
     dag_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
     airflow_run_id: Mapped[str | None] = mapped_column(String(250))

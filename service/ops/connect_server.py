@@ -1,10 +1,12 @@
-"""A local Spark Connect server for development, tests and the demo: the one shipped in pyspark, bound to
-127.0.0.1, with our listener registered and the server settings of the article that apply to one machine."""
+"""A local Spark Connect server for development, tests, the demo and the benchmarks: the one shipped in pyspark,
+bound to 127.0.0.1, with our listener registered and the server settings shared with the image and the chart
+(connect-server.conf), on local[N] or on a standalone cluster (spark://, e.g. one of `spark-router cluster`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,23 +18,27 @@ from pathlib import Path
 
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
+from service.ops import spark_cluster
 
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
-# The article's server settings that make sense on one machine. Dynamic allocation and executor
-# failure limits only apply on a cluster (see docker/ and helm/ for those).
-SERVER_CONF = {
-    "spark.scheduler.mode": "FAIR",
-    # A closed client session's jobs otherwise keep running for 5 minutes.
-    "spark.connect.execute.manager.detachedTimeout": "2m",
-    # Killed tasks that hang take their executor down instead of running forever.
-    "spark.task.reaper.enabled": "true",
-    "spark.task.reaper.killTimeout": "300s",
-    # Artifacts added by clients are not duplicated into a fetch cache on disk.
-    "spark.files.useFetchCache": "false",
-    "spark.sql.autoBroadcastJoinThreshold": "-1",
-    "spark.ui.showConsoleProgress": "false",
-}
+# The server's own settings (the article's for a long-running shared server), shared with the image and the
+# chart: one file, see its header.
+SERVER_CONF_FILE = Path(__file__).with_name("connect-server.conf")
+
+
+def read_properties(text: str) -> dict[str, str]:
+    """The keys and values of a spark-defaults.conf: a key, blanks or '=', the value; '#' starts a comment line."""
+    conf = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, value = (re.split(r"\s*[=:\s]\s*", line, maxsplit=1) + [""])[:2]
+            conf[key] = value
+    return conf
+
+
+SERVER_CONF = read_properties(SERVER_CONF_FILE.read_text())
 
 
 # spark.scheduler.mode=FAIR alone shares nothing: jobs land in the "default" pool, which is FIFO unless an
@@ -59,6 +65,7 @@ class ServerState:
     ui_port: int
     started_at: str
     log_file: str
+    master: str = ""
 
     @property
     def url(self) -> str:
@@ -67,6 +74,45 @@ class ServerState:
 
 def _state_file(settings: Settings) -> Path:
     return settings.connect_server_dir / "server.json"
+
+
+# ------------------------------------------------------------------------------------------- a local pool
+# Several local servers run side by side, each with its server id, its own ports, and its own state dir: the
+# default server (SPARK_ROUTER_CONNECT_SERVER_ID) under the state dir as ever, every other one under
+# <state dir>/connect-servers/<id> (pid, logs, Spark local dirs, the listener's spool). Each listener reports
+# the Connect URL of its server, so the router finds every one of them by itself.
+
+POOL_DIR = "connect-servers"
+_SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def member_settings(settings: Settings, server_id: str | None) -> Settings:
+    """The settings of local server `server_id` of the pool: the default server's are the settings themselves;
+    another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on the
+    ports it ran on before (free ones the first time)."""
+    if server_id is None or server_id == settings.connect_server_id:
+        return settings
+    if not _SERVER_ID.match(server_id):
+        raise ConnectServerError(f"server id {server_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+    member = settings.model_copy(update={"connect_server_id": server_id,
+                                         "state_dir": settings.state_dir / POOL_DIR / server_id})
+    try:
+        ports = json.loads((member.connect_server_dir / "ports.json").read_text())
+    except (OSError, ValueError):
+        ports = {"port": free_port(), "ui_port": free_port()}
+    return member.model_copy(update={"connect_port": ports["port"], "connect_ui_port": ports["ui_port"]})
+
+
+def local_server_ids(settings: Settings) -> list[str]:
+    """The default server and every other local server that has a state dir, by id."""
+    others = sorted(path.name for path in (settings.state_dir / POOL_DIR).glob("*") if path.is_dir())
+    return [settings.connect_server_id, *(server_id for server_id in others if server_id != settings.connect_server_id)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def read_state(settings: Settings) -> ServerState | None:
@@ -92,11 +138,32 @@ def _alive(pid: int) -> bool:
         return True
 
 
-def server_command(settings: Settings, port: int, ui_port: int, with_listener: bool = True) -> list[str]:
+def server_conf(settings: Settings, master: str) -> dict[str, str]:
+    """The shared settings; on a cluster also the executors' size and the dynamic-allocation ceiling (by default
+    as many executors as a cluster of `spark-router cluster` has room for); then SPARK_ROUTER_CONNECT_SERVER_CONF.
+    On local[N] the dynamic-allocation settings are left out: Spark ignores them there, and the listener would
+    report a ceiling of executors the server does not have."""
+    conf = dict(SERVER_CONF)
+    if master.startswith("local"):
+        conf = {key: value for key, value in conf.items() if not key.startswith("spark.dynamicAllocation.")}
+    else:
+        conf["spark.executor.memory"] = settings.connect_executor_memory
+        conf["spark.executor.cores"] = str(settings.connect_executor_cores)
+        ceiling = settings.connect_max_executors or spark_cluster.executor_slots(
+            settings, master, settings.connect_executor_cores, settings.connect_executor_memory)
+        if ceiling:
+            conf["spark.dynamicAllocation.maxExecutors"] = str(ceiling)
+    conf.update(settings.connect_server_conf)
+    return conf
+
+
+def server_command(settings: Settings, port: int, ui_port: int, with_listener: bool = True,
+                   master: str | None = None) -> list[str]:
     if with_listener and not settings.listener_jar.exists():
         raise ConnectServerError(f"listener jar not found at {settings.listener_jar}: run `make listener`")
+    master = master or settings.connect_master
     conf = {
-        **SERVER_CONF,
+        **server_conf(settings, master),
         "spark.connect.grpc.binding.address": "127.0.0.1",
         "spark.connect.grpc.binding.port": str(port),
         "spark.ui.host": "127.0.0.1",
@@ -109,9 +176,11 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
                      "spark.router.listener.serverId": settings.connect_server_id,
+                     # The router hands this URL to the clients it places on this server.
+                     "spark.router.listener.connectUrl": f"sc://127.0.0.1:{port}",
                      **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
-               "--name", "Spark Connect server", "--master", settings.connect_master,
+               "--name", "Spark Connect server", "--master", master,
                "--driver-memory", settings.connect_driver_memory]
     for key, value in conf.items():
         command += ["--conf", f"{key}={value}"]
@@ -125,8 +194,13 @@ def _port_open(port: int) -> bool:
 
 
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
-          progress=print, with_listener: bool = True) -> ServerState:
-    """Start the server in the background and return once it has answered a warm-up query."""
+          progress=print, with_listener: bool = True, master: str | None = None,
+          server_id: str | None = None) -> ServerState:
+    """Start the server in the background and return once it has answered a warm-up query. `master`: default
+    SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster. `server_id`:
+    a server of the local pool other than the default one, on free ports unless `port`, `ui_port` are given."""
+    settings = member_settings(settings, server_id)
+    master = master or settings.connect_master
     port = port or settings.connect_port
     ui_port = ui_port or settings.connect_ui_port
     running = read_state(settings)
@@ -143,6 +217,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     (base / "fairscheduler.xml").write_text(FAIR_POOLS)
+    (base / "ports.json").write_text(json.dumps({"port": port, "ui_port": ui_port}))  # the next start's
     log_file = base / "logs" / "connect-server.log"
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
@@ -155,12 +230,13 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         log.write(f"\n==== starting at {datetime.now(timezone.utc).isoformat()} ====\n".encode())
         log.flush()
         # Its own session, so that a Ctrl-C in the starting terminal does not kill the server.
-        process = subprocess.Popen(server_command(settings, port, ui_port, with_listener), stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        command = server_command(settings, port, ui_port, with_listener, master)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                   start_new_session=True)
     state = ServerState(pid=process.pid, port=port, ui_port=ui_port,
-                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file))
+                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file), master=master)
     _state_file(settings).write_text(json.dumps(state.__dict__))
-    progress(f"starting Connect server (pid {process.pid}) on {state.url}, logs in {log_file}")
+    progress(f"starting Connect server (pid {process.pid}) on {state.url}, master {master}, logs in {log_file}")
     try:
         _wait_ready(state, process, settings.connect_start_timeout_s, progress)
     except BaseException:
@@ -265,7 +341,14 @@ def status(settings: Settings) -> dict:
     if state is None:
         return {"running": False, "state_dir": str(settings.connect_server_dir)}
     return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
-            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port)}
+            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port),
+            "master": state.master or None}
+
+
+def pool_status(settings: Settings) -> list[dict]:
+    """``status`` of every local server (see local_server_ids), each with its id; the default one first."""
+    return [{"server_id": server_id, "default": server_id == settings.connect_server_id,
+             **status(member_settings(settings, server_id))} for server_id in local_server_ids(settings)]
 
 
 def tail(path: Path, lines: int = 20) -> str:

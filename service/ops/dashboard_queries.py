@@ -8,9 +8,9 @@ only pass parameters through. Windows are counted back from now; time buckets ar
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import Integer, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.models import (
@@ -34,6 +34,7 @@ from service.history.queries import (
     list_restarts,
 )
 from service.routing.policy import Policy
+from service.routing.pool import pool_status
 from service.routing.rules import HISTORY_METRICS
 
 # Listeners of standalone runs are servers too (one per run); the dashboard and /metrics show them only
@@ -78,15 +79,52 @@ def server_status(server: Server, beat: Heartbeat | None, policy: Policy, now: d
     }
 
 
-def servers(session: Session, policy: Policy) -> list[dict]:
+POOL_FIELDS = ("default", "connect_url", "available", "unavailable_reason", "capacity_cores", "capacity_source",
+               "in_flight_cores", "free_cores", "in_flight_runs")
+
+
+def servers(session: Session, policy: Policy, settings) -> list[dict]:
     """Server status for the dashboard: up/down from the heartbeat's age, draining, uptime, the listener's
-    queue and spool, and the server's last restart."""
+    queue and spool, the server's last restart; for a Connect server of the pool also its place in it (``pool``:
+    capacity, the load in flight, whether it can take a run; None: not in the pool, it reports no Connect URL)."""
     now = utcnow()
     result = [server_status(server, beat, policy, now) for server, beat in latest_heartbeats(session, now)]
     last = last_restarts(session, [s["server_id"] for s in result if s["kind"] == "connect"])
+    pool = {server["server_id"]: server for server in pool_status(session, policy, settings)}
     for status in result:
         status["last_restart"] = last.get(status["server_id"])
+        member = pool.get(status["server_id"]) if status["kind"] != "standalone" else None
+        status["pool"] = member and {field: member[field] for field in POOL_FIELDS}
     return result
+
+
+# ---------------------------------------------------------------------------------------------- executors
+
+EXECUTOR_POINTS = 240  # points per server on the chart, at most
+
+
+def executors_over_time(session: Session, minutes: float) -> dict:
+    """Per Connect server, the executors and cores it held over the window, from its heartbeats: the most in each
+    step (window / 240, at least 10 s), and its dynamic-allocation ceiling. Steps without a heartbeat are left out."""
+    now = utcnow()
+    step_s = max(10, int(minutes * 60 // EXECUTOR_POINTS))
+    since = now - timedelta(minutes=minutes)
+    if session.get_bind().dialect.name == "postgresql":
+        bucket = func.floor(func.extract("epoch", Heartbeat.received_at) / step_s)
+    else:  # SQLite: integer division
+        bucket = cast(func.strftime("%s", Heartbeat.received_at), Integer) / step_s
+    bucket = bucket.label("bucket")
+    rows = session.execute(
+        select(Heartbeat.server_id, bucket, func.max(Heartbeat.executors), func.max(Heartbeat.executor_cores),
+               func.max(Heartbeat.max_executors))
+        .join(Server, Server.server_id == Heartbeat.server_id)
+        .where(Server.kind == "connect", Heartbeat.received_at >= since)
+        .group_by(Heartbeat.server_id, bucket).order_by(Heartbeat.server_id, bucket)).all()
+    servers: dict[str, list[dict]] = defaultdict(list)
+    for server_id, index, executors, cores, ceiling in rows:
+        at = datetime.fromtimestamp(int(index) * step_s, timezone.utc)
+        servers[server_id].append({"at": at, "executors": executors, "cores": cores, "max_executors": ceiling})
+    return {"since": since, "until": now, "step_s": step_s, "servers": dict(servers)}
 
 
 # ----------------------------------------------------------------------------------------------- restarts
@@ -185,11 +223,30 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
 
 
 def recent_decisions(session: Session, limit: int) -> list[dict]:
-    rows = session.execute(select(Decision, Run.status).join(Run, Run.run_id == Decision.run_id)
+    rows = session.execute(select(Decision, Run.status, Run.server_id).join(Run, Run.run_id == Decision.run_id)
                            .order_by(Decision.created_at.desc(), Decision.id.desc()).limit(limit)).all()
     return [{"run_id": d.run_id, "app_id": d.app_id, "decided_at": d.created_at, "requested_mode": d.requested_mode,
-             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": status}
-            for d, status in rows]
+             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": status,
+             "server_id": server_id} for d, status, server_id in rows]
+
+
+def decisions_by_server(session: Session, days: float, default_server_id: str) -> dict:
+    """Decisions in the window by where they sent the run: per Connect server of the pool (runs decided before
+    the pool count on the default server), and standalone, fallback reruns apart."""
+    since = utcnow() - timedelta(days=days)
+    kind = _kind().label("kind")
+    rows = session.execute(select(Run.server_id, kind, func.count()).join(Run, Run.run_id == Decision.run_id)
+                           .where(Decision.created_at >= since).group_by(Run.server_id, kind)).all()
+    per_server: dict[str, int] = defaultdict(int)
+    elsewhere = {"standalone": 0, "fallback": 0}
+    for server_id, what, count in rows:
+        if what == "connect":
+            per_server[server_id or default_server_id] += count
+        else:
+            elsewhere[what] += count
+    return {"days": days, "since": since,
+            "servers": [{"server_id": server_id, "decisions": count} for server_id, count in sorted(per_server.items())],
+            **elsewhere}
 
 
 # --------------------------------------------------------------------------------------------------- apps
@@ -241,7 +298,7 @@ def _last_decisions(session: Session, app_ids: list[str]) -> dict[str, Decision]
 
 
 RUN_FIELDS = ("run_id", "app_id", "mode", "status", "created_at", "started_at", "finished_at", "failure_kind",
-              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "dag_id", "task_id",
+              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "server_id", "dag_id", "task_id",
               "airflow_run_id", "try_number", "first_stage_at", "last_stage_at", "num_stages",
               "num_failed_stages", *METRICS)
 

@@ -21,6 +21,7 @@ from client_runtime.sentry import init_sentry, set_run_tags
 from service.db.models import utcnow
 from service.history.queries import count_quarantined
 from service.ops import dashboard_queries
+from service.routing.pool import pool_status
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -199,6 +200,10 @@ class DatabaseCollector:
                                       "reported finished, by mode.", labels=["mode"])
         quarantined = GaugeMetricFamily("spark_router_quarantined_records", "Stage records kept aside because "
                                         "they cannot be stored (GET /api/v1/quarantine), of the last 30 days.")
+        pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field, text in (
+            ("in_flight_cores", "Predicted cores of the Connect runs in flight on the server."),
+            ("capacity_cores", "Cores the server can give concurrent runs, as placement counts them."),
+            ("available", "1 when the server can take a new run (heard from lately, not draining)."))}
         database = GaugeMetricFamily("spark_router_database_up", "1 when the scrape could read the database.")
         try:
             policy = self.app.state.policies.get()
@@ -216,6 +221,9 @@ class DatabaseCollector:
                     for field, family in beats.items():
                         if beat is not None:
                             family.add_metric(values, getattr(beat, field))
+                for member in pool_status(session, policy, self.app.state.settings):
+                    for field, family in pool.items():
+                        family.add_metric([member["server_id"]], float(member[field]))
                 counts = dashboard_queries.in_flight_runs(session, policy)
                 for mode in ("connect", "standalone"):
                     in_flight.add_metric([mode], counts.get(mode, 0))
@@ -229,6 +237,7 @@ class DatabaseCollector:
         yield database
         yield from families.values()
         yield from beats.values()
+        yield from pool.values()
         yield in_flight
         yield quarantined
 

@@ -10,15 +10,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
-from service.db.models import App, Decision, Run, Server, utcnow
+from service.db.models import App, Decision, Run, utcnow
 from service.errors import Conflict
 from service.history import lifecycle
-from service.history.queries import connect_in_flight, in_flight_cutoffs
+from service.history.queries import in_flight_cutoffs
 from service.routing import decision_store, rules
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
@@ -39,7 +39,7 @@ def aggregates(app: App | None) -> rules.AppAggregates:
     return rules.AppAggregates(
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
-        retry_granted_at=app.retry_granted_at,
+        retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
         recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
 
 
@@ -55,17 +55,17 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     the policy cannot decide gets its exception in its place; the others are stored."""
     now = utcnow()
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
-                                settings.connect_server_id, now, **in_flight_cutoffs(policy.capacity, now))
+                                default_server(settings), now, **in_flight_cutoffs(policy.capacity, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
-    load = state.in_flight_cores
+    servers = state.servers
     results: list[DecisionOut | Exception] = []
     new_runs, new_decisions, retries_granted = [], [], []
     for request in requests:
         app = apps[request.app_id]
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
-                                                       resources=resources(request), app=app,
-                                                       server=state.server, in_flight_cores=load), policy)
+                                                       resources=resources(request), app=app, servers=servers),
+                                   policy)
         except Exception as exc:  # one request's failure is not the batch's
             log.exception("no decision for app %s", request.app_id)
             results.append(exc)
@@ -74,10 +74,11 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
             retries_granted.append(request.app_id)
             apps[request.app_id] = replace(app, retry_granted_at=now)
         if verdict.mode == "connect":
-            load += verdict.predicted_cores
+            servers = with_load(servers, verdict.server_id, verdict.predicted_cores)
         airflow = request.airflow
         run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
                "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+               "server_id": verdict.server_id if verdict.mode == "connect" else None,
                "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
                "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
         decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
@@ -87,7 +88,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                     "request": request.model_dump(mode="json")}
         new_runs.append(run)
         new_decisions.append(decision)
-        results.append(decision_out(decision, run, settings))
+        results.append(decision_out(decision, run, settings, verdict.connect_url))
     if new_runs:
         decision_store.write(connection, new_runs, new_decisions, retries_granted, now)
     return results
@@ -97,21 +98,18 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
     held; no cool-down try granted; the app not created or marked seen."""
     now = utcnow()
-    server = session.get(Server, settings.connect_server_id)
-    load = session.scalar(select(func.coalesce(func.sum(Run.predicted_cores), 0.0))
-                          .where(connect_in_flight(**in_flight_cutoffs(policy.capacity, now))))
+    servers = decision_store.read_pool(session.connection(), default_server(settings),
+                                       **in_flight_cutoffs(policy.capacity, now))
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(session.get(App, request.app_id)),
-        server=None if server is None else rules.ServerFacts(server.last_heartbeat_at, server.draining),
-        in_flight_cores=float(load)), policy)
+        app=aggregates(session.get(App, request.app_id)), servers=servers), policy)
     airflow = request.airflow
-    run = {"run_id": None, "app_id": request.app_id, "dag_id": airflow and airflow.dag_id,
+    run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
            "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
            "try_number": airflow and airflow.try_number}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
-    return decision_out(decision, run, settings).model_copy(update={"dry_run": True})
+    return decision_out(decision, run, settings, verdict.connect_url).model_copy(update={"dry_run": True})
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
@@ -153,11 +151,24 @@ def session_confs(run: Mapping) -> dict[str, str]:
     return confs
 
 
-def decision_out(decision: Mapping, run: Mapping, settings: Settings) -> DecisionOut:
-    """The API's view of a decision and its run (rows as mappings: see ``values``)."""
+def default_server(settings: Settings) -> decision_store.DefaultServer:
+    return decision_store.DefaultServer(settings.connect_server_id, settings.connect_url)
+
+
+def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cores: float
+              ) -> tuple[rules.ServerFacts, ...]:
+    """The pool with `cores` more in flight on `server_id`: the next decision of the batch sees this one's run."""
+    return tuple(replace(server, in_flight_cores=server.in_flight_cores + cores) if server.server_id == server_id
+                 else server for server in servers)
+
+
+def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None) -> DecisionOut:
+    """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL is
+    its server's (`connect_url`), else the settings'."""
     return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
                        reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
-                       connect_url=settings.connect_url if decision["mode"] == "connect" else None,
+                       connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
+                       server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
                        decided_at=decision["created_at"])
 

@@ -309,6 +309,48 @@
     return svg;
   }
 
+  // Executors a Connect server held over time (the most per step), its dynamic-allocation ceiling dashed.
+  // A gap in the heartbeats is a gap in the line.
+  function executorChart(points, { since, until, step_s: step }) {
+    const width = 380, height = 120, margin = { top: 10, right: 10, bottom: 20, left: 30 };
+    const plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom;
+    const t0 = new Date(since).getTime(), t1 = new Date(until).getTime();
+    const peak = Math.max(1, ...points.map((p) => Math.max(p.executors || 0, p.max_executors || 0)));
+    let yMax = niceMax(peak);
+    if (!Number.isInteger(yMax / 2)) yMax = 2 * Math.ceil(yMax / 2);  // whole executors on the grid lines
+    const xOf = (ms) => margin.left + (plotW * Math.min(Math.max(ms - t0, 0), t1 - t0)) / Math.max(t1 - t0, 1);
+    const yOf = (v) => margin.top + plotH - (plotH * v) / yMax;
+    const svg = s("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, role: "img",
+                           "data-testid": "executors-chart", "aria-label": "Executors over time" });
+    svg.append(frame(width, height, margin, yMax, (v) => num(Math.round(v)), 2));
+    const runs = [];  // stretches of consecutive steps
+    points.forEach((p, i) => {
+      const at = new Date(p.at).getTime();
+      if (!i || at - new Date(points[i - 1].at).getTime() > 2 * step * 1000) runs.push([]);
+      runs[runs.length - 1].push({ ...p, ms: at });
+    });
+    for (const stretch of runs) {
+      const line = (key) => stretch.flatMap((p) => [`${xOf(p.ms).toFixed(1)},${yOf(p[key] || 0).toFixed(1)}`,
+        `${xOf(p.ms + step * 1000).toFixed(1)},${yOf(p[key] || 0).toFixed(1)}`]).join(" ");
+      if (stretch.some((p) => p.max_executors !== null)) {
+        svg.append(s("polyline", { class: "threshold", points: line("max_executors"), fill: "none" }));
+      }
+      svg.append(s("polyline", { points: line("executors"), fill: "none", stroke: COLORS.connect, "stroke-width": 2,
+                                 "stroke-linejoin": "round", "data-testid": "executors-line" }));
+      for (const p of stretch) {
+        svg.append(s("rect", { x: xOf(p.ms), y: margin.top, width: Math.max(1, xOf(p.ms + step * 1000) - xOf(p.ms)),
+                               height: plotH, fill: "transparent", "data-executors": p.executors },
+          s("title", {}, `${when(p.at)}: ${plural(p.executors, "executor")}, ${plural(p.cores, "core")}` +
+            (p.max_executors !== null ? ` (ceiling ${num(p.max_executors)})` : ""))));
+      }
+    }
+    for (const [ms, anchor] of [[t0, "start"], [t1, "end"]]) {
+      svg.append(s("text", { x: xOf(ms), y: height - 5, "text-anchor": anchor },
+        new Date(ms).toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" })));
+    }
+    return svg;
+  }
+
   const maxOf = (runs, keys) => Math.max(0, ...runs.flatMap((run) => keys.map((key) => run[key] || 0)));
   // A threshold far above the data would flatten it: it is drawn only when within reach.
   const onChart = (threshold, dataMax) => threshold <= dataMax * 2.5;
@@ -344,20 +386,37 @@
       h("div", { class: "detail", text: detail || "" }));
   }
 
-  function serverCard(server) {
+  // A Connect server's place in the pool: the predicted cores in flight against its capacity, as placement sees it.
+  function loadCell(pool) {
+    if (!pool) return h("span", { class: "muted", "data-testid": "load", text: "not in the pool: reports no Connect URL" });
+    const share = pool.capacity_cores > 0 ? Math.min(1, pool.in_flight_cores / pool.capacity_cores) : 1;
+    return h("span", { "data-testid": "load", title: `capacity: ${pool.capacity_source}` },
+      h("span", { class: "load-bar" }, h("span", { class: share >= 1 ? "full" : null, style: `width:${Math.round(share * 100)}%` })),
+      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")} · `,
+      h("strong", { text: `${pool.free_cores.toFixed(1)} free` }));
+  }
+
+  function serverCard(server, executors, poolSize) {
     const beat = server.heartbeat || {};
+    const points = (executors.servers || {})[server.server_id] || [];
     const restart = server.last_restart;
     const status = server.status;
+    const pool = server.pool;
+    const drainedTo = poolSize > 1 ? "new runs go to the other servers" : "new runs go standalone";
     const rows = [
+      ["Load", loadCell(pool)],
       ["Last heartbeat", server.last_heartbeat_at
         ? h("span", {}, time(server.last_heartbeat_at, true),
           h("span", { class: "muted" }, ` (unhealthy after ${seconds(server.heartbeat_timeout_s)})`))
         : h("span", { class: "muted", text: "never" })],
       ["Uptime", server.uptime_s !== null ? h("span", { title: `started ${when(server.started_at)}`, text: seconds(server.uptime_s) })
         : h("span", { class: "muted", text: server.started_at ? `down (started ${when(server.started_at)})` : "–" })],
-      ["Draining", server.draining ? h("strong", { text: "yes: new runs go standalone" }) : "no"],
+      ["Draining", server.draining ? h("strong", { text: `yes: ${drainedTo}` }) : "no"],
       ["Work", [plural(beat.active_sessions, "session"), plural(beat.active_operations, "operation"),
         plural(beat.running_jobs, "job")].join(" · ")],
+      ["Executors", h("span", { "data-testid": "executors" }, beat.executors === undefined ? "–"
+        : `${plural(beat.executors, "executor")} · ${plural(beat.executor_cores, "core")}` +
+          (beat.max_executors !== null && beat.max_executors !== undefined ? ` · ceiling ${num(beat.max_executors)}` : ""))],
       ["Listener", h("span", { "data-testid": "listener" },
         `queue ${num(beat.queue_size)} · spool ${num(beat.spool_files)} files (${bytes(beat.spool_bytes)}) · dropped ${num(beat.dropped_records)}`)],
       ["Last restart", restart
@@ -366,32 +425,58 @@
           restart.message ? h("div", { class: "muted small", text: restart.message }) : null)
         : h("span", { class: "muted", text: "none recorded" })],
     ];
+    const connectUrl = (pool && pool.connect_url) || server.connect_url;
+    if (connectUrl) rows.push(["Connect URL", h("span", { class: "mono", text: connectUrl })]);
     if (server.ui_url) {
       rows.push(["Spark UI", safeHref(server.ui_url) && /^https?:/i.test(server.ui_url)
         ? h("a", { href: server.ui_url, "data-testid": "spark-ui", text: server.ui_url })
         : h("span", { class: "muted", "data-testid": "spark-ui", text: `${server.ui_url} (not an http(s) URL: no link)` })]);
     }
-    if (server.connect_url) rows.push(["Connect URL", h("span", { class: "mono", text: server.connect_url })]);
-    return h("div", { class: `card server ${status}`, "data-testid": "server", "data-status": status },
+    return h("div", { class: `card server ${status}`, "data-testid": "server", "data-status": status,
+                      "data-server-id": server.server_id },
       h("div", { class: "server-head" },
         h("span", { class: `pill ${status}`, "data-testid": "server-status", text: status.toUpperCase() }),
         h("h3", { class: "mono", text: server.server_id }),
+        pool && pool.default && poolSize > 1 ? badge("default", "pinned") : null,
         h("span", { class: "muted", text: `${server.kind}${server.spark_version ? " · Spark " + server.spark_version : ""}` })),
-      h("dl", { class: "kv" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])));
+      h("dl", { class: "kv" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
+      h("div", { class: "executors" },
+        h("div", { class: "chart-title" }, h("span", { class: "muted small", text: "Executors, last hour" }),
+          legend([["held", COLORS.connect], ["dynamic-allocation ceiling", null, true]])),
+        points.length ? executorChart(points, executors)
+          : h("div", { class: "muted small", text: "No heartbeat in the last hour." })));
+  }
+
+  // Where the window's decisions sent their runs: each Connect server of the pool, standalone, fallback reruns.
+  function byServerTable(data) {
+    const rows = [...data.servers.map((s) => ({ where: s.server_id, mono: true, decisions: s.decisions, color: COLORS.connect })),
+      { where: "standalone", decisions: data.standalone, color: COLORS.standalone },
+      { where: "fallback reruns", decisions: data.fallback, color: COLORS.fallback }];
+    const total = rows.reduce((sum, row) => sum + row.decisions, 0);
+    const most = Math.max(1, ...rows.map((row) => row.decisions));
+    return table([
+      { title: "Sent to", cell: (r) => h("span", { class: r.mono ? "mono" : null, text: r.where }) },
+      { title: "Decisions", cls: "num", cell: (r) => h("div", { class: "bar-cell" },
+        h("span", { class: "bar", style: `width:${Math.round((70 * r.decisions) / most)}px;background:${r.color}` }),
+        num(r.decisions)) },
+      { title: "Share", cls: "num", cell: (r) => (total ? pct(r.decisions / total) : "–") },
+    ], rows, { testid: "by-server", empty: "No decision yet." });
   }
 
   async function overviewPage() {
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts, quarantine] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
       api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/quarantine", { limit: 5 }),
+      api("/executors", { minutes: 60 }), api("/decisions/by-server", { days: win.days }),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
     const connectServers = servers.filter((server) => server.kind === "connect");
+    const poolSize = connectServers.filter((server) => server.pool).length;
     const others = servers.filter((server) => server.kind !== "connect");
     const taskH = (mode) => ((summary.task_time_ms[mode] || 0) / 3600000).toFixed(1);
     const maxTask = Math.max(1, ...apps.map((app) => app.task_time_ms));
@@ -399,7 +484,7 @@
     const content = [
       section("Connect servers", others.length ? h("span", { class: "muted", text: `and ${others.length} standalone listener(s) reporting` }) : null,
         connectServers.length
-          ? h("div", { class: "servers" }, connectServers.map(serverCard))
+          ? h("div", { class: "servers" }, connectServers.map((server) => serverCard(server, executors, poolSize)))
           : h("div", { class: "card error", "data-testid": "no-server" },
             "No Connect server has sent a heartbeat: every auto decision goes standalone (rule server-unhealthy). ",
             "Check that the server runs with the router's listener and reaches this router.")),
@@ -415,6 +500,7 @@
           tile("In flight", num(summary.in_flight.connect + summary.in_flight.standalone),
             `${num(summary.in_flight.connect)} connect · ${num(summary.in_flight.standalone)} standalone`),
           tile("Task hours", taskH("connect"), `on Connect · ${taskH("standalone")} standalone`))),
+      section(`Decisions by server (last ${windowName})`, null, byServerTable(byServer)),
       h("section", { class: "section" }, h("div", { class: "card chart-card" },
         h("div", { class: "chart-title" }, h("h2", { text: `Decisions per ${win.bucket}` }),
           legend([["connect", COLORS.connect], ["standalone", COLORS.standalone], ["fallback", COLORS.fallback]])),
@@ -442,6 +528,7 @@
         { title: "App", cell: (d) => appLink(d.app_id) },
         { title: "Run", cls: "nowrap", cell: (d) => runLink(d.run_id) },
         { title: "Mode", cell: (d) => badge(kind(d)) },
+        { title: "Server", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.server_id || "–" }) },
         { title: "Rule", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.rule }) },
         { title: "Status", cell: (d) => badge(d.status) },
         { title: "Why", cell: (d) => h("span", { class: "muted", text: d.reason || "" }) },
@@ -555,6 +642,7 @@
       ["Duration", millis(run.duration_ms)],
       ["Stages", `${num(run.num_stages)} (${num(run.num_failed_stages)} failed)`],
       ["Predicted cores", run.mode === "connect" ? String(run.predicted_cores) : "–"],
+      ["Server", run.server_id ? h("span", { class: "mono", "data-testid": "run-server", text: run.server_id }) : "–"],
     ];
     // A failure's kind: connect or app; pending while a standalone rerun decides it; unknown if the rerun was cancelled.
     const kindClass = { pending: "pending", unknown: "unknown" }[run.failure_kind] || "failed";

@@ -57,6 +57,54 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- define "scr.connect.uiUrl" -}}
 {{- printf "http://%s-ui.%s.svc:%v" (include "scr.connect.name" .) .Release.Namespace .Values.connectServer.uiService.port }}
 {{- end }}
+{{/* One Connect server of the pool (`connectServer.replicas`), as YAML to read with fromYaml: its index, resource
+     name, server id, the Connect URL the router hands its clients, its UI/REST URL, its executors' pod name prefix.
+     Server 0 is the router's default server, with the names of a one-server release; server N is "<...>-N". */}}
+{{- define "scr.connect.server" -}}
+{{- $root := .root }}
+{{- $i := int .index }}
+{{- $c := $root.Values.connectServer }}
+{{- $prefix := printf "%s-exec" (include "scr.fullname" $root | trunc 35 | trimSuffix "-") }}
+{{- if eq $i 0 }}
+index: 0
+name: {{ include "scr.connect.name" $root | quote }}
+serverId: {{ include "scr.connect.serverId" $root | quote }}
+url: {{ include "scr.connect.url" $root | quote }}
+uiUrl: {{ include "scr.connect.uiUrl" $root | quote }}
+executorPrefix: {{ $prefix | quote }}
+{{- else }}
+{{- $name := printf "%s-%d" (include "scr.connect.name" $root) $i }}
+{{- $urls := $c.clientUrls | default list }}
+{{- $url := "" }}
+{{- if lt (sub $i 1 | int) (len $urls) }}{{ $url = index $urls (sub $i 1 | int) }}{{ end }}
+index: {{ $i }}
+name: {{ $name | quote }}
+serverId: {{ printf "%s-%d" (include "scr.connect.serverId" $root) $i | quote }}
+url: {{ default (printf "sc://%s.%s.svc:%v" $name $root.Release.Namespace $c.service.port) $url | quote }}
+uiUrl: {{ printf "http://%s-ui.%s.svc:%v" $name $root.Release.Namespace $c.uiService.port | quote }}
+executorPrefix: {{ printf "%s-%d" $prefix $i | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Every Connect server of the pool, as a YAML list (see scr.connect.server). */}}
+{{- define "scr.connect.servers" -}}
+{{- if lt (int .Values.connectServer.replicas) 1 }}{{ fail "connectServer.replicas must be at least 1 (connectServer.enabled=false deploys the router only)" }}{{ end }}
+servers:
+{{- range $i := until (int .Values.connectServer.replicas) }}
+- {{- include "scr.connect.server" (dict "root" $ "index" $i) | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The labels that select one Connect server's pod. With one server, those of the releases before pools (a
+     Deployment's selector cannot change on upgrade); in a pool also the server's name. */}}
+{{- define "scr.connect.selectorLabels" -}}
+{{ include "scr.selectorLabels" .root }}
+app.kubernetes.io/component: connect-server
+{{- if gt (int .root.Values.connectServer.replicas) 1 }}
+spark-router.io/connect-server: {{ .name }}
+{{- end }}
+{{- end }}
+
 {{- define "scr.connect.serviceAccountName" -}}
 {{- if .Values.connectServer.serviceAccount.create }}
 {{- default (include "scr.connect.name" .) .Values.connectServer.serviceAccount.name }}
@@ -85,6 +133,16 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- define "scr.connect.sparkConf" -}}
 {{- $c := .Values.connectServer }}
 {{- $conf := dict }}
+{{- /* The server's own settings, shared with the local server and the image: files/connect-server.conf (a link to
+     service/ops/connect-server.conf). Lines are `key value`; `#` starts a comment. */}}
+{{- range $line := .Files.Get "files/connect-server.conf" | splitList "\n" }}
+{{- $line = trim $line }}
+{{- if and $line (not (hasPrefix "#" $line)) }}
+{{- $pair := regexSplit "\\s+" $line 2 }}
+{{- $_ := set $conf (index $pair 0) (index $pair 1) }}
+{{- end }}
+{{- end }}
+{{- if not (hasKey $conf "spark.dynamicAllocation.enabled") }}{{ fail "files/connect-server.conf is missing or empty: it must link to service/ops/connect-server.conf" }}{{ end }}
 {{- /* Spark on Kubernetes, client mode: the server pod is the driver; executors are pods of the same image. */}}
 {{- $_ := set $conf "spark.submit.deployMode" "client" }}
 {{- $_ := set $conf "spark.driver.bindAddress" "0.0.0.0" }}
@@ -110,25 +168,15 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- /* Spark Connect. */}}
 {{- $_ := set $conf "spark.connect.grpc.binding.port" "15002" }}
 {{- $_ := set $conf "spark.ui.port" "4040" }}
-{{- $_ := set $conf "spark.connect.execute.manager.detachedTimeout" "2m" }}
-{{- /* Dynamic allocation with shuffle tracking: Kubernetes has no external shuffle service. */}}
-{{- $_ := set $conf "spark.dynamicAllocation.enabled" "true" }}
-{{- $_ := set $conf "spark.dynamicAllocation.shuffleTracking.enabled" "true" }}
-{{- $_ := set $conf "spark.dynamicAllocation.shuffleTracking.timeout" $c.dynamicAllocation.shuffleTrackingTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.cachedExecutorIdleTimeout" $c.dynamicAllocation.cachedExecutorIdleTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.executorIdleTimeout" $c.dynamicAllocation.executorIdleTimeout }}
-{{- $_ := set $conf "spark.dynamicAllocation.schedulerBacklogTimeout" $c.dynamicAllocation.schedulerBacklogTimeout }}
+{{- /* Dynamic allocation: the executors' range, and the shared file's timeouts unless the values set them. */}}
+{{- with $c.dynamicAllocation.shuffleTrackingTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.shuffleTracking.timeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.cachedExecutorIdleTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.cachedExecutorIdleTimeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.executorIdleTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.executorIdleTimeout" . }}{{ end }}
+{{- with $c.dynamicAllocation.schedulerBacklogTimeout }}{{ $_ := set $conf "spark.dynamicAllocation.schedulerBacklogTimeout" . }}{{ end }}
 {{- $_ := set $conf "spark.dynamicAllocation.minExecutors" (toString $c.executor.minExecutors) }}
 {{- $_ := set $conf "spark.dynamicAllocation.maxExecutors" (toString $c.executor.maxExecutors) }}
-{{- /* A long-running server. */}}
-{{- $_ := set $conf "spark.executor.maxNumFailures" "1000" }}
-{{- $_ := set $conf "spark.task.reaper.enabled" "true" }}
-{{- $_ := set $conf "spark.task.reaper.killTimeout" "300s" }}
-{{- $_ := set $conf "spark.files.useFetchCache" "false" }}
-{{- $_ := set $conf "spark.sql.autoBroadcastJoinThreshold" "-1" }}
-{{- $_ := set $conf "spark.scheduler.mode" "FAIR" }}
+{{- /* FAIR needs its pools (the ConfigMap's fairscheduler.xml). */}}
 {{- $_ := set $conf "spark.scheduler.allocation.file" "/opt/spark-router/conf/fairscheduler.xml" }}
-{{- $_ := set $conf "spark.ui.showConsoleProgress" "false" }}
 {{- /* The router's listener. Its token comes from the tokens Secret through the entrypoint. */}}
 {{- $_ := set $conf "spark.jars" "/opt/spark-router/jars/spark-router-listener.jar" }}
 {{- $_ := set $conf "spark.extraListeners" "io.sparkrouter.listener.RouterListener" }}

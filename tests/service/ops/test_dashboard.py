@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -92,7 +93,7 @@ def make_history(client) -> dict:
                "finished_at": now.isoformat(), "outcome": "restarted", "waited_s": 12.5,
                "message": "restarted after 12 s of waiting for idle"}
     ok(client.post("/api/v1/admin/restarts", json=restart))
-    heartbeat(client)
+    heartbeat(client, executors=2, executor_cores=2, max_executors=4)
     return {"orders": orders, "heavy": heavy, "failed": failed, "fallback": fallback}
 
 
@@ -160,6 +161,51 @@ def test_dashboard_json_over_real_history(client):
     assert client.get("/api/v1/dashboard/apps/nope").status_code == 404
     assert client.get("/api/v1/dashboard/runs/nope").status_code == 404
     assert client.get("/api/v1/dashboard/decisions", params={"days": 60, "bucket": "hour"}).status_code == 422
+
+
+def test_executors_over_time_per_connect_server(client):
+    heartbeat(client, executors=0, executor_cores=0, max_executors=2)
+    heartbeat(client, executors=2, executor_cores=2, max_executors=2)
+    heartbeat(client, executors=1, executor_cores=1, max_executors=2)
+    heartbeat(client, server_id="standalone-run-1", kind="standalone", executors=3, executor_cores=3)
+    with client.app.state.sessions() as session:  # the first beat 10 minutes ago, the others now
+        session.execute(text("UPDATE heartbeats SET received_at = :at WHERE id = (SELECT min(id) FROM heartbeats)"),
+                        {"at": utcnow() - timedelta(minutes=10)})
+        session.commit()
+    data = ok(client.get("/api/v1/dashboard/executors", params={"minutes": 60}))
+    assert data["step_s"] == 15 and list(data["servers"]) == [SERVER]  # Connect servers only
+    old, new = data["servers"][SERVER]
+    assert (old["executors"], old["cores"], old["max_executors"]) == (0, 0, 2)
+    assert (new["executors"], new["cores"], new["max_executors"]) == (2, 2, 2)  # the most in its step
+    assert (datetime.fromisoformat(new["at"]) - datetime.fromisoformat(old["at"])).total_seconds() > 500
+    [recent] = ok(client.get("/api/v1/dashboard/executors", params={"minutes": 5}))["servers"][SERVER]
+    assert recent["executors"] == 2
+    assert client.get("/api/v1/dashboard/executors", params={"minutes": 0}).status_code == 422
+
+
+def test_each_connect_server_of_the_pool_with_its_load_and_decisions_by_server(client):
+    heartbeat(client)
+    heartbeat(client, server_id="connect-b", connect_url="sc://b:15002", executors=2, executor_cores=8)
+    heartbeat(client, server_id="connect-old")  # reports no Connect URL: not in the pool
+    first, second, third = (decide(client, app_id) for app_id in ("etl.a", "etl.b", "etl.c"))
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "started"}))
+    servers = {s["server_id"]: s for s in ok(client.get("/api/v1/dashboard/servers"))}
+    default, b, old = servers[SERVER], servers["connect-b"], servers["connect-old"]
+    assert default["pool"]["default"] and not b["pool"]["default"] and old["pool"] is None
+    assert [first["server_id"], second["server_id"], third["server_id"]] == [SERVER, "connect-b", SERVER]
+    assert (default["pool"]["in_flight_runs"], default["pool"]["in_flight_cores"], default["pool"]["free_cores"]) == (
+        2, 2.0, 6.0)
+    assert (b["pool"]["capacity_cores"], b["pool"]["free_cores"], b["pool"]["connect_url"]) == (8.0, 7.0, "sc://b:15002")
+    assert b["pool"]["available"] and "the 8 cores its executors hold" in b["pool"]["capacity_source"]
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "succeeded"}))
+    ok(client.put("/api/v1/admin/apps/etl.s/pin", json={"mode": "standalone"}))
+    decide(client, "etl.s")
+    by_server = ok(client.get("/api/v1/dashboard/decisions/by-server", params={"days": 1}))
+    assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1}, {"server_id": SERVER, "decisions": 2}]
+    assert (by_server["standalone"], by_server["fallback"]) == (1, 0)
+    recent = ok(client.get("/api/v1/dashboard/decisions/recent", params={"limit": 4}))
+    assert [d["server_id"] for d in recent] == [None, SERVER, "connect-b", SERVER]
+    assert ok(client.get(f"/api/v1/dashboard/runs/{second['run_id']}"))["server_id"] == "connect-b"
 
 
 def test_app_ids_with_slashes(client):
@@ -259,7 +305,7 @@ def test_pages_in_headless_chromium(served, tmp_path):
             page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
             assert page.is_visible("#token-panel")
             page.fill("#token-input", token)
-            heartbeat(http)  # fresh, so that the server shows as up whatever the test's pace
+            heartbeat(http, executors=2, executor_cores=2, max_executors=4)  # fresh: up whatever the test's pace
             page.click("#token-form button[type=submit]")
             page.wait_for_selector("main[data-ready=true]", timeout=15_000)
             assert page.evaluate("localStorage.getItem('spark-router.api-token')") == token
@@ -268,6 +314,9 @@ def test_pages_in_headless_chromium(served, tmp_path):
             server = page.inner_text("[data-testid=server]")
             assert SERVER in server and "Spark 4.3.0" in server and "ago" in server
             assert page.inner_text("[data-testid=listener]") == "queue 2 · spool 3 files (4.00 KiB) · dropped 1"
+            assert page.inner_text("[data-testid=executors]") == "2 executors · 2 cores · ceiling 4"
+            assert page.locator("[data-testid=executors-chart] rect[data-executors='2']").count() >= 1
+            assert page.locator("[data-testid=executors-line]").count() >= 1
             assert "restarted" in page.inner_text("[data-testid=last-restart]")
             summary = page.inner_text("[data-testid=summary]")
             assert "10" in summary and "fallback rate 17 %" in summary  # 1 of the 6 Connect runs fell back
@@ -277,6 +326,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "33 min 20 s" in rows.nth(0).inner_text()  # 4 runs x 500 s of task time
             assert page.locator("[data-testid=decisions-chart] rect[data-key=connect]").count() >= 1
             assert page.locator("[data-testid=recent-row]").count() == 10
+            assert "cores in flight" in page.inner_text("[data-testid=load]")
+            assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")

@@ -270,6 +270,27 @@ def test_capacity_counts_connect_runs_in_flight(settings, tmp_path):
         assert decide(client, "c")["mode"] == "connect"
 
 
+def test_capacity_is_the_servers_as_its_latest_heartbeat_reports_it(settings, tmp_path):
+    """The policy's knob says 100 cores; the server's heartbeat says 2 executors of 1 core at most."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("capacity:\n  cores: 100\n  default_run_cores: 1\n")
+    settings.policy_file = policy
+    with TestClient(create_app(settings)) as client:
+        heartbeat(client)  # an older listener: no executors reported
+        for app_id in "abc":
+            complete_run(client, decide(client, app_id), executor_run_time_ms=60_000)
+        assert [decide(client, app_id)["mode"] for app_id in "abc"] == ["connect"] * 3  # the knob's 100 cores
+        heartbeat(client, executors=1, executor_cores=1, max_executors=2)
+        preview = decide(client, "c", dry_run=True)  # `spark-router decide` says the same
+        assert preview["mode"] == "standalone" and preview["reasons"][0]["threshold"] == 2.0
+        third = decide(client, "c")
+        assert third["mode"] == "standalone" and third["rule"] == "over-capacity"
+        assert third["reasons"][0]["threshold"] == 2.0
+        assert "dynamic-allocation ceiling of 2 executors × 1 cores" in third["reasons"][0]["message"]
+        heartbeat(client, executors=4, executor_cores=8, max_executors=10)  # grown: 10 × 2 cores
+        assert decide(client, "c")["mode"] == "connect"
+
+
 def test_pin_and_unpin_need_the_admin_token(settings):
     settings.admin_token = SecretStr("adm")
     with TestClient(create_app(settings)) as client:

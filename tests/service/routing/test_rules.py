@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,10 +17,14 @@ LIGHT = rules.RunSummary(task_time_ms=240_000, shuffle_write_bytes=10 << 20, dis
                      peak_execution_memory_bytes=64 << 20, duration_ms=120_000)
 
 
-def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, **app) -> rules.DecisionFacts:
+def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, servers=None, **app) -> rules.DecisionFacts:
+    """One server (None: the default server, never heard from) with `in_flight` cores of load, or a pool."""
     app.setdefault("recent_runs", (LIGHT,) * 5)
+    if servers is None:
+        servers = (replace(server or rules.ServerFacts(last_heartbeat_at=None, draining=False),
+                           in_flight_cores=in_flight),)
     return rules.DecisionFacts(now=NOW, requested_mode=mode, resources=resources or rules.Resources(),
-                           app=rules.AppAggregates(**app), server=server, in_flight_cores=in_flight)
+                               app=rules.AppAggregates(**app), servers=tuple(servers))
 
 
 def decide(f: rules.DecisionFacts, policy: Policy | None = None) -> rules.Verdict:
@@ -177,6 +182,43 @@ def test_capacity():
     verdict = decide(facts(in_flight=6.5))
     assert verdict.mode == "standalone" and verdict.reasons[0].rule == "over-capacity"
     assert verdict.reasons[0].observed == 8.5 and verdict.reasons[0].threshold == 8
+
+
+def server(executors=0, executor_cores=0, max_executors=None) -> rules.ServerFacts:
+    return rules.ServerFacts(last_heartbeat_at=NOW, draining=False, executors=executors,
+                             executor_cores=executor_cores, max_executors=max_executors)
+
+
+@pytest.mark.parametrize("facts_of_server, cores, source", [
+    # Dynamic allocation: the ceiling times the cores of the executors it holds now (2 of 3 cores each).
+    (server(executors=2, executor_cores=6, max_executors=4), 12, "dynamic-allocation ceiling of 4 executors × 3"),
+    # Scaled to zero: the ceiling times the policy's cores per executor (4).
+    (server(max_executors=2), 8, "the policy's server.executor_cores"),
+    # A fixed set of executors (local[N], or no dynamic allocation): the cores they hold.
+    (server(executors=1, executor_cores=2), 2, "the 2 cores its executors hold"),
+    # No ceiling set (Spark's default is unbounded) and nothing held: the policy's knob.
+    (server(max_executors=2**31 - 1), 8, "the policy's capacity.cores"),
+    (server(), 8, "the policy's capacity.cores"),
+    (None, 8, "the policy's capacity.cores"),
+])
+def test_server_capacity_comes_from_its_executors_when_it_reports_them(facts_of_server, cores, source):
+    capacity, why = rules.server_capacity(facts_of_server, Policy())
+    assert capacity == cores and source in why
+
+
+def test_over_capacity_uses_the_servers_reported_capacity_and_says_which():
+    # LIGHT predicts 2 cores; a server of 2 × 1-core executors at most has room for one such run at a time.
+    small = server(executors=1, executor_cores=1, max_executors=2)
+    assert rules.over_capacity(facts(server=small, in_flight=0.0), Policy()) is None
+    verdict = rules.over_capacity(facts(server=small, in_flight=0.5), Policy())
+    assert verdict.mode == "standalone" and verdict.reasons[0].threshold == 2
+    assert "dynamic-allocation ceiling of 2 executors × 1 cores" in verdict.reasons[0].message
+    # The policy's knob (8) would have let it through: the server's own figure decides.
+    assert rules.over_capacity(facts(server=HEALTHY, in_flight=0.5), Policy()) is None
+    # A big server takes what the knob would refuse.
+    big = server(executors=4, executor_cores=16, max_executors=10)
+    assert rules.over_capacity(facts(server=big, in_flight=20.0), Policy()) is None
+    assert "capacity.cores" in rules.over_capacity(facts(server=None, in_flight=20.0), Policy()).reasons[0].message
 
 
 def test_connect_verdicts_carry_their_predicted_load():

@@ -1,0 +1,339 @@
+"""A fixed, seeded mixed workload of real apps, run three ways on one Spark standalone cluster: all on the Connect
+server, all standalone, and routed by the router once every app has its history.
+
+Many light apps (a small aggregation: seconds of task time) and a few heavy ones (a wide shuffle and a window that
+spills: minutes) arrive on a schedule and go through a pool of a few slots, as Airflow tasks through a pool. Every
+run is `spark-router run` with the resources the app asks for. Per pass it prints: makespan, light-app wall time
+p50/p95, heavy-app wall times, executor core-seconds (the master's JSON, sampled every second: the cores each
+application holds, integrated over the pass) and driver JVMs started, failures; then the ratios of routed to each
+static choice and whether each target is met:
+
+    routed makespan <= the better static choice; routed core-seconds <= all-standalone's;
+    routed light-app p95 <= all-Connect's.
+
+The cluster: 2 workers of 2 cores and 2 GiB (4 cores on a 2-core machine: the CPU is shared, as drivers and
+clients need it too). The Connect server runs with the shared server settings (service/ops/connect-server.conf),
+its ceiling the executors the cluster has room for; the router's policy is the built-in one scaled to this cluster
+(see POLICY). Figures and what they mean: docs/benchmarks.md.
+
+The passes run all standalone, all on Connect, then routed: the two static passes give every app its
+history (each app has run twice when the routed pass begins), as a warm-up pass would.
+
+Usage: python bench/mixed_workload.py [--quick] [--seed 7] [--connect-conf KEY=VALUE ...] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from common import REPO, RouterProcess, free_port, wait_until
+
+from client_runtime.settings import Settings
+from service.ops import connect_server, spark_cluster
+
+LIGHT_APP = REPO / "examples" / "apps" / "light_aggregation.py"
+HEAVY_APP = REPO / "examples" / "apps" / "heavy_shuffle.py"
+SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
+SERVER_ID = "connect-bench"
+CONNECT_APP_NAME = "Spark Connect server"
+
+# The built-in policy scaled to this cluster, by a rule fixed before any run: sizes by the executor memory
+# (512m here, 4g built in: 1/8), times by the server's cores (2 of the cluster's 4 by default; the built-in
+# capacity is 8: 1/4). The server's limits are its settings: 1-core executors of 512m, at most 4.
+POLICY = {
+    "version": "bench-mixed-workload",
+    "server": {"executor_memory": "512m", "executor_cores": 1, "max_executors": 4, "driver_memory": "1g"},
+    "capacity": {"cores": 4},
+    "history": {"thresholds": {"task_time_ms": 30 * 60 * 1000, "duration_ms": 15 * 60 * 1000,
+                               "shuffle_write_bytes": "2560m", "disk_spilled_bytes": "256m",
+                               "peak_execution_memory_bytes": "256m"}},
+}
+
+
+@dataclass(frozen=True)
+class Job:
+    at_s: float          # arrival, seconds after the pass starts
+    app_id: str
+    kind: str            # light | heavy
+    app: Path
+    rows: int
+    resources: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    job: Job
+    arrived: float
+    started: float
+    finished: float
+    exit_code: int
+    mode: str | None
+    fell_back: bool
+
+    @property
+    def wall_s(self) -> float:
+        return self.finished - self.started
+
+
+@dataclass
+class PassFigures:
+    name: str
+    outcomes: list[Outcome]
+    makespan_s: float
+    core_seconds: dict[str, float]  # "connect" (the server) and "standalone" (every other application)
+    drivers_started: int
+
+    def wall(self, kind: str) -> list[float]:
+        return sorted(o.wall_s for o in self.outcomes if o.job.kind == kind)
+
+    @property
+    def failures(self) -> int:
+        return sum(1 for o in self.outcomes if o.exit_code != 0)
+
+    @property
+    def total_core_seconds(self) -> float:
+        return sum(self.core_seconds.values())
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank: with a dozen values, p95 is the slowest."""
+    ordered = sorted(values)
+    return ordered[max(0, int(-(-p * len(ordered) // 100)) - 1)]
+
+
+def workload(seed: int, quick: bool) -> list[Job]:
+    """The same schedule for every pass: light runs of a few apps (each its own input size) arriving at random
+    (exponential gaps), and heavy apps arriving early and mid-way."""
+    rng = random.Random(seed)
+    light_apps, light_runs, mean_gap_s = (2, 3, 6.0) if quick else (4, 10, 9.0)
+    heavy_rows = [2_500_000] if quick else [2_500_000, 3_000_000]
+    sizes = {f"bench.light-{i}": rng.choice([200_000, 500_000, 1_000_000, 2_000_000]) for i in range(light_apps)}
+    jobs, at = [], 0.0
+    for _ in range(light_runs):
+        at += rng.expovariate(1 / mean_gap_s)
+        app_id = rng.choice(sorted(sizes))
+        jobs.append(Job(round(at, 1), app_id, "light", LIGHT_APP, sizes[app_id],
+                        ("--num-executors", "1", "--executor-cores", "1", "--executor-memory", "512m")))
+    span = at
+    for index, rows in enumerate(heavy_rows):
+        jobs.append(Job(round(2.0 + span * index / len(heavy_rows), 1), f"bench.heavy-{index}", "heavy", HEAVY_APP,
+                        rows, ("--num-executors", "2", "--executor-cores", "1", "--executor-memory", "512m")))
+    return sorted(jobs, key=lambda job: job.at_s)
+
+
+class ClusterMeter(threading.Thread):
+    """Samples the master's JSON every second: which applications hold how many cores."""
+
+    def __init__(self, ui_url: str):
+        super().__init__(daemon=True)
+        self.ui_url = ui_url
+        self.samples: list[tuple[float, dict[str, tuple[str, int]]]] = []  # (time, {app id: (name, cores)})
+        self.seen: dict[str, tuple[float, str]] = {}                       # app id -> (first seen, name)
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            try:
+                master = spark_cluster.master_json(self.ui_url, timeout_s=10)
+            except spark_cluster.ClusterError:
+                self._done.wait(1)
+                continue
+            now = time.time()
+            apps = {a["id"]: (a["name"], a["cores"]) for a in master["activeapps"]}
+            self.samples.append((now, apps))
+            for app in master["activeapps"] + master["completedapps"]:
+                self.seen.setdefault(app["id"], (now, app["name"]))
+            self._done.wait(1)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def core_seconds(self, start: float, end: float) -> dict[str, float]:
+        totals = {"connect": 0.0, "standalone": 0.0}
+        for (t, apps), (t_next, _) in zip(self.samples, self.samples[1:]):
+            overlap = min(t_next, end) - max(t, start)
+            if overlap <= 0:
+                continue
+            for name, cores in apps.values():
+                totals["connect" if name == CONNECT_APP_NAME else "standalone"] += cores * overlap
+        return totals
+
+    def drivers_started(self, start: float, end: float) -> int:
+        return sum(1 for first, name in self.seen.values() if start <= first <= end + 5 and name != CONNECT_APP_NAME)
+
+
+def run_job(job: Job, mode: str, env: dict, log_dir: Path, index: int, arrived: float) -> Outcome:
+    log = log_dir / f"{index:02d}-{job.app_id}.log"
+    command = [SPARK_ROUTER, "run", "--app-id", job.app_id, "--mode", mode, *job.resources, str(job.app),
+               "--", str(job.rows)]
+    started = time.time()
+    with open(log, "w") as out:
+        result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, timeout=1800,
+                                check=False)
+    finished = time.time()
+    text = log.read_text(errors="replace")
+    modes = re.findall(r"\[spark-router\] starting (connect|standalone) run", text)
+    return Outcome(job, arrived, started, finished, result.returncode, modes[0] if modes else None,
+                   fell_back="falling back to standalone" in text)
+
+
+def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int, logs: Path,
+             meter: ClusterMeter) -> PassFigures:
+    """The jobs at their arrival times through a pool of `concurrency` slots (first come, first served)."""
+    log_dir = logs / name
+    log_dir.mkdir(parents=True)
+    print(f"mixed_workload: {name}: {len(jobs)} runs, mode {mode}, logs in {log_dir}", flush=True)
+    start = time.time()
+    with ThreadPoolExecutor(concurrency) as pool:
+        futures = []
+        for index, job in enumerate(jobs):
+            time.sleep(max(0.0, start + job.at_s - time.time()))
+            futures.append(pool.submit(run_job, job, mode, env, log_dir, index, time.time()))
+        outcomes = [future.result() for future in futures]
+    end = max(o.finished for o in outcomes)
+    return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end), meter.drivers_started(start, end))
+
+
+def wait_for_heartbeat(router: RouterProcess, after: float) -> None:
+    """The router routes to a server it has heard from since `after`."""
+    def fresh() -> bool:
+        servers = {s["server_id"]: s for s in router.get("/api/v1/servers")}
+        beat = servers.get(SERVER_ID, {}).get("last_heartbeat_at")
+        return beat is not None and datetime.fromisoformat(beat.replace("Z", "+00:00")).timestamp() >= after
+    wait_until(fresh, 60, "a heartbeat of the Connect server")
+
+
+def show(figures: PassFigures) -> None:
+    light, heavy = figures.wall("light"), figures.wall("heavy")
+    modes = {}
+    for o in figures.outcomes:
+        modes[f"{o.job.kind}->{o.mode}"] = modes.get(f"{o.job.kind}->{o.mode}", 0) + 1
+    print(f"mixed_workload: {figures.name:<15} makespan {figures.makespan_s:6.1f} s | light p50 "
+          f"{percentile(light, 50):5.1f} s p95 {percentile(light, 95):5.1f} s | heavy "
+          f"{', '.join(f'{w:.1f}' for w in heavy)} s | core-s {figures.total_core_seconds:6.0f} "
+          f"(server {figures.core_seconds['connect']:.0f}, standalone apps {figures.core_seconds['standalone']:.0f}) | "
+          f"drivers {figures.drivers_started} | failures {figures.failures} | "
+          f"{', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}"
+          + (f" | fallbacks {sum(o.fell_back for o in figures.outcomes)}" if any(o.fell_back for o in figures.outcomes)
+             else ""), flush=True)
+
+
+def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures) -> dict:
+    def p95(figures):
+        return percentile(figures.wall("light"), 95)
+
+    ratios = {}
+    for other in (connect, standalone):
+        ratios[other.name] = {"makespan": routed.makespan_s / other.makespan_s,
+                              "core_seconds": routed.total_core_seconds / max(other.total_core_seconds, 1e-9),
+                              "light_p95": p95(routed) / p95(other)}
+        print(f"mixed_workload: routed / {other.name:<15} makespan {ratios[other.name]['makespan']:.2f}, "
+              f"core-seconds {ratios[other.name]['core_seconds']:.2f}, light p95 {ratios[other.name]['light_p95']:.2f}")
+    best = min(connect, standalone, key=lambda f: f.makespan_s)
+    targets = {
+        f"makespan <= the better static choice ({best.name}, {best.makespan_s:.1f} s)":
+            routed.makespan_s <= best.makespan_s,
+        f"core-seconds <= all-standalone's ({standalone.total_core_seconds:.0f})":
+            routed.total_core_seconds <= standalone.total_core_seconds,
+        f"light-app p95 <= all-Connect's ({p95(connect):.1f} s)": p95(routed) <= p95(connect),
+    }
+    for target, met in targets.items():
+        print(f"mixed_workload: target routed {target}: {'met' if met else 'NOT met'}")
+    return {"ratios": ratios, "targets": targets}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller workload: a smoke run of a few minutes")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--concurrency", type=int, help="slots of the pool (default 3, quick 2)")
+    parser.add_argument("--connect-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting of the Connect server over the shared ones (repeatable)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    concurrency = args.concurrency or (2 if args.quick else 3)
+    jobs = workload(args.seed, args.quick)
+    base = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
+    logs = base / "logs"
+    print(f"mixed_workload: {sum(j.kind == 'light' for j in jobs)} light and {sum(j.kind == 'heavy' for j in jobs)} "
+          f"heavy runs per pass over {jobs[-1].at_s:.0f} s of arrivals, {concurrency} slots, seed {args.seed}; "
+          f"state in {base}", flush=True)
+    began = time.time()
+    settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port(),
+                        connect_server_id=SERVER_ID,
+                        connect_server_conf=dict(pair.split("=", 1) for pair in args.connect_conf))
+    cluster = spark_cluster.start(settings, workers=2, worker_cores=2, worker_memory="2g", port=free_port(),
+                                  ui_port=free_port(), progress=lambda m: print(f"mixed_workload: cluster: {m}",
+                                                                                flush=True))
+    policy = base / "policy.json"  # JSON is YAML
+    policy.write_text(json.dumps(POLICY))
+    connect_url = f"sc://127.0.0.1:{settings.connect_port}"
+    router = RouterProcess(f"sqlite:///{base / 'router.db'}", base, env={
+        "SPARK_ROUTER_CONNECT_URL": connect_url, "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER_ID,
+        "SPARK_ROUTER_POLICY_FILE": str(policy)}).start()
+    settings = settings.model_copy(update={"url": router.url, "connect_master": cluster.master_url})
+    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
+    env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_CONNECT_URL": connect_url,
+                "SPARK_ROUTER_STATE_DIR": str(base), "SPARK_ROUTER_STANDALONE_MASTER": cluster.master_url})
+    meter = ClusterMeter(cluster.ui_url)
+    meter.start()
+
+    def server_up(why: str) -> None:
+        print(f"mixed_workload: starting the Connect server on the cluster ({why})", flush=True)
+        started = time.time()
+        connect_server.start(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
+        wait_for_heartbeat(router, started)
+
+    try:
+        # All standalone first: it needs no shared server, whose executors would hold the cluster's cores.
+        standalone = run_pass("all-standalone", jobs, "standalone", env, concurrency, logs, meter)
+        show(standalone)
+        server_up("all-Connect pass")
+        connect = run_pass("all-connect", jobs, "connect", env, concurrency, logs, meter)
+        show(connect)
+        # The two static passes were the warm-up: every app has run twice, so the router has its history. The
+        # routed pass gets a server started afresh, as the all-Connect pass did (idle executors of the last
+        # pass would otherwise hold the cluster's cores for their 5-minute timeouts).
+        connect_server.stop(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
+        server_up("routed pass")
+        routed = run_pass("routed", jobs, "auto", env, concurrency, logs, meter)
+        show(routed)
+        result = compare(connect, standalone, routed)
+        print(f"mixed_workload: whole benchmark {(time.time() - began) / 60:.1f} min", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({
+                "passes": {f.name: {"makespan_s": f.makespan_s, "light_wall_s": f.wall("light"),
+                                    "heavy_wall_s": f.wall("heavy"), "core_seconds": f.core_seconds,
+                                    "drivers_started": f.drivers_started, "failures": f.failures,
+                                    "modes": [[o.job.app_id, o.mode, round(o.wall_s, 1),
+                                               round(o.started - o.arrived, 1)] for o in f.outcomes]}
+                           for f in (connect, standalone, routed)},
+                "ratios": result["ratios"], "targets": {k: bool(v) for k, v in result["targets"].items()},
+                "median_queue_wait_s": {f.name: statistics.median(o.started - o.arrived for o in f.outcomes)
+                                        for f in (connect, standalone, routed)}}, indent=2))
+    finally:
+        for cleanup in (meter.stop, lambda: connect_server.stop(settings, progress=lambda _m: None), router.stop,
+                        lambda: spark_cluster.stop(settings, progress=lambda _m: None)):
+            try:
+                cleanup()
+            except Exception as exc:  # noqa: BLE001 - the others must still run
+                print(f"mixed_workload: cleanup failed: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
