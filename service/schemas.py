@@ -497,7 +497,8 @@ class ServerActivity(BaseModel):
     server: ServerOut
     last_heartbeat: HeartbeatOut | None
     heartbeat_age_s: float | None
-    in_flight_connect_runs: int = Field(description="Connect runs decided or running, not yet reported done.")
+    in_flight_connect_runs: int = Field(description="Connect runs placed on this server, decided or running, not yet "
+                                                    "reported done.")
     in_flight_run_ids: list[str] = Field(description="The oldest ten of them.")
 
 

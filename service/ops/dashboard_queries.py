@@ -284,7 +284,8 @@ def top_apps(session: Session, days: float, limit: int) -> list[dict]:
             "failed_runs": int(figures["failed_runs"] or 0), "fallbacks": int(figures["fallbacks"] or 0),
             "last_run_at": as_utc(figures["last_run_at"]),
             "last_mode": decision.mode if decision else None, "last_rule": decision.rule if decision else None,
-            "pinned_mode": app.pinned_mode, "connect_incompatible": app.connect_incompatible,
+            "pinned_mode": app.pinned_mode, "pinned_server_id": app.pinned_server_id,
+            "connect_incompatible": app.connect_incompatible,
             "connect_failure_streak": app.connect_failure_streak,
         })
     return result
@@ -326,6 +327,7 @@ def app_detail(session: Session, app_id: str, policy: Policy, limit: int) -> dic
     return {
         "app_id": app.app_id, "created_at": app.created_at, "last_seen_at": app.last_seen_at,
         "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason, "pinned_at": app.pinned_at,
+        "pinned_server_id": app.pinned_server_id,
         "connect_incompatible": app.connect_incompatible, "compat_checked_at": app.compat_checked_at,
         "connect_failure_streak": app.connect_failure_streak,
         "last_connect_failure_at": app.last_connect_failure_at,

@@ -375,7 +375,7 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
     else:
         chosen = facts.servers[0]
         why = (f"Placed on {chosen.server_id}, the default server: no server of the pool can take a run now, and "
-               f"this one was not the policy's choice.")
+               f"the run was forced or pinned to Connect.")
     reasons = verdict.reasons
     if len(facts.servers) > 1 or facts.app.pinned_server:
         reasons += (Reason("placement", why, "free_cores", round(free_cores(chosen, policy), 2), cores),)

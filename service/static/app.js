@@ -519,7 +519,7 @@
           ? h("span", {}, badge(a.last_rule === "fallback" ? "fallback" : a.last_mode), " ", h("span", { class: "muted", text: a.last_rule }))
           : h("span", { class: "muted", text: "–" }) },
         { title: "Flags", cell: (a) => h("span", { class: "flags" },
-          a.pinned_mode ? badge(`pinned ${a.pinned_mode}`, "pinned") : null,
+          a.pinned_mode ? badge(`pinned ${a.pinned_mode}${a.pinned_server_id ? " on " + a.pinned_server_id : ""}`, "pinned") : null,
           a.connect_incompatible ? badge("Connect-incompatible", "failed") : null,
           a.connect_failure_streak ? badge(`${a.connect_failure_streak} Connect failure(s) in a row`, "failed") : null) },
       ], apps, { testid: "apps", empty: "No app has run yet." })),
@@ -592,7 +592,8 @@
     const th = app.policy.thresholds;
     const statistic = `${app.policy.statistic} of ${app.policy.window} runs`;
     const flags = [
-      app.pinned_mode ? badge(`pinned ${app.pinned_mode}${app.pin_reason ? ": " + app.pin_reason : ""}`, "pinned") : null,
+      app.pinned_mode ? badge(`pinned ${app.pinned_mode}${app.pinned_server_id ? " on " + app.pinned_server_id : ""}` +
+        `${app.pin_reason ? ": " + app.pin_reason : ""}`, "pinned") : null,
       app.connect_incompatible ? badge(`Connect-incompatible: ${app.connect_incompatible}`, "failed") : null,
       app.connect_failure_streak ? badge(`${app.connect_failure_streak} Connect failure(s) in a row`, "failed") : null,
     ].filter(Boolean);

@@ -200,6 +200,9 @@ def test_each_connect_server_of_the_pool_with_its_load_and_decisions_by_server(c
     ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "succeeded"}))
     ok(client.put("/api/v1/admin/apps/etl.s/pin", json={"mode": "standalone"}))
     decide(client, "etl.s")
+    ok(client.put("/api/v1/admin/apps/etl.b/pin", json={"mode": "connect", "server_id": "connect-b"}))
+    assert ok(client.get("/api/v1/dashboard/apps/etl.b"))["pinned_server_id"] == "connect-b"
+    assert {a["app_id"]: a["pinned_server_id"] for a in ok(client.get("/api/v1/dashboard/apps"))}["etl.b"] == "connect-b"
     by_server = ok(client.get("/api/v1/dashboard/decisions/by-server", params={"days": 1}))
     assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1}, {"server_id": SERVER, "decisions": 2}]
     assert (by_server["standalone"], by_server["fallback"]) == (1, 0)
