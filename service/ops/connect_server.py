@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from client_runtime.process import pid_alive, port_open, signal_group
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 from service.ops import spark_cluster
@@ -121,21 +122,9 @@ def read_state(settings: Settings) -> ServerState | None:
     if not path.exists():
         return None
     state = ServerState(**json.loads(path.read_text()))
-    return state if _alive(state.pid) else None
+    return state if pid_alive(state.pid) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own child not yet reaped) is not a running server.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def server_conf(settings: Settings, master: str) -> dict[str, str]:
@@ -187,10 +176,6 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     return command
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
@@ -208,7 +193,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         progress(f"Connect server already running (pid {running.pid}) at {running.url}")
         return running
     deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
-    while _port_open(port):
+    while port_open(port):
         if time.monotonic() > deadline:
             raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
         time.sleep(0.5)
@@ -249,7 +234,7 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
     deadline = time.monotonic() + timeout_s
     warm = WarmUp(timeout_s)  # its Python and pyspark imports overlap with the JVM's start
     try:
-        while not _port_open(state.port):
+        while not port_open(state.port):
             if process.poll() is not None:
                 raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
                                          f"last log lines:\n{tail(Path(state.log_file))}")
@@ -315,25 +300,20 @@ def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
         progress("Connect server is not running")
         return False
     # The server leads its own process group (see start): signal the group, Python workers included.
-    _signal_group(state.pid, signal.SIGTERM)
+    signal_group(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(state.pid) and time.monotonic() < deadline:
+    while pid_alive(state.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(state.pid):
+    if pid_alive(state.pid):
         progress(f"Connect server (pid {state.pid}) ignored SIGTERM for {timeout_s:.0f} s: killing it")
-        _signal_group(state.pid, signal.SIGKILL)
-        while _alive(state.pid):
+        signal_group(state.pid, signal.SIGKILL)
+        while pid_alive(state.pid):
             time.sleep(0.1)
     path.unlink(missing_ok=True)
     progress(f"Connect server (pid {state.pid}) stopped")
     return True
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def status(settings: Settings) -> dict:
@@ -341,7 +321,7 @@ def status(settings: Settings) -> dict:
     if state is None:
         return {"running": False, "state_dir": str(settings.connect_server_dir)}
     return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
-            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port),
+            "since": state.started_at, "log_file": state.log_file, "accepting": port_open(state.port),
             "master": state.master or None}
 
 
