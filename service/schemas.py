@@ -403,9 +403,9 @@ class RunDetail(RunOut):
 class PinRequest(Strict):
     mode: Literal["connect", "standalone"]
     reason: str | None = text(500, default=None)
-    server_id: str | None = Field(default=None, min_length=1, max_length=200,
-                                  description="With mode connect: the Connect server of the pool the app's runs go "
-                                              "to (standalone while it cannot take runs). Empty: the least loaded.")
+    server_id: str | None = text(200, default=None, min_length=1,
+                                 description="With mode connect: the Connect server of the pool the app's runs go "
+                                             "to (standalone while it cannot take runs). Empty: the least loaded.")
 
     @model_validator(mode="after")
     def _server_only_for_connect(self):

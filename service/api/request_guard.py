@@ -65,7 +65,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        which = token_for(scope["path"])
+        path, root = scope["path"], scope.get("root_path", "")
+        which = token_for(path[len(root):] if root and path.startswith(root) else path)
         if which is not None and not accepted(self.settings, which, _bearer(headers)):
             await _reply(send, 401, unauthorized(which), ((b"www-authenticate", b"Bearer"),))
             return

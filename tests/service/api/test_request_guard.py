@@ -145,3 +145,20 @@ def test_the_limit_is_a_setting(tmp_path):
             assert chunked.status_code == 413
     finally:
         app.state.engine.dispose()
+
+
+def test_the_guard_finds_the_endpoint_behind_a_root_path(tmp_path):
+    """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked for
+    before the body is read."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
+                        ingest_token=SecretStr(TOKEN), max_body_bytes=1000)
+    app = create_app(settings)
+    try:
+        with TestClient(app, root_path="/router") as client:
+            chunked = client.post("/router/api/v1/ingest/stages", content=iter([b"x" * 5000]))
+            assert chunked.status_code == 401  # not 413: the token is checked first
+            answer = client.post("/router/api/v1/ingest/stages", json=batch(stage(1)),
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+            assert answer.status_code == 200, answer.text
+    finally:
+        app.state.engine.dispose()

@@ -50,6 +50,7 @@ CASES = [
     ("PUT", "/api/v1/apps/etl.orders/compatibility",
      {"findings": [{"path": "app.py", "line": 1, "what": "sc", "why": "uses\x00SparkContext"}]}, None, "why"),
     ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "standalone", "reason": "on\x00call"}, None, "reason"),
+    ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "connect", "server_id": "connect\x00a"}, None, "server_id"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "message": "re\x00started"}, None, "message"),
     ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t\x00",
                                                                        "run_id": "r"}}, None, "task_id"),
