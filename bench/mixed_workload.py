@@ -96,6 +96,7 @@ class PassFigures:
     makespan_s: float
     core_seconds: dict[str, float]  # "connect" (the server) and "standalone" (every other application)
     drivers_started: int
+    load: tuple[float, float]        # the machine's 1-minute load average at the pass's start and end
 
     def wall(self, kind: str) -> list[float]:
         return sorted(o.wall_s for o in self.outcomes if o.job.kind == kind)
@@ -198,7 +199,7 @@ def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int,
     log_dir = logs / name
     log_dir.mkdir(parents=True)
     print(f"mixed_workload: {name}: {len(jobs)} runs, mode {mode}, logs in {log_dir}", flush=True)
-    start = time.time()
+    start, load_before = time.time(), os.getloadavg()[0]
     with ThreadPoolExecutor(concurrency) as pool:
         futures = []
         for index, job in enumerate(jobs):
@@ -206,7 +207,8 @@ def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int,
             futures.append(pool.submit(run_job, job, mode, env, log_dir, index, time.time()))
         outcomes = [future.result() for future in futures]
     end = max(o.finished for o in outcomes)
-    return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end), meter.drivers_started(start, end))
+    return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end), meter.drivers_started(start, end),
+                       (load_before, os.getloadavg()[0]))
 
 
 def wait_for_heartbeat(router: RouterProcess, after: float) -> None:
@@ -228,6 +230,7 @@ def show(figures: PassFigures) -> None:
           f"{', '.join(f'{w:.1f}' for w in heavy)} s | core-s {figures.total_core_seconds:6.0f} "
           f"(server {figures.core_seconds['connect']:.0f}, standalone apps {figures.core_seconds['standalone']:.0f}) | "
           f"drivers {figures.drivers_started} | failures {figures.failures} | "
+          f"load {figures.load[0]:.1f}->{figures.load[1]:.1f} | "
           f"{', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}"
           + (f" | fallbacks {sum(o.fell_back for o in figures.outcomes)}" if any(o.fell_back for o in figures.outcomes)
              else ""), flush=True)
@@ -320,6 +323,7 @@ def main() -> None:
                 "passes": {f.name: {"makespan_s": f.makespan_s, "light_wall_s": f.wall("light"),
                                     "heavy_wall_s": f.wall("heavy"), "core_seconds": f.core_seconds,
                                     "drivers_started": f.drivers_started, "failures": f.failures,
+                                    "load_average": f.load,
                                     "modes": [[o.job.app_id, o.mode, round(o.wall_s, 1),
                                                round(o.started - o.arrived, 1)] for o in f.outcomes]}
                            for f in (connect, standalone, routed)},
