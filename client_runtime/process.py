@@ -6,11 +6,13 @@ import collections
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 KILL_GRACE_S = 10.0
 
@@ -97,3 +99,29 @@ def terminate_group(process: subprocess.Popen, grace_s: float) -> None:
     except ProcessLookupError:
         pass
     process.wait()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie, our own child not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def signal_group(pid: int, sig: int) -> None:
+    """Signal the process group `pid` leads (a server started in its own session), if it is still there."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0

@@ -96,17 +96,23 @@ class RouterClient:
 
     def report(self, run_id: str, event: str, failure_kind: str | None = None, message: str | None = None,
                exit_code: int | None = None) -> dict:
-        body = {"event": event, "failure_kind": failure_kind, "message": message and message[-10_000:],
+        body = {"event": event, "failure_kind": failure_kind, "message": message and storable(message[-10_000:]),
                 "exit_code": exit_code}
         return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
                                      {k: v for k, v in body.items() if v is not None})
 
     def fallback(self, run_id: str, reason: str | None = None) -> dict:
         # Idempotent too: asked again for the same run, the router returns the rerun it recorded.
-        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and reason[:2000]})
+        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and storable(reason[:2000])})
 
     def record_compatibility(self, app_id: str, findings: list[dict]) -> dict:
         return self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})
+
+
+def storable(text: str) -> str:
+    """Text the router can store: an app's error output may hold a NUL or half a surrogate pair (a UDF's message),
+    which the router refuses (422), and a refused report would leave the run running."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 
 def _detail(text: str) -> str:
@@ -127,6 +133,10 @@ class AdminClient(RouterClient):
 
     def activity(self, server_id: str) -> dict:
         return self._call("GET", f"/api/v1/admin/servers/{server_id}/activity")
+
+    def pool(self) -> list[dict]:
+        """The pool of Connect servers as placement sees it (health, drain flag, capacity, load)."""
+        return self._call("GET", "/api/v1/pool")
 
     def record_restart(self, record: dict) -> dict:
         return self._call("POST", "/api/v1/admin/restarts", record)

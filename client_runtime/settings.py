@@ -42,6 +42,9 @@ class Settings(BaseSettings):
                                            description="Bearer token the listener must send, if set.")
     api_token: SecretStr | None = None
     admin_token: SecretStr | None = None
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0,
+                                description="Largest request body the router takes (413 past it), refused before "
+                                            "it is read; 16 MiB holds a batch of 10,000 stage records.")
 
     heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
                                                                           "kept; older ones go as new ones arrive.")
@@ -100,9 +103,14 @@ class Settings(BaseSettings):
                                     description="How long to wait for the server to have no client work.")
     restart_poll_s: float = Field(default=5, gt=0)
     restart_command: str | None = Field(default=None, description="For the command backend: a shell command "
-                                                                   "that restarts the server.")
+                                                                   "that restarts the server; {server_id} in it "
+                                                                   "becomes the id of the server restarted.")
     kubernetes_namespace: str = "default"
-    kubernetes_deployment: str = "spark-connect-server"
+    kubernetes_deployment: str = Field(default="spark-connect-server",
+                                       description="For the kubernetes backend: the default server's Deployment.")
+    kubernetes_deployments: dict[str, str] = Field(
+        default_factory=dict, description="For the kubernetes backend and a pool: the Deployment of each server, "
+                                          "as a JSON object {server id: Deployment} (the Helm chart sets it).")
 
     @field_validator("url")
     @classmethod

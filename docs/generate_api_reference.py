@@ -30,7 +30,23 @@ def _type(schema: dict, components: dict) -> str:
         return " | ".join(json.dumps(v) for v in schema["enum"])
     if "const" in schema:
         return json.dumps(schema["const"])
-    return schema.get("type", "object")
+    kind = schema.get("type", "object")
+    if "maxLength" in schema:
+        return f"{kind} (≤ {schema['maxLength']:,} chars)"
+    if kind == "integer" and "maximum" in schema:
+        return f"{kind} ({_bound(schema.get('minimum'))}..{_bound(schema['maximum'])})"
+    return kind
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|")  # a union's bar would end the table cell
+
+
+def _bound(value) -> str:
+    """An integer bound of the schema (FastAPI writes them as floats: 2^63-1 becomes 2^63)."""
+    if value is None:
+        return ""
+    return "2^63-1" if value >= 2**63 - 1 else str(int(value))
 
 
 def render(spec: dict) -> str:
@@ -39,7 +55,24 @@ def render(spec: dict) -> str:
              ("Generated from the service's OpenAPI schema by `docs/generate_api_reference.py`; the running "
               "service serves the same at `/docs` (Swagger UI) and `/openapi.json`."), "",
              ("Tokens: ingest endpoints need `SPARK_ROUTER_INGEST_TOKEN`, client endpoints `SPARK_ROUTER_API_TOKEN`, "
-              "admin endpoints `SPARK_ROUTER_ADMIN_TOKEN` (as `Authorization: Bearer …`), each only when set."), ""]
+              "admin endpoints `SPARK_ROUTER_ADMIN_TOKEN` (as `Authorization: Bearer …`), each only when set. The "
+              "token is checked, and the body's size (`SPARK_ROUTER_MAX_BODY_BYTES`, 413), before a body is read."),
+             "",
+             ("Validation: the service takes only what its database can store, and answers 422 otherwise (never a "
+              "5xx for bad input): no NUL (`\\u0000`) and no lone UTF-16 surrogate in any text, in bodies, paths "
+              "and query strings; no text longer than its column (the limits below); integers as JSON integers "
+              "(not `\"7\"`, `7.0` or `true`), within their column (counts in Integer columns below 2^31, in "
+              "BigInteger columns below 2^63; offsets below 2^63); finite numbers (no NaN or Infinity); timestamps "
+              "within the years 1-9999 (epoch milliseconds at most 253402300799999). A stage record that breaks "
+              "a rule does not refuse its batch: it is quarantined with the reason (`GET /api/v1/quarantine`) and "
+              "the others are stored."),
+             "",
+             ("Every 422 has one shape, `{\"detail\": [{\"loc\": [...], \"msg\": ..., \"type\": ..., "
+              "\"input\": ...}]}`; `input` is there only for a short value (texts cut to 100 characters). Other "
+              "errors are `{\"detail\": \"...\"}`: 400 the body could not be read, 401 a missing or wrong token "
+              "(only when that token is set), 404 what the path names does not exist, 409 the request contradicts "
+              "the state it acts on, 413 the body is too large, 503 the database cannot be reached or the transaction "
+              "lost a deadlock (retry later: `Retry-After`)."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             lines += [f"## `{method.upper()} {path}`", "", (operation.get("description") or
@@ -47,25 +80,29 @@ def render(spec: dict) -> str:
             params = operation.get("parameters", [])
             if params:
                 lines += ["| parameter | in | type | required |", "| --- | --- | --- | --- |"]
-                lines += [f"| `{p['name']}` | {p['in']} | {_type(p.get('schema', {}), components)} | "
+                lines += [f"| `{p['name']}` | {p['in']} | {_cell(_type(p.get('schema', {}), components))} | "
                           f"{'yes' if p.get('required') else 'no'} |" for p in params]
                 lines.append("")
             body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             if body:
                 lines += [f"Request body: `{_type(body, components)}`", ""]
-            ok = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+            responses = operation.get("responses", {})
+            ok = responses.get("200", {}).get("content", {}).get("application/json", {})
             if ok.get("schema"):
                 lines += [f"Response: `{_type(ok['schema'], components)}`", ""]
+            failures = sorted(code for code in responses if code != "200")
+            if failures:
+                lines += ["Errors: " + ", ".join(failures), ""]
     lines += ["# Schemas", ""]
     for name, schema in sorted(components.items()):
-        if name in ("HTTPValidationError", "ValidationError"):
+        if name in ("HTTPValidationError", "ValidationError", "ErrorDetail", "ErrorOut", "ValidationErrorOut"):
             continue
         lines += [f"## {name}", "", (schema.get("description") or "").strip(), "",
                   "| field | type | required | description |", "| --- | --- | --- | --- |"]
         required = set(schema.get("required", []))
         for field, spec_field in schema.get("properties", {}).items():
             description = (spec_field.get("description") or "").replace("\n", " ")
-            lines.append(f"| `{field}` | {_type(spec_field, components)} | {'yes' if field in required else 'no'} | "
+            lines.append(f"| `{field}` | {_cell(_type(spec_field, components))} | {'yes' if field in required else 'no'} | "
                          f"{description} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -8,18 +8,28 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from client_runtime.settings import Settings, get_settings
-from service.api import admin_routes, dashboard_routes, decision_routes, history_routes, ingest_routes
+from service.api import (
+    admin_routes,
+    dashboard_routes,
+    decision_routes,
+    error_responses,
+    history_routes,
+    ingest_routes,
+)
+from service.api.request_guard import RequestGuard
 from service.db import engine as db
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, Invalid, NotFound
 from service.ops import observability
 from service.routing.decider import DecisionBatcher
 from service.routing.policy import PolicyStore
+from service.schemas import error_details
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +66,16 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)
     app.state.decider = DecisionBatcher(engine, app.state.policies, settings)
+    # Tokens and the body-size limit before any body is read; the request metrics (added after: outside it)
+    # count what it refuses.
+    app.add_middleware(RequestGuard, settings=settings)
     observability.install(app)
     for module in (ingest_routes, history_routes, decision_routes):
         app.include_router(module.router)
     app.include_router(admin_routes.router)
     app.include_router(admin_routes.policy_router)
     app.include_router(admin_routes.restarts_router)
+    app.include_router(admin_routes.pool_router)
     app.include_router(dashboard_routes.router)
     app.include_router(dashboard_routes.pages)
     app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")
@@ -85,13 +99,22 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         log.warning("database unavailable: %s", str(exc).splitlines()[0])
         return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
                             headers={"Retry-After": "5"})
+    # Every 422 in one shape, which never echoes a large input (nor a NUL or a lone surrogate).
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": error_details(exc.errors())}, status_code=422)
+
+    @app.exception_handler(Invalid)
+    async def invalid(_request: Request, exc: Invalid) -> JSONResponse:
+        return JSONResponse({"detail": error_details([{"loc": exc.loc, "msg": str(exc), "type": "value_error"}])},
+                            status_code=422)
 
     @app.get("/livez", tags=["health"])
     def livez() -> dict:
         """200 while the process serves requests (no database call): for liveness probes."""
         return {"status": "ok"}
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=error_responses.errors(503))
     def healthz() -> JSONResponse:
         """200 when the service can reach its database."""
         try:

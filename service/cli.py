@@ -47,26 +47,42 @@ def _connect_server(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
         if args.action == "start":
-            connect_server.start(settings, port=args.port, ui_port=args.ui_port, master=args.master)
+            connect_server.start(settings, port=args.port, ui_port=args.ui_port, master=args.master,
+                                 server_id=args.server_id)
         elif args.action == "stop":
-            connect_server.stop(settings)
-        else:
-            status = connect_server.status(settings)
+            connect_server.stop(connect_server.member_settings(settings, args.server_id))
+        elif args.server_id:
+            status = connect_server.status(connect_server.member_settings(settings, args.server_id))
             if args.json:
                 import json
 
-                print(json.dumps(status, indent=2))
-            elif status["running"]:
-                print(f"running since {status['since']} (pid {status['pid']})\n"
-                      f"  Connect URL: {status['url']}\n  Spark UI:    {status['ui_url']}\n"
-                      f"  master:      {status['master'] or 'unknown'}\n  logs:        {status['log_file']}")
+                print(json.dumps({"server_id": args.server_id, **status}, indent=2))
             else:
-                print(f"not running (state dir {status['state_dir']})")
-                return 3
+                _print_connect_server(args.server_id, status)
+            return 0 if status["running"] else 3
+        else:
+            statuses = connect_server.pool_status(settings)
+            if args.json:
+                import json
+
+                print(json.dumps(statuses, indent=2))
+            else:
+                for status in statuses:
+                    _print_connect_server(status["server_id"] + (" (default)" if status["default"] else ""), status)
+            return 0 if any(status["running"] for status in statuses) else 3
     except connect_server.ConnectServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_connect_server(name: str, status: dict) -> None:
+    if status["running"]:
+        print(f"{name}: running since {status['since']} (pid {status['pid']})\n"
+              f"  Connect URL: {status['url']}\n  Spark UI:    {status['ui_url']}\n"
+              f"  master:      {status['master'] or 'unknown'}\n  logs:        {status['log_file']}")
+    else:
+        print(f"{name}: not running (state dir {status['state_dir']})")
 
 
 def _cluster(args: argparse.Namespace) -> int:
@@ -275,26 +291,44 @@ def _classpath(args: argparse.Namespace) -> int:
 
 
 def _restart_server(args: argparse.Namespace) -> int:
-    from client_runtime.router_client import AdminClient
+    from client_runtime.router_client import AdminClient, RouterRejected, RouterUnavailable
     from service.ops import restart
 
+    if args.rolling and (args.server_id or args.deployment or args.ui_url):
+        print("error: --rolling restarts every server of the pool: --server-id, --deployment and --ui-url name one "
+              "(for a pool on Kubernetes, SPARK_ROUTER_KUBERNETES_DEPLOYMENTS names each server's Deployment)",
+              file=sys.stderr)
+        return 2
     overrides = {"restart_backend": args.backend, "restart_command": args.command,
-                 "kubernetes_namespace": args.namespace, "kubernetes_deployment": args.deployment,
-                 "connect_server_id": args.server_id, "connect_ui_url": args.ui_url}
+                 "kubernetes_namespace": args.namespace}
     settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     window = args.window if args.window is not None else settings.restart_window_s
+    admin = AdminClient(settings.url, settings.token("admin_token"), timeout_s=10)
 
     def progress(message: str) -> None:
-        print(f"[restart-server] {message}", flush=True)
+        from datetime import datetime
 
+        print(f"[restart-server {datetime.now():%H:%M:%S}] {message}", flush=True)
+
+    def backend_for(server_settings):
+        return restart.BACKENDS[server_settings.restart_backend](server_settings, progress)
+
+    if args.rolling:
+        return restart.RollingRestart(settings, admin, backend_for, progress).run(window, args.force)
+    server_id = args.server_id or settings.connect_server_id
+    try:  # the URL the server's listener reports, for the warm-up query after the restart
+        connect_url = next((s["connect_url"] for s in admin.pool() if s["server_id"] == server_id), None)
+    except (RouterRejected, RouterUnavailable):
+        connect_url = None  # the restart says what is wrong with the router
+    server_settings = restart.server_settings(settings, server_id, connect_url)
+    explicit = {"kubernetes_deployment": args.deployment, "connect_ui_url": args.ui_url}
+    server_settings = server_settings.model_copy(update={k: v for k, v in explicit.items() if v is not None})
     try:
-        backend = restart.BACKENDS[settings.restart_backend](settings, progress)
+        backend = backend_for(server_settings)
     except restart.RestartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    coordinator = restart.RestartCoordinator(settings, AdminClient(settings.url, settings.token("admin_token"), timeout_s=10), backend,
-                                             progress)
-    return coordinator.run(window, args.force)
+    return restart.RestartCoordinator(server_settings, admin, backend, progress).run(window, args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,13 +348,23 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=_serve)
 
-    server = commands.add_parser("connect-server", help="run a local Spark Connect server with the listener",
-                                 description="Start, stop or inspect the local Spark Connect server (from "
-                                             "pyspark, bound to 127.0.0.1, with the router's listener). State, "
-                                             "logs and Spark local dirs live under SPARK_ROUTER_STATE_DIR.")
+    server = commands.add_parser(
+        "connect-server", help="run local Spark Connect servers with the listener (one, or a pool)",
+        description="Start, stop or inspect a local Spark Connect server (from pyspark, bound to 127.0.0.1, with "
+                    "the router's listener). State, logs and Spark local dirs live under SPARK_ROUTER_STATE_DIR. "
+                    "Several run side by side with --server-id: each reports its Connect URL to the router, which "
+                    "places runs on the least loaded one.",
+        epilog="Without --server-id: the default server (SPARK_ROUTER_CONNECT_SERVER_ID, ports 15002/4040); "
+               "`status` then lists every local server. Another --server-id keeps its state under "
+               "SPARK_ROUTER_STATE_DIR/connect-servers/ID and runs on free ports (the same ones again after a "
+               "stop) unless --port/--ui-port say otherwise. Exit codes: 0 done, 1 failed, 3 status: not running.")
     server.add_argument("action", choices=["start", "stop", "status"])
-    server.add_argument("--port", type=int, help="gRPC port (default SPARK_ROUTER_CONNECT_PORT or 15002)")
-    server.add_argument("--ui-port", type=int, help="Spark UI port (default SPARK_ROUTER_CONNECT_UI_PORT or 4040)")
+    server.add_argument("--server-id", help="which server of the local pool (default SPARK_ROUTER_CONNECT_SERVER_ID, "
+                                            "or connect-local)")
+    server.add_argument("--port", type=int, help="gRPC port (default server: SPARK_ROUTER_CONNECT_PORT or 15002; "
+                                                 "others: a free one)")
+    server.add_argument("--ui-port", type=int, help="Spark UI port (default server: SPARK_ROUTER_CONNECT_UI_PORT or "
+                                                    "4040; others: a free one)")
     server.add_argument("--master", help="local[N], or spark://host:port to run on a standalone cluster (see "
                                          "`spark-router cluster`) with dynamic allocation (default "
                                          "SPARK_ROUTER_CONNECT_MASTER or local[2])")
@@ -419,11 +463,16 @@ def build_parser() -> argparse.ArgumentParser:
     classpath.set_defaults(func=_classpath)
 
     restart_cmd = commands.add_parser(
-        "restart-server", help="drain the Connect server, wait for idle, restart it, undrain",
-        description="The drained restart of the shared Connect server: new runs go standalone, running client "
-                    "work is waited for (router, listener heartbeat, Spark REST API), then the server restarts "
-                    "and must answer a warm-up query before it is undrained.",
-        epilog="Exit codes: 0 restarted, 3 skipped (still busy after the window), 1 failed, 2 bad usage.")
+        "restart-server", help="drain a Connect server, wait for idle, restart it, undrain (--rolling: every one)",
+        description="The drained restart of a Connect server: new runs go to the other servers of the pool (or "
+                    "standalone when there is none), running client work is waited for (router, listener "
+                    "heartbeat, Spark REST API), then the server restarts and must answer a warm-up query and "
+                    "report from its new application before it is undrained. --rolling restarts every server of "
+                    "the pool that is up, one at a time, and never drains the last one that can take runs.",
+        epilog="Exit codes: 0 restarted, 3 skipped (still busy after the window; with --rolling also: no other "
+               "server could take runs), 1 failed, 2 bad usage. With --rolling the worst outcome of any server.")
+    restart_cmd.add_argument("--rolling", action="store_true",
+                             help="restart every server of the pool (GET /api/v1/pool) that is up, one at a time")
     restart_cmd.add_argument("--window", type=float, help="seconds to wait for idle (default "
                                                           "SPARK_ROUTER_RESTART_WINDOW_S or 1800)")
     restart_cmd.add_argument("--force", action="store_true", help="restart even if still busy after the window")
@@ -432,8 +481,9 @@ def build_parser() -> argparse.ArgumentParser:
     restart_cmd.add_argument("--command", help="for --backend command: the shell command that restarts the server")
     restart_cmd.add_argument("--namespace", help="for --backend kubernetes: the Deployment's namespace")
     restart_cmd.add_argument("--deployment", help="for --backend kubernetes: the Connect server's Deployment")
-    restart_cmd.add_argument("--server-id", help="the server's id in the router (default "
-                                                 "SPARK_ROUTER_CONNECT_SERVER_ID or connect-local)")
+    restart_cmd.add_argument("--server-id", help="which server of the pool (default SPARK_ROUTER_CONNECT_SERVER_ID "
+                                                 "or connect-local); the local backend restarts the local server "
+                                                 "of that id (`connect-server start --server-id`)")
     restart_cmd.add_argument("--ui-url", help="the server's Spark UI/REST URL (default "
                                               "SPARK_ROUTER_CONNECT_UI_URL or http://127.0.0.1:<ui port>)")
     restart_cmd.set_defaults(func=_restart_server)

@@ -22,3 +22,12 @@ class UnknownServer(NotFound):
 
 class Conflict(Exception):
     """A request that contradicts the state it acts on (HTTP 409); the message says what the state is."""
+
+
+class Invalid(Exception):
+    """A request whose values the service cannot act on (HTTP 422, in the shape of every 422). `loc` names the
+    part of the request, as in a validation error: ("body", "policy"), ("query", "days")."""
+
+    def __init__(self, message: str, loc: tuple = ("body",)):
+        super().__init__(message)
+        self.loc = list(loc)

@@ -1,20 +1,137 @@
-"""Request and response bodies of the HTTP API (pydantic). Unknown fields are rejected, not ignored."""
+"""Request and response bodies of the HTTP API (pydantic). Unknown fields are rejected, not ignored.
+
+What comes in is checked here for everything the database would refuse, so that bad input is a 422 (or, for a
+stage record, a quarantined record) and never a failed statement: no NUL and no lone UTF-16 surrogate in any
+text, no text longer than its column, integers where integers are meant (not "7", 7.0 or true) and within
+their column's range, finite numbers, timestamps within the years 1-9999."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from service.db.models import METRICS
 from service.routing.policy import parse_size
 
-NonNegative = Annotated[int, Field(ge=0)]
+# The ranges of the database's integer columns (Integer, BigInteger) and of Python's datetime.
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# No NUL (PostgreSQL text cannot hold it). A pattern also makes pydantic check that the text is valid Unicode:
+# a lone surrogate (half an emoji) fails as string_unicode.
+NO_NUL = r"^[^\x00]*$"
+
+
+def text(max_length: int | None = None, **field) -> Any:
+    """A text field the database can store: no NUL, valid Unicode, at most `max_length` characters."""
+    return Field(pattern=NO_NUL, max_length=max_length, **field)
+
+
+Int32 = Annotated[int, Field(strict=True, ge=-INT32_MAX - 1, le=INT32_MAX)]
+Count32 = Annotated[int, Field(strict=True, ge=0, le=INT32_MAX)]     # an Integer column
+Count64 = Annotated[int, Field(strict=True, ge=0, le=INT64_MAX)]     # a BigInteger column
+EpochMs = Annotated[int, Field(strict=True, ge=0, le=EPOCH_MS_MAX)]  # milliseconds since 1970, UTC
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A timestamp in UTC (naive ones are taken as UTC); one that falls outside the years 1-9999 in UTC is refused."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError("the timestamp is out of range (years 1-9999, UTC)") from None
+
+
+UTCTimestamp = Annotated[datetime, AfterValidator(_as_utc)]
+
+NonNegative = Count64
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------- 422 details
+
+MESSAGES = {  # clearer words for what pydantic says of the checks above
+    "string_unicode": "must be valid Unicode text (no lone UTF-16 surrogate)",
+    "int_type": "must be an integer (not a string, a decimal or a boolean)",
+    "int_from_float": "must be an integer (not a decimal)",
+    "finite_number": "must be a finite number (not NaN or Infinity)",
+}
+
+
+def _readable(value: Any, limit: int) -> str:
+    """Text safe to put in a JSON answer or a database column: NUL and surrogates escaped, cut to `limit`
+    characters."""
+    value = str(value).replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+    return value if len(value) <= limit else value[:limit] + "…"
+
+
+def _short_input(value: Any) -> Any:
+    """An error's input as the 422 answer may show it: short scalars only, never a large or nested input."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) <= INT64_MAX * 4 else _readable(value, 30)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _readable(value, 100)
+    return None
+
+
+def error_details(errors: list[dict]) -> list[dict]:
+    """Pydantic's (or FastAPI's) validation errors in the one 422 shape of every endpoint:
+    ``{"loc": [...], "msg": "...", "type": "...", "input": <short scalar, if any>}``."""
+    details = []
+    for error in errors[:50]:
+        kind = error.get("type", "value_error")
+        if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
+            kind, msg = "string_nul", "must not contain NUL (\\u0000)"
+        else:
+            msg = MESSAGES.get(kind, error.get("msg", ""))
+        detail = {"loc": [loc if isinstance(loc, int) else _readable(loc, 100) for loc in error.get("loc", ())],
+                  "msg": _readable(msg, 500), "type": kind}
+        shown = _short_input(error.get("input"))
+        if shown is not None:
+            detail["input"] = shown
+        details.append(detail)
+    return details
+
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+    input: str | int | float | bool | None = Field(default=None, description="The refused value, if short.")
+
+
+class ValidationErrorOut(BaseModel):
+    """Every 422 of the API has this shape."""
+
+    detail: list[ErrorDetail]
+
+
+class ErrorOut(BaseModel):
+    """400, 401, 404, 409, 413, 503: what went wrong, in words."""
+
+    detail: str
 
 
 # Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS.
@@ -26,58 +143,116 @@ RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_att
 class StageRecord(StageMetricValues):
     """One completed stage attempt, as the listener reports it (docs/ingest-protocol.md)."""
 
-    app_id: str | None = Field(default=None, max_length=200)
-    run_id: str | None = Field(default=None, max_length=100)
-    connect_session_id: str | None = Field(default=None, max_length=100)
-    connect_operation_id: str | None = Field(default=None, max_length=100)
-    connect_user_id: str | None = Field(default=None, max_length=200)
-    job_id: int | None = None
-    stage_id: int = Field(ge=0)
-    attempt: int = Field(ge=0)
-    name: str | None = None
+    app_id: str | None = text(200, default=None)
+    run_id: str | None = text(100, default=None)
+    connect_session_id: str | None = text(100, default=None)
+    connect_operation_id: str | None = text(100, default=None)
+    connect_user_id: str | None = text(200, default=None)
+    job_id: Int32 | None = None
+    stage_id: Count32
+    attempt: Count32
+    name: str | None = text(default=None, description="Cut to 200 characters when stored.")
     status: Literal["succeeded", "failed"]
-    failure_reason: str | None = None
-    submission_time_ms: int | None = Field(default=None, ge=0)
-    completion_time_ms: int | None = Field(default=None, ge=0)
-    duration_ms: int | None = Field(default=None, ge=0)
+    failure_reason: str | None = text(default=None, description="Cut to 1,000 characters when stored.")
+    submission_time_ms: EpochMs | None = None
+    completion_time_ms: EpochMs | None = None
+    duration_ms: NonNegative | None = None
     median_task_duration_ms: NonNegative = 0
 
 
+class QuarantinedStage(BaseModel):
+    """A stage record of a batch that cannot be stored, and why; kept aside while the rest of its batch is stored."""
+
+    index: int
+    reason: str
+    record: Any
+
+
+def _quarantine_reason(errors: list[dict]) -> str:
+    return "; ".join(".".join(str(part) for part in detail["loc"][2:]) + ": " + detail["msg"]
+                     if len(detail["loc"]) > 2 else detail["msg"] for detail in error_details(errors))
+
+
 class StageBatch(Strict):
-    batch_id: str | None = Field(default=None, max_length=100)
-    server_id: str = Field(min_length=1, max_length=200)
-    spark_app_id: str = Field(min_length=1, max_length=200)
+    """A batch of stage records. A bad envelope (ids, the list) is refused whole (422); a stage record that
+    cannot be stored is set aside (``quarantined``) and the others are stored."""
+
+    batch_id: str | None = text(100, default=None)
+    server_id: str = text(200, min_length=1)
+    spark_app_id: str = text(200, min_length=1)
     stages: list[StageRecord] = Field(max_length=10_000)
+    _quarantined: list[QuarantinedStage] = PrivateAttr(default_factory=list)
+
+    @property
+    def quarantined(self) -> list[QuarantinedStage]:
+        return self._quarantined
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _set_bad_records_aside(cls, data, handler):
+        # The whole batch is validated at once (fast); only when something fails are its records sorted out.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            per_record: dict[int, list[dict]] = {}
+            for error in errors:
+                loc = error["loc"]
+                if len(loc) < 2 or loc[0] != "stages" or not isinstance(loc[1], int):
+                    raise  # the envelope: the whole batch is refused
+                per_record.setdefault(loc[1], []).append(error)
+            records = data["stages"]
+            batch = handler({**data, "stages": [record for i, record in enumerate(records) if i not in per_record]})
+            batch._quarantined = [QuarantinedStage(index=i, reason=_quarantine_reason(per_record[i]),
+                                                   record=records[i]) for i in sorted(per_record)]
+            return batch
 
 
 class IngestResult(BaseModel):
-    accepted: int
-    duplicates: int
-    unattributed: int
+    accepted: int = Field(description="New stage attempts stored.")
+    duplicates: int = Field(description="Stage attempts stored before (a re-sent batch), skipped.")
+    unattributed: int = Field(description="Of the accepted, those without an app id.")
+    quarantined: int = Field(0, description="Stage records that cannot be stored (see GET /api/v1/quarantine).")
+
+
+class QuarantineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    received_at: datetime
+    server_id: str
+    spark_app_id: str
+    batch_id: str | None
+    app_id: str | None
+    run_id: str | None
+    reason: str
+    record: str = Field(description="The record as received (JSON, cut to 4,000 characters).")
 
 
 class HeartbeatIn(Strict):
-    server_id: str = Field(min_length=1, max_length=200)
-    spark_app_id: str = Field(min_length=1, max_length=200)
+    server_id: str = text(200, min_length=1)
+    spark_app_id: str = text(200, min_length=1)
     kind: Literal["connect", "standalone"]
-    spark_version: str | None = Field(default=None, max_length=40)
-    start_time_ms: int | None = Field(default=None, ge=0)
-    sent_at_ms: int | None = Field(default=None, ge=0)
-    ui_url: str | None = Field(default=None, max_length=300)
-    active_sessions: NonNegative = 0
-    active_operations: NonNegative = 0
-    running_jobs: NonNegative = 0
-    queue_size: NonNegative = 0
-    spool_files: NonNegative = 0
-    spool_bytes: NonNegative = 0
-    dropped_records: NonNegative = 0
-    unattributed_stages: NonNegative = 0
-    dead_letter_files: NonNegative = 0
-    auth_failures: NonNegative = 0
-    executors: NonNegative = 0
-    executor_cores: NonNegative = 0
-    max_executors: NonNegative | None = None
-    connect_url: str | None = Field(default=None, max_length=300)
+    spark_version: str | None = text(40, default=None)
+    start_time_ms: EpochMs | None = None
+    sent_at_ms: EpochMs | None = None
+    ui_url: str | None = text(300, default=None, description="The Spark UI: http(s) only; another scheme is "
+                                                              "stored as null (and logged).")
+    active_sessions: Count32 = 0
+    active_operations: Count32 = 0
+    running_jobs: Count32 = 0
+    queue_size: Count32 = 0
+    spool_files: Count32 = 0
+    spool_bytes: Count64 = 0
+    dropped_records: Count64 = 0
+    unattributed_stages: Count64 = 0
+    dead_letter_files: Count32 = 0
+    auth_failures: Count64 = 0
+    executors: Count32 = 0
+    executor_cores: Count32 = 0
+    max_executors: Count32 | None = None
+    connect_url: str | None = text(300, default=None, description="Where clients connect: sc:// only; another "
+                                                                   "scheme is stored as null (and logged).")
 
 
 class AppOut(BaseModel):
@@ -94,6 +269,7 @@ class RunOut(RunMetricValues):
     app_id: str
     mode: str
     status: str
+    server_id: str | None = Field(None, description="The Connect server a Connect run was placed on.")
     created_at: datetime
     first_stage_at: datetime | None
     last_stage_at: datetime | None
@@ -118,7 +294,7 @@ class ServerOut(BaseModel):
 
 # ------------------------------------------------------------------------------------------ decisions
 
-SizeBytes = Annotated[int, BeforeValidator(parse_size)]
+SizeBytes = Annotated[int, BeforeValidator(parse_size), Field(le=INT64_MAX)]
 RequestedMode = Literal["auto", "connect", "standalone"]
 
 
@@ -127,16 +303,16 @@ class ResourcesIn(Strict):
 
     driver_memory: SizeBytes | None = None
     executor_memory: SizeBytes | None = None
-    driver_cores: int | None = Field(default=None, ge=1)
-    executor_cores: int | None = Field(default=None, ge=1)
-    num_executors: int | None = Field(default=None, ge=0)
+    driver_cores: Annotated[Count32, Field(ge=1)] | None = None
+    executor_cores: Annotated[Count32, Field(ge=1)] | None = None
+    num_executors: Count32 | None = None
 
 
 class AirflowContext(Strict):
-    dag_id: str = Field(max_length=250)
-    task_id: str = Field(max_length=250)
-    run_id: str = Field(max_length=250)
-    try_number: int | None = Field(default=None, ge=0)
+    dag_id: str = text(250)
+    task_id: str = text(250)
+    run_id: str = text(250)
+    try_number: Count32 | None = None
 
 
 def _conf_value(value):
@@ -147,7 +323,7 @@ def _conf_value(value):
     return value
 
 
-ConfValue = Annotated[str, BeforeValidator(_conf_value)]
+ConfValue = Annotated[str, BeforeValidator(_conf_value), text(10_000)]
 
 
 class DecisionRequest(Strict):
@@ -155,9 +331,10 @@ class DecisionRequest(Strict):
                         description="Stable id of the app, e.g. etl.orders.")
     mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force it.")
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
-    spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.")], ConfValue] = Field(default_factory=dict)
+    spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.[^\x00]*$", max_length=500)], ConfValue] = Field(
+        default_factory=dict, max_length=1000)
     airflow: AirflowContext | None = None
-    dry_run: bool = Field(False, description="Only say where a run would go and why: no run is recorded, no "
+    dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is recorded, no "
                                              "capacity held, no cool-down try granted (run_id is null).")
 
 
@@ -175,7 +352,10 @@ class DecisionOut(BaseModel):
     mode: Literal["connect", "standalone"]
     rule: str
     reasons: list[ReasonOut]
-    connect_url: str | None = Field(description="Where to connect; null for standalone runs.")
+    connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
+                                                "placed on; null for standalone runs.")
+    server_id: str | None = Field(None, description="The Connect server of the pool the run was placed on; null for "
+                                                    "standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
     policy_version: str
@@ -191,8 +371,8 @@ class RunEvent(Strict):
         default=None, description="For failed: connect (the Connect server or client failed), app, or pending: a "
                                   "failed Connect run that is being rerun standalone, whose outcome settles it "
                                   "(rerun succeeded: connect; rerun failed: app; rerun cancelled: unknown).")
-    message: str | None = Field(default=None, max_length=10_000)
-    exit_code: int | None = None
+    message: str | None = text(10_000, default=None)
+    exit_code: Int32 | None = None
 
     @model_validator(mode="after")
     def _failure_has_kind(self):
@@ -202,7 +382,7 @@ class RunEvent(Strict):
 
 
 class FallbackRequest(Strict):
-    reason: str | None = Field(default=None, max_length=2_000)
+    reason: str | None = text(2_000, default=None)
 
 
 class RunDetail(RunOut):
@@ -222,12 +402,21 @@ class RunDetail(RunOut):
 
 class PinRequest(Strict):
     mode: Literal["connect", "standalone"]
-    reason: str | None = Field(default=None, max_length=500)
+    reason: str | None = text(500, default=None)
+    server_id: str | None = text(200, default=None, min_length=1,
+                                 description="With mode connect: the Connect server of the pool the app's runs go "
+                                             "to (standalone while it cannot take runs). Empty: the least loaded.")
+
+    @model_validator(mode="after")
+    def _server_only_for_connect(self):
+        if self.server_id is not None and self.mode != "connect":
+            raise ValueError("server_id pins to a Connect server: it needs mode connect")
+        return self
 
 
 class SimulateRequest(Strict):
     policy: dict = Field(description="A candidate policy, in the policy file's structure.")
-    days: int = Field(30, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
+    days: int = Field(30, strict=True, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
 
 
 class SimulatedApp(BaseModel):
@@ -249,10 +438,10 @@ class SimulateOut(BaseModel):
 
 
 class CompatFinding(Strict):
-    path: str = Field(max_length=1000)
-    line: int = Field(ge=0)
-    what: str = Field(max_length=200)
-    why: str = Field(max_length=500)
+    path: str = text(1000)
+    line: Count32
+    what: str = text(200)
+    why: str = text(500)
 
 
 class CompatibilityReport(Strict):
@@ -278,30 +467,68 @@ class HeartbeatOut(BaseModel):
     max_executors: int | None
 
 
+class PoolServerOut(BaseModel):
+    """A Connect server of the pool as placement sees it."""
+
+    server_id: str
+    default: bool = Field(description="The server of SPARK_ROUTER_CONNECT_SERVER_ID: forced and pinned Connect "
+                                      "runs go there when no server can take a run.")
+    connect_url: str | None = Field(description="Where its clients connect: what its listener reports (the "
+                                                "default server: SPARK_ROUTER_CONNECT_URL until it reports one).")
+    status: Literal["up", "draining", "down"]
+    available: bool = Field(description="It can take a new run now: heard from lately and not draining.")
+    unavailable_reason: str | None
+    draining: bool
+    last_heartbeat_at: datetime | None
+    heartbeat_age_s: float | None
+    executors: int
+    executor_cores: int
+    max_executors: int | None
+    capacity_cores: float = Field(description="Cores it can give concurrent runs (see capacity_source).")
+    capacity_source: str
+    in_flight_cores: float = Field(description="Predicted cores of the Connect runs in flight on it.")
+    free_cores: float
+    in_flight_runs: int
+
+
 class ServerActivity(BaseModel):
     """What the router knows of the work on a server: for deciding when a restart is safe."""
 
     server: ServerOut
     last_heartbeat: HeartbeatOut | None
     heartbeat_age_s: float | None
-    in_flight_connect_runs: int = Field(description="Connect runs decided or running, not yet reported done.")
+    in_flight_connect_runs: int = Field(description="Connect runs placed on this server, decided or running, not yet "
+                                                    "reported done.")
     in_flight_run_ids: list[str] = Field(description="The oldest ten of them.")
 
 
+RestartOutcome = Literal["restarted", "forced", "skipped", "failed"]
+
+
 class RestartIn(Strict):
-    server_id: str = Field(max_length=200)
-    backend: str = Field(max_length=20)
-    requested_at: datetime
-    idle_at: datetime | None = None
-    restarted_at: datetime | None = None
-    ready_at: datetime | None = None
-    finished_at: datetime
-    outcome: Literal["restarted", "forced", "skipped", "failed"]
-    waited_s: float = Field(ge=0)
-    message: str | None = Field(default=None, max_length=10_000)
+    server_id: str = text(200)
+    backend: str = text(20)
+    requested_at: UTCTimestamp
+    idle_at: UTCTimestamp | None = None
+    restarted_at: UTCTimestamp | None = None
+    ready_at: UTCTimestamp | None = None
+    finished_at: UTCTimestamp
+    outcome: RestartOutcome
+    waited_s: Finite = Field(ge=0)
+    message: str | None = text(10_000, default=None)
 
 
-class RestartOut(RestartIn):
-    model_config = ConfigDict(from_attributes=True, extra="ignore")
+class RestartOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
 
     id: int
+    server_id: str
+    backend: str
+    requested_at: datetime
+    idle_at: datetime | None
+    restarted_at: datetime | None
+    ready_at: datetime | None
+    finished_at: datetime
+    outcome: str
+    waited_s: float
+    message: str | None

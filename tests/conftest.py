@@ -1,4 +1,5 @@
-"""Shared fixtures. One Connect server and one router per test session; databases: SQLite and PostgreSQL."""
+"""Shared fixtures. One Connect server and one router per test session (and a second Connect server, for the
+tests of the pool that ask for it); databases: SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -117,3 +118,50 @@ def jvm_apps(tmp_path_factory) -> JvmApps:
                 jvm.compile_classpath(settings))
     compile_jar(jar, [examples / "UsesSparkContext.java"], jvm.classic_classpath(settings))
     return JvmApps(jar)
+
+
+SECOND_SERVER_ID = "connect-test-b"
+
+
+class SecondConnectServer:
+    """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the session's
+    router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
+
+    def __init__(self, settings: Settings, router):
+        from service.ops import connect_server
+
+        self.settings = connect_server.member_settings(settings, SECOND_SERVER_ID)
+        self.server_id, self.router = SECOND_SERVER_ID, router
+
+    def ensure_running(self):
+        from service.ops import connect_server
+
+        return connect_server.start(self.settings, progress=lambda msg: print(f"[{self.server_id}] {msg}"))
+
+    def pid(self) -> int:
+        from service.ops import connect_server
+
+        return connect_server.read_state(self.settings).pid
+
+    @property
+    def url(self) -> str:
+        return f"sc://127.0.0.1:{self.settings.connect_port}"
+
+    def retire(self):
+        """Stop it, and wait until the router no longer places runs on it (its heartbeat is too old), so that
+        the tests after these see the one shared server as before."""
+        from service.ops import connect_server
+        from tests.support import wait_until
+
+        connect_server.stop(self.settings, progress=lambda msg: None)
+        wait_until(lambda: not any(s["server_id"] == self.server_id and s["available"]
+                                   for s in self.router.get("/api/v1/pool")), 90, f"{self.server_id} to be down")
+
+
+@pytest.fixture(scope="session")
+def second_connect_server(router, connect_server):
+    """A second Connect server next to the shared one (~400 MB): only for the tests of the pool."""
+    second = SecondConnectServer(connect_server.settings, router)
+    second.ensure_running()
+    yield second
+    second.retire()

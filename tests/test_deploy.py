@@ -420,6 +420,83 @@ def test_restart_cronjob_runs_restart_server_with_rights_on_the_server_only(rend
     assert not any(verb in rule["verbs"] for rule in role["rules"] for verb in ("create", "delete", "*"))
 
 
+POOL_ARGS = ["--set", "connectServer.replicas=3", "--set", "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
+
+
+@pytest.fixture(scope="session")
+def pool(helm) -> Rendered:
+    result = helm_template(helm, *VALUES["production"], *POOL_ARGS)
+    assert result.returncode == 0, result.stderr
+    return Rendered(result.stdout)
+
+
+@pytest.mark.parametrize("k8s_version", K8S_VERSIONS)
+def test_a_pool_of_connect_servers_is_valid_kubernetes(pool, k8s_version):
+    import kubernetes_validate
+
+    for doc in pool.docs:
+        try:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes {k8s_version}: "
+                        f"{exc.message} at {list(exc.path)}")
+
+
+def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_url(pool):
+    names = [f"{FULLNAME}-connect", f"{FULLNAME}-connect-1", f"{FULLNAME}-connect-2"]
+    servers = [pool.get("Deployment", name) for name in names]
+    envs = [env_of(container(server)) for server in servers]
+    ids = [env["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"] for env in envs]
+    assert ids == ["connect-prod", "connect-prod-1", "connect-prod-2"]  # the values' serverId, then -1, -2
+    urls = [env["SPARK_ROUTER_LISTENER_CONNECT_URL"]["value"] for env in envs]
+    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true", "sc://tls-1.example:443/;use_ssl=true",
+                    f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
+    prefixes = [env["SPARK_EXECUTOR_POD_NAME_PREFIX"]["value"] for env in envs]
+    assert len(set(prefixes)) == 3 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", p) and len(p) <= 47
+                                           for p in prefixes)
+    # Each server's Services select its pod and no other's.
+    for name, server in zip(names, servers):
+        selector = server["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= server["spec"]["template"]["metadata"]["labels"].items()
+        for service in (pool.get("Service", name), pool.get("Service", f"{name}-ui")):
+            matching = [s["metadata"]["name"] for s in servers
+                        if service["spec"]["selector"].items() <= s["spec"]["template"]["metadata"]["labels"].items()]
+            assert matching == [name], service["metadata"]["name"]
+        others = [s for s in servers if s is not server]
+        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items() for s in others)
+    # The router's default server is the first; its id is the one the router is told.
+    router = env_of(container(pool.get("Deployment", f"{FULLNAME}-router")))
+    assert router["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"] == ids[0]
+    assert router["SPARK_ROUTER_CONNECT_URL"]["value"] == urls[0]
+    # The NetworkPolicy covers every server's pod.
+    policy = pool.get("NetworkPolicy", f"{FULLNAME}-connect")
+    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= s["spec"]["template"]["metadata"]["labels"].items()
+               for s in servers)
+
+
+def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch):
+    job = container(pool.get("CronJob", f"{FULLNAME}-restart"))
+    assert job["args"][:2] == ["restart-server", "--rolling"] and "--deployment" not in job["args"]
+    env = env_of(job)
+    deployments = json.loads(env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    servers = {env_of(container(d))["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"]: d["metadata"]["name"]
+               for d in pool.all("Deployment") if d["metadata"]["name"] != f"{FULLNAME}-router"}
+    assert deployments == servers and len(servers) == 3
+    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]]
+    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS", env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    assert Settings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
+    account = pod_spec(pool.get("CronJob", f"{FULLNAME}-restart"))["serviceAccountName"]
+    binding = next(b for b in pool.all("RoleBinding") if b["subjects"][0]["name"] == account)
+    role = pool.get("Role", binding["roleRef"]["name"])
+    [rule] = [rule for rule in role["rules"] if "deployments" in rule["resources"]]
+    assert sorted(rule["resourceNames"]) == sorted(servers.values())
+
+
+def test_a_pool_needs_at_least_one_server(helm):
+    result = helm_template(helm, "--set", "connectServer.replicas=0")
+    assert result.returncode != 0 and "at least 1" in result.stderr
+
+
 def test_production_values(production):
     router = production.get("Deployment", f"{FULLNAME}-router")
     assert router["spec"]["replicas"] == 2
@@ -678,6 +755,9 @@ def test_server_entrypoint_starts_the_connect_server_on_kubernetes(spark_stubs):
         POD_NAMESPACE="spark",
         SPARK_EXECUTOR_IMAGE="reg/connect:1",
         SPARK_ROUTER_INGEST_TOKEN="s3cr\\et",
+        SPARK_ROUTER_LISTENER_SERVER_ID="router-connect-1",
+        SPARK_ROUTER_LISTENER_CONNECT_URL="sc://router-connect-1.spark.svc:15002",
+        SPARK_EXECUTOR_POD_NAME_PREFIX="router-exec-1",
     )
     result = subprocess.run(
         [ENTRYPOINT, "server", "--conf", "spark.extra=1"],
@@ -700,6 +780,10 @@ def test_server_entrypoint_starts_the_connect_server_on_kubernetes(spark_stubs):
     assert conf["spark.kubernetes.namespace"] == "spark"
     assert conf["spark.kubernetes.container.image"] == "reg/connect:1"
     assert conf["spark.router.listener.token"] == "s3cr\\\\et"  # java.util.Properties escaping
+    # One server of a pool: its id, its URL and its executors' names win over the shared spark-defaults.conf.
+    assert conf["spark.router.listener.serverId"] == "router-connect-1"
+    assert conf["spark.router.listener.connectUrl"] == "sc://router-connect-1.spark.svc:15002"
+    assert conf["spark.kubernetes.executor.podNamePrefix"] == "router-exec-1"
     assert {k: conf[k] for k in ARTICLE_CONF} == ARTICLE_CONF
     assert conf["spark.extraListeners"] == LISTENER_CLASS
 

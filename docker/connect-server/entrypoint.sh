@@ -15,6 +15,9 @@
 #                              pod and go away with it), spark.kubernetes.namespace
 #   SPARK_EXECUTOR_IMAGE       spark.kubernetes.container.image (normally this image)
 #   SPARK_ROUTER_INGEST_TOKEN  the listener's bearer token (spark.router.listener.token)
+#   SPARK_ROUTER_LISTENER_SERVER_ID, SPARK_ROUTER_LISTENER_CONNECT_URL, SPARK_EXECUTOR_POD_NAME_PREFIX
+#                              one server of a pool: the id it reports under, the Connect URL the router hands
+#                              its clients, its executor pods' name prefix (over the shared spark-defaults.conf)
 #   SPARK_CONNECT_AUTHENTICATE_TOKEN  read by Spark itself: clients must send this token
 # The secrets go into a properties file readable only by this user, never onto the command line.
 set -euo pipefail
@@ -57,6 +60,15 @@ run_server() {
     if [[ -n "${POD_NAME:-}" ]]; then prop spark.kubernetes.driver.pod.name "$POD_NAME"; fi
     if [[ -n "${POD_NAMESPACE:-}" ]]; then prop spark.kubernetes.namespace "$POD_NAMESPACE"; fi
     if [[ -n "${SPARK_EXECUTOR_IMAGE:-}" ]]; then prop spark.kubernetes.container.image "$SPARK_EXECUTOR_IMAGE"; fi
+    if [[ -n "${SPARK_ROUTER_LISTENER_SERVER_ID:-}" ]]; then
+      prop spark.router.listener.serverId "$SPARK_ROUTER_LISTENER_SERVER_ID"
+    fi
+    if [[ -n "${SPARK_ROUTER_LISTENER_CONNECT_URL:-}" ]]; then
+      prop spark.router.listener.connectUrl "$SPARK_ROUTER_LISTENER_CONNECT_URL"
+    fi
+    if [[ -n "${SPARK_EXECUTOR_POD_NAME_PREFIX:-}" ]]; then
+      prop spark.kubernetes.executor.podNamePrefix "$SPARK_EXECUTOR_POD_NAME_PREFIX"
+    fi
     if [[ -n "${SPARK_ROUTER_INGEST_TOKEN:-}" ]]; then
       prop spark.router.listener.token "$SPARK_ROUTER_INGEST_TOKEN"
     fi

@@ -9,16 +9,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
-from service.api.deps import SessionDep, require_api_token
-from service.errors import UnknownApp, UnknownRun
+from service.api.deps import AppIdPath, RunIdPath, ServerIdQuery, SessionDep, require_api_token
+from service.api.error_responses import errors
+from service.errors import Invalid, UnknownApp, UnknownRun
 from service.ops import dashboard_queries
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
-router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(require_api_token)])
+router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[Depends(require_api_token)],
+                   responses=errors(401, 422, 503))
 pages = APIRouter(include_in_schema=False)
 
 Days = Annotated[float, Query(gt=0, le=366, description="The window: the last N days.")]
@@ -28,8 +30,9 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 @router.get("/servers")
 def get_servers(request: Request, session: SessionDep) -> list[dict]:
     """Connect servers (and listeners heard from in the last 15 minutes): up, down or draining from the last
-    heartbeat's age, uptime, the listener's queue and spool, the last restart."""
-    return dashboard_queries.servers(session, request.app.state.policies.get())
+    heartbeat's age, uptime, the listener's queue and spool, the last restart, and each Connect server's place in
+    the pool (capacity, load in flight, whether it can take a run)."""
+    return dashboard_queries.servers(session, request.app.state.policies.get(), request.app.state.settings)
 
 
 @router.get("/executors")
@@ -41,9 +44,15 @@ def get_executors(session: SessionDep,
 
 
 @router.get("/restarts")
-def get_restarts(session: SessionDep, server_id: str | None = None, limit: Limit = 20) -> list[dict]:
+def get_restarts(session: SessionDep, server_id: ServerIdQuery = None, limit: Limit = 20) -> list[dict]:
     """Recent restarts, newest first."""
     return dashboard_queries.restarts(session, server_id, limit)
+
+
+@router.get("/quarantine")
+def get_quarantine(session: SessionDep, limit: Limit = 10) -> dict:
+    """How many stage records are quarantined (they could not be stored), and the newest with their reasons."""
+    return dashboard_queries.quarantine(session, limit)
 
 
 @router.get("/summary")
@@ -57,8 +66,14 @@ def get_decisions_over_time(session: SessionDep, days: Days = 1,
                             bucket: Literal["hour", "day"] = "hour") -> dict:
     """Decisions per hour or day by mode (connect, standalone, fallback), every bucket of the window present."""
     if bucket == "hour" and days > 31:
-        raise HTTPException(422, "hourly buckets cover at most 31 days; use bucket=day")
+        raise Invalid("hourly buckets cover at most 31 days; use bucket=day", loc=("query", "days"))
     return dashboard_queries.decisions_over_time(session, days, bucket)
+
+
+@router.get("/decisions/by-server")
+def get_decisions_by_server(request: Request, session: SessionDep, days: Days = 1) -> dict:
+    """Decisions in the window by the Connect server they placed the run on, and standalone (fallbacks apart)."""
+    return dashboard_queries.decisions_by_server(session, days, request.app.state.settings.connect_server_id)
 
 
 @router.get("/decisions/recent")
@@ -73,8 +88,8 @@ def get_top_apps(session: SessionDep, days: Days = 7, limit: Limit = 50) -> list
     return dashboard_queries.top_apps(session, days, limit)
 
 
-@router.get("/apps/{app_id:path}")
-def get_app(app_id: str, request: Request, session: SessionDep, limit: Limit = 50) -> dict:
+@router.get("/apps/{app_id:path}", responses=errors(404))
+def get_app(app_id: AppIdPath, request: Request, session: SessionDep, limit: Limit = 50) -> dict:
     """An app's state and its recent runs with metrics and decision reasons, newest first."""
     detail = dashboard_queries.app_detail(session, app_id, request.app.state.policies.get(), limit)
     if detail is None:
@@ -82,8 +97,8 @@ def get_app(app_id: str, request: Request, session: SessionDep, limit: Limit = 5
     return detail
 
 
-@router.get("/runs/{run_id}")
-def get_run(run_id: str, session: SessionDep) -> dict:
+@router.get("/runs/{run_id}", responses=errors(404))
+def get_run(run_id: RunIdPath, session: SessionDep) -> dict:
     """A run with its lifecycle, metrics, decision (reasons and request) and stage attempts."""
     detail = dashboard_queries.run_detail(session, run_id)
     if detail is None:

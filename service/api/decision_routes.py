@@ -3,18 +3,20 @@
 from fastapi import APIRouter, Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from service.api.deps import SessionDep, require_api_token
-from service.db.models import Decision, Run
+from service.api.deps import RunIdPath, SessionDep, require_api_token
+from service.api.error_responses import BODY, errors
+from service.db.models import Decision, Run, Server
 from service.errors import UnknownRun
 from service.history import lifecycle
 from service.ops import observability
 from service.routing import decider
 from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
 
-router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)])
+router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
+                   responses=errors(401, 422, 503))
 
 
-@router.post("/decisions", response_model=DecisionOut)
+@router.post("/decisions", response_model=DecisionOut, responses=errors(*BODY))
 async def post_decision(body: DecisionRequest, request: Request) -> Response:
     """Decide where a new run of the app goes (connect or standalone), and why. Creates the run, which counts
     as in flight until it is reported finished. With `dry_run: true`, only says where and why: no run."""
@@ -32,8 +34,8 @@ def _preview(state, body: DecisionRequest) -> DecisionOut:
         return decider.preview(session, body, state.policies.get(), state.settings)
 
 
-@router.get("/runs/{run_id}", response_model=RunDetail)
-def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
+@router.get("/runs/{run_id}", response_model=RunDetail, responses=errors(404))
+def get_run(run_id: RunIdPath, request: Request, session: SessionDep) -> RunDetail:
     """A run with its lifecycle, its metrics and the decision that sent it where it ran."""
     run = session.get(Run, run_id)
     if run is None:
@@ -41,21 +43,22 @@ def get_run(run_id: str, request: Request, session: SessionDep) -> RunDetail:
     detail = RunDetail.model_validate(run, from_attributes=True)
     decision = session.query(Decision).filter(Decision.run_id == run_id).one_or_none()
     if decision is not None:
+        server = session.get(Server, run.server_id) if run.server_id else None
         detail.decision = decider.decision_out(decider.values(decision), decider.values(run),
-                                                 request.app.state.settings)
+                                                 request.app.state.settings, server and server.connect_url)
     return detail
 
 
-@router.post("/runs/{run_id}/events", response_model=RunDetail)
-def post_run_event(run_id: str, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
+@router.post("/runs/{run_id}/events", response_model=RunDetail, responses=errors(404, 409, *BODY))
+def post_run_event(run_id: RunIdPath, event: RunEvent, request: Request, session: SessionDep) -> RunDetail:
     """Report that a run started, succeeded, failed (failure_kind connect, app or pending) or was cancelled.
     The end of a standalone rerun settles the pending failure of the Connect run it replaced."""
     lifecycle.report(session, run_id, event.event, event.failure_kind, event.message, event.exit_code)
     return get_run(run_id, request, session)
 
 
-@router.post("/runs/{run_id}/fallback", response_model=DecisionOut)
-def post_fallback(run_id: str, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
+@router.post("/runs/{run_id}/fallback", response_model=DecisionOut, responses=errors(404, 409, *BODY))
+def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)

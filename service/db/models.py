@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import ClassVar
 
 from sqlalchemy import (
@@ -51,8 +51,12 @@ def as_utc(value):
     return value
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def from_epoch_ms(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    # Exact to the millisecond (a float of seconds is not, far from 1970).
+    return None if value is None else EPOCH + timedelta(milliseconds=value)
 
 
 class UTCDateTime(TypeDecorator):
@@ -93,6 +97,8 @@ class App(Base):
     pinned_mode: Mapped[str | None] = mapped_column(String(20))
     pin_reason: Mapped[str | None] = mapped_column(String(500))
     pinned_at: Mapped[datetime | None] = mapped_column()
+    # With pinned_mode connect: the Connect server of the pool its runs go to (None: the least loaded).
+    pinned_server_id: Mapped[str | None] = mapped_column(String(200))
     # Set by `spark-router check`: what cannot work on Connect, or None when nothing was found.
     connect_incompatible: Mapped[str | None] = mapped_column(Text)
     compat_checked_at: Mapped[datetime | None] = mapped_column()
@@ -128,6 +134,8 @@ class Run(MetricColumns, Base):
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
+    server_id: Mapped[str | None] = mapped_column(String(200))
     dag_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
     airflow_run_id: Mapped[str | None] = mapped_column(String(250))
@@ -258,3 +266,25 @@ class Restart(Base):
     outcome: Mapped[str] = mapped_column(String(20))        # restarted | forced | skipped | failed
     waited_s: Mapped[float] = mapped_column(Float, default=0.0)
     message: Mapped[str | None] = mapped_column(Text)
+
+
+class QuarantinedRecord(Base):
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
+    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    a record is kept once per Spark application (by the digest of its JSON)."""
+
+    __tablename__ = "quarantined_records"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    server_id: Mapped[str] = mapped_column(String(200))
+    spark_app_id: Mapped[str] = mapped_column(String(200))
+    batch_id: Mapped[str | None] = mapped_column(String(100))
+    app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
+    run_id: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text)
+    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
+
+    __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)

@@ -53,9 +53,9 @@ def record_compatibility(session: Session, app_id: str, findings: list) -> str |
     return app.connect_incompatible
 
 
-def pin(session: Session, app_id: str, mode: str, reason: str | None) -> App:
+def pin(session: Session, app_id: str, mode: str, reason: str | None, server_id: str | None = None) -> App:
     app = ensure_app(session, app_id)
-    app.pinned_mode, app.pin_reason, app.pinned_at = mode, reason, utcnow()
+    app.pinned_mode, app.pin_reason, app.pinned_at, app.pinned_server_id = mode, reason, utcnow(), server_id
     session.commit()
     return app
 
@@ -64,5 +64,5 @@ def unpin(session: Session, app_id: str) -> None:
     app = lock_app(session, app_id)
     if app is None:
         raise UnknownApp(app_id)
-    app.pinned_mode = app.pin_reason = app.pinned_at = None
+    app.pinned_mode = app.pin_reason = app.pinned_at = app.pinned_server_id = None
     session.commit()

@@ -45,15 +45,24 @@ def refresh_late_metrics(session: Session, run_ids: list[str]) -> None:
             remember_success(app, run)
 
 
+def lock_run_and_app(session: Session, run_id: str) -> tuple[Run, App]:
+    """The run's row and its app's, locked until commit: the app first, then the run, as ingest and decisions
+    lock them (apps, then runs), so that they wait for each other instead of deadlocking."""
+    app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))  # a run never changes app
+    if app_id is None:
+        raise UnknownRun(run_id)
+    app = lock_app(session, app_id)
+    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one()
+    return run, app
+
+
 def report(session: Session, run_id: str, event: str, failure_kind: str | None = None,
            message: str | None = None, exit_code: int | None = None) -> Run:
     """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not.
 
     decided -> running -> succeeded | failed | cancelled. A failed Connect run that the launcher reruns
     standalone is failed with failure_kind "pending" until the rerun ends, which settles it (see _settle)."""
-    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
-    if run is None:
-        raise UnknownRun(run_id)
+    run, app = lock_run_and_app(session, run_id)
     now = utcnow()
     if run.status in TERMINAL:
         if event == run.status or event == "started":
@@ -62,7 +71,7 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
     if failure_kind == "pending" and run.mode != "connect":
         raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to settle "
                        f"its failure")
-    # The Connect run this one reruns, locked before the app (the order every path here takes).
+    # The Connect run this one reruns: the same app, whose row is locked already, so the order holds.
     replaced = (session.scalars(select(Run).where(Run.run_id == run.fallback_of).with_for_update()).one_or_none()
                 if run.fallback_of and event in TERMINAL else None)
     if event == "started":
@@ -70,7 +79,6 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
     elif event == "succeeded":
         run.status, run.finished_at, run.exit_code = "succeeded", now, exit_code
         run.started_at = run.started_at or run.created_at
-        app = lock_app(session, run.app_id)
         if run.mode == "connect":
             app.connect_failure_streak, app.last_connect_success_at, app.retry_granted_at = 0, now, None
         remember_success(app, run)
@@ -80,20 +88,19 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         run.status, run.finished_at, run.exit_code = "failed", now, exit_code
         run.failure_kind, run.failure_message = failure_kind, message
         if run.mode == "connect" and failure_kind == "connect":
-            count_connect_failure(session, run, now)
+            count_connect_failure(app, now)
     elif event == "cancelled":
         # Stopped from outside: neither the app's failure nor Connect's, so no streak and no failure counts.
         run.status, run.finished_at, run.exit_code = "cancelled", now, exit_code
         run.failure_message = message
     if replaced is not None:
-        _settle(session, replaced, event)
+        _settle(app, replaced, event)
     session.commit()
     return run
 
 
-def count_connect_failure(session: Session, run: Run, now) -> None:
-    """A Connect run failed because of Connect: one more in the app's streak."""
-    app = lock_app(session, run.app_id)
+def count_connect_failure(app: App, now) -> None:
+    """A Connect run failed because of Connect: one more in the app's streak (the app's row is locked)."""
     app.connect_failure_streak += 1
     app.last_connect_failure_at = now
 
@@ -104,11 +111,11 @@ SETTLED_BY = {"succeeded": "connect",   # the app runs fine without Connect: Con
               "cancelled": "unknown"}   # stopped before it could tell
 
 
-def _settle(session: Session, connect_run: Run, rerun_event: str) -> None:
+def _settle(app: App, connect_run: Run, rerun_event: str) -> None:
     """Classify a Connect failure by the outcome of its standalone rerun. Only a "pending" failure is settled:
     one the launcher already classified (connect or app, an older launcher) keeps its kind and its count."""
     if connect_run.status != "failed" or connect_run.failure_kind != "pending":
         return
     connect_run.failure_kind = SETTLED_BY[rerun_event]
     if connect_run.failure_kind == "connect":
-        count_connect_failure(session, connect_run, connect_run.finished_at or utcnow())
+        count_connect_failure(app, connect_run.finished_at or utcnow())

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import IN_FLIGHT, App, Heartbeat, Restart, Run, Server, utcnow
+from service.db.models import IN_FLIGHT, App, Heartbeat, QuarantinedRecord, Restart, Run, Server, utcnow
 
 
 def in_flight(since, decided_since):
@@ -19,14 +19,31 @@ def in_flight(since, decided_since):
 
 
 def connect_in_flight(since, decided_since):
-    """The Connect runs in flight: the shared server's load."""
+    """The Connect runs in flight: the load of the pool."""
     return (Run.mode == "connect") & in_flight(since, decided_since)
+
+
+def placed_on(server_id: str, default_server_id: str):
+    """Runs placed on the server (runs decided before the pool have no server: they are the default server's)."""
+    if server_id == default_server_id:
+        return (Run.server_id == server_id) | Run.server_id.is_(None)
+    return Run.server_id == server_id
 
 
 def in_flight_cutoffs(capacity, now) -> dict:
     """The creation times `in_flight` counts from, by the policy's capacity knobs: {since, decided_since}."""
     return {"since": now - timedelta(seconds=capacity.in_flight_max_age_s),
             "decided_since": now - timedelta(seconds=capacity.decided_max_age_s)}
+
+
+def in_flight_runs_by_server(session: Session, cutoffs: dict, default_server_id: str) -> dict[str, int]:
+    """How many Connect runs are in flight on each server."""
+    counts: dict[str, int] = {}
+    for server_id, count in session.execute(select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs))
+                                            .group_by(Run.server_id)):
+        key = server_id or default_server_id
+        counts[key] = counts.get(key, 0) + count
+    return counts
 
 
 def list_apps(session: Session, limit: int, offset: int) -> list[dict]:
@@ -55,7 +72,14 @@ def list_servers(session: Session, kind: str = "connect") -> list[Server]:
     return list(session.scalars(select(Server).where(which).order_by(Server.server_id)))
 
 
-def server_activity(session: Session, server_id: str, policy) -> dict | None:
+def is_connect_server(session: Session, server_id: str, default_server_id: str) -> bool:
+    """A Connect server the router knows (from its heartbeats), or the default one (SPARK_ROUTER_CONNECT_SERVER_ID)."""
+    return server_id == default_server_id or session.scalar(
+        select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")) > 0
+
+
+def server_activity(session: Session, server_id: str, policy, default_server_id: str) -> dict | None:
+    """The server's row, its last heartbeat, and the router's Connect runs in flight on it."""
     server = session.get(Server, server_id)
     if server is None:
         return None
@@ -63,7 +87,9 @@ def server_activity(session: Session, server_id: str, policy) -> dict | None:
                            .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
     now = utcnow()
     cutoffs = in_flight_cutoffs(policy.capacity, now)
-    runs = list(session.scalars(select(Run.run_id).where(connect_in_flight(**cutoffs)).order_by(Run.created_at)))
+    runs = list(session.scalars(select(Run.run_id).where(connect_in_flight(**cutoffs),
+                                                         placed_on(server_id, default_server_id))
+                                .order_by(Run.created_at)))
     return {"server": server, "last_heartbeat": beat,
             "heartbeat_age_s": (now - beat.received_at).total_seconds() if beat else None,
             "in_flight_connect_runs": len(runs), "in_flight_run_ids": runs[:10]}
@@ -74,3 +100,16 @@ def list_restarts(session: Session, server_id: str | None, limit: int) -> list[R
     if server_id:
         query = query.where(Restart.server_id == server_id)
     return list(session.scalars(query))
+
+
+def list_quarantined(session: Session, server_id: str | None, limit: int, offset: int) -> list[QuarantinedRecord]:
+    """Quarantined stage records, newest first."""
+    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(), QuarantinedRecord.id.desc())
+             .limit(limit).offset(offset))
+    if server_id:
+        query = query.where(QuarantinedRecord.server_id == server_id)
+    return list(session.scalars(query))
+
+
+def count_quarantined(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(QuarantinedRecord))

@@ -20,7 +20,8 @@ from service.db.models import (
 )
 from service.history import lifecycle
 from service.history.apps import dialect_insert, mark_seen
-from service.schemas import IngestResult, StageBatch, StageRecord
+from service.ingest.quarantine import quarantine
+from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,14 @@ def _stage_row(batch: StageBatch, record: StageRecord) -> dict:
 
 def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
     """Store a batch in one transaction. A stage attempt already stored (same Spark app id, stage id
-    and attempt) is skipped, so re-sent batches never double count."""
+    and attempt) is skipped, so re-sent batches never double count. The records that cannot be stored
+    (set aside when the batch was validated) go to the quarantine, with their reasons."""
+    quarantined = len(batch.quarantined)
+    if quarantined:
+        quarantine(session, batch)
     if not batch.stages:
-        return IngestResult(accepted=0, duplicates=0, unattributed=0)
+        session.commit()
+        return IngestResult(accepted=0, duplicates=0, unattributed=0, quarantined=quarantined)
     rows = [_stage_row(batch, attribution_from_user_id(record)) for record in batch.stages]
     per_run = _insert_new_stages(session, rows)  # what was new, summed per (app, run)
     accepted = sum(run["num_stages"] for run in per_run)
@@ -92,15 +98,18 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
     if unattributed:
         log.info("batch %s from %s: %d stage(s) without spark.router.appId kept as unattributed",
                  batch.batch_id, batch.server_id, unattributed)
-    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, unattributed=unattributed)
+    return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, unattributed=unattributed,
+                        quarantined=quarantined)
 
 
 _COLUMNS = [c.name for c in StageMetric.__table__.columns if c.name != "id"]
 
 
-def _per_run_sums(source: str) -> str:
-    """SQL that sums stage attempts (from `source`) per (app, run), as the run totals need them."""
-    metrics = ", ".join([f"sum({name}) AS {name}" for name in SUMMED_METRICS]
+def _per_run_sums(source: str, dialect: str) -> str:
+    """SQL that sums stage attempts (from `source`) per (app, run), as the run totals need them. Sums never
+    overflow: PostgreSQL sums bigints as numeric; SQLite's sum() fails past 2^63, its total() does not."""
+    total = "sum" if dialect == "postgresql" else "total"
+    metrics = ", ".join([f"{total}({name}) AS {name}" for name in SUMMED_METRICS]
                         + [f"max({name}) AS {name}" for name in MAX_METRICS])
     return (f"SELECT app_id, run_id, count(*) AS num_stages, "
             f"sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END) AS num_failed_stages, "
@@ -121,7 +130,7 @@ def _insert_new_stages(session: Session, rows: list[dict]) -> list[dict]:
     if not new_ids:
         return []
     source = f"(SELECT * FROM stage_metrics WHERE id IN ({', '.join(map(str, new_ids))})) AS new"
-    return _typed(session.execute(text(_per_run_sums(source))).mappings().all())
+    return _typed(session.execute(text(_per_run_sums(source, "sqlite"))).mappings().all())
 
 
 def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
@@ -138,7 +147,7 @@ def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
         for row in rows:
             copy.write_row([now if name == "ingested_at" else row.get(name) for name in _COLUMNS])
     cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM incoming_stages "
-                   f"ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING RETURNING *) {_per_run_sums('new')}")
+                   f"ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING RETURNING *) {_per_run_sums('new', 'postgresql')}")
     columns = [column.name for column in cursor.description]
     summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
     cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
@@ -146,12 +155,13 @@ def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
 
 
 def _typed(rows) -> list[dict]:
-    """Sums as ints (PostgreSQL sums bigints as numeric), timestamps as aware datetimes (SQLite gives text)."""
+    """Sums as ints within a bigint (PostgreSQL sums bigints as numeric, SQLite's total() gives a float),
+    timestamps as aware datetimes (SQLite gives text)."""
     out = []
     for row in rows:
         run = dict(row)
         for name in ("num_stages", "num_failed_stages", "connect", *METRICS):
-            run[name] = int(run[name] or 0)
+            run[name] = min(int(run[name] or 0), INT64_MAX)
         for name in ("first_stage_at", "last_stage_at"):
             run[name] = as_utc(run[name])
         out.append(run)
@@ -160,7 +170,8 @@ def _typed(rows) -> list[dict]:
 
 def _add_to_runs(session: Session, per_run: list[dict]) -> None:
     """Add the new stages' sums to their runs: one UPDATE, executed for every run of the batch, in run id
-    order so that concurrent batches lock run rows in the same order (no deadlocks)."""
+    order so that concurrent batches lock run rows in the same order (no deadlocks). A sum stops at the
+    bigint's largest value instead of overflowing."""
     least, greatest = _least(session), _greatest(session)
     run = Run.__table__.c  # Core, not ORM: an executemany UPDATE keyed by our own parameter
 
@@ -170,7 +181,7 @@ def _add_to_runs(session: Session, per_run: list[dict]) -> None:
     def latest(column, new):
         return greatest(func.coalesce(column, new), func.coalesce(new, column))
 
-    values: dict = {name: run[name] + bindparam(f"d_{name}") for name in SUMMED_METRICS}
+    values: dict = {name: run[name] + least(bindparam(f"d_{name}"), INT64_MAX - run[name]) for name in SUMMED_METRICS}
     values.update({name: greatest(run[name], bindparam(f"d_{name}")) for name in MAX_METRICS})
     values["num_stages"] = run.num_stages + bindparam("d_num_stages")
     values["num_failed_stages"] = run.num_failed_stages + bindparam("d_num_failed_stages")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from client_runtime.process import pid_alive, port_open, signal_group
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 from service.ops import spark_cluster
@@ -76,27 +77,54 @@ def _state_file(settings: Settings) -> Path:
     return settings.connect_server_dir / "server.json"
 
 
+# ------------------------------------------------------------------------------------------- a local pool
+# Several local servers run side by side, each with its server id, its own ports, and its own state dir: the
+# default server (SPARK_ROUTER_CONNECT_SERVER_ID) under the state dir as ever, every other one under
+# <state dir>/connect-servers/<id> (pid, logs, Spark local dirs, the listener's spool). Each listener reports
+# the Connect URL of its server, so the router finds every one of them by itself.
+
+POOL_DIR = "connect-servers"
+_SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def member_settings(settings: Settings, server_id: str | None) -> Settings:
+    """The settings of local server `server_id` of the pool: the default server's are the settings themselves;
+    another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on the
+    ports it ran on before (free ones the first time)."""
+    if server_id is None or server_id == settings.connect_server_id:
+        return settings
+    if not _SERVER_ID.match(server_id):
+        raise ConnectServerError(f"server id {server_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+    member = settings.model_copy(update={"connect_server_id": server_id,
+                                         "state_dir": settings.state_dir / POOL_DIR / server_id})
+    try:
+        ports = json.loads((member.connect_server_dir / "ports.json").read_text())
+    except (OSError, ValueError):
+        ports = {"port": free_port(), "ui_port": free_port()}
+    return member.model_copy(update={"connect_port": ports["port"], "connect_ui_port": ports["ui_port"]})
+
+
+def local_server_ids(settings: Settings) -> list[str]:
+    """The default server and every other local server that has a state dir, by id."""
+    others = sorted(path.name for path in (settings.state_dir / POOL_DIR).glob("*") if path.is_dir())
+    return [settings.connect_server_id, *(server_id for server_id in others if server_id != settings.connect_server_id)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def read_state(settings: Settings) -> ServerState | None:
     """The recorded server, if its process is still alive."""
     path = _state_file(settings)
     if not path.exists():
         return None
     state = ServerState(**json.loads(path.read_text()))
-    return state if _alive(state.pid) else None
+    return state if pid_alive(state.pid) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (our own child not yet reaped) is not a running server.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def server_conf(settings: Settings, master: str) -> dict[str, str]:
@@ -137,6 +165,8 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
                      "spark.router.listener.serverId": settings.connect_server_id,
+                     # The router hands this URL to the clients it places on this server.
+                     "spark.router.listener.connectUrl": f"sc://127.0.0.1:{port}",
                      **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
                "--name", "Spark Connect server", "--master", master,
@@ -159,16 +189,13 @@ def _check_master(master: str) -> None:
                                  f"`spark-router cluster start`, or pass the right --master") from exc
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
-          progress=print, with_listener: bool = True, master: str | None = None) -> ServerState:
+          progress=print, with_listener: bool = True, master: str | None = None,
+          server_id: str | None = None) -> ServerState:
     """Start the server in the background and return once it has answered a warm-up query. `master`: default
-    SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster."""
+    SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster. `server_id`:
+    a server of the local pool other than the default one, on free ports unless `port`, `ui_port` are given."""
+    settings = member_settings(settings, server_id)
     master = master or settings.connect_master
     port = port or settings.connect_port
     ui_port = ui_port or settings.connect_ui_port
@@ -178,7 +205,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         return running
     _check_master(master)
     deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
-    while _port_open(port):
+    while port_open(port):
         if time.monotonic() > deadline:
             raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
         time.sleep(0.5)
@@ -187,6 +214,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     (base / "fairscheduler.xml").write_text(FAIR_POOLS)
+    (base / "ports.json").write_text(json.dumps({"port": port, "ui_port": ui_port}))  # the next start's
     log_file = base / "logs" / "connect-server.log"
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_LOG_DIR": str(base / "logs"), "SPARK_LOCAL_DIRS": str(base / "local"),
@@ -218,7 +246,7 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
     deadline = time.monotonic() + timeout_s
     warm = WarmUp(timeout_s)  # its Python and pyspark imports overlap with the JVM's start
     try:
-        while not _port_open(state.port):
+        while not port_open(state.port):
             if process.poll() is not None:
                 raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
                                          f"last log lines:\n{tail(Path(state.log_file))}")
@@ -284,25 +312,20 @@ def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
         progress("Connect server is not running")
         return False
     # The server leads its own process group (see start): signal the group, Python workers included.
-    _signal_group(state.pid, signal.SIGTERM)
+    signal_group(state.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while _alive(state.pid) and time.monotonic() < deadline:
+    while pid_alive(state.pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    if _alive(state.pid):
+    if pid_alive(state.pid):
         progress(f"Connect server (pid {state.pid}) ignored SIGTERM for {timeout_s:.0f} s: killing it")
-        _signal_group(state.pid, signal.SIGKILL)
-        while _alive(state.pid):
+        signal_group(state.pid, signal.SIGKILL)
+        while pid_alive(state.pid):
             time.sleep(0.1)
     path.unlink(missing_ok=True)
     progress(f"Connect server (pid {state.pid}) stopped")
     return True
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def status(settings: Settings) -> dict:
@@ -310,8 +333,14 @@ def status(settings: Settings) -> dict:
     if state is None:
         return {"running": False, "state_dir": str(settings.connect_server_dir)}
     return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
-            "since": state.started_at, "log_file": state.log_file, "accepting": _port_open(state.port),
+            "since": state.started_at, "log_file": state.log_file, "accepting": port_open(state.port),
             "master": state.master or None}
+
+
+def pool_status(settings: Settings) -> list[dict]:
+    """``status`` of every local server (see local_server_ids), each with its id; the default one first."""
+    return [{"server_id": server_id, "default": server_id == settings.connect_server_id,
+             **status(member_settings(settings, server_id))} for server_id in local_server_ids(settings)]
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -26,8 +26,15 @@ from service.db.models import (
     utcnow,
 )
 from service.history.lifecycle import run_duration_ms
-from service.history.queries import in_flight, in_flight_cutoffs, list_restarts
+from service.history.queries import (
+    count_quarantined,
+    in_flight,
+    in_flight_cutoffs,
+    list_quarantined,
+    list_restarts,
+)
 from service.routing.policy import Policy
+from service.routing.pool import pool_status
 from service.routing.rules import HISTORY_METRICS
 
 # Listeners of standalone runs are servers too (one per run); the dashboard and /metrics show them only
@@ -72,14 +79,22 @@ def server_status(server: Server, beat: Heartbeat | None, policy: Policy, now: d
     }
 
 
-def servers(session: Session, policy: Policy) -> list[dict]:
+POOL_FIELDS = ("default", "connect_url", "available", "unavailable_reason", "capacity_cores", "capacity_source",
+               "in_flight_cores", "free_cores", "in_flight_runs")
+
+
+def servers(session: Session, policy: Policy, settings) -> list[dict]:
     """Server status for the dashboard: up/down from the heartbeat's age, draining, uptime, the listener's
-    queue and spool, and the server's last restart."""
+    queue and spool, the server's last restart; for a Connect server of the pool also its place in it (``pool``:
+    capacity, the load in flight, whether it can take a run; None: not in the pool, it reports no Connect URL)."""
     now = utcnow()
     result = [server_status(server, beat, policy, now) for server, beat in latest_heartbeats(session, now)]
     last = last_restarts(session, [s["server_id"] for s in result if s["kind"] == "connect"])
+    pool = {server["server_id"]: server for server in pool_status(session, policy, settings)}
     for status in result:
         status["last_restart"] = last.get(status["server_id"])
+        member = pool.get(status["server_id"]) if status["kind"] != "standalone" else None
+        status["pool"] = member and {field: member[field] for field in POOL_FIELDS}
     return result
 
 
@@ -126,6 +141,18 @@ def restarts(session: Session, server_id: str | None = None, limit: int = 20) ->
 
 def last_restarts(session: Session, server_ids: list[str]) -> dict[str, dict]:
     return {server_id: rows[0] for server_id in server_ids if (rows := restarts(session, server_id, 1))}
+
+
+# --------------------------------------------------------------------------------------------- quarantine
+
+QUARANTINE_FIELDS = ("id", "received_at", "server_id", "spark_app_id", "app_id", "run_id", "reason")
+
+
+def quarantine(session: Session, limit: int = 10) -> dict:
+    """How many stage records are quarantined (could not be stored), and the newest ones with their reasons."""
+    return {"total": count_quarantined(session),
+            "recent": [{name: getattr(record, name) for name in QUARANTINE_FIELDS}
+                       for record in list_quarantined(session, None, limit, 0)]}
 
 
 # ---------------------------------------------------------------------------------------------- decisions
@@ -196,11 +223,30 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
 
 
 def recent_decisions(session: Session, limit: int) -> list[dict]:
-    rows = session.execute(select(Decision, Run.status).join(Run, Run.run_id == Decision.run_id)
+    rows = session.execute(select(Decision, Run.status, Run.server_id).join(Run, Run.run_id == Decision.run_id)
                            .order_by(Decision.created_at.desc(), Decision.id.desc()).limit(limit)).all()
     return [{"run_id": d.run_id, "app_id": d.app_id, "decided_at": d.created_at, "requested_mode": d.requested_mode,
-             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": status}
-            for d, status in rows]
+             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": status,
+             "server_id": server_id} for d, status, server_id in rows]
+
+
+def decisions_by_server(session: Session, days: float, default_server_id: str) -> dict:
+    """Decisions in the window by where they sent the run: per Connect server of the pool (runs decided before
+    the pool count on the default server), and standalone, fallback reruns apart."""
+    since = utcnow() - timedelta(days=days)
+    kind = _kind().label("kind")
+    rows = session.execute(select(Run.server_id, kind, func.count()).join(Run, Run.run_id == Decision.run_id)
+                           .where(Decision.created_at >= since).group_by(Run.server_id, kind)).all()
+    per_server: dict[str, int] = defaultdict(int)
+    elsewhere = {"standalone": 0, "fallback": 0}
+    for server_id, what, count in rows:
+        if what == "connect":
+            per_server[server_id or default_server_id] += count
+        else:
+            elsewhere[what] += count
+    return {"days": days, "since": since,
+            "servers": [{"server_id": server_id, "decisions": count} for server_id, count in sorted(per_server.items())],
+            **elsewhere}
 
 
 # --------------------------------------------------------------------------------------------------- apps
@@ -238,7 +284,8 @@ def top_apps(session: Session, days: float, limit: int) -> list[dict]:
             "failed_runs": int(figures["failed_runs"] or 0), "fallbacks": int(figures["fallbacks"] or 0),
             "last_run_at": as_utc(figures["last_run_at"]),
             "last_mode": decision.mode if decision else None, "last_rule": decision.rule if decision else None,
-            "pinned_mode": app.pinned_mode, "connect_incompatible": app.connect_incompatible,
+            "pinned_mode": app.pinned_mode, "pinned_server_id": app.pinned_server_id,
+            "connect_incompatible": app.connect_incompatible,
             "connect_failure_streak": app.connect_failure_streak,
         })
     return result
@@ -252,7 +299,7 @@ def _last_decisions(session: Session, app_ids: list[str]) -> dict[str, Decision]
 
 
 RUN_FIELDS = ("run_id", "app_id", "mode", "status", "created_at", "started_at", "finished_at", "failure_kind",
-              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "dag_id", "task_id",
+              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "server_id", "dag_id", "task_id",
               "airflow_run_id", "try_number", "first_stage_at", "last_stage_at", "num_stages",
               "num_failed_stages", *METRICS)
 
@@ -280,6 +327,7 @@ def app_detail(session: Session, app_id: str, policy: Policy, limit: int) -> dic
     return {
         "app_id": app.app_id, "created_at": app.created_at, "last_seen_at": app.last_seen_at,
         "pinned_mode": app.pinned_mode, "pin_reason": app.pin_reason, "pinned_at": app.pinned_at,
+        "pinned_server_id": app.pinned_server_id,
         "connect_incompatible": app.connect_incompatible, "compat_checked_at": app.compat_checked_at,
         "connect_failure_streak": app.connect_failure_streak,
         "last_connect_failure_at": app.last_connect_failure_at,

@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from client_runtime.sentry import init_sentry, set_run_tags
 from service.db.models import utcnow
+from service.history.queries import count_quarantined
 from service.ops import dashboard_queries
+from service.routing.pool import pool_status
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -41,7 +43,8 @@ def _create_metrics() -> dict[str, Any]:
                              "(rule=fallback: a failed Connect run rerun standalone).", ["mode", "rule"]),
         "FALLBACKS": Counter("spark_router_fallbacks", "Failed Connect runs rerun as standalone applications."),
         "INGEST_STAGES": Counter("spark_router_ingest_stages", "Stage attempts the listeners sent: accepted "
-                                 "(stored) or duplicate (already stored, skipped).", ["outcome"]),
+                                 "(stored), duplicate (already stored, skipped) or quarantined (cannot be "
+                                 "stored: kept aside with the reason).", ["outcome"]),
         "INGEST_UNATTRIBUTED": Counter("spark_router_ingest_unattributed_stages",
                                        "Accepted stage attempts without spark.router.appId."),
         "INGEST_REJECTED": Counter("spark_router_ingest_rejected", "Ingest requests refused: 401 (token), "
@@ -80,6 +83,7 @@ def count_ingest(result):
     metrics = _metrics()
     metrics["INGEST_STAGES"].labels(outcome="accepted").inc(result.accepted)
     metrics["INGEST_STAGES"].labels(outcome="duplicate").inc(result.duplicates)
+    metrics["INGEST_STAGES"].labels(outcome="quarantined").inc(result.quarantined)
     metrics["INGEST_UNATTRIBUTED"].inc(result.unattributed)
     return result
 
@@ -87,6 +91,7 @@ def count_ingest(result):
 # ------------------------------------------------------------------------------------ the ASGI middleware
 
 INGEST_PREFIX = "/api/v1/ingest/"
+INGEST_ENDPOINTS = ("stages", "heartbeat")
 DECISIONS_PATH = "/api/v1/decisions"
 
 
@@ -140,7 +145,9 @@ class RequestMetrics:
             metrics["REQUESTS"].labels(route=route, method=method).observe(time.perf_counter() - started)
             metrics["RESPONSES"].labels(route=route, method=method, status=str(status)).inc()
             if scope["path"].startswith(INGEST_PREFIX) and 400 <= status < 500:
-                endpoint = scope["path"][len(INGEST_PREFIX):].split("/", 1)[0] if route != "<unmatched>" else "other"
+                # By path, not route: a 401 or 413 is answered before routing (service/api/request_guard.py).
+                endpoint = scope["path"][len(INGEST_PREFIX):].split("/", 1)[0]
+                endpoint = endpoint if endpoint in INGEST_ENDPOINTS else "other"
                 metrics["INGEST_REJECTED"].labels(endpoint=endpoint, status=str(status)).inc()
 
     @staticmethod
@@ -191,6 +198,12 @@ class DatabaseCollector:
             ("running_jobs", "Spark jobs running on the server (last heartbeat)."))}
         in_flight = GaugeMetricFamily("spark_router_runs_in_flight", "Runs decided or running, not yet "
                                       "reported finished, by mode.", labels=["mode"])
+        quarantined = GaugeMetricFamily("spark_router_quarantined_records", "Stage records kept aside because "
+                                        "they cannot be stored (GET /api/v1/quarantine), of the last 30 days.")
+        pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field, text in (
+            ("in_flight_cores", "Predicted cores of the Connect runs in flight on the server."),
+            ("capacity_cores", "Cores the server can give concurrent runs, as placement counts them."),
+            ("available", "1 when the server can take a new run (heard from lately, not draining)."))}
         database = GaugeMetricFamily("spark_router_database_up", "1 when the scrape could read the database.")
         try:
             policy = self.app.state.policies.get()
@@ -208,9 +221,13 @@ class DatabaseCollector:
                     for field, family in beats.items():
                         if beat is not None:
                             family.add_metric(values, getattr(beat, field))
+                for member in pool_status(session, policy, self.app.state.settings):
+                    for field, family in pool.items():
+                        family.add_metric([member["server_id"]], float(member[field]))
                 counts = dashboard_queries.in_flight_runs(session, policy)
                 for mode in ("connect", "standalone"):
                     in_flight.add_metric([mode], counts.get(mode, 0))
+                quarantined.add_metric([], count_quarantined(session))
         except Exception as exc:  # noqa: BLE001 - the database is down: say so, and still answer the scrape
             log.warning("metrics: cannot read the database: %s", str(exc).splitlines()[0])
             database.add_metric([], 0)
@@ -220,7 +237,9 @@ class DatabaseCollector:
         yield database
         yield from families.values()
         yield from beats.values()
+        yield from pool.values()
         yield in_flight
+        yield quarantined
 
 
 def metrics_text(app: FastAPI) -> bytes:

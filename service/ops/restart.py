@@ -1,8 +1,10 @@
-"""`spark-router restart-server`: the drained daily restart of the shared Connect server.
+"""`spark-router restart-server`: the drained daily restart of a Connect server, or of every server of the pool
+one at a time (`--rolling`).
 
-Drain (new runs go standalone), wait until no client work is left, restart through a backend, wait until
-the server answers a warm-up query and its listener reports again, undrain. Past the window, skip (default)
-or force. Every attempt is recorded in the router with its timings.
+Drain (new runs go to the other servers, or standalone when there is none), wait until no client work is left,
+restart through a backend, wait until the server answers a warm-up query and its listener reports again,
+undrain. Past the window, skip (default) or force. A rolling restart never drains the last server that can take
+runs. Every attempt is recorded in the router with its timings.
 """
 
 from __future__ import annotations
@@ -26,6 +28,29 @@ ACTIVE_OPERATION_STATES = {"STARTED", "COMPILED", "READY"}
 
 class RestartError(RuntimeError):
     pass
+
+
+class NoOtherServer(RestartError):
+    """A rolling restart must not go on: no other server of the pool can take runs."""
+
+
+def server_settings(settings: Settings, server_id: str, connect_url: str | None = None) -> Settings:
+    """The settings that restart server `server_id` of the pool: the local backend's state dir and ports (see
+    connect_server.member_settings), its Connect URL (for the warm-up: what the router has from its listener),
+    its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's: SPARK_ROUTER_KUBERNETES_DEPLOYMENT),
+    the restart command with {server_id} filled in. SPARK_ROUTER_CONNECT_UI_URL is the default server's: another
+    one's idleness is read through the UI its listener reports."""
+    member = connect_server.member_settings(settings, server_id)
+    default = server_id == settings.connect_server_id
+    update = {"connect_url": connect_url or (settings.connect_url if default else
+                                             f"sc://127.0.0.1:{member.connect_port}"),
+              "kubernetes_deployment": settings.kubernetes_deployments.get(server_id) or (
+                  settings.kubernetes_deployment if default else ""),
+              "restart_command": settings.restart_command and settings.restart_command.replace("{server_id}",
+                                                                                              server_id)}
+    if not default:
+        update["connect_ui_url"] = None
+    return member.model_copy(update=update)
 
 
 def now() -> datetime:
@@ -92,8 +117,7 @@ class LocalBackend:
 
     def restart(self) -> None:
         running = connect_server.read_state(self.settings)
-        port, ui_port = (running.port, running.ui_port) if running else (None, None)
-        master = (running.master or None) if running else None  # e.g. spark://… of `connect-server start --master`
+        port, ui_port, master = (running.port, running.ui_port, running.master or None) if running else (None,) * 3
         connect_server.stop(self.settings, progress=self.progress)
         # Returns after its warm-up query.
         connect_server.start(self.settings, port=port, ui_port=ui_port, progress=self.progress, master=master)
@@ -140,6 +164,9 @@ class KubernetesBackend:
 
     def restart(self) -> None:
         namespace, name = self.settings.kubernetes_namespace, self.settings.kubernetes_deployment
+        if not name:
+            raise RestartError(f"no Deployment known for server {self.settings.connect_server_id}: name it in "
+                               f"SPARK_ROUTER_KUBERNETES_DEPLOYMENTS (or --deployment)")
         stamp = now().isoformat()
         patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
         deployment = self.apps.patch_namespaced_deployment(name, namespace, patch)
@@ -179,11 +206,13 @@ BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": Kube
 
 class RestartCoordinator:
     def __init__(self, settings: Settings, admin: AdminClient, backend, progress: Callable[[str], None] = print,
-                 rest: Callable[[str], list[str]] = rest_activity):
-        """``rest(ui_url)``: the work the driver's REST API shows."""
+                 rest: Callable[[str], list[str]] = rest_activity, guard: Callable[[], None] | None = None):
+        """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server drains;
+        raises NoOtherServer when the restart must not go on (the server is undrained, the restart skipped)."""
         self.settings, self.admin, self.backend, self.progress = settings, admin, backend, progress
         self.server_id = settings.connect_server_id
         self.rest = rest
+        self.guard = guard or (lambda: None)
 
     def run(self, window_s: float, force: bool) -> int:
         record = {"server_id": self.server_id, "backend": self.backend.name, "requested_at": now()}
@@ -191,8 +220,10 @@ class RestartCoordinator:
         outcome, message = "failed", None
         try:
             before = self.admin.activity(self.server_id)
+            self.guard()
             self.admin.drain(self.server_id)
-            self.progress(f"{self.server_id} is draining: new runs go standalone")
+            self.progress(f"{self.server_id} is draining: new runs go to the other servers of the pool, or "
+                          f"standalone when there is none")
             idle, reasons = self._wait_for_idle(window_s)
             record["waited_s"] = round(time.monotonic() - started, 1)
             if idle:
@@ -215,12 +246,18 @@ class RestartCoordinator:
                        f"after waiting {record['waited_s']:.0f} s for idle")
             self.progress(message)
             return RESTARTED
+        except NoOtherServer as exc:
+            outcome, message = "skipped", f"not restarted: {exc}"
+            self.progress(message)
+            return SKIPPED
         except (RestartError, connect_server.ConnectServerError, RouterRejected, RouterUnavailable) as exc:
             message = f"restart failed: {exc}"
             self.progress(message)
             return FAILED
         finally:
             record.setdefault("waited_s", round(time.monotonic() - started, 1))
+            if message:  # an error's text may hold anything; the record keeps what the router can store
+                message = message.replace("\x00", "")[:10_000]
             record.update(finished_at=now(), outcome=outcome, message=message)
             self._undrain_and_record(record)
 
@@ -228,6 +265,7 @@ class RestartCoordinator:
         deadline = time.monotonic() + window_s
         last_said, ui_said = None, None
         while True:
+            self.guard()
             activity = self.admin.activity(self.server_id)
             ui_url = self._ui_url(activity)
             if ui_url != ui_said:
@@ -279,3 +317,71 @@ class RestartCoordinator:
             self.admin.record_restart({k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()})
         except (RouterRejected, RouterUnavailable) as exc:
             self.progress(f"WARNING: could not record the restart: {exc}")
+
+
+# ---------------------------------------------------------------------------------------------- the pool
+
+class RollingRestart:
+    """`restart-server --rolling`: every server of the pool that is up, one at a time, the default first: drain it
+    (new runs go to the others), wait for its work to end, restart, warm up, wait for its heartbeat, undrain,
+    next. A server is never drained while no other server of the pool can take runs: it is skipped (so is a
+    pool of one), and so is a drain that loses the last other server while it waits. Exit code: failed if one
+    failed, else skipped if one was skipped, else restarted."""
+
+    def __init__(self, settings: Settings, admin: AdminClient, backend_for: Callable[[Settings], object],
+                 progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity):
+        """``backend_for(server_settings)``: the backend that restarts one server (see ``server_settings``)."""
+        self.settings, self.admin, self.backend_for, self.progress, self.rest = (settings, admin, backend_for,
+                                                                                 progress, rest)
+
+    def run(self, window_s: float, force: bool) -> int:
+        try:
+            pool = self.admin.pool()
+        except (RouterRejected, RouterUnavailable) as exc:
+            self.progress(f"restart failed: cannot read the pool of Connect servers: {exc}")
+            return FAILED
+        for server in pool:
+            if server["status"] == "down":
+                self.progress(f"{server['server_id']} is down ({server['unavailable_reason']}): left alone; "
+                              f"restart it with --server-id {server['server_id']}")
+        targets = [server for server in pool if server["status"] != "down"]
+        if not targets:
+            self.progress("restart failed: no Connect server of the pool is up")
+            return FAILED
+        self.progress(f"rolling restart of {len(targets)} server(s): {', '.join(s['server_id'] for s in targets)}")
+        outcomes = {}
+        for target in targets:
+            server_id = target["server_id"]
+            self.progress(f"--- {server_id}")
+            try:
+                current = next((s for s in self.admin.pool() if s["server_id"] == server_id), None)
+            except (RouterRejected, RouterUnavailable) as exc:
+                self.progress(f"{server_id}: restart failed: cannot read the pool of Connect servers: {exc}")
+                outcomes[server_id] = FAILED
+                continue
+            if current is None or current["status"] == "down":
+                self.progress(f"{server_id} went down during the rolling restart: left alone")
+                continue
+            settings = server_settings(self.settings, server_id, current["connect_url"])
+            try:
+                backend = self.backend_for(settings)
+            except RestartError as exc:
+                self.progress(f"{server_id}: restart failed: {exc}")
+                outcomes[server_id] = FAILED
+                continue
+            coordinator = RestartCoordinator(settings, self.admin, backend, self.progress, self.rest,
+                                             guard=lambda server_id=server_id: self._others_can_take_runs(server_id))
+            outcomes[server_id] = coordinator.run(window_s, force)
+        said = {RESTARTED: "restarted", SKIPPED: "skipped", FAILED: "failed"}
+        self.progress("rolling restart done: " + ", ".join(f"{server_id} {said[code]}"
+                                                          for server_id, code in outcomes.items()))
+        codes = set(outcomes.values())
+        return FAILED if FAILED in codes else SKIPPED if SKIPPED in codes else RESTARTED
+
+    def _others_can_take_runs(self, server_id: str) -> None:
+        """Raises NoOtherServer unless another server of the pool can take runs now."""
+        others = [server["server_id"] for server in self.admin.pool()
+                  if server["server_id"] != server_id and server["available"]]
+        if not others:
+            raise NoOtherServer(f"no other Connect server of the pool can take runs: {server_id} is the last one, "
+                                f"and is never drained by a rolling restart")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 
+from client_runtime.process import pid_alive, port_open, signal_group
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, spark_home
 from service.routing.policy import parse_size
@@ -76,26 +76,11 @@ def read_state(settings: Settings) -> ClusterState | None:
         state = ClusterState(**json.loads(path.read_text()))
     except (ValueError, TypeError):
         return None
-    return state if _alive(state.master_pid) else None
+    return state if pid_alive(state.master_pid) else None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (our own child not yet reaped) is not running
-        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def master_json(ui_url: str, timeout_s: float = 5) -> dict:
@@ -133,7 +118,7 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
     deadline = time.monotonic() + timeout_s
     running = read_state(settings)
     if running:
-        gone = [index for index, pid in enumerate(running.worker_pids) if not _alive(pid)]
+        gone = [index for index, pid in enumerate(running.worker_pids) if not pid_alive(pid)]
         if not gone:
             progress(f"cluster already running at {running.master_url} (master pid {running.master_pid}, "
                      f"UI {running.ui_url}): `spark-router cluster stop` first to change it")
@@ -146,7 +131,7 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
         _wait_for_workers(settings, running, deadline, progress, expected=len(gone), before=before)
         return running
     for name, value in (("--port", port), ("--ui-port", ui_port)):
-        if _port_open(value):
+        if port_open(value):
             raise ClusterError(f"port {value} on 127.0.0.1 is taken by another process: pick one with {name}")
     base = cluster_dir(settings)
     for sub in ("logs", "work", "local"):
@@ -204,7 +189,7 @@ def _wait_for_workers(settings: Settings, state: ClusterState, deadline: float, 
 
     def registered() -> bool:
         for index, pid in enumerate(state.worker_pids):
-            if not _alive(pid):
+            if not pid_alive(pid):
                 raise ClusterError(f"worker {index} (pid {pid}) exited; last log lines:\n"
                                    f"{_tail(logs / f'worker-{index}.log')}")
         alive = sum(1 for w in master_json(state.ui_url).get("workers", [])
@@ -256,21 +241,21 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
     except (ValueError, TypeError):
         state = None
     pids = [] if state is None else [*state.worker_pids, state.master_pid]
-    running = [pid for pid in pids if _alive(pid)]
+    running = [pid for pid in pids if pid_alive(pid)]
     if not running:
         path.unlink(missing_ok=True)
         progress("cluster is not running")
         return False
     for pid in running:
-        _signal_group(pid, signal.SIGTERM)
+        signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while any(_alive(pid) for pid in running) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in running) and time.monotonic() < deadline:
         time.sleep(0.2)
     for pid in running:
-        if _alive(pid):
+        if pid_alive(pid):
             progress(f"pid {pid} ignored SIGTERM for {timeout_s:.0f} s: killing it")
-            _signal_group(pid, signal.SIGKILL)
-    while any(_alive(pid) for pid in running):
+            signal_group(pid, signal.SIGKILL)
+    while any(pid_alive(pid) for pid in running):
         time.sleep(0.1)
     path.unlink(missing_ok=True)
     progress(f"cluster stopped ({len(running) - 1 if state.master_pid in running else len(running)} worker(s) "
@@ -278,11 +263,6 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
     return True
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def status(settings: Settings) -> dict:

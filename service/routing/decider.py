@@ -10,14 +10,15 @@ from collections.abc import Mapping
 from dataclasses import replace
 from operator import itemgetter
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
-from service.db.models import App, Decision, Heartbeat, Run, Server, utcnow
-from service.errors import Conflict, UnknownRun
-from service.history.queries import connect_in_flight, in_flight_cutoffs
+from service.db.models import App, Decision, Run, utcnow
+from service.errors import Conflict
+from service.history import lifecycle
+from service.history.queries import in_flight_cutoffs
 from service.routing import decision_store, rules
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
@@ -38,7 +39,7 @@ def aggregates(app: App | None) -> rules.AppAggregates:
     return rules.AppAggregates(
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
-        retry_granted_at=app.retry_granted_at,
+        retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
         recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
 
 
@@ -54,17 +55,17 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     the policy cannot decide gets its exception in its place; the others are stored."""
     now = utcnow()
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
-                                settings.connect_server_id, now, **in_flight_cutoffs(policy.capacity, now))
+                                default_server(settings), now, **in_flight_cutoffs(policy.capacity, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
-    load = state.in_flight_cores
+    servers = state.servers
     results: list[DecisionOut | Exception] = []
     new_runs, new_decisions, retries_granted = [], [], []
     for request in requests:
         app = apps[request.app_id]
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
-                                                       resources=resources(request), app=app,
-                                                       server=state.server, in_flight_cores=load), policy)
+                                                       resources=resources(request), app=app, servers=servers),
+                                   policy)
         except Exception as exc:  # one request's failure is not the batch's
             log.exception("no decision for app %s", request.app_id)
             results.append(exc)
@@ -73,10 +74,11 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
             retries_granted.append(request.app_id)
             apps[request.app_id] = replace(app, retry_granted_at=now)
         if verdict.mode == "connect":
-            load += verdict.predicted_cores
+            servers = with_load(servers, verdict.server_id, verdict.predicted_cores)
         airflow = request.airflow
         run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
                "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+               "server_id": verdict.server_id if verdict.mode == "connect" else None,
                "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
                "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
         decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
@@ -86,50 +88,34 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                     "request": request.model_dump(mode="json")}
         new_runs.append(run)
         new_decisions.append(decision)
-        results.append(decision_out(decision, run, settings))
+        results.append(decision_out(decision, run, settings, verdict.connect_url))
     if new_runs:
         decision_store.write(connection, new_runs, new_decisions, retries_granted, now)
     return results
-
-
-def server_facts(session: Session, server: Server) -> rules.ServerFacts:
-    """The server's health and, from its latest heartbeat, the executors it holds and its ceiling (as
-    decision_store.read reads them for real decisions)."""
-    beat = session.scalars(select(Heartbeat).where(Heartbeat.server_id == server.server_id)
-                           .order_by(Heartbeat.received_at.desc(), Heartbeat.id.desc()).limit(1)).first()
-    if beat is None:
-        return rules.ServerFacts(server.last_heartbeat_at, server.draining)
-    return rules.ServerFacts(server.last_heartbeat_at, server.draining, executors=beat.executors,
-                             executor_cores=beat.executor_cores, max_executors=beat.max_executors)
 
 
 def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
     """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
     held; no cool-down try granted; the app not created or marked seen."""
     now = utcnow()
-    server = session.get(Server, settings.connect_server_id)
-    load = session.scalar(select(func.coalesce(func.sum(Run.predicted_cores), 0.0))
-                          .where(connect_in_flight(**in_flight_cutoffs(policy.capacity, now))))
+    servers = decision_store.read_pool(session.connection(), default_server(settings),
+                                       **in_flight_cutoffs(policy.capacity, now))
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(session.get(App, request.app_id)),
-        server=None if server is None else server_facts(session, server),
-        in_flight_cores=float(load)), policy)
+        app=aggregates(session.get(App, request.app_id)), servers=servers), policy)
     airflow = request.airflow
-    run = {"run_id": None, "app_id": request.app_id, "dag_id": airflow and airflow.dag_id,
+    run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
            "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
            "try_number": airflow and airflow.try_number}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
-    return decision_out(decision, run, settings).model_copy(update={"dry_run": True})
+    return decision_out(decision, run, settings, verdict.connect_url).model_copy(update={"dry_run": True})
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
-    failed = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one_or_none()
-    if failed is None:
-        raise UnknownRun(run_id)
+    failed, _app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
     if failed.mode != "connect":
         raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
@@ -165,11 +151,24 @@ def session_confs(run: Mapping) -> dict[str, str]:
     return confs
 
 
-def decision_out(decision: Mapping, run: Mapping, settings: Settings) -> DecisionOut:
-    """The API's view of a decision and its run (rows as mappings: see ``values``)."""
+def default_server(settings: Settings) -> decision_store.DefaultServer:
+    return decision_store.DefaultServer(settings.connect_server_id, settings.connect_url)
+
+
+def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cores: float
+              ) -> tuple[rules.ServerFacts, ...]:
+    """The pool with `cores` more in flight on `server_id`: the next decision of the batch sees this one's run."""
+    return tuple(replace(server, in_flight_cores=server.in_flight_cores + cores) if server.server_id == server_id
+                 else server for server in servers)
+
+
+def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None) -> DecisionOut:
+    """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL is
+    its server's (`connect_url`), else the settings'."""
     return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
                        reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
-                       connect_url=settings.connect_url if decision["mode"] == "connect" else None,
+                       connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
+                       server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
                        decided_at=decision["created_at"])
 
@@ -208,10 +207,16 @@ class DecisionBatcher:
             while self._waiting:
                 await self._gather()
                 batch, self._waiting = self._waiting[:self.max_batch], self._waiting[self.max_batch:]
+                requests = [request for request, _ in batch]
                 try:
-                    results = await run_in_threadpool(self._decide, [request for request, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - the database failed the batch: each request hears it
-                    results = [exc] * len(batch)
+                    results = await run_in_threadpool(self._decide, requests)
+                except Exception as exc:  # noqa: BLE001 - the database failed the batch
+                    if len(batch) == 1:
+                        results = [exc]
+                    else:  # one request's failure must not be its neighbours': each is decided on its own
+                        log.warning("a batch of %d decisions failed (%s); deciding each on its own", len(batch),
+                                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        results = await run_in_threadpool(self._decide_each, requests)
                 for (_, future), result in zip(batch, results):
                     if future.done():  # the client went away
                         continue
@@ -236,3 +241,14 @@ class DecisionBatcher:
     def _decide(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
         with self.engine.begin() as connection:
             return make_decisions(connection, requests, self.policies.get(), self.settings)
+
+    def _decide_each(self, requests: list[DecisionRequest]) -> list[DecisionOut | Exception]:
+        results: list[DecisionOut | Exception] = []
+        for request in requests:
+            try:
+                [result] = self._decide([request])
+            except Exception as exc:  # this request's own failure, for it alone
+                log.exception("no decision for app %s", request.app_id)
+                result = exc
+            results.append(result)
+        return results

@@ -3,6 +3,10 @@
 PostgreSQL reads in one statement and writes in one (CTEs, rows as JSON, through the driver: SQLAlchemy's own
 per-statement work costs more than the database's here). SQLite goes through SQLAlchemy Core, statement by
 statement, to the same effect. Both lock the batch's app rows until the caller commits.
+
+The read also gives the pool of Connect servers (``read_pool``): every Connect server that reports where its
+clients connect, and the default server (SPARK_ROUTER_CONNECT_SERVER_ID) whether it reported or not, each with
+its health, drain flag, latest executor figures and the predicted load of the Connect runs in flight on it.
 """
 
 from __future__ import annotations
@@ -12,32 +16,40 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, bindparam, func, insert, literal_column, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from service.db.models import App, Decision, Heartbeat, Run, Server
+from service.db.models import App, Decision, Heartbeat, Run, Server, as_utc
 from service.history.queries import connect_in_flight
 from service.routing import rules
 
 
 @dataclass
 class BatchState:
-    """What the policy needs besides the request: the apps' rows, the server's health, executors and load."""
+    """What the policy needs besides the request: the apps' rows and the pool of Connect servers."""
 
     apps: dict  # app_id -> the app's row (App columns)
-    server: rules.ServerFacts | None
-    in_flight_cores: float  # predicted load of the Connect runs in flight
+    servers: tuple[rules.ServerFacts, ...]  # the default server first
 
 
-def read(connection: Connection, app_ids: list[str], server_id: str, now: datetime, since: datetime,
+@dataclass(frozen=True)
+class DefaultServer:
+    """The server of SPARK_ROUTER_CONNECT_SERVER_ID and SPARK_ROUTER_CONNECT_URL: always in the pool; its URL is
+    the settings' until its listener reports one."""
+
+    server_id: str
+    connect_url: str
+
+
+def read(connection: Connection, app_ids: list[str], default: DefaultServer, now: datetime, since: datetime,
          decided_since: datetime) -> BatchState:
     """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with the
-    server's health and the load of the Connect runs in flight (``queries.in_flight``: running since `since`,
-    decided since `decided_since`). `app_ids` sorted: concurrent batches then lock rows in the same order and
-    cannot deadlock."""
+    pool of Connect servers and the load of the Connect runs in flight on each (``queries.in_flight``: running
+    since `since`, decided since `decided_since`). `app_ids` sorted: concurrent batches then lock rows in the
+    same order and cannot deadlock."""
     if connection.dialect.name == "postgresql":
-        return _read_postgresql(connection, app_ids, server_id, now, since, decided_since)
-    return _read_sqlite(connection, app_ids, server_id, now, since, decided_since)
+        return _read_postgresql(connection, app_ids, default, now, since, decided_since)
+    return _read_sqlite(connection, app_ids, default, now, since, decided_since)
 
 
 def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
@@ -50,6 +62,23 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
         _write_sqlite(connection, runs, decisions, retries_granted, now)
 
 
+def pool_facts(rows, load: dict[str, float], default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
+    """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per server:
+    the default server first (known to the router or not), then the others by id."""
+    by_id = {row["server_id"]: row for row in rows}
+    ordered = [default.server_id, *sorted(server_id for server_id in by_id if server_id != default.server_id)]
+    facts = []
+    for server_id in ordered:
+        row = by_id.get(server_id) or {"last_heartbeat_at": None, "draining": False}
+        facts.append(rules.ServerFacts(
+            as_utc(row["last_heartbeat_at"]), bool(row["draining"]), executors=row.get("executors") or 0,
+            executor_cores=row.get("executor_cores") or 0, max_executors=row.get("max_executors"),
+            server_id=server_id,
+            connect_url=row.get("connect_url") or (default.connect_url if server_id == default.server_id else None),
+            in_flight_cores=float(load.get(server_id) or 0.0)))
+    return tuple(facts)
+
+
 # ------------------------------------------------------------------------------------------------ PostgreSQL
 # The batch's rows travel as one JSON parameter each: encoding them is one call to the json module, and the
 # database unpacks them (json_populate_recordset), where arrays of 15 columns cost the driver far more.
@@ -57,18 +86,27 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
 _CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"), literal_column("%(decided_since)s")).compile(
     dialect=postgresql.dialect(paramstyle="named"), compile_kwargs={"literal_binds": True})
 
-# New apps are created here as in history.apps.mark_seen, in the same statement as the read.
+# New apps are created here as in history.apps.mark_seen, in the same statement as the read. The pool and the
+# load per server come once, as JSON (runs placed before the pool existed have no server: the default's).
 _READ_POSTGRESQL = f"""
 WITH seen AS (
     INSERT INTO apps (app_id, created_at, last_seen_at, recent_runs, connect_failure_streak)
     SELECT app_id, %(now)s, %(now)s, '[]', 0 FROM json_array_elements_text(%(app_ids)s) AS app_id ORDER BY app_id
     ON CONFLICT (app_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
-    RETURNING *)
-SELECT seen.*, server.last_heartbeat_at, server.draining, beat.executors, beat.executor_cores, beat.max_executors,
-       (SELECT coalesce(sum(predicted_cores), 0) FROM runs WHERE {_CONNECT_IN_FLIGHT}) AS in_flight_cores
-FROM seen LEFT JOIN servers AS server ON server.server_id = %(server_id)s
-LEFT JOIN LATERAL (SELECT executors, executor_cores, max_executors FROM heartbeats
-                   WHERE heartbeats.server_id = %(server_id)s ORDER BY received_at DESC, id DESC LIMIT 1) AS beat ON true
+    RETURNING *),
+load AS (
+    SELECT coalesce(server_id, %(server_id)s) AS server_id, sum(predicted_cores) AS cores
+    FROM runs WHERE {_CONNECT_IN_FLIGHT} GROUP BY 1),
+pool AS (
+    SELECT server.server_id, server.connect_url, server.last_heartbeat_at, server.draining,
+           beat.executors, beat.executor_cores, beat.max_executors
+    FROM servers AS server
+    LEFT JOIN LATERAL (SELECT executors, executor_cores, max_executors FROM heartbeats
+                       WHERE heartbeats.server_id = server.server_id
+                       ORDER BY received_at DESC, id DESC LIMIT 1) AS beat ON true
+    WHERE server.server_id = %(server_id)s OR (server.kind = 'connect' AND server.connect_url IS NOT NULL))
+SELECT seen.*, (SELECT json_agg(pool) FROM pool) AS pool, (SELECT json_object_agg(server_id, cores) FROM load) AS load
+FROM seen
 """
 
 _WRITE_POSTGRESQL = """
@@ -76,9 +114,10 @@ WITH granted AS (
     UPDATE apps SET retry_granted_at = %(now)s
     WHERE app_id IN (SELECT json_array_elements_text(%(granted)s))),
 new_runs AS (
-    INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, dag_id, task_id, airflow_run_id,
-                      try_number)
-    SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, dag_id, task_id, airflow_run_id, try_number
+    INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, server_id, dag_id, task_id,
+                      airflow_run_id, try_number)
+    SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, server_id, dag_id, task_id, airflow_run_id,
+           try_number
     FROM json_populate_recordset(NULL::runs, %(runs)s))
 INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request)
 SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request
@@ -90,19 +129,15 @@ def _cursor(connection: Connection):
     return connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
 
 
-def _read_postgresql(connection, app_ids, server_id, now, since, decided_since) -> BatchState:
+def _read_postgresql(connection, app_ids, default, now, since, decided_since) -> BatchState:
     with _cursor(connection) as cursor:
         rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
-                                                 "decided_since": decided_since, "server_id": server_id}).fetchall()
+                                                 "decided_since": decided_since,
+                                                 "server_id": default.server_id}).fetchall()
     first = rows[0]
-    server = None if first.draining is None else _server_facts(first)
-    return BatchState({row.app_id: row for row in rows}, server, float(first.in_flight_cores))
-
-
-def _server_facts(row) -> rules.ServerFacts:
-    """The server's row with its latest heartbeat's executor figures (none yet: zeros)."""
-    return rules.ServerFacts(row.last_heartbeat_at, row.draining, executors=row.executors or 0,
-                             executor_cores=row.executor_cores or 0, max_executors=row.max_executors)
+    servers = [{**server, "last_heartbeat_at": server["last_heartbeat_at"] and
+                datetime.fromisoformat(server["last_heartbeat_at"])} for server in first.pool or ()]
+    return BatchState({row.app_id: row for row in rows}, pool_facts(servers, first.load or {}, default))
 
 
 def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
@@ -116,34 +151,44 @@ def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None
 
 
 # ---------------------------------------------------------------------------------------------------- SQLite
+# (The pool's two statements are plain SQLAlchemy Core: ``read_pool`` runs them on either database.)
 
 _APPS, _RUNS, _SERVERS, _BEATS = App.__table__, Run.__table__, Server.__table__, Heartbeat.__table__
 _UPSERT_APPS = sqlite.insert(_APPS)
 _SEEN_AND_LOCKED_APPS = _UPSERT_APPS.on_conflict_do_update(
     index_elements=["app_id"], set_={"last_seen_at": _UPSERT_APPS.excluded.last_seen_at}).returning(*_APPS.c)
-_LATEST_BEAT = (select(_BEATS.c.id).where(_BEATS.c.server_id == bindparam("server_id"))
-                .order_by(_BEATS.c.received_at.desc(), _BEATS.c.id.desc()).limit(1).scalar_subquery())
-_SERVER_AND_LOAD = (
-    select(_SERVERS.c.last_heartbeat_at, _SERVERS.c.draining,
-           _BEATS.c.executors, _BEATS.c.executor_cores, _BEATS.c.max_executors,
-           select(func.coalesce(func.sum(_RUNS.c.predicted_cores), 0.0))
-           .where(connect_in_flight(bindparam("since"), bindparam("decided_since")))
-           .scalar_subquery().label("in_flight_cores"))
+_LATEST_BEAT = (select(_BEATS.c.id).where(_BEATS.c.server_id == _SERVERS.c.server_id)
+                .order_by(_BEATS.c.received_at.desc(), _BEATS.c.id.desc()).limit(1)
+                .correlate(_SERVERS).scalar_subquery())
+_POOL = (
+    select(_SERVERS.c.server_id, _SERVERS.c.connect_url, _SERVERS.c.last_heartbeat_at, _SERVERS.c.draining,
+           _BEATS.c.executors, _BEATS.c.executor_cores, _BEATS.c.max_executors)
     .select_from(_SERVERS.outerjoin(_BEATS, _BEATS.c.id == _LATEST_BEAT))
-    .where(_SERVERS.c.server_id == bindparam("server_id")))
+    .where(or_(_SERVERS.c.server_id == bindparam("server_id"),
+               and_(_SERVERS.c.kind == "connect", _SERVERS.c.connect_url.is_not(None)))))
+_LOAD = (select(_RUNS.c.server_id, func.sum(_RUNS.c.predicted_cores))
+         .where(connect_in_flight(bindparam("since"), bindparam("decided_since"))).group_by(_RUNS.c.server_id))
 _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
 
 
-def _read_sqlite(connection, app_ids, server_id, now, since, decided_since) -> BatchState:
+def read_pool(connection: Connection, default: DefaultServer, since: datetime,
+              decided_since: datetime) -> tuple[rules.ServerFacts, ...]:
+    """The pool of Connect servers with their load, as a decision sees it (two statements, either database)."""
+    params = {"server_id": default.server_id, "since": since, "decided_since": decided_since}
+    rows = [row._asdict() for row in connection.execute(_POOL, params)]
+    load: dict[str, float] = {}
+    for server_id, cores in connection.execute(_LOAD, params):  # runs placed before the pool: the default's
+        key = server_id or default.server_id
+        load[key] = load.get(key, 0.0) + float(cores or 0.0)
+    return pool_facts(rows, load, default)
+
+
+def _read_sqlite(connection, app_ids, default, now, since, decided_since) -> BatchState:
     rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
                                                        "recent_runs": []} for app_id in app_ids])
     apps = {row.app_id: row for row in rows}
-    server = connection.execute(_SERVER_AND_LOAD, {"server_id": server_id, "since": since,
-                                                   "decided_since": decided_since}).one_or_none()
-    if server is None:
-        return BatchState(apps, None, 0.0)
-    return BatchState(apps, _server_facts(server), float(server.in_flight_cores))
+    return BatchState(apps, read_pool(connection, default, since, decided_since))
 
 
 def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import re
 import threading
 from functools import cached_property
@@ -29,11 +30,16 @@ def parse_size(value: float | str) -> int:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError("a size cannot be negative")
+        if not math.isfinite(value):
+            raise ValueError("a size must be a finite number")
         return int(value)
     match = _SIZE.match(str(value))
     if not match:
-        raise ValueError(f"{value!r} is not a size (use Spark's forms, e.g. 4g, 4096m, 512k)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        raise ValueError(f"{str(value)[:50]!r} is not a size (use Spark's forms, e.g. 4g, 4096m, 512k)")
+    size = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if not math.isfinite(size):
+        raise ValueError("a size must be a finite number")
+    return int(size)
 
 
 def format_bytes(value: float) -> str:
@@ -59,12 +65,12 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 # ---------------------------------------------------------------------------------------------- the policy
 
 class PolicyModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ConnectFailures(PolicyModel):
     max_consecutive: int = Field(3, ge=1, description="Consecutive Connect failures that send an app standalone.")
-    cooldown_days: float = Field(60, ge=0, description="After this long, such an app gets one Connect try again.")
+    cooldown_days: float = Field(60, ge=0, le=3650, description="After this long, such an app gets one Connect try again.")
 
 
 class ServerLimits(PolicyModel):
@@ -99,7 +105,7 @@ class HistoryRule(PolicyModel):
 class Capacity(PolicyModel):
     cores: float = Field(8, gt=0, description="Cores the shared server can give to concurrent runs.")
     default_run_cores: float = Field(1, gt=0, description="Predicted load of a run with no history.")
-    in_flight_max_age_s: float = Field(6 * 3600, gt=0,
+    in_flight_max_age_s: float = Field(6 * 3600, gt=0, le=3650 * 86400,
                                        description="A Connect run not finished after this long no longer counts.")
     decided_max_age_s: float = Field(5 * 60, gt=0,
                                      description="A decided run that has not started after this long no longer "
@@ -109,7 +115,8 @@ class Capacity(PolicyModel):
 class Policy(PolicyModel):
     """Every knob of the routing policy. Loaded from a YAML or TOML file (SPARK_ROUTER_POLICY_FILE)."""
 
-    version: str = Field("builtin", description="Your name for this policy; the hash of its content is added.")
+    version: str = Field("builtin", max_length=80, pattern=r"^[^\x00]*$",
+                         description="Your name for this policy; the hash of its content is added.")
     new_app_mode: Mode = Field("connect", description="Mode of an app with no successful run yet.")
     connect_failures: ConnectFailures = Field(default_factory=ConnectFailures)
     server: ServerLimits = Field(default_factory=ServerLimits)

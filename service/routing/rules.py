@@ -1,8 +1,10 @@
-"""The routing rules: pure functions over an app's aggregates that say connect or standalone, and why.
+"""The routing rules: pure functions over an app's aggregates and the pool of Connect servers that say connect
+or standalone, and why; and placement: which server of the pool a Connect run goes to.
 
 Each rule is ``(facts, policy) -> Verdict | None`` and is correct when called alone; ``decide`` applies them
-in order and the first verdict wins. No rule touches the database or the clock: ``decide`` gets everything in
-``DecisionFacts``, so every rule is testable without Spark and explainable in one sentence.
+in order, the first verdict wins, and a Connect verdict is placed on a server (``place``). No rule touches the
+database or the clock: ``decide`` gets everything in ``DecisionFacts``, so every rule is testable without Spark
+and explainable in one sentence.
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ class AppAggregates:
     last_connect_failure_at: datetime | None = None
     retry_granted_at: datetime | None = None  # the cool-down's one Connect try, once given
     recent_runs: Sequence[RunSummary] = ()   # successful runs, newest last
+    pinned_server: str | None = None  # with pinned_mode connect: the server of the pool its runs go to
 
 
 @dataclass(frozen=True)
 class ServerFacts:
+    """A Connect server of the pool: its health (last heartbeat), drain flag, capacity and load."""
+
     last_heartbeat_at: datetime | None
     draining: bool
     # From its latest heartbeat: the executors the server holds, their cores in all, its dynamic-allocation
@@ -62,6 +67,9 @@ class ServerFacts:
     executors: int = 0
     executor_cores: int = 0
     max_executors: int | None = None
+    server_id: str = "connect-server"
+    connect_url: str | None = None  # where its clients connect
+    in_flight_cores: float = 0.0  # predicted load of the Connect runs in flight on it
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,9 @@ class DecisionFacts:
     requested_mode: Literal["auto", "connect", "standalone"]
     resources: Resources
     app: AppAggregates
-    server: ServerFacts | None
-    in_flight_cores: float  # predicted load of the Connect runs in flight
+    # The pool of Connect servers, the default server (SPARK_ROUTER_CONNECT_SERVER_ID) first, known to the
+    # router or not: a Connect run no server can take (forced, pinned) goes there, as with one server.
+    servers: tuple[ServerFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,8 @@ class Verdict:
     grants_retry: bool = False  # this decision is the cool-down's one Connect try
     # A pinned or forced run is not the policy's choice, so it never counts as the app's one Connect try.
     chosen_by_policy: bool = True
+    server_id: str | None = None  # a Connect verdict's server, once placed
+    connect_url: str | None = None
 
 
 Rule = Callable[[DecisionFacts, Policy], Verdict | None]
@@ -99,12 +110,22 @@ Rule = Callable[[DecisionFacts, Policy], Verdict | None]
 # ------------------------------------------------------------------------------------------------- the rules
 
 def admin_pin(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """An admin pinned the app to a mode."""
-    if facts.app.pinned_mode is None:
+    """An admin pinned the app to a mode, or to one Connect server: standalone while that server cannot take runs."""
+    app = facts.app
+    if app.pinned_mode is None:
         return None
-    why = f": {facts.app.pin_reason}" if facts.app.pin_reason else ""
-    return Verdict(facts.app.pinned_mode, (Reason("admin-pin", f"An admin pinned this app to "
-                                                               f"{facts.app.pinned_mode}{why}."),),
+    why = f": {app.pin_reason}" if app.pin_reason else ""
+    if app.pinned_mode == "connect" and app.pinned_server:
+        name = f"Connect server {app.pinned_server}"
+        server = next((s for s in facts.servers if s.server_id == app.pinned_server), None)
+        reason = None if server is None else unavailable_reason(server, facts.now, policy, name)
+        if server is None or reason is not None:
+            problem = reason.message if reason else f"{name} is not in the pool (it reports no Connect URL)."
+            return Verdict("standalone", (Reason("admin-pin", f"An admin pinned this app to {name}{why}. {problem} "
+                                                              f"The run goes standalone."),), chosen_by_policy=False)
+        return Verdict("connect", (Reason("admin-pin", f"An admin pinned this app to {name}{why}."),),
+                       chosen_by_policy=False)
+    return Verdict(app.pinned_mode, (Reason("admin-pin", f"An admin pinned this app to {app.pinned_mode}{why}."),),
                    chosen_by_policy=False)
 
 
@@ -148,21 +169,35 @@ def connect_failure_streak(facts: DecisionFacts, policy: Policy) -> Verdict | No
                                          app.connect_failure_streak, knobs.max_consecutive),))
 
 
-def server_unavailable(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """The Connect server is unhealthy (no recent heartbeat) or draining."""
-    server, timeout = facts.server, policy.server.heartbeat_timeout_s
+def unavailable_reason(server: ServerFacts | None, now: datetime, policy: Policy, name: str = "The Connect server"
+                       ) -> Reason | None:
+    """Why the server cannot take a new run (unhealthy: no recent heartbeat; or draining), or None: it can."""
+    timeout = policy.server.heartbeat_timeout_s
     if server is None or server.last_heartbeat_at is None:
-        return Verdict("standalone", (Reason("server-unhealthy", "The Connect server has never sent a heartbeat.",
-                                             "heartbeat_age_s", "never", timeout),))
+        return Reason("server-unhealthy", f"{name} has never sent a heartbeat.", "heartbeat_age_s", "never", timeout)
     if server.draining:
-        return Verdict("standalone", (Reason("server-draining",
-                                             "The Connect server is draining for a restart."),))
-    age = (facts.now - server.last_heartbeat_at).total_seconds()
+        return Reason("server-draining", f"{name} is draining for a restart.")
+    age = (now - server.last_heartbeat_at).total_seconds()
     if age > timeout:
-        return Verdict("standalone", (Reason("server-unhealthy", f"The Connect server's last heartbeat was "
-                                                                 f"{age:.0f} s ago (limit {timeout:g} s).",
-                                             "heartbeat_age_s", round(age, 1), timeout),))
+        return Reason("server-unhealthy", f"{name}'s last heartbeat was {age:.0f} s ago (limit {timeout:g} s).",
+                      "heartbeat_age_s", round(age, 1), timeout)
     return None
+
+
+def available_servers(facts: DecisionFacts, policy: Policy) -> list[ServerFacts]:
+    """The servers of the pool that can take a new run: heard from lately and not draining."""
+    return [server for server in facts.servers if unavailable_reason(server, facts.now, policy) is None]
+
+
+def server_unavailable(facts: DecisionFacts, policy: Policy) -> Verdict | None:
+    """No Connect server can take a run: each is unhealthy (no recent heartbeat) or draining."""
+    if available_servers(facts, policy):
+        return None
+    if len(facts.servers) <= 1:  # one server (or none known): said as ever
+        server = facts.servers[0] if facts.servers else None
+        return Verdict("standalone", (unavailable_reason(server, facts.now, policy),))
+    return Verdict("standalone", tuple(unavailable_reason(server, facts.now, policy, f"Connect server {server.server_id}")
+                                       for server in facts.servers))
 
 
 def needs_own_application(facts: DecisionFacts, policy: Policy) -> Verdict | None:
@@ -266,19 +301,30 @@ def server_capacity(server: ServerFacts | None, policy: Policy) -> tuple[float, 
     return policy.capacity.cores, "the policy's capacity.cores; the server has not reported its executors"
 
 
+def free_cores(server: ServerFacts, policy: Policy) -> float:
+    """The server's capacity less the predicted cores of the Connect runs in flight on it."""
+    return server_capacity(server, policy)[0] - server.in_flight_cores
+
+
 def over_capacity(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """The Connect runs in flight plus this one would need more cores than the server has."""
+    """No Connect server has room: on each, the runs in flight plus this one would need more cores than it has.
+    Judged over the servers that can take a run; when none can, over every server of the pool."""
     cores = predicted_cores(facts.app, policy)
-    limit, source = server_capacity(facts.server, policy)
-    total = facts.in_flight_cores + cores
-    if total <= limit:
+    pool = available_servers(facts, policy) or list(facts.servers) or [ServerFacts(None, False)]
+    if any(free_cores(server, policy) >= cores for server in pool):
         return None
-    return Verdict("standalone", (Reason("over-capacity", f"Connect runs in flight are predicted to use "
-                                                          f"{facts.in_flight_cores:.1f} cores; with this run's "
-                                                          f"{cores:.1f} that is over the server's {limit:g} "
-                                                          f"({source}).",
-                                         "predicted_cores", round(total, 2), round(limit, 2)),),
-                   predicted_cores=cores)
+    best = max(pool, key=lambda server: free_cores(server, policy))
+    limit, source = server_capacity(best, policy)
+    total = best.in_flight_cores + cores
+    if len(facts.servers) <= 1:
+        message = (f"Connect runs in flight are predicted to use {best.in_flight_cores:.1f} cores; with this run's "
+                   f"{cores:.1f} that is over the server's {limit:g} ({source}).")
+    else:
+        message = (f"No Connect server has room for this run's {cores:.1f} cores: on {best.server_id}, the one with "
+                   f"the most, runs in flight are predicted to use {best.in_flight_cores:.1f} of its {limit:g} "
+                   f"({source}).")
+    return Verdict("standalone", (Reason("over-capacity", message, "predicted_cores", round(total, 2),
+                                         round(limit, 2)),), predicted_cores=cores)
 
 
 def connect_by_default(facts: DecisionFacts, policy: Policy) -> Verdict:
@@ -302,9 +348,39 @@ RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
-    """Apply the rules in order; the first verdict wins."""
+    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool."""
     verdict = next((v for rule in RULES if (v := rule(facts, policy)) is not None), None)
-    return with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy)
+    return place(with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy), facts, policy)
+
+
+def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
+    """The server a Connect run goes to: the app's pinned server; else, of the servers that can take a run, the one
+    with the most free cores (the first of the pool on a tie); else (a forced or pinned run no server can take) the
+    default server. Every Connect run counts its predicted cores on its server, forced and pinned ones too. With
+    more than one server, a last reason says which server and why."""
+    if verdict.mode != "connect" or not facts.servers:
+        return verdict
+    cores = verdict.predicted_cores or predicted_cores(facts.app, policy)
+    pinned = next((s for s in facts.servers if s.server_id == facts.app.pinned_server), None)
+    candidates = available_servers(facts, policy)
+    if pinned is not None and facts.app.pinned_mode == "connect":
+        chosen, why = pinned, f"Placed on {pinned.server_id}, the server an admin pinned the app to."
+    elif candidates:
+        chosen = max(candidates, key=lambda server: free_cores(server, policy))  # max keeps the first of equals
+        others = ", ".join(f"{s.server_id} {free_cores(s, policy):.1f} of {server_capacity(s, policy)[0]:g}"
+                           for s in candidates if s is not chosen)
+        why = (f"Placed on {chosen.server_id}, the server with the most free capacity: "
+               f"{free_cores(chosen, policy):.1f} of its {server_capacity(chosen, policy)[0]:g} cores free of runs "
+               f"in flight" + (f" (others: {others})." if others else "; no other server can take a run now."))
+    else:
+        chosen = facts.servers[0]
+        why = (f"Placed on {chosen.server_id}, the default server: no server of the pool can take a run now, and "
+               f"the run was forced or pinned to Connect.")
+    reasons = verdict.reasons
+    if len(facts.servers) > 1 or facts.app.pinned_server:
+        reasons += (Reason("placement", why, "free_cores", round(free_cores(chosen, policy), 2), cores),)
+    return replace(verdict, reasons=reasons, predicted_cores=cores, server_id=chosen.server_id,
+                   connect_url=chosen.connect_url)
 
 
 def with_retry_flag(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:

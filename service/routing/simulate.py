@@ -18,7 +18,7 @@ def routine_mode(app: rules.AppAggregates, policy: Policy, now) -> rules.Verdict
     """The mode an ordinary run of the app would get: no forced mode or special resources, a healthy
     server with room (those change by the minute, not with the policy)."""
     facts = rules.DecisionFacts(now=now, requested_mode="auto", resources=rules.Resources(), app=app,
-                                server=rules.ServerFacts(last_heartbeat_at=now, draining=False), in_flight_cores=0.0)
+                                servers=(rules.ServerFacts(last_heartbeat_at=now, draining=False),))
     return rules.decide(facts, policy)
 
 

@@ -29,9 +29,15 @@
     return node;
   }
 
+  // Links go to this dashboard's own pages or to http(s) URLs, nothing else: a URL from a heartbeat could say
+  // javascript:, next to the API token this page keeps.
+  const SAFE_HREF = /^(https?:\/\/|[/?#])/i;
+  const safeHref = (url) => typeof url === "string" && SAFE_HREF.test(url);
+
   function setAttrs(node, attrs) {
     for (const [key, value] of Object.entries(attrs || {})) {
       if (value === null || value === undefined || value === false) continue;
+      if (key === "href" && !safeHref(value)) continue;
       if (key === "text") node.textContent = value;
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : value);
@@ -128,6 +134,9 @@
     if (!response.ok) {
       let detail = response.statusText;
       try { detail = (await response.json()).detail || detail; } catch (e) { /* not JSON */ }
+      if (Array.isArray(detail)) {  // a 422: each refused value, where it is and why
+        detail = detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
+      }
       const error = new Error(`${response.status}: ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
       error.status = response.status;
       throw error;
@@ -377,19 +386,32 @@
       h("div", { class: "detail", text: detail || "" }));
   }
 
-  function serverCard(server, executors) {
+  // A Connect server's place in the pool: the predicted cores in flight against its capacity, as placement sees it.
+  function loadCell(pool) {
+    if (!pool) return h("span", { class: "muted", "data-testid": "load", text: "not in the pool: reports no Connect URL" });
+    const share = pool.capacity_cores > 0 ? Math.min(1, pool.in_flight_cores / pool.capacity_cores) : 1;
+    return h("span", { "data-testid": "load", title: `capacity: ${pool.capacity_source}` },
+      h("span", { class: "load-bar" }, h("span", { class: share >= 1 ? "full" : null, style: `width:${Math.round(share * 100)}%` })),
+      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")} · `,
+      h("strong", { text: `${pool.free_cores.toFixed(1)} free` }));
+  }
+
+  function serverCard(server, executors, poolSize) {
     const beat = server.heartbeat || {};
     const points = (executors.servers || {})[server.server_id] || [];
     const restart = server.last_restart;
     const status = server.status;
+    const pool = server.pool;
+    const drainedTo = poolSize > 1 ? "new runs go to the other servers" : "new runs go standalone";
     const rows = [
+      ["Load", loadCell(pool)],
       ["Last heartbeat", server.last_heartbeat_at
         ? h("span", {}, time(server.last_heartbeat_at, true),
           h("span", { class: "muted" }, ` (unhealthy after ${seconds(server.heartbeat_timeout_s)})`))
         : h("span", { class: "muted", text: "never" })],
       ["Uptime", server.uptime_s !== null ? h("span", { title: `started ${when(server.started_at)}`, text: seconds(server.uptime_s) })
         : h("span", { class: "muted", text: server.started_at ? `down (started ${when(server.started_at)})` : "–" })],
-      ["Draining", server.draining ? h("strong", { text: "yes: new runs go standalone" }) : "no"],
+      ["Draining", server.draining ? h("strong", { text: `yes: ${drainedTo}` }) : "no"],
       ["Work", [plural(beat.active_sessions, "session"), plural(beat.active_operations, "operation"),
         plural(beat.running_jobs, "job")].join(" · ")],
       ["Executors", h("span", { "data-testid": "executors" }, beat.executors === undefined ? "–"
@@ -403,11 +425,19 @@
           restart.message ? h("div", { class: "muted small", text: restart.message }) : null)
         : h("span", { class: "muted", text: "none recorded" })],
     ];
-    if (server.ui_url) rows.push(["Spark UI", h("a", { href: server.ui_url, text: server.ui_url })]);
-    return h("div", { class: `card server ${status}`, "data-testid": "server", "data-status": status },
+    const connectUrl = (pool && pool.connect_url) || server.connect_url;
+    if (connectUrl) rows.push(["Connect URL", h("span", { class: "mono", text: connectUrl })]);
+    if (server.ui_url) {
+      rows.push(["Spark UI", safeHref(server.ui_url) && /^https?:/i.test(server.ui_url)
+        ? h("a", { href: server.ui_url, "data-testid": "spark-ui", text: server.ui_url })
+        : h("span", { class: "muted", "data-testid": "spark-ui", text: `${server.ui_url} (not an http(s) URL: no link)` })]);
+    }
+    return h("div", { class: `card server ${status}`, "data-testid": "server", "data-status": status,
+                      "data-server-id": server.server_id },
       h("div", { class: "server-head" },
         h("span", { class: `pill ${status}`, "data-testid": "server-status", text: status.toUpperCase() }),
         h("h3", { class: "mono", text: server.server_id }),
+        pool && pool.default && poolSize > 1 ? badge("default", "pinned") : null,
         h("span", { class: "muted", text: `${server.kind}${server.spark_version ? " · Spark " + server.spark_version : ""}` })),
       h("dl", { class: "kv" }, rows.map(([k, v]) => [h("dt", { text: k }), h("dd", {}, v)])),
       h("div", { class: "executors" },
@@ -417,18 +447,36 @@
           : h("div", { class: "muted small", text: "No heartbeat in the last hour." })));
   }
 
+  // Where the window's decisions sent their runs: each Connect server of the pool, standalone, fallback reruns.
+  function byServerTable(data) {
+    const rows = [...data.servers.map((s) => ({ where: s.server_id, mono: true, decisions: s.decisions, color: COLORS.connect })),
+      { where: "standalone", decisions: data.standalone, color: COLORS.standalone },
+      { where: "fallback reruns", decisions: data.fallback, color: COLORS.fallback }];
+    const total = rows.reduce((sum, row) => sum + row.decisions, 0);
+    const most = Math.max(1, ...rows.map((row) => row.decisions));
+    return table([
+      { title: "Sent to", cell: (r) => h("span", { class: r.mono ? "mono" : null, text: r.where }) },
+      { title: "Decisions", cls: "num", cell: (r) => h("div", { class: "bar-cell" },
+        h("span", { class: "bar", style: `width:${Math.round((70 * r.decisions) / most)}px;background:${r.color}` }),
+        num(r.decisions)) },
+      { title: "Share", cls: "num", cell: (r) => (total ? pct(r.decisions / total) : "–") },
+    ], rows, { testid: "by-server", empty: "No decision yet." });
+  }
+
   async function overviewPage() {
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts, executors] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
-      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/executors", { minutes: 60 }),
+      api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/quarantine", { limit: 5 }),
+      api("/executors", { minutes: 60 }), api("/decisions/by-server", { days: win.days }),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
     const connectServers = servers.filter((server) => server.kind === "connect");
+    const poolSize = connectServers.filter((server) => server.pool).length;
     const others = servers.filter((server) => server.kind !== "connect");
     const taskH = (mode) => ((summary.task_time_ms[mode] || 0) / 3600000).toFixed(1);
     const maxTask = Math.max(1, ...apps.map((app) => app.task_time_ms));
@@ -436,7 +484,7 @@
     const content = [
       section("Connect servers", others.length ? h("span", { class: "muted", text: `and ${others.length} standalone listener(s) reporting` }) : null,
         connectServers.length
-          ? h("div", { class: "servers" }, connectServers.map((server) => serverCard(server, executors)))
+          ? h("div", { class: "servers" }, connectServers.map((server) => serverCard(server, executors, poolSize)))
           : h("div", { class: "card error", "data-testid": "no-server" },
             "No Connect server has sent a heartbeat: every auto decision goes standalone (rule server-unhealthy). ",
             "Check that the server runs with the router's listener and reaches this router.")),
@@ -452,6 +500,7 @@
           tile("In flight", num(summary.in_flight.connect + summary.in_flight.standalone),
             `${num(summary.in_flight.connect)} connect · ${num(summary.in_flight.standalone)} standalone`),
           tile("Task hours", taskH("connect"), `on Connect · ${taskH("standalone")} standalone`))),
+      section(`Decisions by server (last ${windowName})`, null, byServerTable(byServer)),
       h("section", { class: "section" }, h("div", { class: "card chart-card" },
         h("div", { class: "chart-title" }, h("h2", { text: `Decisions per ${win.bucket}` }),
           legend([["connect", COLORS.connect], ["standalone", COLORS.standalone], ["fallback", COLORS.fallback]])),
@@ -470,7 +519,7 @@
           ? h("span", {}, badge(a.last_rule === "fallback" ? "fallback" : a.last_mode), " ", h("span", { class: "muted", text: a.last_rule }))
           : h("span", { class: "muted", text: "–" }) },
         { title: "Flags", cell: (a) => h("span", { class: "flags" },
-          a.pinned_mode ? badge(`pinned ${a.pinned_mode}`, "pinned") : null,
+          a.pinned_mode ? badge(`pinned ${a.pinned_mode}${a.pinned_server_id ? " on " + a.pinned_server_id : ""}`, "pinned") : null,
           a.connect_incompatible ? badge("Connect-incompatible", "failed") : null,
           a.connect_failure_streak ? badge(`${a.connect_failure_streak} Connect failure(s) in a row`, "failed") : null) },
       ], apps, { testid: "apps", empty: "No app has run yet." })),
@@ -479,6 +528,7 @@
         { title: "App", cell: (d) => appLink(d.app_id) },
         { title: "Run", cls: "nowrap", cell: (d) => runLink(d.run_id) },
         { title: "Mode", cell: (d) => badge(kind(d)) },
+        { title: "Server", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.server_id || "–" }) },
         { title: "Rule", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.rule }) },
         { title: "Status", cell: (d) => badge(d.status) },
         { title: "Why", cell: (d) => h("span", { class: "muted", text: d.reason || "" }) },
@@ -492,6 +542,13 @@
         { title: "Ready", cls: "nowrap", cell: (r) => time(r.ready_at) },
         { title: "Message", cell: (r) => h("span", { class: "muted", text: r.message || "" }) },
       ], restarts, { testid: "restarts", empty: "No restart recorded (spark-router restart-server records each one)." })),
+      section("Quarantined stage records", h("span", { class: "muted", "data-testid": "quarantine-total",
+        text: `${num(quarantine.total)} in the last 30 days · GET /api/v1/quarantine lists them` }), table([
+        { title: "Received", cls: "nowrap", cell: (q) => time(q.received_at, true) },
+        { title: "Server", cell: (q) => h("span", { class: "mono", text: q.server_id }) },
+        { title: "App", cell: (q) => q.app_id ? h("span", { class: "mono", text: q.app_id }) : h("span", { class: "muted", text: "–" }) },
+        { title: "Why it could not be stored", cell: (q) => h("span", { class: "muted", text: q.reason }) },
+      ], quarantine.recent, { testid: "quarantine", empty: "None: every stage record the listeners sent could be stored." })),
     ];
     render([], content);
     scheduleRefresh(overviewPage);
@@ -535,7 +592,8 @@
     const th = app.policy.thresholds;
     const statistic = `${app.policy.statistic} of ${app.policy.window} runs`;
     const flags = [
-      app.pinned_mode ? badge(`pinned ${app.pinned_mode}${app.pin_reason ? ": " + app.pin_reason : ""}`, "pinned") : null,
+      app.pinned_mode ? badge(`pinned ${app.pinned_mode}${app.pinned_server_id ? " on " + app.pinned_server_id : ""}` +
+        `${app.pin_reason ? ": " + app.pin_reason : ""}`, "pinned") : null,
       app.connect_incompatible ? badge(`Connect-incompatible: ${app.connect_incompatible}`, "failed") : null,
       app.connect_failure_streak ? badge(`${app.connect_failure_streak} Connect failure(s) in a row`, "failed") : null,
     ].filter(Boolean);
@@ -585,6 +643,7 @@
       ["Duration", millis(run.duration_ms)],
       ["Stages", `${num(run.num_stages)} (${num(run.num_failed_stages)} failed)`],
       ["Predicted cores", run.mode === "connect" ? String(run.predicted_cores) : "–"],
+      ["Server", run.server_id ? h("span", { class: "mono", "data-testid": "run-server", text: run.server_id }) : "–"],
     ];
     // A failure's kind: connect or app; pending while a standalone rerun decides it; unknown if the rerun was cancelled.
     const kindClass = { pending: "pending", unknown: "unknown" }[run.failure_kind] || "failed";

@@ -385,6 +385,17 @@ def test_example_dags_parse_and_restart_dag_skips_when_busy(tmp_path):
     states = [(run["state"], run["tasks"]["restart_connect_server"]["state"]) for run in runs]
     assert states == [("success", "skipped"), ("success", "success"), ("failed", "failed")], log[-5000:]
     assert calls.read_text().splitlines() == ["http://router.internal:8765 restart-server --window 60"] * 3
+    # A pool of Connect servers: every server, one at a time; or one server of it.
+    codes.write_text("0\n0\n")
+    calls.unlink()
+    for params in ({"window": 60, "rolling": True}, {"window": 60, "server_id": "connect-b"}):
+        [run], log = home.dag_test("spark_router_restart_connect_server", params, times=1,
+                                   PATH=f"{fake_bin}{os.pathsep}{home.env['PATH']}",
+                                   AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host="router.internal", port=8765))
+        assert run["tasks"]["restart_connect_server"]["state"] == "success", log[-5000:]
+    assert calls.read_text().splitlines() == [
+        "http://router.internal:8765 restart-server --window 60 --rolling",
+        "http://router.internal:8765 restart-server --window 60 --server-id connect-b"]
 
 
 EXAMPLE_APPS_OF_COPIED_DAG = """

@@ -57,6 +57,54 @@ app.kubernetes.io/part-of: spark-connect-router
 {{- define "scr.connect.uiUrl" -}}
 {{- printf "http://%s-ui.%s.svc:%v" (include "scr.connect.name" .) .Release.Namespace .Values.connectServer.uiService.port }}
 {{- end }}
+{{/* One Connect server of the pool (`connectServer.replicas`), as YAML to read with fromYaml: its index, resource
+     name, server id, the Connect URL the router hands its clients, its UI/REST URL, its executors' pod name prefix.
+     Server 0 is the router's default server, with the names of a one-server release; server N is "<...>-N". */}}
+{{- define "scr.connect.server" -}}
+{{- $root := .root }}
+{{- $i := int .index }}
+{{- $c := $root.Values.connectServer }}
+{{- $prefix := printf "%s-exec" (include "scr.fullname" $root | trunc 35 | trimSuffix "-") }}
+{{- if eq $i 0 }}
+index: 0
+name: {{ include "scr.connect.name" $root | quote }}
+serverId: {{ include "scr.connect.serverId" $root | quote }}
+url: {{ include "scr.connect.url" $root | quote }}
+uiUrl: {{ include "scr.connect.uiUrl" $root | quote }}
+executorPrefix: {{ $prefix | quote }}
+{{- else }}
+{{- $name := printf "%s-%d" (include "scr.connect.name" $root) $i }}
+{{- $urls := $c.clientUrls | default list }}
+{{- $url := "" }}
+{{- if lt (sub $i 1 | int) (len $urls) }}{{ $url = index $urls (sub $i 1 | int) }}{{ end }}
+index: {{ $i }}
+name: {{ $name | quote }}
+serverId: {{ printf "%s-%d" (include "scr.connect.serverId" $root) $i | quote }}
+url: {{ default (printf "sc://%s.%s.svc:%v" $name $root.Release.Namespace $c.service.port) $url | quote }}
+uiUrl: {{ printf "http://%s-ui.%s.svc:%v" $name $root.Release.Namespace $c.uiService.port | quote }}
+executorPrefix: {{ printf "%s-%d" $prefix $i | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Every Connect server of the pool, as a YAML list (see scr.connect.server). */}}
+{{- define "scr.connect.servers" -}}
+{{- if lt (int .Values.connectServer.replicas) 1 }}{{ fail "connectServer.replicas must be at least 1 (connectServer.enabled=false deploys the router only)" }}{{ end }}
+servers:
+{{- range $i := until (int .Values.connectServer.replicas) }}
+- {{- include "scr.connect.server" (dict "root" $ "index" $i) | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The labels that select one Connect server's pod. With one server, those of the releases before pools (a
+     Deployment's selector cannot change on upgrade); in a pool also the server's name. */}}
+{{- define "scr.connect.selectorLabels" -}}
+{{ include "scr.selectorLabels" .root }}
+app.kubernetes.io/component: connect-server
+{{- if gt (int .root.Values.connectServer.replicas) 1 }}
+spark-router.io/connect-server: {{ .name }}
+{{- end }}
+{{- end }}
+
 {{- define "scr.connect.serviceAccountName" -}}
 {{- if .Values.connectServer.serviceAccount.create }}
 {{- default (include "scr.connect.name" .) .Values.connectServer.serviceAccount.name }}

@@ -39,7 +39,7 @@ def test_batch_is_summed_per_run(client):
         stage(2, executor_run_time_ms=250, peak_execution_memory_bytes=90, num_failed_tasks=1,
               connect_operation_id="op-1", connect_session_id="s-1"),
         stage(3, status="failed", failure_reason="boom", executor_run_time_ms=5, peak_execution_memory_bytes=50)))
-    assert response.json() == {"accepted": 3, "duplicates": 0, "unattributed": 0}
+    assert response.json() == {"accepted": 3, "duplicates": 0, "unattributed": 0, "quarantined": 0}
 
     [run] = client.get("/api/v1/apps/etl.orders/runs").json()
     assert run["run_id"] == "run-1"
@@ -58,7 +58,7 @@ def test_resent_batch_never_double_counts(client):
     first = batch(stage(1), stage(2))
     assert client.post("/api/v1/ingest/stages", json=first).json()["accepted"] == 2
     assert client.post("/api/v1/ingest/stages", json=first).json() == {
-        "accepted": 0, "duplicates": 2, "unattributed": 0}
+        "accepted": 0, "duplicates": 2, "unattributed": 0, "quarantined": 0}
     # Overlapping batch: only the new stage attempt counts; a retry (attempt 1) is a new attempt.
     overlap = batch(stage(2), stage(3), stage(3, attempt=1))
     assert client.post("/api/v1/ingest/stages", json=overlap).json()["accepted"] == 2
@@ -76,7 +76,7 @@ def test_same_stage_ids_from_another_spark_app_are_new(client):
 
 def test_unattributed_stages_are_kept_and_counted(client):
     response = client.post("/api/v1/ingest/stages", json=batch(stage(1, app_id=None, run_id=None), stage(2)))
-    assert response.json() == {"accepted": 2, "duplicates": 0, "unattributed": 1}
+    assert response.json() == {"accepted": 2, "duplicates": 0, "unattributed": 1, "quarantined": 0}
     assert stored_stages(client) == 2
     [server] = client.get("/api/v1/servers").json()
     assert server["server_id"] == "connect-a" and server["unattributed_stages"] == 1
@@ -98,12 +98,14 @@ def test_app_without_run_id_gets_one_run_per_connect_session(client):
     ({"shuffle_write_bytes": "lots"}, "shuffle_write_bytes"),
     ({"surprise": 1}, "surprise"),
 ])
-def test_malformed_batch_is_rejected_whole(client, bad, field):
+def test_a_malformed_stage_record_is_quarantined_and_the_rest_of_its_batch_stored(client, bad, field):
     broken = {**stage(2), **bad}
     response = client.post("/api/v1/ingest/stages", json=batch(stage(1), broken))
-    assert response.status_code == 422
-    assert field in response.text
-    assert stored_stages(client) == 0
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 1, "duplicates": 0, "unattributed": 0, "quarantined": 1}
+    assert stored_stages(client) == 1
+    [kept] = client.get("/api/v1/quarantine").json()
+    assert kept["reason"].startswith(field)
 
 
 def test_batch_without_server_id_is_rejected(client):
@@ -220,6 +222,6 @@ def test_connect_user_id_from_the_launcher_attributes_apps_that_set_no_confs(cli
                       connect_session_id="s-1", connect_operation_id="op-1")
     someone = stage(2, app_id=None, run_id=None, connect_user_id="alice")
     assert client.post("/api/v1/ingest/stages", json=batch(anonymous, someone)).json() == {
-        "accepted": 2, "duplicates": 0, "unattributed": 1}
+        "accepted": 2, "duplicates": 0, "unattributed": 1, "quarantined": 0}
     [run] = client.get("/api/v1/apps/etl.own/runs").json()
     assert run["run_id"] == "run-7" and run["mode"] == "connect"

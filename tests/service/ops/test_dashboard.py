@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import sqlite3
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -182,6 +183,34 @@ def test_executors_over_time_per_connect_server(client):
     assert client.get("/api/v1/dashboard/executors", params={"minutes": 0}).status_code == 422
 
 
+def test_each_connect_server_of_the_pool_with_its_load_and_decisions_by_server(client):
+    heartbeat(client)
+    heartbeat(client, server_id="connect-b", connect_url="sc://b:15002", executors=2, executor_cores=8)
+    heartbeat(client, server_id="connect-old")  # reports no Connect URL: not in the pool
+    first, second, third = (decide(client, app_id) for app_id in ("etl.a", "etl.b", "etl.c"))
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "started"}))
+    servers = {s["server_id"]: s for s in ok(client.get("/api/v1/dashboard/servers"))}
+    default, b, old = servers[SERVER], servers["connect-b"], servers["connect-old"]
+    assert default["pool"]["default"] and not b["pool"]["default"] and old["pool"] is None
+    assert [first["server_id"], second["server_id"], third["server_id"]] == [SERVER, "connect-b", SERVER]
+    assert (default["pool"]["in_flight_runs"], default["pool"]["in_flight_cores"], default["pool"]["free_cores"]) == (
+        2, 2.0, 6.0)
+    assert (b["pool"]["capacity_cores"], b["pool"]["free_cores"], b["pool"]["connect_url"]) == (8.0, 7.0, "sc://b:15002")
+    assert b["pool"]["available"] and "the 8 cores its executors hold" in b["pool"]["capacity_source"]
+    ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "succeeded"}))
+    ok(client.put("/api/v1/admin/apps/etl.s/pin", json={"mode": "standalone"}))
+    decide(client, "etl.s")
+    ok(client.put("/api/v1/admin/apps/etl.b/pin", json={"mode": "connect", "server_id": "connect-b"}))
+    assert ok(client.get("/api/v1/dashboard/apps/etl.b"))["pinned_server_id"] == "connect-b"
+    assert {a["app_id"]: a["pinned_server_id"] for a in ok(client.get("/api/v1/dashboard/apps"))}["etl.b"] == "connect-b"
+    by_server = ok(client.get("/api/v1/dashboard/decisions/by-server", params={"days": 1}))
+    assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1}, {"server_id": SERVER, "decisions": 2}]
+    assert (by_server["standalone"], by_server["fallback"]) == (1, 0)
+    recent = ok(client.get("/api/v1/dashboard/decisions/recent", params={"limit": 4}))
+    assert [d["server_id"] for d in recent] == [None, SERVER, "connect-b", SERVER]
+    assert ok(client.get(f"/api/v1/dashboard/runs/{second['run_id']}"))["server_id"] == "connect-b"
+
+
 def test_app_ids_with_slashes(client):
     heartbeat(client)
     decision = run(client, "team/etl.orders", executor_run_time_ms=5)
@@ -300,6 +329,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "33 min 20 s" in rows.nth(0).inner_text()  # 4 runs x 500 s of task time
             assert page.locator("[data-testid=decisions-chart] rect[data-key=connect]").count() >= 1
             assert page.locator("[data-testid=recent-row]").count() == 10
+            assert "cores in flight" in page.inner_text("[data-testid=load]")
+            assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")
@@ -329,3 +360,56 @@ def test_pages_in_headless_chromium(served, tmp_path):
             browser.close()
     for name in ("dashboard.png", "app.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000
+
+
+def test_a_hostile_ui_url_is_never_a_link(tmp_path):
+    """Issue 13, item 8: a heartbeat's ui_url was stored unchecked and rendered as a link, next to the API token
+    kept in the browser's localStorage. Ingest now stores such a URL as null; a row an older router stored is
+    still shown as text, not as a link. The page also shows the quarantined stage records."""
+    sync_playwright, chromium = _browser_tools()
+    token = "dash-s3cret"
+    database = tmp_path / "router.db"
+    process = RouterProcess(f"sqlite:///{database}", tmp_path / "state",
+                            env={"SPARK_ROUTER_API_TOKEN": token, "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
+    hostile = "javascript:alert(document.cookie)"
+    try:
+        with httpx.Client(base_url=process.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+            heartbeat(http, ui_url=hostile, connect_url=hostile)
+            assert ok(http.get("/api/v1/servers"))[0]["ui_url"] is None
+            heartbeat(http, server_id="connect-other", ui_url="https://spark.example:4040")
+            bad = {"app_id": "team-a.etl", "run_id": "r", "stage_id": 1, "attempt": 0, "status": "failed",
+                   "failure_reason": "ValueError: bad\x00byte"}
+            assert ok(http.post("/api/v1/ingest/stages", json={"server_id": SERVER, "spark_app_id": "local-1",
+                                                               "stages": [bad]}))["quarantined"] == 1
+        with sqlite3.connect(database) as connection:  # as a router before this check stored it
+            connection.execute("UPDATE servers SET ui_url = ? WHERE server_id = ?", (hostile, SERVER))
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                dialogs, errors = [], []
+                page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+                page.on("pageerror", lambda error: errors.append(str(error)))
+                page.goto(f"{process.url}/")
+                page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
+                page.fill("#token-input", token)
+                page.click("#token-form button[type=submit]")
+                page.wait_for_selector("main[data-ready=true]", timeout=15_000)
+
+                hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
+                assert hrefs and all(href.startswith(("/", "?", "#", "http://", "https://")) for href in hrefs), hrefs
+                assert page.locator("a[href^='javascript' i]").count() == 0
+                shown = page.locator("[data-testid=server]", has_text=SERVER).locator("[data-testid=spark-ui]")
+                assert shown.evaluate("node => node.tagName") == "SPAN"
+                assert hostile in shown.inner_text() and "no link" in shown.inner_text()
+                shown.click()
+                other = page.locator("[data-testid=server]", has_text="connect-other").locator("[data-testid=spark-ui]")
+                assert other.get_attribute("href") == "https://spark.example:4040"
+
+                assert page.inner_text("[data-testid=quarantine-total]").startswith("1 in the last 30 days")
+                assert "must not contain NUL" in page.inner_text("[data-testid=quarantine-row]")
+                assert dialogs == [] and errors == []
+            finally:
+                browser.close()
+    finally:
+        process.stop()

@@ -115,6 +115,10 @@ def test_spool_gauges_follow_the_newest_heartbeat(client):
     assert value(samples, "spark_router_listener_spool_files", **server) == 0
     assert value(samples, "spark_router_server_draining", **server) == 1
     assert value(samples, "spark_router_runs_in_flight", mode="standalone") == 1  # drained: standalone
+    # The pool as placement sees it: the drained server takes no run, and holds none.
+    assert value(samples, "spark_router_pool_available", server_id=SERVER) == 0
+    assert value(samples, "spark_router_pool_in_flight_cores", server_id=SERVER) == 0
+    assert value(samples, "spark_router_pool_capacity_cores", server_id=SERVER) == 8
 
 
 def test_metrics_answer_while_the_database_is_down(settings):

@@ -99,6 +99,131 @@ def test_command_backend_needs_a_command():
         restart.CommandBackend(Settings(), progress=print)
 
 
+# ------------------------------------------------------------------------------------- the pool, no Spark
+
+class FakePool:
+    """The router's admin endpoints a (rolling) restart calls, over a pool of servers in memory."""
+
+    def __init__(self, *server_ids, down=()):
+        self.servers = {server_id: {"server_id": server_id, "connect_url": f"sc://{server_id}:15002",
+                                    "draining": False, "up": server_id not in down, "spark_app_id": f"{server_id}-1"}
+                        for server_id in server_ids}
+        self.events: list[str] = []
+        self.records: list[dict] = []
+        self.on_poll = lambda: None  # what happens while a restart waits (a server going down...)
+        self.busy_polls = 0  # a drained server's work ends after this many looks at it
+        self.polls = 0
+
+    def pool(self) -> list[dict]:
+        return [{"server_id": s["server_id"], "connect_url": s["connect_url"], "draining": s["draining"],
+                 "status": ("draining" if s["draining"] else "up") if s["up"] else "down",
+                 "available": s["up"] and not s["draining"],
+                 "unavailable_reason": None if s["up"] else "no heartbeat"} for s in self.servers.values()]
+
+    def drain(self, server_id, draining=True):
+        self.servers[server_id]["draining"] = draining
+        self.events.append(f"{'drain' if draining else 'undrain'} {server_id}")
+        return {}
+
+    def activity(self, server_id):
+        self.polls += 1
+        self.on_poll()
+        server = self.servers[server_id]
+        busy = int(self.polls <= self.busy_polls)
+        return {"server": {"spark_app_id": server["spark_app_id"], "ui_url": None},
+                "last_heartbeat": {"spark_app_id": server["spark_app_id"], "running_jobs": busy, "active_operations": 0},
+                "heartbeat_age_s": 1.0, "in_flight_connect_runs": busy, "in_flight_run_ids": ["run-1"] * busy}
+
+    def record_restart(self, record):
+        self.records.append(record)
+        return record
+
+
+class FakeBackend:
+    name = "fake"
+
+    def __init__(self, router: FakePool, settings: Settings):
+        self.router, self.server_id = router, settings.connect_server_id
+        self.others_available_at_restart = None
+
+    def restart(self):
+        server = self.router.servers[self.server_id]
+        self.router.events.append(f"restart {self.server_id} (others available: "
+                                  f"{[s['server_id'] for s in self.router.pool() if s['available']]})")
+        server["spark_app_id"] = server["spark_app_id"][:-1] + str(int(server["spark_app_id"][-1]) + 1)
+
+
+def rolling(router: FakePool, tmp_path, window_s=5.0) -> int:
+    settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
+    return restart.RollingRestart(settings, router, lambda s: FakeBackend(router, s), progress=lambda _m: None,
+                                  rest=lambda _url: []).run(window_s, force=False)
+
+
+def test_a_rolling_restart_restarts_one_server_at_a_time_while_the_others_take_runs(tmp_path):
+    router = FakePool("a", "b", "c")
+    assert rolling(router, tmp_path) == restart.RESTARTED
+    assert router.events == [
+        "drain a", "restart a (others available: ['b', 'c'])", "undrain a",
+        "drain b", "restart b (others available: ['a', 'c'])", "undrain b",
+        "drain c", "restart c (others available: ['a', 'b'])", "undrain c"]
+    assert [(r["server_id"], r["outcome"]) for r in router.records] == [("a", "restarted"), ("b", "restarted"),
+                                                                        ("c", "restarted")]
+
+
+def test_a_rolling_restart_never_drains_the_last_server_that_can_take_runs(tmp_path):
+    router = FakePool("a", "b", down=("b",))  # b is down: a is the last one up
+    assert rolling(router, tmp_path) == restart.SKIPPED
+    assert "drain a" not in router.events and not any(e.startswith("restart") for e in router.events)
+    [record] = router.records
+    assert record["server_id"] == "a" and record["outcome"] == "skipped" and "last one" in record["message"]
+    assert rolling(FakePool("solo"), tmp_path) == restart.SKIPPED  # a pool of one: never drained
+
+
+def test_a_rolling_restart_undrains_and_skips_when_the_other_server_goes_down_while_it_waits(tmp_path):
+    router = FakePool("a", "b")
+    router.busy_polls = 10
+
+    def b_goes_down():
+        if router.polls == 3:  # a is drained and busy
+            router.servers["b"]["up"] = False
+    router.on_poll = b_goes_down
+    assert rolling(router, tmp_path) == restart.SKIPPED
+    assert router.events[:2] == ["drain a", "undrain a"]  # a was drained, then given back, never restarted
+    assert router.records[0]["outcome"] == "skipped" and "no other Connect server" in router.records[0]["message"]
+    assert not any(e.startswith("restart") for e in router.events)
+
+
+def test_a_rolling_restart_fails_when_a_server_fails(tmp_path):
+    router = FakePool("a", "b")
+
+    class Broken(FakeBackend):
+        def restart(self):
+            raise restart.RestartError("the command exited 1")
+
+    settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
+    code = restart.RollingRestart(settings, router, lambda s: (Broken if s.connect_server_id == "a" else FakeBackend)(
+        router, s), progress=lambda _m: None, rest=lambda _url: []).run(5.0, force=False)
+    assert code == restart.FAILED
+    assert [(r["server_id"], r["outcome"]) for r in router.records] == [("a", "failed"), ("b", "restarted")]
+    assert router.servers["a"]["draining"] is False  # undrained after its failure
+
+
+def test_server_settings_name_each_servers_deployment_command_and_ui(tmp_path):
+    settings = Settings(state_dir=tmp_path, connect_server_id="a", connect_url="sc://a:15002",
+                        connect_ui_url="http://a-ui:4040", kubernetes_deployment="connect-a",
+                        kubernetes_deployments={"b": "connect-b"}, restart_command="systemctl restart spark@{server_id}")
+    default = restart.server_settings(settings, "a")
+    assert (default.kubernetes_deployment, default.connect_url, default.connect_ui_url) == (
+        "connect-a", "sc://a:15002", "http://a-ui:4040")
+    other = restart.server_settings(settings, "b", "sc://b:15002")
+    assert (other.connect_server_id, other.kubernetes_deployment, other.connect_url) == ("b", "connect-b", "sc://b:15002")
+    assert other.connect_ui_url is None and other.restart_command == "systemctl restart spark@b"
+    assert other.connect_server_dir == tmp_path / "connect-servers" / "b" / "connect-server"
+    unknown = restart.server_settings(settings, "c", "sc://c:15002")
+    with pytest.raises(restart.RestartError, match="SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"):
+        restart.KubernetesBackend(unknown, progress=lambda _m: None, apps_api=FakeAppsApi()).restart()
+
+
 # ------------------------------------------------------------------------------------------ real server
 
 def server_env(router, connect_server, state_dir) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,10 +17,14 @@ LIGHT = rules.RunSummary(task_time_ms=240_000, shuffle_write_bytes=10 << 20, dis
                      peak_execution_memory_bytes=64 << 20, duration_ms=120_000)
 
 
-def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, **app) -> rules.DecisionFacts:
+def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, servers=None, **app) -> rules.DecisionFacts:
+    """One server (None: the default server, never heard from) with `in_flight` cores of load, or a pool."""
     app.setdefault("recent_runs", (LIGHT,) * 5)
+    if servers is None:
+        servers = (replace(server or rules.ServerFacts(last_heartbeat_at=None, draining=False),
+                           in_flight_cores=in_flight),)
     return rules.DecisionFacts(now=NOW, requested_mode=mode, resources=resources or rules.Resources(),
-                           app=rules.AppAggregates(**app), server=server, in_flight_cores=in_flight)
+                               app=rules.AppAggregates(**app), servers=tuple(servers))
 
 
 def decide(f: rules.DecisionFacts, policy: Policy | None = None) -> rules.Verdict:
