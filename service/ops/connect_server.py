@@ -176,6 +176,17 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     return command
 
 
+def _check_master(master: str) -> None:
+    """A standalone master must answer before the server starts: otherwise its warm-up query would wait for
+    executors that never come."""
+    if not master.startswith("spark://"):
+        return
+    host, _, port = master.removeprefix("spark://").rstrip("/").partition(":")
+    try:
+        socket.create_connection((host, int(port or 7077)), timeout=3).close()
+    except (OSError, ValueError) as exc:
+        raise ConnectServerError(f"no Spark master answers at {master} ({exc}): start one with "
+                                 f"`spark-router cluster start`, or pass the right --master") from exc
 
 
 def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
@@ -192,6 +203,7 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
     if running:
         progress(f"Connect server already running (pid {running.pid}) at {running.url}")
         return running
+    _check_master(master)
     deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
     while port_open(port):
         if time.monotonic() > deadline:

@@ -107,8 +107,8 @@ def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
 # ------------------------------------------------------------------------------------------------ backends
 
 class LocalBackend:
-    """The local server of `spark-router connect-server`, started again on the ports it ran on (from its state
-    file; the settings' only when it is not running)."""
+    """The local server of `spark-router connect-server`, started again on the ports and the master it ran on
+    (from its state file; the settings' only when it is not running)."""
 
     name = "local"
 

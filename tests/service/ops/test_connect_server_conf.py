@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from client_runtime.settings import Settings
-from service.ops import spark_cluster
+from service.ops import connect_server, spark_cluster
 from service.ops.connect_server import SERVER_CONF, server_command, server_conf
+from tests.support import free_port
 
 
 def test_on_local_the_shared_settings_without_dynamic_allocation(tmp_path):
@@ -51,3 +54,25 @@ def test_the_command_names_the_master(tmp_path):
     assert command[command.index("--master") + 1] == "spark://127.0.0.1:7077"
     assert "spark.executor.cores=1" in command
     assert server_command(settings, 15002, 4040)[command.index("--master") + 1] == "local[2]"
+
+
+def test_a_master_that_does_not_answer_is_named_before_anything_starts(tmp_path):
+    settings = Settings(state_dir=tmp_path)
+    master = f"spark://127.0.0.1:{free_port()}"
+    with pytest.raises(connect_server.ConnectServerError, match="no Spark master answers at " + master):
+        connect_server.start(settings, master=master, progress=lambda _m: None)
+    assert connect_server.read_state(settings) is None
+
+
+def test_the_local_restart_starts_the_server_again_on_its_master(tmp_path, monkeypatch):
+    from service.ops import restart
+
+    settings = Settings(state_dir=tmp_path)  # its default master: local[2]
+    running = connect_server.ServerState(pid=os.getpid(), port=25002, ui_port=24040, started_at="", log_file="",
+                                         master="spark://127.0.0.1:7077")
+    started = {}
+    monkeypatch.setattr(connect_server, "read_state", lambda _settings: running)
+    monkeypatch.setattr(connect_server, "stop", lambda _settings, progress: True)
+    monkeypatch.setattr(connect_server, "start", lambda _settings, **kwargs: started.update(kwargs))
+    restart.LocalBackend(settings, progress=lambda _m: None).restart()
+    assert (started["master"], started["port"], started["ui_port"]) == ("spark://127.0.0.1:7077", 25002, 24040)
