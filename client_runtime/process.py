@@ -121,6 +121,22 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
+def stop_groups(pids: list[int], timeout_s: float, progress) -> None:
+    """SIGTERM to the process groups these pids lead, SIGKILL to those still there after timeout_s; returns once
+    all are gone (servers started in their own session: a JVM with its Python workers or executors)."""
+    for pid in pids:
+        signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while any(pid_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in pids:
+        if pid_alive(pid):
+            progress(f"pid {pid} ignored SIGTERM for {timeout_s:.0f} s: killing it")
+            signal_group(pid, signal.SIGKILL)
+    while any(pid_alive(pid) for pid in pids):
+        time.sleep(0.1)
+
+
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from client_runtime.process import pid_alive, port_open, signal_group
+from client_runtime.process import pid_alive, port_open, stop_groups
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 from service.ops import spark_cluster
@@ -311,16 +310,8 @@ def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
         path.unlink(missing_ok=True)
         progress("Connect server is not running")
         return False
-    # The server leads its own process group (see start): signal the group, Python workers included.
-    signal_group(state.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while pid_alive(state.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(state.pid):
-        progress(f"Connect server (pid {state.pid}) ignored SIGTERM for {timeout_s:.0f} s: killing it")
-        signal_group(state.pid, signal.SIGKILL)
-        while pid_alive(state.pid):
-            time.sleep(0.1)
+    # The server leads its own process group (see start): the group goes, Python workers included.
+    stop_groups([state.pid], timeout_s, progress)
     path.unlink(missing_ok=True)
     progress(f"Connect server (pid {state.pid}) stopped")
     return True

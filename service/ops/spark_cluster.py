@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from client_runtime.process import pid_alive, port_open, signal_group
+from client_runtime.process import pid_alive, port_open, stop_groups
 from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, spark_home
 from service.routing.policy import parse_size
@@ -233,7 +232,7 @@ def _wait(predicate, deadline: float, what: str, log: Path) -> None:
 
 
 def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
-    """Stop the workers (with their executors), then the master: SIGTERM to each process group, SIGKILL after
+    """Stop the workers (with their executors) and the master: SIGTERM to each process group, SIGKILL after
     timeout_s. Returns whether a cluster was running."""
     path = _state_file(settings)
     try:
@@ -246,17 +245,7 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
         path.unlink(missing_ok=True)
         progress("cluster is not running")
         return False
-    for pid in running:
-        signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while any(pid_alive(pid) for pid in running) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    for pid in running:
-        if pid_alive(pid):
-            progress(f"pid {pid} ignored SIGTERM for {timeout_s:.0f} s: killing it")
-            signal_group(pid, signal.SIGKILL)
-    while any(pid_alive(pid) for pid in running):
-        time.sleep(0.1)
+    stop_groups(running, timeout_s, progress)
     path.unlink(missing_ok=True)
     progress(f"cluster stopped ({len(running) - 1 if state.master_pid in running else len(running)} worker(s) "
              f"and the master)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ import pytest
 
 from client_runtime.settings import Settings
 from service.ops import restart
-from tests.support import REPO, wait_until
+from tests.support import REPO, server_env, wait_until
 
 TEST_APPS = REPO / "tests" / "apps"
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
@@ -225,15 +224,6 @@ def test_server_settings_name_each_servers_deployment_command_and_ui(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ real server
-
-def server_env(router, connect_server, state_dir) -> dict:
-    settings = connect_server.settings
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-    env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_STATE_DIR": str(state_dir),
-                "SPARK_ROUTER_CONNECT_URL": connect_server.url, "SPARK_ROUTER_CONNECT_PORT": str(settings.connect_port),
-                "SPARK_ROUTER_CONNECT_UI_PORT": str(settings.connect_ui_port),
-                "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id, "SPARK_ROUTER_RESTART_POLL_S": "1"})
-    return env
 
 
 class SlowClient:

@@ -393,21 +393,28 @@ def test_policy_file_hot_reload(settings, tmp_path):
         assert client.get("/api/v1/policy").json()["policy"]["new_app_mode"] == "standalone"
 
 
+def count_batches(monkeypatch, fail_first: bool = False) -> list[int]:
+    """The sizes of the batches the batcher decides, as they come; with fail_first, the first batch fails as if
+    the database went away."""
+    sizes: list[int] = []
+    real_make_decisions = decider.make_decisions
+
+    def counting(connection, requests, policy, settings):
+        sizes.append(len(requests))
+        if fail_first and len(sizes) == 1:
+            raise RuntimeError("the database went away")
+        return real_make_decisions(connection, requests, policy, settings)
+
+    monkeypatch.setattr(decider, "make_decisions", counting)
+    return sizes
+
+
 def test_concurrent_requests_share_a_batch_and_a_failed_batch_is_retried_request_by_request(settings, monkeypatch):
     """The batcher: requests that arrive together are decided in one batch; when storing the batch fails, each
     of its requests is decided on its own (one request's failure is not its neighbours'), and the next batch is
     decided as usual."""
     app = create_app(settings)
-    batch_sizes = []
-    real_make_decisions = decider.make_decisions
-
-    def flaky(connection, requests, policy, settings):
-        batch_sizes.append(len(requests))
-        if len(batch_sizes) == 1:
-            raise RuntimeError("the database went away")
-        return real_make_decisions(connection, requests, policy, settings)
-
-    monkeypatch.setattr(decider, "make_decisions", flaky)
+    batch_sizes = count_batches(monkeypatch, fail_first=True)
 
     async def scenario():
         together = [app.state.decider.decide(DecisionRequest(app_id=f"etl.{i}")) for i in range(3)]
@@ -427,14 +434,7 @@ def test_requests_on_their_way_join_the_batch(settings, monkeypatch):
     """A request reaches decide() a few event-loop turns after its bytes arrive (body, dependencies): the batcher
     waits for those on their way, so that requests that arrive together share one batch even when staggered."""
     app = create_app(settings)
-    batch_sizes = []
-    real_make_decisions = decider.make_decisions
-
-    def counting(connection, requests, policy, settings):
-        batch_sizes.append(len(requests))
-        return real_make_decisions(connection, requests, policy, settings)
-
-    monkeypatch.setattr(decider, "make_decisions", counting)
+    batch_sizes = count_batches(monkeypatch)
 
     async def arrive(turns: int):
         for _ in range(turns):
@@ -498,14 +498,7 @@ def test_a_request_that_fails_in_the_database_never_fails_its_batch(settings, mo
     engine = app.state.engine
     with engine.begin() as connection:
         connection.exec_driver_sql(POISON_POSTGRESQL if engine.dialect.name == "postgresql" else POISON_SQLITE)
-    batch_sizes = []
-    real_make_decisions = decider.make_decisions
-
-    def counting(connection, requests, policy, settings):
-        batch_sizes.append(len(requests))
-        return real_make_decisions(connection, requests, policy, settings)
-
-    monkeypatch.setattr(decider, "make_decisions", counting)
+    batch_sizes = count_batches(monkeypatch)
     app_ids = [f"etl.{i}" for i in range(5)] + ["etl.poison"] + [f"etl.{i}" for i in range(5, 10)]
 
     async def together():

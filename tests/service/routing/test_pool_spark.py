@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REPO, wait_until
+from tests.support import REPO, server_env, wait_until
 
 pytestmark = pytest.mark.spark
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
@@ -32,16 +32,6 @@ def pool(router, connect_server, second_connect_server):
     yield connect_server, second_connect_server
     second_connect_server.retire()
 
-
-def env_of(router, connect_server, state_dir) -> dict:
-    settings = connect_server.settings
-    env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
-    env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_STATE_DIR": str(state_dir),
-                "SPARK_ROUTER_CONNECT_URL": connect_server.url, "SPARK_ROUTER_CONNECT_PORT": str(settings.connect_port),
-                "SPARK_ROUTER_CONNECT_UI_PORT": str(settings.connect_ui_port),
-                "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id, "SPARK_ROUTER_RESTART_POLL_S": "1",
-                "SPARK_ROUTER_STANDALONE_MASTER": "local[1]"})
-    return env
 
 
 def available(router) -> set[str]:
@@ -96,7 +86,7 @@ def run_together(env, app_ids, app=LIGHT) -> list[Run]:
 def test_new_apps_spread_over_both_servers(router, pool, state_dir):
     connect_server, second = pool
     both_up(router, connect_server, second)
-    env = env_of(router, connect_server, state_dir)
+    env = server_env(router, connect_server, state_dir, SPARK_ROUTER_STANDALONE_MASTER="local[1]")
     app_ids = [f"pool.new.{uuid.uuid4().hex[:6]}" for _ in range(2)]
     run_together(env, app_ids)
     runs = [first_run(router, app_id) for app_id in app_ids]
@@ -110,7 +100,7 @@ def test_new_apps_spread_over_both_servers(router, pool, state_dir):
 def test_a_pinned_app_stays_on_its_server(router, pool, state_dir):
     connect_server, second = pool
     both_up(router, connect_server, second)
-    env = env_of(router, connect_server, state_dir)
+    env = server_env(router, connect_server, state_dir, SPARK_ROUTER_STANDALONE_MASTER="local[1]")
     app_id = f"pool.pinned.{uuid.uuid4().hex[:6]}"
     pin = httpx.put(f"{router.url}/api/v1/admin/apps/{app_id}/pin",
                     json={"mode": "connect", "server_id": second.server_id, "reason": "test"}, timeout=10)
@@ -131,7 +121,7 @@ def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_not
                                                                                     tmp_path):
     connect_server, second = pool
     both_up(router, connect_server, second)
-    env = env_of(router, connect_server, state_dir)
+    env = server_env(router, connect_server, state_dir, SPARK_ROUTER_STANDALONE_MASTER="local[1]")
     before = {s["server_id"]: s["spark_app_id"] for s in router.get("/api/v1/servers")}
     tag = uuid.uuid4().hex[:6]
     # Work in flight on both servers when the restart begins: the drain must wait for it, not kill it.
@@ -172,7 +162,7 @@ def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_not
 def test_a_server_whose_heartbeat_stops_gets_no_runs_and_the_other_takes_them(router, pool, state_dir):
     connect_server, second = pool
     both_up(router, connect_server, second)
-    env = env_of(router, connect_server, state_dir)
+    env = server_env(router, connect_server, state_dir, SPARK_ROUTER_STANDALONE_MASTER="local[1]")
     pid = second.pid()
     os.kill(pid, signal.SIGSTOP)  # frozen: its listener sends nothing, its port answers nothing
     try:
