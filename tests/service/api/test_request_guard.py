@@ -24,7 +24,7 @@ from tests.support import RouterProcess
 MB = 1 << 20
 TOKEN = "ingest-s3cret"
 DEPENDENCY_TOKEN = {deps.require_ingest_token: "ingest", deps.require_api_token: "api",
-                    deps.require_admin_token: "admin"}
+                    deps.require_admin_token: "admin", deps.require_metrics_token: "metrics"}
 
 
 def test_the_guard_asks_for_the_token_the_routes_ask_for():
