@@ -129,24 +129,25 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     # The database is away, too slow, or the transaction lost a deadlock: the same request will work later. A 503
     # with Retry-After tells the listener to keep the batch and retry, not to count it against the batch. Anything
     # else (a missing table, say) is a server error, for the log and Sentry.
-    def unavailable(why: str) -> JSONResponse:
-        log.warning("database unavailable: %s", why)
-        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
+    def unavailable(detail: str, why: str) -> JSONResponse:
+        log.warning("%s (503): %s", detail, why)
+        return JSONResponse({"detail": f"{detail}; retry later"}, status_code=503,
                             headers={"Retry-After": str(db.RETRY_AFTER_S)})
 
     @app.exception_handler(DBAPIError)
     async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
         if not db.is_transient(exc):
             raise exc
-        return unavailable((str(exc).splitlines() or [type(exc).__name__])[0])
+        return unavailable("database unavailable", (str(exc).splitlines() or [type(exc).__name__])[0])
 
     @app.exception_handler(PoolTimeout)
     async def pool_exhausted(_request: Request, exc: PoolTimeout) -> JSONResponse:
-        return unavailable(f"no free connection within {settings.db_pool_timeout_s:g} s (the pool is exhausted)")
+        return unavailable("database unavailable",
+                           f"no free connection within {settings.db_pool_timeout_s:g} s (the pool is exhausted)")
 
     @app.exception_handler(Unavailable)
     async def retry_later(_request: Request, exc: Unavailable) -> JSONResponse:
-        return unavailable(str(exc))
+        return unavailable("lost a race to a concurrent request", str(exc))
 
     # Every 422 in one shape, which never echoes a large input (nor a NUL or a lone surrogate).
     @app.exception_handler(RequestValidationError)

@@ -47,8 +47,8 @@ def text(max_length: int | None = None, **field) -> Any:
 
 
 def an_id(max_length: int, **field) -> Any:
-    """An app or run id: ID_PATTERN, at most `max_length` characters."""
-    return Field(pattern=ID_PATTERN, min_length=1, max_length=max_length, **field)
+    """An app or run id: ID_PATTERN (at least one character), at most `max_length` characters."""
+    return Field(pattern=ID_PATTERN, max_length=max_length, **field)
 
 
 def is_id(value: str, max_length: int) -> bool:

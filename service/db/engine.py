@@ -4,6 +4,7 @@ and which database errors are worth a retry."""
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -149,6 +150,21 @@ def _bounded_connect(bounds: Bounds, breaker: Breaker):
     return connect
 
 
+@contextmanager
+def driver_errors(connection: Connection, what: str):
+    """Around work done with the driver directly (ingest's COPY, the decisions' statements): its errors come out
+    as SQLAlchemy's, as from any statement, so that a deadlock or a timeout is a 503 like any other and a lost
+    connection leaves the pool."""
+    try:
+        yield
+    except psycopg.Error as error:
+        dbapi_connection = connection.connection.dbapi_connection
+        lost = dbapi_connection is None or dbapi_connection.closed or dbapi_connection.broken
+        if lost:
+            connection.invalidate(error)
+        raise exc.DBAPIError.instance(what, None, error, psycopg.Error, connection_invalidated=lost) from error
+
+
 def is_transient(error: BaseException) -> bool:
     """Whether the same request may work later: the pool had no free connection in time; a lost, refused or
     silent connection; a statement past its timeout, a deadlock or serialization failure (PostgreSQL); a locked
@@ -164,7 +180,8 @@ def is_transient(error: BaseException) -> bool:
 def lost_a_race(error: BaseException) -> bool:
     """Whether the transaction lost a deadlock or a serialization race (PostgreSQL): the same work, tried again
     at once, will most likely pass. Other transient errors (the database away or too slow) will not."""
-    return isinstance(error, exc.DBAPIError) and isinstance(error.orig, psycopg.errors.TransactionRollbackError)
+    # SQLSTATE class 40: transaction rollback (deadlock detected, serialization failure, ...).
+    return isinstance(error, exc.DBAPIError) and (getattr(error.orig, "sqlstate", None) or "").startswith("40")
 
 
 @lru_cache

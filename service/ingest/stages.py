@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import psycopg
 from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from service.db import engine as db
 from service.db.models import (
     MAX_METRICS,
     METRICS,
@@ -186,11 +185,10 @@ def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
     every batch (several times slower). The driver's errors come out as SQLAlchemy's, as from any statement:
     a deadlock or a timeout is a 503, and a lost connection is dropped from the pool."""
     connection = session.connection()
-    dbapi_connection = connection.connection.dbapi_connection
     names = ", ".join(_COLUMNS)
     now = utcnow()
-    try:
-        cursor = dbapi_connection.cursor()
+    with db.driver_errors(connection, "COPY incoming_stages"):
+        cursor = connection.connection.dbapi_connection.cursor()
         # Per connection, made once: no constraints, emptied at every commit.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_stages ON COMMIT DELETE ROWS AS "
                        f"SELECT {names} FROM stage_metrics WITH NO DATA")
@@ -203,12 +201,6 @@ def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
         columns = [column.name for column in cursor.description]
         summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
         cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
-    except psycopg.Error as exc:
-        lost = dbapi_connection.closed or dbapi_connection.broken
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance("COPY incoming_stages", None, exc, psycopg.Error,
-                                  connection_invalidated=lost) from exc
     return _typed(summed)
 
 
