@@ -416,6 +416,8 @@ _FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "requ
 
 
 class RunEvent(Strict):
+    """What happened to a run. `failed` needs a `failure_kind` (the schema says so with if/then): without one, 422."""
+
     model_config = ConfigDict(json_schema_extra=_FAILED_NEEDS_KIND)
 
     event: Literal["started", "succeeded", "failed", "cancelled"] = Field(
