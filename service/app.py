@@ -45,6 +45,7 @@ async def lifespan(_app: FastAPI):
     # decisions, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
+    _app.state.health.start()  # opens its connection now, not at the first /healthz
     yield
     gc.unfreeze()
 
@@ -88,7 +89,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     settings = settings or get_settings()
     url = settings.resolved_database_url
     engine = db.get_engine(url, db.Bounds.of(settings))
-    if migrate:  # unbounded: a migration may take longer than any request should
+    if migrate and url.startswith("sqlite"):  # an in-memory database is the engine's own
+        db.upgrade(engine)
+    elif migrate:  # without the statement timeout: a migration may take longer than any request should
         migrations = db.make_engine(url, pool_size=1, max_overflow=0)
         try:
             db.upgrade(migrations)
@@ -165,7 +168,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         return {"status": "ok"}
 
     app.state.health_engine = db.make_engine(url, db.Bounds(2, 1, 1), pool_size=1, max_overflow=0)
-    probe = HealthProbe(app.state.health_engine)
+    app.state.health = probe = HealthProbe(app.state.health_engine)
 
     @app.get("/healthz", tags=["health"], responses=error_responses.errors(503))
     async def healthz() -> JSONResponse:
