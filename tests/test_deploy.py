@@ -667,7 +667,7 @@ def test_images_install_what_the_project_declares():
     assert pyspark_pin.replace("[connect]", "") == "pyspark==4.3.0"
     assert '"pyspark==4.3.0"' in server and '".[client]"' in server
     assert "openjdk-17-jdk-headless" in server and "openjdk-17-jre-headless" in server
-    assert "listener/build.sh" in server
+    assert "client_runtime/java/build.sh listener" in server
     jar = re.search(r"^JAR\s*:=\s*(\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)[1]
     assert f"/src/{jar}" in server
     assert "USER 185" in server
@@ -685,7 +685,7 @@ def test_images_install_what_the_project_declares():
     from client_runtime import jvm
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
-    assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh" in client
+    assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh session" in client
     assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
     assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
     assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
@@ -693,7 +693,8 @@ def test_images_install_what_the_project_declares():
 
 @pytest.mark.parametrize(
     "script",
-    ["docker/connect-server/entrypoint.sh", "docker/client/entrypoint.sh", "helm/tools/install-helm.sh"],
+    ["docker/connect-server/entrypoint.sh", "docker/client/entrypoint.sh", "helm/tools/install-helm.sh",
+     "client_runtime/java/build.sh", "listener/test.sh"],
 )
 def test_shellcheck(script):
     result = subprocess.run(
