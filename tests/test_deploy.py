@@ -294,6 +294,9 @@ def test_connect_server_settings(rendered):
     shared = {k: v for k, v in SERVER_CONF.items() if k != "spark.dynamicAllocation.maxExecutors"}
     assert {k: conf.get(k) for k in shared} == shared
     assert conf["spark.submit.deployMode"] == "client"
+    # The listener's spool: its bound and how long dead letters stay (ListenerConfig's default: 7 days).
+    assert conf["spark.router.listener.spoolMaxBytes"] == str(256 * 1024 * 1024)
+    assert conf["spark.router.listener.deadLetterRetentionMs"] == str(7 * 24 * 3600 * 1000)
     assert conf["spark.connect.grpc.binding.port"] == "15002"
     assert conf["spark.ui.port"] == "4040"
     configmap = rendered.get("ConfigMap", f"{FULLNAME}-connect-conf")
