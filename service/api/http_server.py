@@ -212,5 +212,7 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
     log.info("router starting on http://%s:%d: %d worker(s); a request head within %g s, a body within %g s, at "
              "most %d connections per worker", host, port, workers, settings.header_read_timeout_s,
              settings.body_read_timeout_s, settings.max_connections)
+    # ws="none": the router has no WebSocket endpoint, so an upgrade request stays a plain HTTP request.
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,
-                http=GuardedHttpProtocol, log_level=log_level, access_log=access_log, log_config=log_config(log_level))
+                http=GuardedHttpProtocol, ws="none", log_level=log_level, access_log=access_log,
+                log_config=log_config(log_level))
