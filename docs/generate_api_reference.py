@@ -72,7 +72,12 @@ def render(spec: dict) -> str:
               "errors are `{\"detail\": \"...\"}`: 400 the body could not be read, 401 a missing or wrong token "
               "(only when that token is set), 404 what the path names does not exist, 409 the request contradicts "
               "the state it acts on, 413 the body is too large, 503 the database cannot be reached or the transaction "
-              "lost a deadlock (retry later: `Retry-After`)."), ""]
+              "lost a deadlock (retry later: `Retry-After`)."),
+             "",
+             ("On any path, before an endpoint runs: 408 the request's head or body did not arrive in time, 431 its "
+              "head is over 64 KiB, 503 (`too many connections`, `Retry-After: 1`) every connection of the worker has "
+              "a request in progress; each closes the connection "
+              "([Timeouts and limits](operator-guide.md#timeouts-and-limits))."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             lines += [f"## `{method.upper()} {path}`", "", (operation.get("description") or
