@@ -30,12 +30,13 @@ check-java:
 	     echo "       On Debian/Ubuntu: apt-get install openjdk-17-jdk-headless, or set JAVA_HOME." >&2; exit 1;; \
 	esac
 
+# Both jars come from the one Java build script.
 listener: $(STAMP)
-	@listener/build.sh
+	@client_runtime/java/build.sh listener
 
 # The session helper of JVM apps (io.sparkrouter.session.RouterSession, docs/jvm.md).
 session-jar: $(STAMP)
-	@client_runtime/java/build.sh
+	@client_runtime/java/build.sh session
 
 # Debian's Chromium for the dashboard's browser test (playwright drives it; it downloads no browser).
 browser:

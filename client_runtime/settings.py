@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0,
                                 description="Largest request body the router takes (413 past it), refused before "
                                             "it is read; 16 MiB holds a batch of 10,000 stage records.")
+    # `spark-router serve`'s connections (service/api/http_server.py): slow or stalled clients cannot hold them.
+    header_read_timeout_s: float = Field(default=10, gt=0,
+                                         description="How long a connection may take to send a whole request head, "
+                                                     "from its opening or the end of the previous answer; then it is "
+                                                     "closed (408 if part of a head came).")
+    body_read_timeout_s: float = Field(default=30, gt=0,
+                                       description="How long a request body may take to arrive after its head; then "
+                                                   "408 and the connection is closed.")
+    max_connections: int = Field(default=500, ge=1,
+                                 description="Open connections per worker process of `spark-router serve`: past it a "
+                                             "new connection closes the one idle the longest, or is answered 503 if "
+                                             "every one has a request in progress.")
 
     heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
                                                                           "kept; older ones go as new ones arrive.")

@@ -38,7 +38,7 @@ WORKDIR /src
 COPY client_runtime/java/ client_runtime/java/
 # What Spark's own launcher gives a Connect (remote) shell, as client_runtime/jvm.py does: the JVM Connect client
 # and Spark's jars without the classic SQL implementation and the Connect server.
-RUN SPARK_HOME=/opt/spark/lib/python3.11/site-packages/pyspark client_runtime/java/build.sh \
+RUN SPARK_HOME=/opt/spark/lib/python3.11/site-packages/pyspark client_runtime/java/build.sh session \
     && mkdir -p /opt/spark-router/jars/connect-repl \
     && cp client_runtime/java/build/spark-router-session.jar /opt/spark-router/ \
     && cp /opt/spark/lib/python3.11/site-packages/pyspark/jars/connect-repl/spark-connect-client-jvm_*.jar \

@@ -18,7 +18,8 @@ COPY airflow_plugins/ airflow_plugins/
 # pyspark[connect]==4.3.0 of the client extra is the pyspark above; the extra adds pandas<3, pyarrow, grpcio, boto3.
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check ".[client]"
 
-# ---- The listener jar, built by the same script as `make listener` (javac against pyspark's jars).
+# ---- The listener jar, built by the same script as `make listener` (javac against pyspark's jars; the script is
+# in client_runtime/, copied above).
 FROM spark AS listener
 # DL3008: see the runtime stage. The man1 folder: the JDK's post-install links man pages into it, and slim
 # images drop /usr/share/man.
@@ -28,7 +29,7 @@ RUN mkdir -p /usr/share/man/man1 \
     && apt-get install -y --no-install-recommends openjdk-17-jdk-headless \
     && rm -rf /var/lib/apt/lists/*
 COPY listener/ listener/
-RUN SPARK_HOME=/opt/venv/lib/python3.11/site-packages/pyspark listener/build.sh \
+RUN SPARK_HOME=/opt/venv/lib/python3.11/site-packages/pyspark client_runtime/java/build.sh listener \
     && test -s listener/build/spark-router-listener.jar
 
 # ---- Runtime.

@@ -83,7 +83,12 @@ def render(spec: dict) -> str:
               "(only when that token is set), 404 what the path names does not exist, 409 the request contradicts "
               "the state it acts on, 413 the body is too large, 503 the database is away, did not answer in time "
               "(the `SPARK_ROUTER_DB_*` timeouts), had no free connection, or the request lost a deadlock or a "
-              "race: nothing of it was done, send it again after `Retry-After` seconds."), ""]
+              "race: nothing of it was done, send it again after `Retry-After` seconds."),
+             "",
+             ("On any path, before an endpoint runs: 408 the request's head or body did not arrive in time, 431 its "
+              "head is over 64 KiB, 503 (`too many connections`, `Retry-After: 1`) every connection of the worker has "
+              "a request in progress; each closes the connection "
+              "([Timeouts and limits](operator-guide.md#timeouts-and-limits))."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             lines += [f"## `{method.upper()} {path}`", "", (operation.get("description") or

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Builds the listener jar (build.sh), compiles listener/src/test/java against it and pyspark's jars, and runs
-# the tests with plain java (no test framework: TestRunner). Arguments select tests by "Class.method" substring.
+# Builds the listener jar (client_runtime/java/build.sh listener), compiles listener/src/test/java against it and
+# pyspark's jars, and runs the tests with plain java (no test framework: TestRunner, which finds every *Test class
+# it was compiled with). Arguments select tests by "Class.method" substring.
 # The last line of output is "N passed, N failed"; the exit status is non-zero on a failure.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(dirname "$here")"
 jar="$here/build/spark-router-listener.jar"
 
-"$here/build.sh"
+"$repo/client_runtime/java/build.sh" listener
 if [ -z "${SPARK_HOME:-}" ]; then
   python="${PYTHON:-$repo/.venv/bin/python}"
   SPARK_HOME=$("$python" -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))')

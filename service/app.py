@@ -187,5 +187,6 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         return JSONResponse({"status": "unhealthy", "database": "unavailable"}, status_code=503,
                             headers={"Retry-After": str(db.RETRY_AFTER_S)})
 
-    log.info("router ready on %s (database: %s)", settings.url, engine.url.render_as_string(hide_password=True))
+    # Where it listens is `spark-router serve`'s to say (SPARK_ROUTER_URL is where others reach it, maybe elsewhere).
+    log.info("router app ready (database: %s)", engine.url.render_as_string(hide_password=True))
     return app

@@ -29,15 +29,17 @@ def get_settings():
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import os
 
-    from service.app import create_app
+    from service.api import http_server
 
     settings = get_settings()
-    host = args.host or settings.host
-    port = args.port or settings.port
-    app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, log_level=args.log_level, access_log=args.access_log)
+    workers = args.workers or os.environ.get("WEB_CONCURRENCY") or 1  # uvicorn's variable, as the image sets it
+    if not str(workers).isdigit() or int(workers) < 1:
+        print(f"error: --workers / WEB_CONCURRENCY must be a whole number of 1 or more (got {workers!r})", file=sys.stderr)
+        return 2
+    http_server.serve(settings, args.host or settings.host, args.port or settings.port, workers=int(workers),
+                      log_level=args.log_level, access_log=args.access_log)
     return 0
 
 
@@ -346,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default SPARK_ROUTER_PORT or 8765)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.add_argument("--workers", type=int, help="worker processes (default WEB_CONCURRENCY or 1); each holds up "
+                                                   "to SPARK_ROUTER_MAX_CONNECTIONS connections")
     serve.set_defaults(func=_serve)
 
     server = commands.add_parser(

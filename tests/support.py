@@ -48,7 +48,7 @@ class RouterProcess:
 
     def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None,
                  workers: int | None = None):
-        self.workers = workers  # None: `spark-router serve`; N: uvicorn with N workers, as in production
+        self.workers = workers  # None: `spark-router serve`; N: `spark-router serve --workers N`, as in production
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = state_dir / f"router-{self.port}.log"
@@ -60,9 +60,7 @@ class RouterProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [str(BIN / "spark-router"), "serve", "--port", str(self.port)]
         if self.workers:
-            command = [str(BIN / "uvicorn"), "--factory", "service.app:create_app", "--host", "127.0.0.1",
-                       "--port", str(self.port), "--workers", str(self.workers), "--no-access-log",
-                       "--log-level", "warning"]
+            command += ["--workers", str(self.workers)]
         with open(self.log_path, "ab") as log:  # the router keeps its own copy of the descriptor
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_until(lambda: self._healthy(), timeout_s, f"router on {self.url} (log {self.log_path})")

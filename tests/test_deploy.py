@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -274,6 +275,12 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
     assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
     assert router["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(env_of(router)["WEB_CONCURRENCY"]["value"]) >= 2
+    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the router's).
+    limits = {name: env_of(router)[f"SPARK_ROUTER_{name.upper()}"]["value"]
+              for name in ("header_read_timeout_s", "body_read_timeout_s", "max_connections")}
+    settings = Settings(**limits)
+    assert {name: getattr(settings, name) for name in limits} == {name: Settings.model_fields[name].default
+                                                                  for name in limits}
     service = rendered.get("Service", f"{FULLNAME}-router")
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] == router["ports"][0]["name"]
@@ -287,6 +294,9 @@ def test_connect_server_settings(rendered):
     shared = {k: v for k, v in SERVER_CONF.items() if k != "spark.dynamicAllocation.maxExecutors"}
     assert {k: conf.get(k) for k in shared} == shared
     assert conf["spark.submit.deployMode"] == "client"
+    # The listener's spool: its bound and how long dead letters stay (ListenerConfig's default: 7 days).
+    assert conf["spark.router.listener.spoolMaxBytes"] == str(256 * 1024 * 1024)
+    assert conf["spark.router.listener.deadLetterRetentionMs"] == str(7 * 24 * 3600 * 1000)
     assert conf["spark.connect.grpc.binding.port"] == "15002"
     assert conf["spark.ui.port"] == "4040"
     configmap = rendered.get("ConfigMap", f"{FULLNAME}-connect-conf")
@@ -659,7 +669,8 @@ def test_images_install_what_the_project_declares():
     router = (DOCKER / "router.Dockerfile").read_text()
     assert 'pip install --no-cache-dir --disable-pip-version-check ".[service]"' in router
     assert "USER 10001" in router and "HEALTHCHECK" in router and "/healthz" in router
-    assert re.search(r'CMD \["uvicorn", "--factory", "service.app:create_app"', router)
+    # Through `spark-router serve`, which gives every worker the read timeouts and the connection limit.
+    assert re.search(r'CMD \["spark-router", "serve", "--host", "0.0.0.0", "--port", "8765"\]', router)
     assert dockerfile_env(DOCKER / "router.Dockerfile")["WEB_CONCURRENCY"] == "2"
 
     server = (DOCKER / "connect-server.Dockerfile").read_text()
@@ -667,7 +678,7 @@ def test_images_install_what_the_project_declares():
     assert pyspark_pin.replace("[connect]", "") == "pyspark==4.3.0"
     assert '"pyspark==4.3.0"' in server and '".[client]"' in server
     assert "openjdk-17-jdk-headless" in server and "openjdk-17-jre-headless" in server
-    assert "listener/build.sh" in server
+    assert "client_runtime/java/build.sh listener" in server
     jar = re.search(r"^JAR\s*:=\s*(\S+)$", (ROOT / "Makefile").read_text(), re.MULTILINE)[1]
     assert f"/src/{jar}" in server
     assert "USER 185" in server
@@ -685,7 +696,7 @@ def test_images_install_what_the_project_declares():
     from client_runtime import jvm
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
-    assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh" in client
+    assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh session" in client
     assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
     assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
     assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
@@ -693,7 +704,8 @@ def test_images_install_what_the_project_declares():
 
 @pytest.mark.parametrize(
     "script",
-    ["docker/connect-server/entrypoint.sh", "docker/client/entrypoint.sh", "helm/tools/install-helm.sh"],
+    ["docker/connect-server/entrypoint.sh", "docker/client/entrypoint.sh", "helm/tools/install-helm.sh",
+     "client_runtime/java/build.sh", "listener/test.sh"],
 )
 def test_shellcheck(script):
     result = subprocess.run(
@@ -903,6 +915,7 @@ def test_router_image_command_serves_the_rendered_policy(production, tmp_path):
     policy_file.write_text(configmap["data"]["policy.yaml"])
     env = {
         **os.environ,
+        "SPARK_ROUTER_HEADER_READ_TIMEOUT_S": "1",
         "WEB_CONCURRENCY": image_env["WEB_CONCURRENCY"],
         "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state"),
         "SPARK_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'router.db'}",
@@ -929,6 +942,14 @@ def test_router_image_command_serves_the_rendered_policy(production, tmp_path):
         body = response.json()
         assert body["policy_version"].startswith("prod-2026-11+")
         assert body["policy"]["server"]["max_executors"] == 50
+        # Every worker closes a connection that sends no whole request head in time (the issue's slowloris probe).
+        started = time.monotonic()
+        slow = [socket.create_connection(("127.0.0.1", int(port)), timeout=15) for _ in range(8)]
+        for sock in slow:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: router\r\n")
+        answers = [sock.recv(1024) for sock in slow]
+        assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers), answers
+        assert time.monotonic() - started < 10
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)

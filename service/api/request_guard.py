@@ -1,10 +1,14 @@
 """What every request passes before any of its body is read: the bearer token its endpoint needs (401) and the
 body-size limit (413, SPARK_ROUTER_MAX_BODY_BYTES). FastAPI reads and parses a body before it runs a route's
-dependencies, so without this a request with no token could still make the router hold a huge body."""
+dependencies, so without this a request with no token could still make the router hold a huge body. And a body
+must arrive within SPARK_ROUTER_BODY_READ_TIMEOUT_S of the request's start (408), so that a client sending it a byte
+at a time cannot hold the request (and its connection: service/api/http_server.py) for as long as it likes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.exceptions import HTTPException
 
@@ -45,6 +49,10 @@ def too_large(limit: int) -> str:
     return f"request body larger than {limit:,} bytes (SPARK_ROUTER_MAX_BODY_BYTES)"
 
 
+def too_slow(timeout_s: float) -> str:
+    return f"request body not received within {timeout_s:g} s (SPARK_ROUTER_BODY_READ_TIMEOUT_S)"
+
+
 async def _reply(send, status: int, detail: str, headers: tuple = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
@@ -55,12 +63,14 @@ async def _reply(send, status: int, detail: str, headers: tuple = ()) -> None:
 
 class RequestGuard:
     """Pure ASGI middleware: 401 and 413 answered from the headers alone; a body sent without a length (chunked)
-    is counted as it is read and refused (413) once past the limit."""
+    is counted as it is read and refused (413) once past the limit; a body still incomplete at the deadline is
+    answered 408, and its connection closed."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
         self.settings = settings
         self.limit = settings.max_body_bytes
+        self.body_timeout_s = settings.body_read_timeout_s
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -76,6 +86,7 @@ class RequestGuard:
         if length is not None and length > self.limit:
             await _reply(send, 413, too_large(self.limit))
             return
+        receive = self._in_time(receive)
         if length is not None:  # the server never passes on more than the announced length
             await self.app(scope, receive, send)
             return
@@ -92,3 +103,25 @@ class RequestGuard:
             return message
 
         await self.app(scope, receive_within_limit, send)
+
+    def _in_time(self, receive):
+        """`receive`, for the body's messages with the time left to the body's deadline; after the body's last
+        message, unchanged (waiting for a disconnect has no deadline)."""
+        deadline = time.monotonic() + self.body_timeout_s
+        body_done = False
+
+        async def receive_in_time():
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                # Connection: close, as the rest of the body may still come; FastAPI answers an HTTPException
+                # raised while it reads the body with it.
+                raise HTTPException(408, too_slow(self.body_timeout_s), headers={"Connection": "close"}) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        return receive_in_time

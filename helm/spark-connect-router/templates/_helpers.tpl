@@ -185,6 +185,7 @@ spark-router.io/connect-server: {{ .name }}
 {{- $_ := set $conf "spark.router.listener.serverId" (include "scr.connect.serverId" .) }}
 {{- $_ := set $conf "spark.router.listener.spoolDir" "/var/lib/spark-router/spool" }}
 {{- $_ := set $conf "spark.router.listener.spoolMaxBytes" (toString (int64 $c.listener.spoolMaxBytes)) }}
+{{- $_ := set $conf "spark.router.listener.deadLetterRetentionMs" (toString (int64 $c.listener.deadLetterRetentionMs)) }}
 {{- range $key, $value := $c.sparkConf }}{{ $_ := set $conf $key (toString $value) }}{{ end }}
 {{- toYaml $conf }}
 {{- end }}

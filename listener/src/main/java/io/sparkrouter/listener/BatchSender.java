@@ -12,8 +12,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Sends encoded batches and decides, from the router's answer, what becomes of each (docs/ingest-protocol.md).
  * No batch holds up the others: one the router refuses is tried again later, after the batches behind it, and
- * moved to dead-letter/ after maxAttempts refusals with the same HTTP status. A refused token or an absent
- * router refuse every batch alike: then nothing is sent until a backoff has passed, and no batch is blamed.
+ * moved to dead-letter/ after maxAttempts refusals with the same HTTP status. A refused token or an absent or
+ * busy router (no answer, 429, 502, 503, 504) refuse every batch alike: then nothing is sent until a backoff has
+ * passed (or the time the answer's Retry-After asked for, at most maxBackoffMs), and no batch is blamed.
  * Used by the sender thread only, except the counters.
  */
 final class BatchSender {
@@ -99,7 +100,7 @@ final class BatchSender {
             }
             case TOKEN_REFUSED -> tokenRefused(answer);
             case REFUSED -> refused(file, answer);
-            case AWAY -> routerAway(answer.status() == 0 ? answer.body() : "HTTP " + answer.status());
+            case AWAY -> routerAway(answer);
         }
     }
 
@@ -137,21 +138,30 @@ final class BatchSender {
                 + "since start. Give the listener the router's ingest token (spark.router.listener.tokenFile, "
                 + "${} or spark.router.listener.token). The router said: {}", config.url, answer.status(),
                 config.token.source(), spool.dir(), count, IngestToken.ENV, answer.bodyStart());
-        backOff();
+        backOff(-1);
     }
 
-    private void routerAway(String why) {
-        backOff();
+    private void routerAway(RouterAnswer answer) {
+        long waitMs = backOff(answer.retryAfterMs());
         if (!routerAwayLogged) {
-            LOG.warn("spark-router listener: router at {} unavailable ({}); spooling to {} and retrying",
-                    config.url, why, spool.dir());
+            String why = answer.status() == 0 ? answer.body() : "HTTP " + answer.status();
+            LOG.warn("spark-router listener: router at {} unavailable ({}); spooling to {} and retrying in {} ms{}",
+                    config.url, why, spool.dir(), waitMs, answer.retryAfterMs() >= 0 ? " (its Retry-After)" : "");
             routerAwayLogged = true;
         }
     }
 
-    private void backOff() {
-        retryAtMs = System.currentTimeMillis() + backoffMs;
+    /**
+     * Send nothing for a while: as long as the router asked (retryAfterMs, if not negative), within retryBackoffMs
+     * and maxBackoffMs, so that a wrong header can neither stop delivery for long nor make it spin; else the
+     * backoff, which doubles. Returns the wait.
+     */
+    private long backOff(long retryAfterMs) {
+        long waitMs = retryAfterMs < 0 ? backoffMs
+                : Math.max(config.retryBackoffMs, Math.min(retryAfterMs, config.maxBackoffMs));
+        retryAtMs = System.currentTimeMillis() + waitMs;
         backoffMs = Math.min(backoffMs * 2, config.maxBackoffMs);
+        return waitMs;
     }
 
     boolean backingOff() {
@@ -163,8 +173,9 @@ final class BatchSender {
         Path file = spool.add(batch);
         if (file == null) {
             long count = spoolFullDrops.addAndGet(records);
-            dropLog.warn("spark-router listener: spool {} is full ({} bytes max): dropped a batch of {} stage "
-                    + "record(s) ({} dropped this way so far)", spool.dir(), config.spoolMaxBytes, records, count);
+            dropLog.warn("spark-router listener: spool {} is full ({} bytes max) with batches waiting for the router: "
+                    + "dropped a batch of {} stage record(s) ({} dropped this way so far)", spool.dir(),
+                    config.spoolMaxBytes, records, count);
         }
         return file;
     }
@@ -172,7 +183,8 @@ final class BatchSender {
     private RouterAnswer post(byte[] batch) {
         try {
             HttpResponse<String> response = http.post("/api/v1/ingest/stages", batch);
-            return RouterAnswer.of(response.statusCode(), response.body());
+            return RouterAnswer.of(response.statusCode(), response.body(),
+                    response.headers().firstValue("Retry-After").orElse(null));
         } catch (IOException error) {
             String why = error.getClass().getSimpleName();
             return RouterAnswer.away(error.getMessage() == null ? why : why + ": " + error.getMessage());

@@ -24,6 +24,7 @@ final class Delivery {
     private static final Logger LOG = LoggerFactory.getLogger(Delivery.class);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final long POLL_SLICE_MS = 100;
+    private static final long PRUNE_INTERVAL_MS = 60_000;  // how often dead letters past their retention are deleted
     static final int SERVER_ID_MAX = 200;
     static final int SPARK_APP_ID_MAX = 200;
 
@@ -40,6 +41,7 @@ final class Delivery {
     private final AtomicInteger unsent = new AtomicInteger();
     private final AtomicLong queueFullDrops = new AtomicLong();
     private final RateLimitedLog dropLog = new RateLimitedLog(LOG, 30_000);
+    private long nextPruneMs;  // at start, then every PRUNE_INTERVAL_MS
 
     /** Who we are, as the router knows us; the Spark app id is known only once the application starts. */
     static final class Identity {
@@ -85,9 +87,12 @@ final class Delivery {
         return http;
     }
 
-    /** Stage records lost since start (queue or spool full), each with its reason in the server log. */
+    /**
+     * Stage records lost since start, each with its reason in the server log: the queue was full, or the spool
+     * (a new batch dropped, or a dead letter deleted for its room).
+     */
     long dropped() {
-        return queueFullDrops.get() + batches.spoolFullDrops.get();
+        return queueFullDrops.get() + batches.spoolFullDrops.get() + spool.deadLetterRecordsDropped.get();
     }
 
     long sentRecords() {
@@ -111,6 +116,10 @@ final class Delivery {
                     }
                 }
                 batches.replaySpool();
+                if (System.currentTimeMillis() >= nextPruneMs) {
+                    nextPruneMs = System.currentTimeMillis() + PRUNE_INTERVAL_MS;
+                    spool.pruneDeadLetters(config.deadLetterRetentionMs);
+                }
             } catch (Throwable error) {  // keep delivering whatever happened to one batch
                 LOG.warn("spark-router listener: delivery error: {}", error.toString());
             }

@@ -11,7 +11,8 @@ final class ListenerConfig {
     final String url;            // router base URL; null = spool everything (nothing is lost)
     final IngestToken token;     // tokenFile, else $SPARK_ROUTER_INGEST_TOKEN, else the token conf
     final Path spoolDir;
-    final long spoolMaxBytes;
+    final long spoolMaxBytes;    // batches waiting and dead letters together
+    final long deadLetterRetentionMs;  // dead letters older than this are deleted; 0 or less: kept
     final long flushIntervalMs;
     final int batchSize;
     final int queueCapacity;
@@ -38,6 +39,7 @@ final class ListenerConfig {
         spoolDir = Paths.get(conf.get(PREFIX + "spoolDir",
                 Paths.get(System.getProperty("java.io.tmpdir"), "spark-router-spool").toString()));
         spoolMaxBytes = conf.getLong(PREFIX + "spoolMaxBytes", 256L * 1024 * 1024);
+        deadLetterRetentionMs = conf.getLong(PREFIX + "deadLetterRetentionMs", 7L * 24 * 3600 * 1000);
         flushIntervalMs = conf.getLong(PREFIX + "flushIntervalMs", 1000);
         batchSize = conf.getInt(PREFIX + "batchSize", 500);
         queueCapacity = conf.getInt(PREFIX + "queueCapacity", 100_000);

@@ -32,6 +32,7 @@ public class ConfigTest {
         Check.equal(5, defaults.maxAttempts, "maxAttempts");
         Check.equal(null, defaults.connectUrl, "connectUrl");
         Check.equal(null, defaults.maxExecutors, "max executors without dynamic allocation");
+        Check.equal(7L * 24 * 3600 * 1000, defaults.deadLetterRetentionMs, "deadLetterRetentionMs: 7 days");
         ListenerConfig set = new ListenerConfig(new SparkConf(false)
                 .set("spark.router.listener.maxAttempts", "2")
                 .set("spark.router.listener.connectUrl", "sc://connect-a:15002")

@@ -172,6 +172,119 @@ public class DeliveryTest implements AutoCloseable {
         Check.equal(new Spool.Refusals(422, 1), Spool.refusalsOf(again).plus(422), "another status starts again");
     }
 
+    // ---- A busy router (429, 502, 503, 504): the batch is kept, never counted towards dead-letter, and sent again
+    // after a backoff, or when the answer's Retry-After says (at most maxBackoffMs).
+
+    public void testBusyAnswersKeepTheBatchAndNeverCountTowardsDeadLetter() throws Exception {
+        for (int status : new int[] {429, 502, 503, 504}) {
+            try (FakeRouter router = new FakeRouter()) {
+                // Twice maxAttempts busy answers, then stored.
+                router.answer(request -> router.batchesWith(1).size() < 6 ? status : 200);
+                Delivery delivery = start(conf(router.url()));
+                delivery.offer(SparkEvents.record(1));
+                Check.waitUntil(() -> router.stored(1), 10_000, "the batch stored after six " + status + "s");
+                Check.equal(6L, router.answered(1, status), status + " answers");
+                Check.equal(List.of(), delivery.spool().deadLetters(), "dead letters after " + status);
+                Check.waitUntil(() -> spoolEmpty(delivery), 5_000, "an empty spool");
+                Check.equal(0L, delivery.dropped(), "nothing dropped");
+            }
+        }
+    }
+
+    /** The time between the first answer to stage 1's batch and the next try. */
+    private static long secondTryAfterMs(FakeRouter router) {
+        List<FakeRouter.Request> tries = router.batchesWith(1);
+        return tries.get(1).atMs() - tries.get(0).atMs();
+    }
+
+    private void busyOnceWithRetryAfter(FakeRouter router, String retryAfter, SparkConf conf) throws Exception {
+        router.retryAfter(retryAfter);
+        router.answer(request -> router.batchesWith(1).isEmpty() ? 503 : 200);
+        Delivery delivery = start(conf);
+        delivery.offer(SparkEvents.record(1));
+        Check.waitUntil(() -> router.stored(1), 10_000, "the batch stored after the 503");
+        Check.equal(List.of(), delivery.spool().deadLetters(), "dead letters");
+    }
+
+    public void testRetryAfterInSecondsIsHonoured() throws Exception {
+        try (FakeRouter router = new FakeRouter()) {
+            busyOnceWithRetryAfter(router, "1", conf(router.url()).set("spark.router.listener.maxBackoffMs", "5000"));
+            long waited = secondTryAfterMs(router);  // the backoff alone: 20 ms
+            Check.isTrue(waited >= 950 && waited < 4000, "tried again after " + waited + " ms, asked for 1 s");
+        }
+    }
+
+    public void testRetryAfterAsAnHttpDateIsHonoured() throws Exception {
+        try (FakeRouter router = new FakeRouter()) {
+            String inTwoSeconds = java.time.format.DateTimeFormatter.RFC_1123_DATE_TIME.format(
+                    java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC).plusSeconds(2));  // to the second
+            busyOnceWithRetryAfter(router, inTwoSeconds,
+                    conf(router.url()).set("spark.router.listener.maxBackoffMs", "5000"));
+            long waited = secondTryAfterMs(router);
+            Check.isTrue(waited >= 950 && waited < 5000, "tried again after " + waited + " ms, asked for ~2 s");
+        }
+    }
+
+    public void testRetryAfterIsCappedAtMaxBackoff() throws Exception {
+        try (FakeRouter router = new FakeRouter()) {
+            busyOnceWithRetryAfter(router, "3600", conf(router.url()).set("spark.router.listener.maxBackoffMs", "300"));
+            long waited = secondTryAfterMs(router);
+            Check.isTrue(waited >= 250 && waited < 3000, "tried again after " + waited + " ms, capped at 300");
+        }
+    }
+
+    // ---- Dead letters: inside the spool's bound, kept for their retention.
+
+    /** A dead letter as an earlier listener left it: refused five times with 422, `records` stage records. */
+    private Path oldDeadLetter(String name, int records, long ageMs) throws IOException {
+        Path dir = Files.createDirectories(spoolDir.resolve("dead-letter"));
+        Delivery encoder = new Delivery(new ListenerConfig(conf("http://unused"), null), identity);
+        List<StageRecord> batch = new ArrayList<>();
+        for (int i = 0; i < records; i++) {
+            batch.add(SparkEvents.record(900 + i));
+        }
+        Path file = Files.write(dir.resolve(name + ".refused-422-x5.json"), encoder.encode(batch));
+        Files.setLastModifiedTime(file, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() - ageMs));
+        return file;
+    }
+
+    private static long onDisk(Path dir) throws IOException {
+        try (var files = Files.walk(dir)) {
+            return files.filter(file -> file.toString().endsWith(".json")).mapToLong(file -> file.toFile().length()).sum();
+        }
+    }
+
+    public void testDeadLettersMakeRoomForNewBatchesWithinTheSpoolBoundAndAreCounted() throws Exception {
+        Path first = oldDeadLetter("0000000000001-00000001-aaaaaaaa", 3, 0);
+        Path second = oldDeadLetter("0000000000002-00000001-aaaaaaaa", 3, 0);
+        long bound = onDisk(spoolDir) + 200;  // room for no batch beside the dead letters
+        int port;
+        try (FakeRouter gone = new FakeRouter()) {
+            port = gone.port();  // the router is down: batches are spooled
+        }
+        Delivery delivery = start(conf("http://127.0.0.1:" + port)
+                .set("spark.router.listener.spoolMaxBytes", Long.toString(bound)));
+        long offered = System.nanoTime();
+        delivery.offer(SparkEvents.record(1));
+        Check.isTrue(System.nanoTime() - offered < 50_000_000L, "offering never waits");
+        Check.waitUntil(() -> spoolFiles(delivery) == 1, 5_000, "the new batch spooled");
+        Check.isTrue(!Files.exists(first) && Files.exists(second), "the oldest dead letter made room");
+        Check.isTrue(onDisk(spoolDir) <= bound, "spool and dead letters within " + bound + ": " + onDisk(spoolDir));
+        Check.equal(3L, delivery.dropped(), "the dead letter's records are counted as dropped");
+        Check.equal(3L, new Heartbeat(new ListenerConfig(conf("http://unused"), null), identity, delivery)
+                .snapshot().get("dropped_records"), "dropped_records in the heartbeat");
+    }
+
+    public void testDeadLettersOlderThanTheirRetentionAreDeleted() throws Exception {
+        Path old = oldDeadLetter("0000000000001-00000001-aaaaaaaa", 1, 120_000);
+        Path recent = oldDeadLetter("0000000000002-00000001-aaaaaaaa", 1, 1_000);
+        try (FakeRouter router = new FakeRouter()) {
+            start(conf(router.url()).set("spark.router.listener.deadLetterRetentionMs", "60000"));
+            Check.waitUntil(() -> !Files.exists(old), 5_000, "the dead letter past its retention deleted");
+            Check.isTrue(Files.exists(recent), "the recent one kept");
+        }
+    }
+
     private static boolean spoolEmpty(Delivery delivery) {
         return spoolFiles(delivery) == 0;
     }

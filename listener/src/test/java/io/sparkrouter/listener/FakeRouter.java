@@ -20,13 +20,14 @@ import java.util.function.ToIntFunction;
 final class FakeRouter implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** One request: the stage ids of its batch (empty for a heartbeat), its token, and our answer. */
-    record Request(String path, List<Integer> stageIds, String authorization, int status, JsonNode body) {
+    /** One request: the stage ids of its batch (empty for a heartbeat), its token, our answer, and when it came. */
+    record Request(String path, List<Integer> stageIds, String authorization, int status, JsonNode body, long atMs) {
     }
 
     private final HttpServer server;
     private final List<Request> requests = new ArrayList<>();
     private volatile ToIntFunction<Request> answer = request -> 200;
+    private volatile String retryAfter;
     private final AtomicInteger connectionsToDrop = new AtomicInteger();
 
     FakeRouter() throws IOException {
@@ -52,6 +53,11 @@ final class FakeRouter implements AutoCloseable {
         this.answer = answer;
     }
 
+    /** The Retry-After header of every answer that is not a 2xx; null: none. */
+    void retryAfter(String value) {
+        this.retryAfter = value;
+    }
+
     /** Close the next n connections without an answer, as a router does with an idle keep-alive connection. */
     void dropConnections(int n) {
         connectionsToDrop.set(n);
@@ -68,13 +74,18 @@ final class FakeRouter implements AutoCloseable {
         body.path("stages").forEach(stage -> stageIds.add(stage.get("stage_id").asInt()));
         String path = exchange.getRequestURI().getPath();
         String authorization = exchange.getRequestHeaders().getFirst("Authorization");
-        Request request = new Request(path, stageIds, authorization, 0, body);
+        long atMs = System.currentTimeMillis();
+        Request request = new Request(path, stageIds, authorization, 0, body, atMs);
         int status = path.endsWith("/stages") ? answer.applyAsInt(request) : 200;
         synchronized (requests) {
-            requests.add(new Request(path, stageIds, authorization, status, body));
+            requests.add(new Request(path, stageIds, authorization, status, body, atMs));
         }
         byte[] reply = (status / 100 == 2 ? "{\"ok\": true}" : "{\"detail\": \"refused by the test\"}")
                 .getBytes(StandardCharsets.UTF_8);
+        String after = retryAfter;
+        if (status / 100 != 2 && after != null) {
+            exchange.getResponseHeaders().set("Retry-After", after);
+        }
         exchange.sendResponseHeaders(status, reply.length);
         exchange.getResponseBody().write(reply);
         exchange.close();
@@ -110,6 +121,11 @@ final class FakeRouter implements AutoCloseable {
             }
         }
         return -1;
+    }
+
+    /** The batches holding this stage, in order. */
+    List<Request> batchesWith(int stageId) {
+        return requests().stream().filter(request -> request.stageIds().contains(stageId)).toList();
     }
 
     int lastAnswered(int stageId, int status) {

@@ -1,26 +1,35 @@
 package io.sparkrouter.listener;
 
+import java.io.IOException;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
+import java.util.stream.Stream;
 
 /**
  * Runs the listener's tests without a test framework (none is available offline): every public method named
- * test* of the classes below, each on a new instance, closed afterwards if it is AutoCloseable. Arguments, if
- * any, keep only tests whose "Class.method" name contains one of them. Ends with the line
- * "N passed, N failed"; exits 1 on a failure.
+ * test* of every top-level class named *Test in the directory this runner was compiled into, each on a new
+ * instance, closed afterwards if it is AutoCloseable. A new test class needs no registration. Arguments, if any,
+ * keep only tests whose "Class.method" name contains one of them. Ends with the line "N passed, N failed";
+ * exits 1 on a failure.
  */
 public final class TestRunner {
-    private static final List<Class<?>> TESTS = List.of(
-            TextTest.class, StageRecordsTest.class, ConfigTest.class, DeliveryTest.class, HeartbeatTest.class);
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws Exception {
+        List<String> names = testClassNames(classesRoot());
+        System.out.printf("%d test classes: %s%n", names.size(), String.join(", ", names));
         int passed = 0;
         int failed = 0;
-        for (Class<?> type : TESTS) {
+        for (String className : names) {
+            Class<?> type = Class.forName(className);
             Method[] methods = type.getDeclaredMethods();
             Arrays.sort(methods, Comparator.comparing(Method::getName));
             for (Method method : methods) {
@@ -53,5 +62,26 @@ public final class TestRunner {
         }
         System.out.printf("%d passed, %d failed%n", passed, failed);
         System.exit(failed == 0 && passed > 0 ? 0 : 1);
+    }
+
+    /** The directory (listener/build/test-classes) this class was loaded from. */
+    static Path classesRoot() throws URISyntaxException {
+        return Paths.get(TestRunner.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+    }
+
+    /** The top-level classes named *Test under a directory of compiled classes, by name. */
+    static List<String> testClassNames(Path root) throws IOException {
+        List<String> names = new ArrayList<>();
+        try (Stream<Path> files = Files.walk(root)) {
+            files.filter(file -> file.getFileName().toString().endsWith("Test.class")
+                            && !file.getFileName().toString().contains("$"))
+                    .forEach(file -> {
+                        String relative = root.relativize(file).toString();
+                        names.add(relative.substring(0, relative.length() - ".class".length())
+                                .replace(file.getFileSystem().getSeparator(), "."));
+                    });
+        }
+        names.sort(null);
+        return names;
     }
 }
