@@ -62,6 +62,7 @@ def test_overlapping_batches_in_shuffled_orders_never_deadlock_or_fail(router):
     with ThreadPoolExecutor(max_workers=16) as pool:
         answers = [answer for batch_answers in pool.map(send_until_stored, batches) for answer in batch_answers]
     statuses = Counter(status for status, _ in answers)
+    print(f"{REQUESTS} batches: answers {dict(statuses)}")
     assert set(statuses) <= {200, 503}, statuses  # never a 500
     assert all(retry_after for status, retry_after in answers if status == 503)
     assert statuses[200] == REQUESTS, statuses
