@@ -60,6 +60,20 @@ class Settings(BaseSettings):
 
     heartbeat_retention_days: float = Field(default=7, gt=0, description="How long listener heartbeats are "
                                                                           "kept; older ones go as new ones arrive.")
+    quarantine_retention_days: float = Field(default=30, gt=0, description="How long quarantined stage records are "
+                                                                           "kept; older ones go as new ones arrive.")
+    metrics_token: SecretStr | None = Field(default=None, description="Bearer token GET /metrics needs, if set "
+                                                                      "(it lists server ids); unset: open.")
+    # Bounded waits on the database: past them a request is answered 503 with Retry-After, never left hanging.
+    db_connect_timeout_s: float = Field(default=5, gt=0, description="PostgreSQL: how long opening a connection "
+                                                                     "may take (at least 2 s, libpq's floor).")
+    db_statement_timeout_s: float = Field(default=10, gt=0,
+                                          description="PostgreSQL: the longest a statement may run (the server's "
+                                                      "statement_timeout; the router gives up 1 s later if the "
+                                                      "server does not answer at all). SQLite: how long a write "
+                                                      "waits for the database lock.")
+    db_pool_timeout_s: float = Field(default=5, gt=0, description="How long a request waits for a free connection "
+                                                                  "of the router's pool.")
     policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
                                                                "changes. Default: the built-in policy.")
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
+import threading
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 
-import psycopg
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from client_runtime.settings import Settings, get_settings
 from service.api import (
@@ -23,9 +26,10 @@ from service.api import (
     history_routes,
     ingest_routes,
 )
+from service.api.deps import require_metrics_token
 from service.api.request_guard import RequestGuard
 from service.db import engine as db
-from service.errors import Conflict, Invalid, NotFound
+from service.errors import Conflict, Invalid, NotFound, Unavailable
 from service.ops import observability
 from service.routing.decider import DecisionBatcher
 from service.routing.policy import PolicyStore
@@ -41,22 +45,58 @@ async def lifespan(_app: FastAPI):
     # decisions, docs/benchmarks.md).
     gc.collect()
     gc.freeze()
+    _app.state.health.start()  # opens its connection now, not at the first /healthz
     yield
     gc.unfreeze()
 
 
-def transient(error: OperationalError) -> bool:
-    """Whether the same statement may work later: a lost or refused connection, a deadlock or serialization
-    failure (PostgreSQL), a locked database (SQLite)."""
-    return (error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
-            or "database is locked" in str(error.orig))
+HEALTH_TIMEOUT_S = 0.8  # /healthz answers within a second, whatever the database does
+
+
+class HealthProbe:
+    """SELECT 1 on a connection of its own (not the pool the requests share), in a thread of its own, one at a
+    time: /healthz never waits for a free connection or a thread, and a probe still waiting on a silent database
+    is not started again."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._running: Future | None = None
+
+    def start(self) -> Future:
+        with self._lock:
+            if self._running is None or self._running.done():
+                self._running = Future()
+                threading.Thread(target=self._probe, args=(self._running,), name="healthz", daemon=True).start()
+            return self._running
+
+    def _probe(self, future: Future) -> None:
+        try:
+            connection = self.engine.raw_connection()  # no BEGIN IMMEDIATE on SQLite: a write lock is no outage
+            try:
+                cursor = connection.cursor()
+                cursor.execute("SELECT 1")
+                cursor.close()
+            finally:
+                connection.close()
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the database is unavailable; /healthz says so
+            future.set_exception(exc)
+        else:
+            future.set_result(None)
 
 
 def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    engine = db.get_engine(settings.resolved_database_url)
-    if migrate:
+    url = settings.resolved_database_url
+    engine = db.get_engine(url, db.Bounds.of(settings))
+    if migrate and url.startswith("sqlite"):  # an in-memory database is the engine's own
         db.upgrade(engine)
+    elif migrate:  # without the statement timeout: a migration may take longer than any request should
+        migrations = db.make_engine(url, pool_size=1, max_overflow=0)
+        try:
+            db.upgrade(migrations)
+        finally:
+            migrations.dispose()
     app = FastAPI(title="Spark Connect Router",
                   description="Routes each Spark application run to a shared Spark Connect server or a "
                               "separate Spark application, from its run history.",
@@ -69,7 +109,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     # Tokens and the body-size limit before any body is read; the request metrics (added after: outside it)
     # count what it refuses.
     app.add_middleware(RequestGuard, settings=settings)
-    observability.install(app)
+    observability.install(app, metrics_dependencies=[Depends(require_metrics_token)])
     for module in (ingest_routes, history_routes, decision_routes):
         app.include_router(module.router)
     app.include_router(admin_routes.router)
@@ -89,16 +129,29 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    # The database is away or the transaction lost a deadlock: the same request will work later. A 503 tells
-    # the listener to keep the batch and retry, not to count it against the batch. Anything else (a missing
-    # table, say) is a server error, for the log and Sentry.
-    @app.exception_handler(OperationalError)
-    async def database_unavailable(_request: Request, exc: OperationalError) -> JSONResponse:
-        if not transient(exc):
+    # The database is away, too slow, or the transaction lost a deadlock: the same request will work later. A 503
+    # with Retry-After tells the listener to keep the batch and retry, not to count it against the batch. Anything
+    # else (a missing table, say) is a server error, for the log and Sentry.
+    def unavailable(detail: str, why: str) -> JSONResponse:
+        log.warning("%s (503): %s", detail, why)
+        return JSONResponse({"detail": f"{detail}; retry later"}, status_code=503,
+                            headers={"Retry-After": str(db.RETRY_AFTER_S)})
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(_request: Request, exc: DBAPIError) -> JSONResponse:
+        if not db.is_transient(exc):
             raise exc
-        log.warning("database unavailable: %s", str(exc).splitlines()[0])
-        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
-                            headers={"Retry-After": "5"})
+        return unavailable("database unavailable", (str(exc).splitlines() or [type(exc).__name__])[0])
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(_request: Request, exc: PoolTimeout) -> JSONResponse:
+        return unavailable("database unavailable",
+                           f"no free connection within {settings.db_pool_timeout_s:g} s (the pool is exhausted)")
+
+    @app.exception_handler(Unavailable)
+    async def retry_later(_request: Request, exc: Unavailable) -> JSONResponse:
+        return unavailable("lost a race to a concurrent request", str(exc))
+
     # Every 422 in one shape, which never echoes a large input (nor a NUL or a lone surrogate).
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -114,16 +167,25 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         """200 while the process serves requests (no database call): for liveness probes."""
         return {"status": "ok"}
 
+    app.state.health_engine = db.make_engine(url, db.Bounds(2, 1, 1), pool_size=1, max_overflow=0)
+    app.state.health = probe = HealthProbe(app.state.health_engine)
+
     @app.get("/healthz", tags=["health"], responses=error_responses.errors(503))
-    def healthz() -> JSONResponse:
-        """200 when the service can reach its database."""
-        try:
-            with engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-        except SQLAlchemyError as exc:  # the driver's text (hosts, users) is for the log, not for callers
-            log.warning("healthz: database unavailable: %s", str(exc).splitlines()[0])
-            return JSONResponse({"status": "unhealthy", "database": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": engine.dialect.name})
+    async def healthz() -> JSONResponse:
+        """200 when the service can reach its database; 503 (with Retry-After) when the database did not answer
+        within a second or refused. Answers within a second whatever the database does."""
+        answer = asyncio.wrap_future(probe.start())
+        answer.add_done_callback(lambda future: future.exception())  # read, even when it comes too late
+        done, _ = await asyncio.wait([answer], timeout=HEALTH_TIMEOUT_S)
+        if done and answer.exception() is None:
+            return JSONResponse({"status": "ok", "database": engine.dialect.name})
+        if done:  # the driver's text (hosts, users) is for the log, not for callers
+            error = answer.exception()
+            log.warning("healthz: database unavailable: %s", (str(error).splitlines() or [type(error).__name__])[0])
+        else:
+            log.warning("healthz: database unavailable: no answer within %g s", HEALTH_TIMEOUT_S)
+        return JSONResponse({"status": "unhealthy", "database": "unavailable"}, status_code=503,
+                            headers={"Retry-After": str(db.RETRY_AFTER_S)})
 
     # Where it listens is `spark-router serve`'s to say (SPARK_ROUTER_URL is where others reach it, maybe elsewhere).
     log.info("router app ready (database: %s)", engine.url.render_as_string(hide_password=True))

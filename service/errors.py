@@ -31,3 +31,8 @@ class Invalid(Exception):
     def __init__(self, message: str, loc: tuple = ("body",)):
         super().__init__(message)
         self.loc = list(loc)
+
+
+class Unavailable(Exception):
+    """The request lost a race it may win later (HTTP 503 with Retry-After, as for a database that is away): the
+    sender keeps what it sent and tries again."""

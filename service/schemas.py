@@ -8,6 +8,7 @@ their column's range, finite numbers, timestamps within the years 1-9999."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -22,6 +23,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from service.db.models import METRICS
 from service.routing.policy import parse_size
@@ -33,11 +35,25 @@ EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # No NUL (PostgreSQL text cannot hold it). A pattern also makes pydantic check that the text is valid Unicode:
 # a lone surrogate (half an emoji) fails as string_unicode.
 NO_NUL = r"^[^\x00]*$"
+# The one rule for the ids of apps and runs, wherever they come in (decisions, stage records, paths): letters,
+# digits and _ . : / @ -, at least one; so no empty id, no space, no control character.
+ID_PATTERN = r"^[A-Za-z0-9_.:/@-]+$"
+ID_RULE = "must be letters, digits and _ . : / @ - only (no space or control character), at least one"
 
 
 def text(max_length: int | None = None, **field) -> Any:
     """A text field the database can store: no NUL, valid Unicode, at most `max_length` characters."""
     return Field(pattern=NO_NUL, max_length=max_length, **field)
+
+
+def an_id(max_length: int, **field) -> Any:
+    """An app or run id: ID_PATTERN (at least one character), at most `max_length` characters."""
+    return Field(pattern=ID_PATTERN, max_length=max_length, **field)
+
+
+def is_id(value: str, max_length: int) -> bool:
+    """Whether `value` passes the rule of an_id (for ids the service derives itself)."""
+    return 0 < len(value) <= max_length and re.fullmatch(ID_PATTERN, value) is not None
 
 
 Int32 = Annotated[int, Field(strict=True, ge=-INT32_MAX - 1, le=INT32_MAX)]
@@ -102,8 +118,11 @@ def error_details(errors: list[dict]) -> list[dict]:
     details = []
     for error in errors[:50]:
         kind = error.get("type", "value_error")
-        if kind == "string_pattern_mismatch" and (error.get("ctx") or {}).get("pattern") == NO_NUL:
+        pattern = (error.get("ctx") or {}).get("pattern")
+        if kind == "string_pattern_mismatch" and pattern == NO_NUL:
             kind, msg = "string_nul", "must not contain NUL (\\u0000)"
+        elif kind == "string_pattern_mismatch" and pattern == ID_PATTERN:
+            msg = ID_RULE
         else:
             msg = MESSAGES.get(kind, error.get("msg", ""))
         detail = {"loc": [loc if isinstance(loc, int) else _readable(loc, 100) for loc in error.get("loc", ())],
@@ -134,8 +153,22 @@ class ErrorOut(BaseModel):
     detail: str
 
 
+# What a real stage attempt can have, generously: past it a record is quarantined (docs/ingest-protocol.md). Runs
+# sum many stages, so the sums are kept safe apart (they stop at 2^63 - 1; aggregates never overflow).
+MAX_STAGE_TASKS = INT32_MAX          # Spark counts a stage's tasks in an Int
+MAX_STAGE_MS = 10**15                # ~31,700 years of task time: a million cores busy for 30 years
+MAX_STAGE_BYTES = 2**60              # 1 EiB, a thousand times the petabytes of the largest jobs; records too
+STAGE_METRIC_BOUNDS = {name: MAX_STAGE_TASKS if name.startswith("num_") else MAX_STAGE_MS if name.endswith("_ms")
+                       else MAX_STAGE_BYTES for name in (*METRICS, "duration_ms", "median_task_duration_ms")}
+
+
+def _stage_metric(name: str) -> Any:
+    return Annotated[int, Field(strict=True, ge=0, le=STAGE_METRIC_BOUNDS[name])]
+
+
 # Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS.
-StageMetricValues = create_model("StageMetricValues", __base__=Strict, **{name: (NonNegative, 0) for name in METRICS})
+StageMetricValues = create_model("StageMetricValues", __base__=Strict,
+                                 **{name: (_stage_metric(name), 0) for name in METRICS})
 RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_attributes=True),
                                **{name: (int, ...) for name in METRICS})
 
@@ -143,8 +176,8 @@ RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_att
 class StageRecord(StageMetricValues):
     """One completed stage attempt, as the listener reports it (docs/ingest-protocol.md)."""
 
-    app_id: str | None = text(200, default=None)
-    run_id: str | None = text(100, default=None)
+    app_id: str | None = an_id(200, default=None)
+    run_id: str | None = an_id(100, default=None)
     connect_session_id: str | None = text(100, default=None)
     connect_operation_id: str | None = text(100, default=None)
     connect_user_id: str | None = text(200, default=None)
@@ -156,8 +189,8 @@ class StageRecord(StageMetricValues):
     failure_reason: str | None = text(default=None, description="Cut to 1,000 characters when stored.")
     submission_time_ms: EpochMs | None = None
     completion_time_ms: EpochMs | None = None
-    duration_ms: NonNegative | None = None
-    median_task_duration_ms: NonNegative = 0
+    duration_ms: _stage_metric("duration_ms") | None = None
+    median_task_duration_ms: _stage_metric("median_task_duration_ms") = 0
 
 
 class QuarantinedStage(BaseModel):
@@ -186,6 +219,18 @@ class StageBatch(Strict):
     @property
     def quarantined(self) -> list[QuarantinedStage]:
         return self._quarantined
+
+    def set_aside(self, reasons: dict[int, str]) -> None:
+        """Quarantine records found bad after validation (ingest's own checks), by their index in `stages`."""
+        if not reasons:
+            return
+        bad = {q.index for q in self._quarantined}
+        sent = [i for i in range(len(self.stages) + len(bad)) if i not in bad]  # index in what was sent
+        self._quarantined = sorted(
+            [*self._quarantined, *(QuarantinedStage(index=sent[i], reason=reason,
+                                                    record=self.stages[i].model_dump(mode="json", exclude_unset=True))
+                                   for i, reason in reasons.items())], key=lambda q: q.index)
+        self.stages = [record for i, record in enumerate(self.stages) if i not in reasons]
 
     @model_validator(mode="wrap")
     @classmethod
@@ -318,6 +363,8 @@ class AirflowContext(Strict):
 def _conf_value(value):
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError("finite_number", "Input should be a finite number")
     if isinstance(value, (int, float)):
         return str(value)
     return value
@@ -327,8 +374,7 @@ ConfValue = Annotated[str, BeforeValidator(_conf_value), text(10_000)]
 
 
 class DecisionRequest(Strict):
-    app_id: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:/@-]+$",
-                        description="Stable id of the app, e.g. etl.orders.")
+    app_id: str = an_id(200, description="Stable id of the app, e.g. etl.orders.")
     mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force it.")
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
     spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.[^\x00]*$", max_length=500)], ConfValue] = Field(
@@ -363,7 +409,17 @@ class DecisionOut(BaseModel):
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
 
 
+# "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
+_FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
+                      "then": {"required": ["failure_kind"],
+                               "properties": {"failure_kind": {"enum": ["connect", "app", "pending"]}}}}
+
+
 class RunEvent(Strict):
+    """What happened to a run. `failed` needs a `failure_kind` (the schema says so with if/then): without one, 422."""
+
+    model_config = ConfigDict(json_schema_extra=_FAILED_NEEDS_KIND)
+
     event: Literal["started", "succeeded", "failed", "cancelled"] = Field(
         description="cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or execution_timeout); "
                     "neither an app failure nor a Connect failure.")

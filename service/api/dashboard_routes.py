@@ -50,9 +50,10 @@ def get_restarts(session: SessionDep, server_id: ServerIdQuery = None, limit: Li
 
 
 @router.get("/quarantine")
-def get_quarantine(session: SessionDep, limit: Limit = 10) -> dict:
-    """How many stage records are quarantined (they could not be stored), and the newest with their reasons."""
-    return dashboard_queries.quarantine(session, limit)
+def get_quarantine(request: Request, session: SessionDep, limit: Limit = 10) -> dict:
+    """How many stage records are quarantined (they could not be stored), the newest with their reasons, and how
+    long they are kept."""
+    return dashboard_queries.quarantine(session, limit, request.app.state.settings.quarantine_retention_days)
 
 
 @router.get("/summary")
@@ -117,9 +118,18 @@ def _page_template() -> str:
     return (STATIC_DIR / "index.html").read_text().replace("__VERSION__", digest.hexdigest()[:10])
 
 
+# The pages load their script, style and data from this router only, and nothing inline runs: an injected
+# <script> or a javascript: URL would not, next to the API token the page keeps.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
+
+
 def _page(request: Request) -> HTMLResponse:
     root = html.escape(request.scope.get("root_path", "").rstrip("/"), quote=True)
-    return HTMLResponse(_page_template().replace("__ROOT__", root), headers={"Cache-Control": "no-cache"})
+    return HTMLResponse(_page_template().replace("__ROOT__", root),
+                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                                 "X-Content-Type-Options": "nosniff"})
 
 
 @pages.get("/")

@@ -15,14 +15,14 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from client_runtime.settings import Settings
-from service.schemas import INT64_MAX, NO_NUL
+from service.schemas import ID_PATTERN, INT64_MAX, NO_NUL
 
 _bearer = HTTPBearer(auto_error=False)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 # Which token opens which endpoints: "api" endpoints also take the admin token.
 TOKEN_SETTING = {"ingest": "SPARK_ROUTER_INGEST_TOKEN", "api": "SPARK_ROUTER_API_TOKEN",
-                 "admin": "SPARK_ROUTER_ADMIN_TOKEN"}
+                 "admin": "SPARK_ROUTER_ADMIN_TOKEN", "metrics": "SPARK_ROUTER_METRICS_TOKEN"}
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -65,11 +65,16 @@ async def require_admin_token(request: Request, credentials: Bearer) -> None:
     _check(request, credentials, "admin")
 
 
+async def require_metrics_token(request: Request, credentials: Bearer) -> None:
+    _check(request, credentials, "metrics")
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 
-# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their column).
-AppIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
-RunIdPath = Annotated[str, Path(max_length=100, pattern=NO_NUL)]
+# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their column),
+# app and run ids to the one rule of ids (schemas.ID_PATTERN).
+AppIdPath = Annotated[str, Path(max_length=200, pattern=ID_PATTERN)]
+RunIdPath = Annotated[str, Path(max_length=100, pattern=ID_PATTERN)]
 ServerIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 ServerIdQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]

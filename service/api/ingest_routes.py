@@ -16,12 +16,15 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["ingest"], dependencies=[Depen
 
 
 @router.post("/stages", response_model=IngestResult, responses=errors(*BODY))
-def post_stages(batch: StageBatch, session: SessionDep) -> IngestResult:
+def post_stages(batch: StageBatch, request: Request, session: SessionDep) -> IngestResult:
     """Store a batch of stage attempts; re-sent stage attempts are counted as duplicates, not stored twice.
     A stage record that cannot be stored (see Validation at the top of docs/api.md) is quarantined
     with its reason and counted; the others are stored. Only a bad envelope (server_id, spark_app_id, the list
-    itself) refuses the whole batch (422)."""
-    return observability.count_ingest(ingest_stages(session, batch))
+    itself) refuses the whole batch (422). A record naming a run of another app is quarantined too (a run
+    belongs to one app). 503 (Retry-After): the database is away or busy, or the batch lost a race to a concurrent
+    one; nothing of it was stored, send it again."""
+    retention = timedelta(days=request.app.state.settings.quarantine_retention_days)
+    return observability.count_ingest(ingest_stages(session, batch, retention))
 
 
 @router.post("/heartbeat", responses=errors(*BODY))

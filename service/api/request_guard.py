@@ -21,7 +21,9 @@ GUARDED_PREFIXES = (("/api/v1/ingest/", "ingest"), ("/api/v1/admin/", "admin"), 
 
 
 def token_for(path: str) -> str | None:
-    """Which token (ingest, admin, api) the path needs, or None for the open ones (pages, health, metrics)."""
+    """Which token (ingest, admin, api, metrics) the path needs, or None for the open ones (pages, health)."""
+    if path == "/metrics":
+        return "metrics"
     for prefix, which in GUARDED_PREFIXES:
         if path.startswith(prefix):
             return which

@@ -18,8 +18,9 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # Spark's task metrics as the listener reports them per stage attempt (docs/ingest-protocol.md), and how a run
 # combines its stages' values: the one list behind the tables, the API schemas and ingest.
@@ -36,6 +37,21 @@ METRICS = SUMMED_METRICS + MAX_METRICS
 IN_FLIGHT = ("decided", "running")
 # An app keeps its last successful runs' summaries for the policy's history window, at most this many.
 RECENT_RUNS_KEPT = 100
+
+
+BIGINT_MAX = 2**63 - 1
+
+
+def safe_sum(session: Session, column):
+    """sum() over a BigInteger column that never overflows: PostgreSQL sums bigints as numeric; SQLite's sum()
+    fails past 2^63 ("integer overflow"), its total() sums as a float (exact below 2^53)."""
+    return (func.sum if session.get_bind().dialect.name == "postgresql" else func.total)(column)
+
+
+def as_bigint(value) -> int:
+    """A sum as an int that stops at 2^63 - 1, as a run's own sums do: on both databases the same, and within
+    what clients read as a 64-bit integer."""
+    return min(int(value or 0), BIGINT_MAX)
 
 
 def utcnow() -> datetime:

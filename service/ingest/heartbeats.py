@@ -17,14 +17,17 @@ log = logging.getLogger(__name__)
 
 
 def url_with_scheme(url: str | None, schemes: tuple[str, ...], field: str, server_id: str) -> str | None:
-    """The URL if it has one of `schemes` and a host, else None (logged): the dashboard shows ui_url as a link,
-    next to the API token the browser keeps, and clients are sent to connect_url. A heartbeat with an odd URL
-    is still stored: refusing it would make a live server look down, and send every run standalone."""
+    """The URL, without surrounding whitespace, if it has one of `schemes` and a host and no whitespace or control
+    character within; else None (logged): the dashboard shows ui_url as a link, next to the API token the
+    browser keeps, and clients are sent to connect_url. A heartbeat with an odd URL is still stored: refusing it
+    would make a live server look down, and send every run standalone."""
     if url is None:
         return None
+    url = url.strip()
     try:
         parts = urlsplit(url)
-        usable = parts.scheme.lower() in schemes and bool(parts.hostname)
+        usable = (parts.scheme.lower() in schemes and bool(parts.hostname)
+                  and not any(char.isspace() or not char.isprintable() for char in url))
     except ValueError:
         usable = False
     if not usable:

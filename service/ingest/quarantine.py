@@ -17,8 +17,6 @@ from service.schemas import StageBatch
 
 log = logging.getLogger(__name__)
 
-# Quarantined records are for looking into a listener's odd data; older ones go as new ones arrive.
-RETENTION = timedelta(days=30)
 RECORD_CHARS = 4000  # of a record's JSON kept; the reason names the field
 
 
@@ -38,8 +36,10 @@ def _as_json(record) -> str:
         return json.dumps(f"<a {type(record).__name__} nested too deep to show>")
 
 
-def quarantine(session: Session, batch: StageBatch) -> None:
-    """Keep the batch's bad records (in the caller's transaction), each once per Spark application."""
+def quarantine(session: Session, batch: StageBatch, retention: timedelta) -> None:
+    """Keep the batch's bad records (in the caller's transaction), each once per Spark application. Quarantined
+    records are for looking into a listener's odd data: those older than `retention` (the setting
+    quarantine_retention_days) go as new ones arrive."""
     now = utcnow()
     rows = {}
     for bad in batch.quarantined:
@@ -53,7 +53,7 @@ def quarantine(session: Session, batch: StageBatch) -> None:
     session.execute(dialect_insert(session, QuarantinedRecord)
                     .on_conflict_do_nothing(index_elements=["spark_app_id", "digest"]),
                     [rows[digest] for digest in sorted(rows)])
-    session.execute(delete(QuarantinedRecord).where(QuarantinedRecord.received_at < now - RETENTION))
+    session.execute(delete(QuarantinedRecord).where(QuarantinedRecord.received_at < now - retention))
     first = batch.quarantined[0]
     log.warning("batch %s from %s (%s): %d stage record(s) quarantined, the rest stored; first: #%d %s",
                 batch.batch_id, batch.server_id, batch.spark_app_id, len(batch.quarantined), first.index,

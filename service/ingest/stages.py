@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from sqlalchemy import bindparam, func, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
+from service.db import engine as db
 from service.db.models import (
     MAX_METRICS,
     METRICS,
@@ -18,10 +20,11 @@ from service.db.models import (
     from_epoch_ms,
     utcnow,
 )
+from service.errors import Unavailable
 from service.history import lifecycle
 from service.history.apps import dialect_insert, mark_seen
 from service.ingest.quarantine import quarantine
-from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord
+from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord, is_id
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,8 @@ def attribution_from_user_id(record: StageRecord) -> StageRecord:
     user = record.connect_user_id or ""
     if record.app_id is None and user.startswith("router:") and user.count(":") >= 2:
         _, app_id, run_id = user.split(":", 2)
-        return record.model_copy(update={"app_id": app_id[:200], "run_id": run_id[:100]})
+        if is_id(app_id, 200) and is_id(run_id, 100):  # the one rule of ids; else the stage stays unattributed
+            return record.model_copy(update={"app_id": app_id, "run_id": run_id})
     return record
 
 
@@ -68,17 +72,25 @@ def _stage_row(batch: StageBatch, record: StageRecord) -> dict:
     return row
 
 
-def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
+def ingest_stages(session: Session, batch: StageBatch, quarantine_retention: timedelta) -> IngestResult:
     """Store a batch in one transaction. A stage attempt already stored (same Spark app id, stage id
-    and attempt) is skipped, so re-sent batches never double count. The records that cannot be stored
-    (set aside when the batch was validated) go to the quarantine, with their reasons."""
+    and attempt) is skipped, so re-sent batches never double count. The records that cannot be stored (set
+    aside when the batch was validated, and those naming another app's run) go to the quarantine, with their
+    reasons.
+
+    Rows are written in one order, whatever the order of the batch: stage attempts by their key, apps and runs by
+    their ids, so that concurrent batches holding the same stages wait for each other instead of deadlocking."""
+    records = [attribution_from_user_id(record) for record in batch.stages]
+    foreign, new_runs = _runs_of_other_apps(session, records, batch.spark_app_id)
+    batch.set_aside(foreign)
+    records = [record for i, record in enumerate(records) if i not in foreign]
     quarantined = len(batch.quarantined)
     if quarantined:
-        quarantine(session, batch)
-    if not batch.stages:
+        quarantine(session, batch, quarantine_retention)
+    if not records:
         session.commit()
         return IngestResult(accepted=0, duplicates=0, unattributed=0, quarantined=quarantined)
-    rows = [_stage_row(batch, attribution_from_user_id(record)) for record in batch.stages]
+    rows = sorted((_stage_row(batch, record) for record in records), key=lambda row: (row["stage_id"], row["attempt"]))
     per_run = _insert_new_stages(session, rows)  # what was new, summed per (app, run)
     accepted = sum(run["num_stages"] for run in per_run)
     unattributed = sum(run["num_stages"] for run in per_run if run["app_id"] is None)
@@ -90,6 +102,7 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
         session.execute(dialect_insert(session, Run).on_conflict_do_nothing(index_elements=["run_id"]),
                         [{"run_id": run["run_id"], "app_id": run["app_id"], "created_at": now,
                           "mode": "connect" if run["connect"] else "standalone"} for run in attributed])
+        _check_owners(session, [run for run in attributed if run["run_id"] in new_runs])
         _add_to_runs(session, attributed)
         lifecycle.refresh_late_metrics(session, [run["run_id"] for run in attributed])
     if unattributed:
@@ -100,6 +113,39 @@ def ingest_stages(session: Session, batch: StageBatch) -> IngestResult:
                  batch.batch_id, batch.server_id, unattributed)
     return IngestResult(accepted=accepted, duplicates=len(rows) - accepted, unattributed=unattributed,
                         quarantined=quarantined)
+
+
+def _runs_of_other_apps(session: Session, records: list[StageRecord], spark_app_id: str
+                        ) -> tuple[dict[int, str], set[str]]:
+    """The records (by index) that name a run of another app, with the reason; and the runs named that do not
+    exist yet. A run belongs to one app: the app it was decided for, or the first to send stages for it (in a
+    batch, the first record naming it), so a record naming app B with a run of app A is set aside, never added
+    to A's run."""
+    claims = [(i, record.app_id, run_id_for(record, spark_app_id)) for i, record in enumerate(records)
+              if record.app_id is not None]
+    if not claims:
+        return {}, set()
+    owners = dict(session.execute(select(Run.run_id, Run.app_id)
+                                  .where(Run.run_id.in_(sorted({run_id for _, _, run_id in claims})))).all())
+    new_runs = {run_id for _, _, run_id in claims} - set(owners)
+    reasons = {}
+    for i, app_id, run_id in claims:
+        owner = owners.setdefault(run_id, app_id)
+        if owner != app_id:
+            reasons[i] = f"run_id: run {run_id!r} belongs to app {owner!r}, not {app_id!r} (a run belongs to one app)"
+    return reasons, new_runs
+
+
+def _check_owners(session: Session, per_run: list[dict]) -> None:
+    """After the batch's new runs were created: a run that a concurrent batch created for another app in the
+    meantime (both saw no run) makes this batch a lost race, answered 503: sent again, its records naming that
+    run are quarantined by _runs_of_other_apps."""
+    if not per_run:
+        return
+    claimed = {run["run_id"]: run["app_id"] for run in per_run}
+    for run_id, owner in session.execute(select(Run.run_id, Run.app_id).where(Run.run_id.in_(sorted(claimed)))):
+        if owner != claimed[run_id]:
+            raise Unavailable(f"run {run_id!r} was created for app {owner!r} by a concurrent batch; retry")
 
 
 _COLUMNS = [c.name for c in StageMetric.__table__.columns if c.name != "id"]
@@ -134,23 +180,27 @@ def _insert_new_stages(session: Session, rows: list[dict]) -> list[dict]:
 
 
 def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
-    """PostgreSQL: COPY the batch into a temporary table, move the new attempts over and sum them in the same
-    statement. A multi-row INSERT would carry 40 parameters per row, which the driver rewrites on every
-    batch (several times slower)."""
-    cursor = session.connection().connection.dbapi_connection.cursor()
+    """PostgreSQL: COPY the batch into a temporary table, move the new attempts over (in key order) and sum them
+    in the same statement. A multi-row INSERT would carry 40 parameters per row, which the driver rewrites on
+    every batch (several times slower). The driver's errors come out as SQLAlchemy's, as from any statement:
+    a deadlock or a timeout is a 503, and a lost connection is dropped from the pool."""
+    connection = session.connection()
     names = ", ".join(_COLUMNS)
     now = utcnow()
-    # Per connection, made once: no constraints, emptied at every commit.
-    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_stages ON COMMIT DELETE ROWS AS "
-                   f"SELECT {names} FROM stage_metrics WITH NO DATA")
-    with cursor.copy(f"COPY incoming_stages ({names}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([now if name == "ingested_at" else row.get(name) for name in _COLUMNS])
-    cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM incoming_stages "
-                   f"ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING RETURNING *) {_per_run_sums('new', 'postgresql')}")
-    columns = [column.name for column in cursor.description]
-    summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
-    cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
+    with db.driver_errors(connection, "COPY incoming_stages"):
+        cursor = connection.connection.dbapi_connection.cursor()
+        # Per connection, made once: no constraints, emptied at every commit.
+        cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_stages ON COMMIT DELETE ROWS AS "
+                       f"SELECT {names} FROM stage_metrics WITH NO DATA")
+        with cursor.copy(f"COPY incoming_stages ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([now if name == "ingested_at" else row.get(name) for name in _COLUMNS])
+        cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM incoming_stages "
+                       f"ORDER BY stage_id, attempt ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING "
+                       f"RETURNING *) {_per_run_sums('new', 'postgresql')}")
+        columns = [column.name for column in cursor.description]
+        summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
     return _typed(summed)
 
 

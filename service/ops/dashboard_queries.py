@@ -22,7 +22,9 @@ from service.db.models import (
     Run,
     Server,
     StageMetric,
+    as_bigint,
     as_utc,
+    safe_sum,
     utcnow,
 )
 from service.history.lifecycle import run_duration_ms
@@ -148,9 +150,10 @@ def last_restarts(session: Session, server_ids: list[str]) -> dict[str, dict]:
 QUARANTINE_FIELDS = ("id", "received_at", "server_id", "spark_app_id", "app_id", "run_id", "reason")
 
 
-def quarantine(session: Session, limit: int = 10) -> dict:
-    """How many stage records are quarantined (could not be stored), and the newest ones with their reasons."""
-    return {"total": count_quarantined(session),
+def quarantine(session: Session, limit: int = 10, retention_days: float = 30) -> dict:
+    """How many stage records are quarantined (could not be stored), the newest ones with their reasons, and
+    how many days they are kept."""
+    return {"total": count_quarantined(session), "retention_days": retention_days,
             "recent": [{name: getattr(record, name) for name in QUARANTINE_FIELDS}
                        for record in list_quarantined(session, None, limit, 0)]}
 
@@ -208,7 +211,7 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         Run.created_at >= since, Run.mode == "connect", Run.status == "failed", Run.failure_kind == "connect"))
     cancelled = session.scalar(select(func.count()).where(Run.created_at >= since, Run.status == "cancelled"))
     in_flight = in_flight_runs(session, policy)
-    task_ms = dict(session.execute(select(Run.mode, func.coalesce(func.sum(Run.executor_run_time_ms), 0))
+    task_ms = dict(session.execute(select(Run.mode, safe_sum(session, Run.executor_run_time_ms))
                                    .where(Run.created_at >= since).group_by(Run.mode)).all())
     return {
         "days": days, "since": since, "policy_version": policy.full_version,
@@ -218,7 +221,7 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         "fallback_rate": round(fallbacks / connect, 4) if connect else None,
         "connect_failures": connect_failures, "app_failures": failures.get("app", 0), "cancelled": cancelled,
         "in_flight": {"connect": in_flight.get("connect", 0), "standalone": in_flight.get("standalone", 0)},
-        "task_time_ms": {mode: int(value) for mode, value in task_ms.items()},
+        "task_time_ms": {mode: as_bigint(value) for mode, value in task_ms.items()},
     }
 
 
@@ -257,9 +260,9 @@ def top_apps(session: Session, days: float, limit: int) -> list[dict]:
     since = utcnow() - timedelta(days=days)
     runs = (select(Run.app_id,
                    func.count().label("runs"),
-                   func.sum(Run.executor_run_time_ms).label("task_time_ms"),
-                   func.sum(Run.disk_spilled_bytes).label("disk_spilled_bytes"),
-                   func.sum(Run.shuffle_write_bytes).label("shuffle_write_bytes"),
+                   safe_sum(session, Run.executor_run_time_ms).label("task_time_ms"),
+                   safe_sum(session, Run.disk_spilled_bytes).label("disk_spilled_bytes"),
+                   safe_sum(session, Run.shuffle_write_bytes).label("shuffle_write_bytes"),
                    func.sum(case((Run.mode == "connect", 1), else_=0)).label("connect_runs"),
                    func.sum(case((Run.mode == "standalone", 1), else_=0)).label("standalone_runs"),
                    func.sum(case((Run.status == "failed", 1), else_=0)).label("failed_runs"),
@@ -277,9 +280,9 @@ def top_apps(session: Session, days: float, limit: int) -> list[dict]:
         decision = last.get(app.app_id)
         result.append({
             "app_id": app.app_id, "last_seen_at": app.last_seen_at,
-            "runs": figures["runs"] or 0, "task_time_ms": int(figures["task_time_ms"] or 0),
-            "disk_spilled_bytes": int(figures["disk_spilled_bytes"] or 0),
-            "shuffle_write_bytes": int(figures["shuffle_write_bytes"] or 0),
+            "runs": figures["runs"] or 0, "task_time_ms": as_bigint(figures["task_time_ms"]),
+            "disk_spilled_bytes": as_bigint(figures["disk_spilled_bytes"]),
+            "shuffle_write_bytes": as_bigint(figures["shuffle_write_bytes"]),
             "connect_runs": int(figures["connect_runs"] or 0), "standalone_runs": int(figures["standalone_runs"] or 0),
             "failed_runs": int(figures["failed_runs"] or 0), "fallbacks": int(figures["fallbacks"] or 0),
             "last_run_at": as_utc(figures["last_run_at"]),

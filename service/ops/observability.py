@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,40 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
+
+# ---------------------------------------------------------------------------------------------------- logs
+
+# Control characters (C0, DEL, C1) and Unicode's line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+
+def one_line(message: str) -> str:
+    """A log message as one line: control characters escaped (a newline as \\n), so that text from a request (a
+    heartbeat's server_id, an app id) can never make a line of its own that looks like the router's."""
+    message = message.rstrip("\r\n")  # a message that ends its own line (uvicorn's) keeps the one line it has
+    return _CONTROL.sub(_escape, message) if _CONTROL.search(message) else message
+
+
+class OneLineLogRecord(logging.LogRecord):
+    """Every log record of the process: its message (format and arguments together) is one line. Tracebacks
+    (exc_info) are formatted apart and keep their lines."""
+
+    def getMessage(self) -> str:
+        return one_line(super().getMessage())
+
+
+def one_line_log_records() -> None:
+    """Make every log record of this process one line, whatever handler or formatter writes it: once, here,
+    rather than at each call that logs what a client sent."""
+    if logging.getLogRecordFactory() is logging.LogRecord:
+        logging.setLogRecordFactory(OneLineLogRecord)
+
 
 # ------------------------------------------------------------------------------------------------ metrics
 
@@ -199,7 +234,8 @@ class DatabaseCollector:
         in_flight = GaugeMetricFamily("spark_router_runs_in_flight", "Runs decided or running, not yet "
                                       "reported finished, by mode.", labels=["mode"])
         quarantined = GaugeMetricFamily("spark_router_quarantined_records", "Stage records kept aside because "
-                                        "they cannot be stored (GET /api/v1/quarantine), of the last 30 days.")
+                                        "they cannot be stored (GET /api/v1/quarantine), within their retention "
+                                        "(SPARK_ROUTER_QUARANTINE_RETENTION_DAYS).")
         pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field, text in (
             ("in_flight_cores", "Predicted cores of the Connect runs in flight on the server."),
             ("capacity_cores", "Cores the server can give concurrent runs, as placement counts them."),
@@ -257,13 +293,15 @@ def metrics_text(app: FastAPI) -> bytes:
     return generate_latest(registry) + generate_latest(app.state.metrics_registry)
 
 
-def install(app: FastAPI) -> None:
-    """Sentry (when SENTRY_DSN is set), the request metrics middleware and ``GET /metrics``. Call it before
-    the routers are included: routes created after ``sentry_sdk.init`` get its request details."""
+def install(app: FastAPI, metrics_dependencies: list | None = None) -> None:
+    """One-line log records, Sentry (when SENTRY_DSN is set), the request metrics middleware and ``GET /metrics``
+    (behind `metrics_dependencies`: its token). Call it before the routers are included: routes created after
+    ``sentry_sdk.init`` get its request details."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response
 
+    one_line_log_records()
     sentry = init_sentry("service")
     _metrics()
     app.state.metrics_registry = CollectorRegistry(auto_describe=False)
@@ -274,6 +312,7 @@ def install(app: FastAPI) -> None:
         """Prometheus metrics (text exposition format)."""
         return Response(await run_in_threadpool(metrics_text, app), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False,
+                      dependencies=metrics_dependencies or [])
     if sentry:
         log.info("Sentry error reporting on (component=service)")

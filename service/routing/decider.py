@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime.settings import Settings
+from service.db import engine as db
 from service.db.models import App, Decision, Run, utcnow
 from service.errors import Conflict
 from service.history import lifecycle
@@ -211,8 +212,9 @@ class DecisionBatcher:
                 try:
                     results = await run_in_threadpool(self._decide, requests)
                 except Exception as exc:  # noqa: BLE001 - the database failed the batch
-                    if len(batch) == 1:
-                        results = [exc]
+                    if len(batch) == 1 or (db.is_transient(exc) and not db.lost_a_race(exc)):
+                        # The database is away or too slow: each on its own would wait as long, one after another.
+                        results = [exc] * len(batch)
                     else:  # one request's failure must not be its neighbours': each is decided on its own
                         log.warning("a batch of %d decisions failed (%s); deciding each on its own", len(batch),
                                     str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
@@ -248,7 +250,10 @@ class DecisionBatcher:
             try:
                 [result] = self._decide([request])
             except Exception as exc:  # this request's own failure, for it alone
-                log.exception("no decision for app %s", request.app_id)
+                if db.is_transient(exc):  # answered 503; not a bug to trace
+                    log.warning("no decision for app %s: %s", request.app_id, str(exc).splitlines()[0])
+                else:
+                    log.exception("no decision for app %s", request.app_id)
                 result = exc
             results.append(result)
         return results

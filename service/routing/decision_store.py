@@ -12,6 +12,7 @@ its health, drain flag, latest executor figures and the predicted load of the Co
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy import Connection, and_, bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from service.db import engine as db
 from service.db.models import App, Decision, Heartbeat, Run, Server, as_utc
 from service.history.queries import connect_in_flight
 from service.routing import rules
@@ -125,8 +127,12 @@ FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 """
 
 
+@contextmanager
 def _cursor(connection: Connection):
-    return connection.connection.driver_connection.cursor(row_factory=namedtuple_row)
+    """A cursor of the driver itself, whose errors come out as SQLAlchemy's (a timeout or a deadlock: 503)."""
+    with db.driver_errors(connection, "decisions"), \
+            connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+        yield cursor
 
 
 def _read_postgresql(connection, app_ids, default, now, since, decided_since) -> BatchState:

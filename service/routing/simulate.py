@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import App, Run, utcnow
+from service.db.models import App, Run, as_bigint, safe_sum, utcnow
 from service.routing import rules
 from service.routing.decider import aggregates
 from service.routing.policy import Policy
@@ -25,7 +25,7 @@ def routine_mode(app: rules.AppAggregates, policy: Policy, now) -> rules.Verdict
 def simulate(session: Session, current: Policy, candidate: Policy, days: int) -> dict:
     now = utcnow()
     recent = {app_id: (runs, task_ms) for app_id, runs, task_ms in session.execute(
-        select(Run.app_id, func.count(), func.coalesce(func.sum(Run.executor_run_time_ms), 0))
+        select(Run.app_id, func.count(), safe_sum(session, Run.executor_run_time_ms))
         .where(Run.created_at >= now - timedelta(days=days)).group_by(Run.app_id))}
     apps, totals = [], {"apps": 0, "apps_moving": 0, "runs_moving": 0, "task_hours_moving": 0.0,
                         "runs_to_connect": 0, "runs_to_standalone": 0,
@@ -34,7 +34,7 @@ def simulate(session: Session, current: Policy, candidate: Policy, days: int) ->
         facts = aggregates(app)
         today, tomorrow = routine_mode(facts, current, now), routine_mode(facts, candidate, now)
         runs, task_ms = recent.get(app.app_id, (0, 0))
-        task_hours = round(int(task_ms) / 3_600_000, 4)  # PostgreSQL sums bigints as numeric
+        task_hours = round(as_bigint(task_ms) / 3_600_000, 4)
         apps.append({"app_id": app.app_id, "current_mode": today.mode, "current_rule": today.reasons[0].rule,
                      "candidate_mode": tomorrow.mode, "candidate_rule": tomorrow.reasons[0].rule,
                      "runs": runs, "task_hours": task_hours})

@@ -39,6 +39,8 @@
       if (value === null || value === undefined || value === false) continue;
       if (key === "href" && !safeHref(value)) continue;
       if (key === "text") node.textContent = value;
+      // Through the CSSOM: the page's Content-Security-Policy allows no inline style attribute.
+      else if (key === "style") node.style.cssText = value;
       else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
       else node.setAttribute(key, value === true ? "" : value);
     }
@@ -543,7 +545,7 @@
         { title: "Message", cell: (r) => h("span", { class: "muted", text: r.message || "" }) },
       ], restarts, { testid: "restarts", empty: "No restart recorded (spark-router restart-server records each one)." })),
       section("Quarantined stage records", h("span", { class: "muted", "data-testid": "quarantine-total",
-        text: `${num(quarantine.total)} in the last 30 days · GET /api/v1/quarantine lists them` }), table([
+        text: `${num(quarantine.total)} in the last ${num(quarantine.retention_days)} days · GET /api/v1/quarantine lists them` }), table([
         { title: "Received", cls: "nowrap", cell: (q) => time(q.received_at, true) },
         { title: "Server", cell: (q) => h("span", { class: "mono", text: q.server_id }) },
         { title: "App", cell: (q) => q.app_id ? h("span", { class: "mono", text: q.app_id }) : h("span", { class: "muted", text: "–" }) },

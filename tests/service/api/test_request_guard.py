@@ -24,7 +24,7 @@ from tests.support import RouterProcess
 MB = 1 << 20
 TOKEN = "ingest-s3cret"
 DEPENDENCY_TOKEN = {deps.require_ingest_token: "ingest", deps.require_api_token: "api",
-                    deps.require_admin_token: "admin"}
+                    deps.require_admin_token: "admin", deps.require_metrics_token: "metrics"}
 
 
 def test_the_guard_asks_for_the_token_the_routes_ask_for():
@@ -117,7 +117,8 @@ def test_a_batch_of_10000_stage_records_fits_the_default_limit(tmp_path):
                      connect_operation_id="7a8b9c0d-1e2f-3a4b-5c6d-7e8f9a0b1c2d",
                      connect_user_id="router:team-analytics.etl.orders_daily:run-20261202-0123456789ab",
                      name="collect at /opt/apps/team-analytics/etl/orders_daily.py:123",
-                     **{metric: 123_456_789_012 for metric in METRICS}) for i in range(10_000)]
+                     **{metric: 1_234_567_890 if metric.startswith("num_") else 123_456_789_012
+                        for metric in METRICS}) for i in range(10_000)]
     app = create_app(settings)
     try:
         with TestClient(app) as client:

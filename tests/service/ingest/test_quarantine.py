@@ -147,16 +147,17 @@ def test_quarantine_is_counted_in_metrics_and_listed_by_server(client):
 
 
 def test_run_totals_stop_at_the_bigint_instead_of_overflowing(client):
-    """Stored values each within a BigInteger can still sum past it: the run's total stops at 2^63-1."""
-    near = INT64_MAX - 5
+    """Stage values each within their bound (1 EiB of shuffle, issue 20) still sum past a BigInteger over a
+    run's stages, within a batch and across batches: the run's total stops at 2^63-1."""
+    most = 2**60
     first = client.post("/api/v1/ingest/stages", json=tenant_batch({}, others=0) | {
-        "stages": [stage(1, executor_run_time_ms=near), stage(2, executor_run_time_ms=near)]})
-    assert first.status_code == 200, first.text
+        "stages": [stage(i, shuffle_write_bytes=most) for i in range(1, 6)]})
+    assert first.json()["accepted"] == 5, first.text
     second = client.post("/api/v1/ingest/stages", json=tenant_batch({}, others=0) | {
-        "stages": [stage(3, executor_run_time_ms=near)]})
-    assert second.status_code == 200, second.text
+        "stages": [stage(i, shuffle_write_bytes=most) for i in range(6, 10)]})
+    assert second.json()["accepted"] == 4, second.text
     [run] = runs_of(client, "etl.orders")
-    assert run["num_stages"] == 3 and run["executor_run_time_ms"] == INT64_MAX
+    assert run["num_stages"] == 9 and run["shuffle_write_bytes"] == INT64_MAX
 
 
 @pytest.mark.parametrize("envelope, field", [

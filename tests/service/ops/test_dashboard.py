@@ -300,11 +300,15 @@ def test_pages_in_headless_chromium(served, tmp_path):
         browser = playwright.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
-            errors = []
+            errors, refused = [], []
             page.on("pageerror", lambda error: errors.append(str(error)))
+            # What the page's Content-Security-Policy refuses, Chromium says on the console (issue 20).
+            page.on("console", lambda message: refused.append(message.text)
+                    if "Content Security Policy" in message.text else None)
 
             # The page loads without a token, then asks for one; the token unlocks the data.
-            page.goto(f"{process.url}/")
+            answer = page.goto(f"{process.url}/")
+            assert "script-src 'self'" in answer.headers["content-security-policy"]
             page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
             assert page.is_visible("#token-panel")
             page.fill("#token-input", token)
@@ -331,6 +335,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert page.locator("[data-testid=recent-row]").count() == 10
             assert "cores in flight" in page.inner_text("[data-testid=load]")
             assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
+            # Widths set from data still apply under the policy (through the CSSOM, not a style attribute).
+            assert page.locator("[data-testid=apps-row] .bar").first.evaluate("n => n.getBoundingClientRect().width") > 0
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")
@@ -355,7 +361,7 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "fallback" in page.inner_text("[data-testid=decision]")
             assert "server gone" in page.inner_text("[data-testid=reasons]")
             assert page.locator("[data-testid=stages-row]").count() == 1
-            assert errors == []
+            assert errors == [] and refused == []
         finally:
             browser.close()
     for name in ("dashboard.png", "app.png"):
