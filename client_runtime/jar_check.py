@@ -1,10 +1,10 @@
 """The compatibility check of a JVM app: what in a jar's class files cannot work on Spark Connect.
 
-A class file names every class, field and method it uses in its constant pool; its methods' bytecode says which
-method uses which, and their line number tables at which source line. A reference to the SparkContext, the RDD
-API, the session's internals (``sessionState``, ``sharedState``, ``sqlContext``) or Spark's classic
-implementation cannot work in a Connect client. Found from the bytecode, this works the same for Java and Scala
-(or any JVM language) without their compilers.
+A class file names every class, field and method it uses in its constant pool; its methods' bytecode says
+which method uses which, and their line number tables at which source line. A reference to the SparkContext,
+the RDD API, the session's internals (``sessionState``, ``sharedState``, ``sqlContext``) or Spark's classic
+implementation cannot work in a Connect client. Found from the bytecode, this works the same for Java and
+Scala (or any JVM language) without their compilers.
 """
 
 from __future__ import annotations
@@ -465,7 +465,8 @@ def _manifest_main_class(archive: zipfile.ZipFile) -> str | None:
 
 
 def main_class_in(manifest: str) -> str | None:
-    """The Main-Class a jar manifest names, if any. Lines wrap at 72 bytes; a continuation starts with a space."""
+    """The Main-Class a jar manifest names, if any. Lines wrap at 72 bytes; a continuation starts with a
+    space."""
     for line in manifest.replace("\r\n", "\n").replace("\n ", "").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "main-class" and value.strip():

@@ -21,7 +21,8 @@ KILL_GRACE_S = 10.0
 class Outcome:
     exit_code: int
     tail: list[str]              # the last lines of output, for failure classification and reports
-    stopped_because: str | None  # why we stopped it (timeout, server gone, cancelled), None if it ended itself
+    # why we stopped it (timeout, server gone, cancelled), None if it ended itself
+    stopped_because: str | None
 
 
 class AppProcess:

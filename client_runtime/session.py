@@ -7,7 +7,8 @@ The launcher (`spark-router run`) says which mode through the environment:
 
 - ``SPARK_ROUTER_MODE``: ``connect`` or ``standalone`` (unset: standalone, i.e. plain ``spark-submit``);
 - ``SPARK_ROUTER_CONNECT_URL``: the server to connect to (connect mode);
-- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``, ``spark.router.runId``, …);
+- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``,
+  ``spark.router.runId``, …);
 - ``SPARK_ROUTER_ARTIFACTS``: ``os.pathsep``-separated Python files/zips to ship to the server, so the app's
   own modules (and the UDFs in them) work server-side;
 - ``SPARK_ROUTER_CONNECT_TIMEOUT_S``: how long the client may retry an unreachable server (default 30 s).
@@ -51,8 +52,8 @@ def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEF
     session.client.set_retry_policies([bounded_retry_policy(retry_budget_s)])
     ConnectSession._set_default_and_active_session(session)
     if confs:
-        # Silent: a conf the server refuses per session (a static one) is logged, not fatal; the policy already
-        # sends runs that need such confs standalone.
+        # Silent: a conf the server refuses per session (a static one) is logged, not fatal; the policy
+        # already sends runs that need such confs standalone.
         session.conf._set_all(configs=confs, silent=True)
     return session
 
@@ -95,5 +96,6 @@ def get_session(app_name: str | None = None):
 
 
 def _stop_quietly(spark) -> None:
-    with contextlib.suppress(Exception):  # the server may be gone already; exiting must not fail because of it
+    with contextlib.suppress(Exception):
+        # the server may be gone already; exiting must not fail because of it
         spark.stop()

@@ -34,5 +34,5 @@ class Invalid(Exception):
 
 
 class Unavailable(Exception):
-    """The request lost a race it may win later (HTTP 503 with Retry-After, as for a database that is away): the
-    sender keeps what it sent and tries again."""
+    """The request lost a race it may win later (HTTP 503 with Retry-After, as for a database that is away):
+    the sender keeps what it sent and tries again."""

@@ -112,8 +112,8 @@ def jvm_apps(tmp_path_factory) -> JvmApps:
     settings = Settings()
     examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
     jar = tmp_path_factory.mktemp("jvm-apps") / "apps.jar"
-    # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the SparkContext
-    # needs every Spark jar (`classpath --all`).
+    # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the
+    # SparkContext needs every Spark jar (`classpath --all`).
     compile_jar(jar, [examples / "LightAggregation.java", REPO / "tests" / "apps" / "jvm" / "SlowUdf.java"],
                 jvm.compile_classpath(settings))
     compile_jar(jar, [examples / "UsesSparkContext.java"], jvm.classic_classpath(settings))
@@ -124,8 +124,8 @@ SECOND_SERVER_ID = "connect-test-b"
 
 
 class SecondConnectServer:
-    """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the session's
-    router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
+    """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the
+    session's router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
 
     def __init__(self, settings: Settings, router):
         from service.ops import connect_server

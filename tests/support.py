@@ -48,7 +48,8 @@ class RouterProcess:
 
     def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None,
                  workers: int | None = None):
-        self.workers = workers  # None: `spark-router serve`; N: `spark-router serve --workers N`, as in production
+        # None: `spark-router serve`; N: `spark-router serve --workers N`, as in production
+        self.workers = workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = state_dir / f"router-{self.port}.log"
@@ -102,8 +103,8 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
 
 
 def compile_jar(jar: Path, sources: list[Path], classpath: list[Path], main_class: str | None = None) -> Path:
-    """javac the sources against classpath into jar (Main-Class main_class, if given): how the tests build JVM apps,
-    with no build tool and no Spark in the jar."""
+    """javac the sources against classpath into jar (Main-Class main_class, if given): how the tests build JVM
+    apps, with no build tool and no Spark in the jar."""
     java = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
     classes = jar.parent / f"{jar.stem}-classes"
     classes.mkdir(parents=True, exist_ok=True)
@@ -120,8 +121,8 @@ def compile_jar(jar: Path, sources: list[Path], classpath: list[Path], main_clas
 
 
 def server_env(router, connect_server, state_dir, **extra: str) -> dict:
-    """The environment of a `spark-router` command (run, restart-server) against the session's router and Connect
-    server, without the Connect client variables of the test process."""
+    """The environment of a `spark-router` command (run, restart-server) against the session's router and
+    Connect server, without the Connect client variables of the test process."""
     settings = connect_server.settings
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_STATE_DIR": str(state_dir),

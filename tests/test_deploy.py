@@ -275,7 +275,8 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
     assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
     assert router["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(env_of(router)["WEB_CONCURRENCY"]["value"]) >= 2
-    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the router's).
+    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the
+    # router's).
     limits = {name: env_of(router)[f"SPARK_ROUTER_{name.upper()}"]["value"]
               for name in ("header_read_timeout_s", "body_read_timeout_s", "max_connections")}
     settings = Settings(**limits)
@@ -691,8 +692,9 @@ def test_images_install_what_the_project_declares():
     assert [r for r in reqs if r.startswith("pyspark")] == ["pyspark-client==4.2.0"]
     client = (DOCKER / "client.Dockerfile").read_text()
     assert "-r docker/client/requirements.txt" in client and '".[client]"' not in client
-    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect client
-    # with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one stays default.
+    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect
+    # client with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one
+    # stays default.
     from client_runtime import jvm
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
@@ -942,7 +944,8 @@ def test_router_image_command_serves_the_rendered_policy(production, tmp_path):
         body = response.json()
         assert body["policy_version"].startswith("prod-2026-11+")
         assert body["policy"]["server"]["max_executors"] == 50
-        # Every worker closes a connection that sends no whole request head in time (the slowloris probe).
+        # Every worker closes a connection that sends no whole request head in time (the slowloris
+        # probe).
         started = time.monotonic()
         slow = [socket.create_connection(("127.0.0.1", int(port)), timeout=15) for _ in range(8)]
         for sock in slow:

@@ -14,8 +14,8 @@ import pytest
 from tests.support import REPO
 
 COMPONENTS = ("service", "client_runtime", "airflow_plugins")
-# Which packages of service/ each may import, besides db, errors and schemas (shared by all): ingest writes the
-# history, routing reads it, the API calls them all.
+# Which packages of service/ each may import, besides db, errors and schemas (shared by all): ingest writes
+# the history, routing reads it, the API calls them all.
 SERVICE_PACKAGES = {
     "ingest": {"history"},
     "history": set(),

@@ -67,7 +67,8 @@ with DAG(
     )
 
     # A JVM app: the same light aggregation from a jar, with a Java UDF. On Connect it runs as a JVM Connect
-    # client (the session helper adds the jar to the session for the UDF); standalone with spark-submit --class.
+    # client (the session helper adds the jar to the session for the UDF); standalone with spark-submit
+    # --class.
     jvm_light = SparkRouterOperator(
         task_id="jvm_light_aggregation",
         application=JAR,

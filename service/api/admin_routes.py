@@ -44,9 +44,9 @@ pool_router = APIRouter(prefix="/api/v1", tags=["servers"], dependencies=[Depend
 
 @pool_router.get("/pool", response_model=list[PoolServerOut])
 def get_pool(request: Request, session: SessionDep) -> list[dict]:
-    """The pool of Connect servers as placement sees it, the default server first: health, drain flag, capacity,
-    and the predicted cores and runs in flight on each. A Connect run goes to the available one with the most
-    free cores."""
+    """The pool of Connect servers as placement sees it, the default server first: health, drain flag,
+    capacity, and the predicted cores and runs in flight on each. A Connect run goes to the available one with
+    the most free cores."""
     state = request.app.state
     return pool.pool_status(session, state.policies.get(), state.settings)
 

@@ -71,8 +71,8 @@ async def require_metrics_token(request: Request, credentials: Bearer) -> None:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
-# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their column),
-# app and run ids to the one rule of ids (schemas.ID_PATTERN).
+# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their
+# column), app and run ids to the one rule of ids (schemas.ID_PATTERN).
 AppIdPath = Annotated[str, Path(max_length=200, pattern=ID_PATTERN)]
 RunIdPath = Annotated[str, Path(max_length=100, pattern=ID_PATTERN)]
 ServerIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]

@@ -1,19 +1,20 @@
-"""How `spark-router serve` runs the router: uvicorn, with what uvicorn lacks for clients that are slow on purpose.
+"""How `spark-router serve` runs the router: uvicorn, with what uvicorn lacks for clients that are slow on
+purpose.
 
 uvicorn has no header-read timeout (its keep-alive timeout stops at the first byte of the next request), never
 times out a body the application did not wait for (after an early 401 or 413), and holds any number of
-connections. So a client sending a request a byte at a time kept its connection, and a file handle, for as long as
-it liked (issue 20). Here, per connection:
+connections. So a client sending a request a byte at a time kept its connection, and a file handle, for as
+long as it liked (issue 20). Here, per connection:
 
-- a whole request head must arrive within SPARK_ROUTER_HEADER_READ_TIMEOUT_S of the connection's opening or of the
-  end of the previous answer (else 408 if part of one came, and the connection is closed), and be at most
+- a whole request head must arrive within SPARK_ROUTER_HEADER_READ_TIMEOUT_S of the connection's opening or of
+  the end of the previous answer (else 408 if part of one came, and the connection is closed), and be at most
   MAX_HEAD_BYTES (else 431);
 - a body must arrive within SPARK_ROUTER_BODY_READ_TIMEOUT_S of its head: the request guard answers 408 to an
-  application still waiting for it (service/api/request_guard.py), and a connection whose answer went out before
-  its body ended is closed;
-- a worker holds at most SPARK_ROUTER_MAX_CONNECTIONS: a new connection past it closes the one idle the longest
-  (waiting for a request, or answered with its body still coming), so a crowd of slow clients never keeps a
-  well-behaved one out; if every connection has a request in progress, the new one is answered 503.
+  application still waiting for it (service/api/request_guard.py), and a connection whose answer went out
+  before its body ended is closed;
+- a worker holds at most SPARK_ROUTER_MAX_CONNECTIONS: a new connection past it closes the one idle the
+  longest (waiting for a request, or answered with its body still coming), so a crowd of slow clients never
+  keeps a well-behaved one out; if every connection has a request in progress, the new one is answered 503.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from client_runtime.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# A request head (request line and headers) larger than this is refused (431): the head is held in memory whole.
+# A request head (request line and headers) larger than this is refused (431): the head is held in memory
+# whole.
 MAX_HEAD_BYTES = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,8 +44,8 @@ def _answer(status: str, detail: str, extra: str = "") -> bytes:
 
 
 class _EveryFewSeconds:
-    """One log line per interval for events that come in crowds (a slowloris run opens thousands of connections),
-    with how many there were since the last line."""
+    """One log line per interval for events that come in crowds (a slowloris run opens thousands of
+    connections), with how many there were since the last line."""
 
     def __init__(self, message: str, interval_s: float = 10):
         self.message, self.interval_s = message, interval_s
@@ -81,7 +83,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # makes room for a new connection at the cap.
         self.idle_since: float | None = None
         self.head_timer = None
-        self.head_bytes: int | None = 0  # received while waiting for a head; None from its end to the request's
+        # received while waiting for a head; None from its end to the request's
+        self.head_bytes: int | None = 0
         self.body_timer = None
 
     def connection_made(self, transport) -> None:
@@ -155,14 +158,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         super().on_message_complete()
         if self.cycle is not None and self.cycle.response_complete and not self.transport.is_closing():
-            self._arm_head_timer()  # answered before its body ended: now the connection waits for the next one
+            # answered before its body ended: now the connection waits for the next one
+            self._arm_head_timer()
 
     def _body_timed_out(self) -> None:
         self.body_timer = None
         _body_timeouts(self.loop.time(), f"{self.body_timeout_s:g}")
         if self.cycle is None or self.cycle.response_complete:
             self._close(answer_408=False)
-        else:  # the request guard answers 408 to an application waiting for the body; then the connection closes
+        else:
+            # the request guard answers 408 to an application waiting for the body; then the connection closes
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
@@ -189,8 +194,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 
 def log_config(level: str) -> dict:
-    """uvicorn's logging, and the router's own loggers at `level` in every worker (a worker process starts with
-    no logging configured)."""
+    """uvicorn's logging, and the router's own loggers at `level` in every worker (a worker process starts
+    with no logging configured)."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["router"] = {"format": LOG_FORMAT}
     config["handlers"]["router"] = {"class": "logging.StreamHandler", "formatter": "router",

@@ -123,7 +123,8 @@ class App(Base):
     last_connect_failure_at: Mapped[datetime | None] = mapped_column()
     last_connect_success_at: Mapped[datetime | None] = mapped_column()
     retry_granted_at: Mapped[datetime | None] = mapped_column()
-    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at most.
+    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at
+    # most.
     recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
 
@@ -150,7 +151,8 @@ class Run(MetricColumns, Base):
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
+    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default
+    # server's).
     server_id: Mapped[str | None] = mapped_column(String(200))
     dag_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
@@ -285,8 +287,8 @@ class Restart(Base):
 
 
 class QuarantinedRecord(Base):
-    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
-    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out
+    of range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
     a record is kept once per Spark application (by the digest of its JSON)."""
 
     __tablename__ = "quarantined_records"
@@ -300,7 +302,8 @@ class QuarantinedRecord(Base):
     app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
     run_id: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text)
-    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    # the record as JSON (escaped: storable whatever it holds), cut short
+    record: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
 
     __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)

@@ -73,7 +73,8 @@ def list_servers(session: Session, kind: str = "connect") -> list[Server]:
 
 
 def is_connect_server(session: Session, server_id: str, default_server_id: str) -> bool:
-    """A Connect server the router knows (from its heartbeats), or the default one (SPARK_ROUTER_CONNECT_SERVER_ID)."""
+    """A Connect server the router knows (from its heartbeats), or the default one
+    (SPARK_ROUTER_CONNECT_SERVER_ID)."""
     return server_id == default_server_id or session.scalar(
         select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")) > 0
 

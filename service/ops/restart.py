@@ -1,10 +1,10 @@
-"""`spark-router restart-server`: the drained daily restart of a Connect server, or of every server of the pool
-one at a time (`--rolling`).
+"""`spark-router restart-server`: the drained daily restart of a Connect server, or of every server of the
+pool one at a time (`--rolling`).
 
 Drain (new runs go to the other servers, or standalone when there is none), wait until no client work is left,
 restart through a backend, wait until the server answers a warm-up query and its listener reports again,
-undrain. Past the window, skip (default) or force. A rolling restart never drains the last server that can take
-runs. Every attempt is recorded in the router with its timings.
+undrain. Past the window, skip (default) or force. A rolling restart never drains the last server that can
+take runs. Every attempt is recorded in the router with its timings.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ class NoOtherServer(RestartError):
 def server_settings(settings: Settings, server_id: str, connect_url: str | None = None) -> Settings:
     """The settings that restart server `server_id` of the pool: the local backend's state dir and ports (see
     connect_server.member_settings), its Connect URL (for the warm-up: what the router has from its listener),
-    its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's: SPARK_ROUTER_KUBERNETES_DEPLOYMENT),
-    the restart command with {server_id} filled in. SPARK_ROUTER_CONNECT_UI_URL is the default server's: another
-    one's idleness is read through the UI its listener reports."""
+    its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's:
+    SPARK_ROUTER_KUBERNETES_DEPLOYMENT), the restart command with {server_id} filled in.
+    SPARK_ROUTER_CONNECT_UI_URL is the default server's: another one's idleness is read through the UI its
+    listener reports."""
     member = connect_server.member_settings(settings, server_id)
     default = server_id == settings.connect_server_id
     update = {"connect_url": connect_url or (settings.connect_url if default else
@@ -207,8 +208,9 @@ BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": Kube
 class RestartCoordinator:
     def __init__(self, settings: Settings, admin: AdminClient, backend, progress: Callable[[str], None] = print,
                  rest: Callable[[str], list[str]] = rest_activity, guard: Callable[[], None] | None = None):
-        """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server drains;
-        raises NoOtherServer when the restart must not go on (the server is undrained, the restart skipped)."""
+        """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server
+        drains; raises NoOtherServer when the restart must not go on (the server is undrained, the restart
+        skipped)."""
         self.settings, self.admin, self.backend, self.progress = settings, admin, backend, progress
         self.server_id = settings.connect_server_id
         self.rest = rest
@@ -289,8 +291,8 @@ class RestartCoordinator:
             time.sleep(min(self.settings.restart_poll_s, max(0.1, deadline - time.monotonic())))
 
     def _ui_url(self, activity: dict) -> str:
-        """SPARK_ROUTER_CONNECT_UI_URL when set; else the UI the server's listener reports (the port the server
-        really runs on); else http://127.0.0.1:<SPARK_ROUTER_CONNECT_UI_PORT>."""
+        """SPARK_ROUTER_CONNECT_UI_URL when set; else the UI the server's listener reports (the port the
+        server really runs on); else http://127.0.0.1:<SPARK_ROUTER_CONNECT_UI_PORT>."""
         reported = (activity.get("server") or {}).get("ui_url")
         return (self.settings.connect_ui_url or reported or self.settings.resolved_connect_ui_url).rstrip("/")
 
@@ -322,11 +324,11 @@ class RestartCoordinator:
 # ---------------------------------------------------------------------------------------------- the pool
 
 class RollingRestart:
-    """`restart-server --rolling`: every server of the pool that is up, one at a time, the default first: drain it
-    (new runs go to the others), wait for its work to end, restart, warm up, wait for its heartbeat, undrain,
-    next. A server is never drained while no other server of the pool can take runs: it is skipped (so is a
-    pool of one), and so is a drain that loses the last other server while it waits. Exit code: failed if one
-    failed, else skipped if one was skipped, else restarted."""
+    """`restart-server --rolling`: every server of the pool that is up, one at a time, the default first:
+    drain it (new runs go to the others), wait for its work to end, restart, warm up, wait for its heartbeat,
+    undrain, next. A server is never drained while no other server of the pool can take runs: it is skipped
+    (so is a pool of one), and so is a drain that loses the last other server while it waits. Exit code:
+    failed if one failed, else skipped if one was skipped, else restarted."""
 
     def __init__(self, settings: Settings, admin: AdminClient, backend_for: Callable[[Settings], object],
                  progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity):

@@ -1,11 +1,11 @@
-"""A Spark standalone cluster on this machine: Spark's own cluster manager (a Master and Workers, from pyspark's
-jars), bound to 127.0.0.1, with its logs, work dirs, local dirs and pids under <state dir>/cluster.
+"""A Spark standalone cluster on this machine: Spark's own cluster manager (a Master and Workers, from
+pyspark's jars), bound to 127.0.0.1, with its logs, work dirs, local dirs and pids under <state dir>/cluster.
 
     spark-router cluster start --workers 2 --worker-cores 1 --worker-memory 1g
 
-The Connect server runs on it with `spark-router connect-server start --master spark://127.0.0.1:7077`, standalone
-runs with SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077. The master's JSON (http://127.0.0.1:<ui port>/json/)
-says which workers are alive and which applications hold their cores.
+The Connect server runs on it with `spark-router connect-server start --master spark://127.0.0.1:7077`,
+standalone runs with SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077. The master's JSON
+(http://127.0.0.1:<ui port>/json/) says which workers are alive and which applications hold their cores.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 DEFAULT_PORT = 7077
 DEFAULT_UI_PORT = 8080
-# Heap of the Master and Worker JVMs themselves (Spark's default is 1g each); applications' executors are sized
-# by the applications, within what each worker offers (--worker-cores, --worker-memory).
+# Heap of the Master and Worker JVMs themselves (Spark's default is 1g each); applications' executors are
+# sized by the applications, within what each worker offers (--worker-cores, --worker-memory).
 DAEMON_MEMORY = "256m"
 
 
@@ -93,8 +93,8 @@ def master_json(ui_url: str, timeout_s: float = 5) -> dict:
 
 
 def executor_slots(settings: Settings, master: str, executor_cores: int, executor_memory: str) -> int | None:
-    """How many executors of this size the cluster of `spark-router cluster` at `master` has room for; None when
-    `master` is not that cluster."""
+    """How many executors of this size the cluster of `spark-router cluster` at `master` has room for; None
+    when `master` is not that cluster."""
     state = read_state(settings)
     if state is None or master.rstrip("/") not in (state.master_url, f"spark://localhost:{state.port}"):
         return None
@@ -255,7 +255,8 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
 
 
 def status(settings: Settings) -> dict:
-    """The cluster as the master sees it: workers with their cores and memory used and free, applications running."""
+    """The cluster as the master sees it: workers with their cores and memory used and free, applications
+    running."""
     state = read_state(settings)
     if state is None:
         return {"running": False, "state_dir": str(cluster_dir(settings))}

@@ -1,6 +1,6 @@
-"""A Connect client whose job fails with a NUL byte in its error (a Python UDF raising ValueError("bad\\x00byte")),
-which then ends normally: the failed stage's failure reason carries the NUL, which PostgreSQL text cannot hold.
-Usage: nul_failure_client.py URL APP_ID RUN_ID."""
+"""A Connect client whose job fails with a NUL byte in its error (a Python UDF raising
+ValueError("bad\\x00byte")), which then ends normally: the failed stage's failure reason carries the NUL,
+which PostgreSQL text cannot hold. Usage: nul_failure_client.py URL APP_ID RUN_ID."""
 
 import sys
 

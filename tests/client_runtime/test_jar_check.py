@@ -1,5 +1,5 @@
-"""The compatibility check of jars, on class files javac compiles here: what it finds, named by class, method and
-source line, and the bytecode it must walk to get there."""
+"""The compatibility check of jars, on class files javac compiles here: what it finds, named by class, method
+and source line, and the bytecode it must walk to get there."""
 
 from __future__ import annotations
 
@@ -179,9 +179,9 @@ def test_what_is_unsupported(reference, what, unsupported):
 
 
 def test_the_bytecode_walk_on_sparks_own_classes():
-    """Every instruction that names a constant names one of the kind its opcode takes, in every method of a jar
-    of Scala-compiled code (switches, wide, invokedynamic): a wrong instruction length would read operands as
-    opcodes."""
+    """Every instruction that names a constant names one of the kind its opcode takes, in every method of a
+    jar of Scala-compiled code (switches, wide, invokedynamic): a wrong instruction length would read operands
+    as opcodes."""
     expected = {0xb6: {10, 11}, 0xb7: {10, 11}, 0xb8: {10, 11}, 0xb9: {11}, 0xba: {18}, 0xb2: {9}, 0xb3: {9},
                 0xb4: {9}, 0xb5: {9}, 0xbb: {7}, 0xbd: {7}, 0xc0: {7}, 0xc1: {7}, 0xc5: {7},
                 0x12: {3, 4, 7, 8, 15, 16, 17}, 0x13: {3, 4, 7, 8, 15, 16, 17}, 0x14: {5, 6, 17}}

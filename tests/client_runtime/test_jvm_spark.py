@@ -1,5 +1,5 @@
-"""JVM apps through `spark-router run` against the real router, the session's Connect server and real spark-submit
-runs: one jar, both modes."""
+"""JVM apps through `spark-router run` against the real router, the session's Connect server and real
+spark-submit runs: one jar, both modes."""
 
 from __future__ import annotations
 
@@ -45,8 +45,8 @@ def test_one_jar_gives_the_same_result_in_both_modes_with_a_java_udf(router, con
 
 
 def test_a_python_and_a_jvm_app_at_once_are_attributed_apart(router, connect_server, state_dir, jvm_apps):
-    """Both on the shared server at the same time; each run's stages are its own (the Python app reads 12 rows, the
-    JVM app 18)."""
+    """Both on the shared server at the same time; each run's stages are its own (the Python app reads 12
+    rows, the JVM app 18)."""
     env = launcher_env(router, connect_server, state_dir)
     tag = uuid.uuid4().hex[:6]
     python_id, jvm_id = f"both.python.{tag}", f"both.jvm.{tag}"

@@ -1,9 +1,9 @@
-"""Issue 20, finding 6 (and the quarantine's retention of finding 7): a heartbeat's server_id with a newline forged
-a line in the router's log; ingest took app ids ("", " ", control characters) that decisions refuse; NaN in a
-decision's spark_conf was stored as "nan"; a ui_url with a leading space was stored as sent; "failed needs
-failure_kind" was not in the OpenAPI schema; /metrics listed every server id without a token; the quarantine
-was kept 30 days whatever the operator wanted. (The dashboard's Content-Security-Policy: tests/service/ops/
-test_dashboard.py.)"""
+"""Issue 20, finding 6 (and the quarantine's retention of finding 7): a heartbeat's server_id with a newline
+forged a line in the router's log; ingest took app ids ("", " ", control characters) that decisions refuse;
+NaN in a decision's spark_conf was stored as "nan"; a ui_url with a leading space was stored as sent; "failed
+needs failure_kind" was not in the OpenAPI schema; /metrics listed every server id without a token; the
+quarantine was kept 30 days whatever the operator wanted. (The dashboard's Content-Security-Policy:
+tests/service/ops/ test_dashboard.py.)"""
 
 from __future__ import annotations
 

@@ -97,7 +97,8 @@ def run(clients: list[Client], until_s: float) -> None:
 
 def test_connections_that_never_finish_their_head_are_closed(router):
     """The issue's probe, smaller: connections that send nothing, or a head a byte at a time (never idle long,
-    so no idle timeout would catch them), are closed once the head timeout has passed; the latter get a 408."""
+    so no idle timeout would catch them), are closed once the head timeout has passed; the latter get a
+    408."""
     silent = [Client(connect(router)) for _ in range(20)]
     dribbling = [Client(connect(router), dribble=head(length=2)[:-2] + b"X-Padding: " + b"a" * 200)
                  for _ in range(20)]
@@ -227,7 +228,8 @@ def test_past_the_limit_with_every_connection_busy_new_ones_get_503(limited):
 # ------------------------------------------------------------------------------------------- the address
 
 def test_serve_logs_the_address_it_listens_on(tmp_path):
-    """`spark-router serve --port N` said "router ready on http://127.0.0.1:8765" (SPARK_ROUTER_URL's default)."""
+    """`spark-router serve --port N` said "router ready on http://127.0.0.1:8765" (SPARK_ROUTER_URL's
+    default)."""
     process = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path)
     process.env.pop("SPARK_ROUTER_URL")
     process.start()

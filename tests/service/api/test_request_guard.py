@@ -1,6 +1,6 @@
-"""Tokens and the body-size limit before any body is read (issue 13, item 7): a request without its token, or with
-a body past SPARK_ROUTER_MAX_BODY_BYTES, is answered 401 or 413 from its headers, and a huge streamed body never
-makes the router hold it. Against a real `spark-router serve` process."""
+"""Tokens and the body-size limit before any body is read (issue 13, item 7): a request without its token, or
+with a body past SPARK_ROUTER_MAX_BODY_BYTES, is answered 401 or 413 from its headers, and a huge streamed
+body never makes the router hold it. Against a real `spark-router serve` process."""
 
 from __future__ import annotations
 
@@ -149,8 +149,8 @@ def test_the_limit_is_a_setting(tmp_path):
 
 
 def test_the_guard_finds_the_endpoint_behind_a_root_path(tmp_path):
-    """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked for
-    before the body is read."""
+    """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked
+    for before the body is read."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
                         ingest_token=SecretStr(TOKEN), max_body_bytes=1000)
     app = create_app(settings)

@@ -1,6 +1,6 @@
-"""Every endpoint refuses what the database would refuse with a 422 in one shape, never a 5xx (issue 13, items 6
-and 9): NUL in stored text, integers past their column, offsets past 2^63, non-finite numbers, values that are
-not integers where integers are meant. On SQLite and PostgreSQL."""
+"""Every endpoint refuses what the database would refuse with a 422 in one shape, never a 5xx (issue 13, items
+6 and 9): NUL in stored text, integers past their column, offsets past 2^63, non-finite numbers, values that
+are not integers where integers are meant. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ CASES = [
     ("PUT", "/api/v1/apps/etl.orders/compatibility",
      {"findings": [{"path": "app.py", "line": "1", "what": "sc", "why": "x"}]}, None, "line"),
     ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": "7"}, None, "days"),
-    ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": 2**31 - 2}, None, "days"),  # found by schemathesis
+    # found by schemathesis
+    ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": 2**31 - 2}, None, "days"),
     # non-finite numbers
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("inf")}, None, "waited_s"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("nan")}, None, "waited_s"),
@@ -135,7 +136,8 @@ def test_no_422_echoes_a_large_input(client):
     for method, path, body in (
             ("POST", "/api/v1/decisions", {"app_id": huge}),
             ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "unknown": {"nested": [huge]}}),
-            ("POST", "/api/v1/ingest/stages", {"server_id": "s", "stages": [{"name": huge}]}),  # no spark_app_id
+            # no spark_app_id
+            ("POST", "/api/v1/ingest/stages", {"server_id": "s", "stages": [{"name": huge}]}),
             ("POST", "/api/v1/ingest/heartbeat", {"server_id": huge, "spark_app_id": "a", "kind": "connect"})):
         response = send(client, method, path, body)
         assert_one_422_shape(response)

@@ -1,8 +1,8 @@
 """Issue 20, finding 2: every wait on the database is bounded (settings db_connect_timeout_s,
 db_statement_timeout_s, db_pool_timeout_s), and every transient cause is answered 503 with Retry-After: a full
-pool (was 500: QueuePool limit reached), a statement past its timeout (was: waited as long as the lock was held),
-a locked SQLite database (was: 30 s), a lock met inside ingest's raw COPY path. /healthz answers within a second.
-The frozen database itself: test_frozen_database.py."""
+pool (was 500: QueuePool limit reached), a statement past its timeout (was: waited as long as the lock was
+held), a locked SQLite database (was: 30 s), a lock met inside ingest's raw COPY path. /healthz answers within
+a second. The frozen database itself: test_frozen_database.py."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from service.app import create_app
 from tests.service.ingest.test_ingest_api import batch, stage
 
 BOUNDS = {"db_connect_timeout_s": 2, "db_statement_timeout_s": 1, "db_pool_timeout_s": 0.5}
-# Answers come within about the bound above (a second or two); the assertions leave room for this shared 2-core
-# machine under load, and stay well under what the old code took: 30 s for the pool and for SQLite's lock, and
-# as long as the lock was held for a statement.
+# Answers come within about the bound above (a second or two); the assertions leave room for this shared
+# 2-core machine under load, and stay well under what the old code took: 30 s for the pool and for SQLite's
+# lock, and as long as the lock was held for a statement.
 WITHIN_S = 12
 
 

@@ -1,9 +1,9 @@
 """Issue 20, finding 2, for real: a PostgreSQL of the test's own (initdb + pg_ctl on a free port in a temp
-directory; never the machine's), `spark-router serve` against it, then the postmaster and every backend stopped
-with SIGSTOP. Before: of 80 reads and 80 ingest batches, 17 and 19 answered 500 (QueuePool limit reached), the
-others hung as long as the database was frozen, and /healthz hung too. Now every answer is a 503 with
-Retry-After within the bound of the settings, /healthz answers within a second, and after SIGCONT everything
-works again."""
+directory; never the machine's), `spark-router serve` against it, then the postmaster and every backend
+stopped with SIGSTOP. Before: of 80 reads and 80 ingest batches, 17 and 19 answered 500 (QueuePool limit
+reached), the others hung as long as the database was frozen, and /healthz hung too. Now every answer is a 503
+with Retry-After within the bound of the settings, /healthz answers within a second, and after SIGCONT
+everything works again."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""One lock order everywhere, app before run (issue 13, item 3): a run's last stages and its "succeeded" report
-arrive together at every run's end. Before, a report locked the run, then the app, while ingest locked the app,
-then the runs: 169 of 400 such requests failed with `deadlock detected` on PostgreSQL. Here: two uvicorn
-workers, concurrent ingest and reports for one app, 0 errors."""
+"""One lock order everywhere, app before run (issue 13, item 3): a run's last stages and its "succeeded"
+report arrive together at every run's end. Before, a report locked the run, then the app, while ingest locked
+the app, then the runs: 169 of 400 such requests failed with `deadlock detected` on PostgreSQL. Here: two
+uvicorn workers, concurrent ingest and reports for one app, 0 errors."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Issue 20, finding 4: a run belongs to one app. A stage record naming app B with a run of app A was added to A's
-run (and could deadlock against A's reports); now it is quarantined with that reason, never added to A's run, and
-app B is not created from it. On SQLite and PostgreSQL through the HTTP API, and against concurrent batches on
-PostgreSQL with two uvicorn workers."""
+"""Issue 20, finding 4: a run belongs to one app. A stage record naming app B with a run of app A was added to
+A's run (and could deadlock against A's reports); now it is quarantined with that reason, never added to A's
+run, and app B is not created from it. On SQLite and PostgreSQL through the HTTP API, and against concurrent
+batches on PostgreSQL with two uvicorn workers."""
 
 from __future__ import annotations
 

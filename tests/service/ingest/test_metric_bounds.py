@@ -1,6 +1,7 @@
-"""Issue 20, finding 1: a stage's metrics are held to what a real stage can have (past it: quarantined), and no
-sum over runs overflows. Before, two runs at executor_run_time_ms 2^63-1 made the dashboard's summary and apps and
-the policy simulation answer 500 on SQLite (sum() past 2^63) until the runs aged out, and PostgreSQL served
+"""Issue 20, finding 1: a stage's metrics are held to what a real stage can have (past it: quarantined), and
+no sum over runs overflows. Before, two runs at executor_run_time_ms 2^63-1 made the dashboard's summary and
+apps and the policy simulation answer 500 on SQLite (sum() past 2^63) until the runs aged out, and PostgreSQL
+served
 18446744073709551614. On SQLite and PostgreSQL, through the HTTP API."""
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def test_the_issues_stages_at_2_63_are_quarantined_now(client):
 
 
 def test_runs_summed_to_the_largest_bigint_leave_every_aggregate_answering(client):
-    """As an attacker can still do it within the bounds: each of two runs gets enough stages at the largest task
-    time (10^15 ms) for its sum to stop at 2^63-1. Every endpoint that sums runs answers 200, its sums stopping at
-    2^63-1 on both databases."""
+    """As an attacker can still do it within the bounds: each of two runs gets enough stages at the largest
+    task time (10^15 ms) for its sum to stop at 2^63-1. Every endpoint that sums runs answers 200, its sums
+    stopping at 2^63-1 on both databases."""
     stages_per_run = INT64_MAX // 10**15 + 1  # 9,224
     for number, run_id in enumerate(("run-a", "run-b")):
         records = [{"app_id": "etl.greedy", "run_id": run_id, "stage_id": number * 10_000 + i, "attempt": 0,

@@ -1,6 +1,6 @@
 """One tenant's odd stage records never stop another tenant's (issue 13, items 1, 2 and 6): what the database
-cannot store is quarantined with its reason, the rest of the batch is stored, and ingest answers 2xx. On SQLite
-and PostgreSQL, through the HTTP API as the listener posts."""
+cannot store is quarantined with its reason, the rest of the batch is stored, and ingest answers 2xx. On
+SQLite and PostgreSQL, through the HTTP API as the listener posts."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ def tenant_batch(bad: dict, others: int = 16) -> dict:
 
 def post_raw(client, body: dict, replace: dict | None = None):
     """POST a body as the listener's Jackson writes it: ASCII JSON (a lone surrogate as a \\u escape), NaN and
-    Infinity as bare words, and any text in `replace` swapped in (for numbers no encoder writes, e.g. 1e400)."""
+    Infinity as bare words, and any text in `replace` swapped in (for numbers no encoder writes, e.g.
+    1e400)."""
     text = json.dumps(body, ensure_ascii=True)
     for old, new in (replace or {}).items():
         text = text.replace(old, new)

@@ -1,6 +1,6 @@
-"""For the tests marked `cluster`: the session's one Spark standalone cluster (a master, 2 workers × 1 core), a
-Connect server on it with the shared server settings, and a router of their own on PostgreSQL. Started on first
-use, so that other tests here never pay for them."""
+"""For the tests marked `cluster`: the session's one Spark standalone cluster (a master, 2 workers × 1 core),
+a Connect server on it with the shared server settings, and a router of their own on PostgreSQL. Started on
+first use, so that other tests here never pay for them."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from client_runtime.settings import Settings
 from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port
 
 CLUSTER_SERVER_ID = "connect-cluster"
-# Idle executors go after seconds, not the shared settings' minutes, so that a test sees them given back; and a
-# backlog of a second asks for executors (the shared 30 s would make every test wait that long first).
+# Idle executors go after seconds, not the shared settings' minutes, so that a test sees them given back; and
+# a backlog of a second asks for executors (the shared 30 s would make every test wait that long first).
 FAST_DYNAMIC_ALLOCATION = {
     "spark.dynamicAllocation.executorIdleTimeout": "10s",
     "spark.dynamicAllocation.cachedExecutorIdleTimeout": "10s",

@@ -1,5 +1,5 @@
-"""Several local Connect servers side by side (`connect-server --server-id`): their settings, state dirs, ports
-and status, without starting Spark (tests/service/routing/test_pool_spark.py runs two real ones)."""
+"""Several local Connect servers side by side (`connect-server --server-id`): their settings, state dirs,
+ports and status, without starting Spark (tests/service/routing/test_pool_spark.py runs two real ones)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""A real Spark standalone cluster (`spark-router cluster`), a Connect server on it with the shared server settings
-(dynamic allocation with shuffle tracking), standalone runs submitted to it, and a worker lost under a run."""
+"""A real Spark standalone cluster (`spark-router cluster`), a Connect server on it with the shared server
+settings (dynamic allocation with shuffle tracking), standalone runs submitted to it, and a worker lost under
+a run."""
 
 from __future__ import annotations
 
