@@ -30,7 +30,8 @@ class ClassFileError(ValueError):
 # Classes (internal names; a trailing "/" is a package) -> why a Connect client cannot use them.
 UNSUPPORTED_CLASSES = {
     "org/apache/spark/SparkContext": "SparkContext cannot be created or used from a Connect client",
-    "org/apache/spark/api/java/JavaSparkContext": "SparkContext cannot be created or used from a Connect client",
+    "org/apache/spark/api/java/JavaSparkContext":
+        "SparkContext cannot be created or used from a Connect client",
     "org/apache/spark/rdd/": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaRDD": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaPairRDD": "the RDD API is not available on Connect",
@@ -47,7 +48,8 @@ UNSUPPORTED_CLASSES = {
     "org/apache/spark/sql/SQLContext": "SQLContext needs a SparkContext",
     "org/apache/spark/sql/hive/HiveContext": "HiveContext needs a SparkContext",
     "org/apache/spark/sql/classic/": "Spark's classic SQL implementation is not in a Connect client",
-    "org/apache/spark/sql/execution/": "query execution internals live in the server, not in a Connect client",
+    "org/apache/spark/sql/execution/":
+        "query execution internals live in the server, not in a Connect client",
     "org/apache/spark/sql/internal/SessionState": "sessionState is not available on Connect",
     "org/apache/spark/sql/internal/SharedState": "sharedState is not available on Connect",
 }
@@ -318,7 +320,8 @@ def _pool_indexes(code: bytes):
 
 def why_unsupported(reference: Reference) -> str | None:
     """Why a Connect client cannot use what the reference names, or None if it can."""
-    if reference.member is not None and reference.owner in SESSION_OWNERS and reference.member in UNSUPPORTED_MEMBERS:
+    if (reference.member is not None and reference.owner in SESSION_OWNERS
+            and reference.member in UNSUPPORTED_MEMBERS):
         return UNSUPPORTED_MEMBERS[reference.member]
     why = _unsupported_class(reference.owner)
     if why is None and reference.descriptor:
@@ -333,7 +336,8 @@ def why_unsupported(reference: Reference) -> str | None:
 def _unsupported_class(name: str) -> str | None:
     name = name.rstrip("$")  # a Scala object: SparkContext$
     for prefix, why in UNSUPPORTED_CLASSES.items():
-        if name == prefix or (prefix.endswith("/") and name.startswith(prefix)) or name.startswith(prefix + "$"):
+        if (name == prefix or (prefix.endswith("/") and name.startswith(prefix))
+                or name.startswith(prefix + "$")):
             return why
     return None
 
@@ -393,7 +397,8 @@ def check_class(classfile: ClassFile, location: str) -> list[Finding]:
             reported.add(what)
             if (method.name, what) not in in_methods:
                 in_methods.add((method.name, what))
-                findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses {what}",
+                findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses "
+                                                        f"{what}",
                                         unsupported[index]))
     # Members no method's code names directly: the method references of lambdas (JavaRDD::count), in the
     # bootstrap methods. A class named only in type information is left out: its uses are findings already.
@@ -419,7 +424,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
         raise ClassFileError(f"{path} is not a valid jar (zip) archive") from exc
     with archive:
         entries = {name[:-len(".class")]: name for name in archive.namelist()
-                   if name.endswith(".class") and not name.startswith("META-INF/") and "module-info" not in name}
+                   if name.endswith(".class") and not name.startswith("META-INF/")
+                   and "module-info" not in name}
         main_class = main_class or _manifest_main_class(archive)
         if main_class is None:
             pending = sorted(entries)
@@ -440,7 +446,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
                             seen.add(used)
                             pending.append(used)
                 folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
-                found = check_class(classfile, f"{path}!{folder}{classfile.source_file}" if classfile.source_file
+                found = check_class(classfile,
+                                    f"{path}!{folder}{classfile.source_file}" if classfile.source_file
                                     else f"{path}!{entries[name]}")
             except (ClassFileError, KeyError, IndexError, struct.error) as exc:
                 # Not a finding: what cannot be read is not known to be incompatible.
@@ -452,7 +459,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
     if len(findings) > MAX_FINDINGS:
         more = len(findings) - MAX_FINDINGS + 1
         findings = findings[:MAX_FINDINGS - 1] + [Finding(str(path), 0, f"and {more} more",
-                                                          "further uses of what Spark Connect does not support")]
+                                                          "further uses of what Spark Connect does not "
+                                                          "support")]
     return findings
 
 

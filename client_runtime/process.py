@@ -41,8 +41,9 @@ class AppProcess:
     @classmethod
     def start(cls, command: list[str], env: dict[str, str], on_line: Callable[[str], None],
               cwd: Path | str | None = None) -> AppProcess:
-        return cls(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True), on_line)
+        return cls(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True), on_line)
 
     def _read(self) -> None:
         assert self.process.stdout is not None, "an AppProcess's output is piped"

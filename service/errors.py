@@ -1,4 +1,5 @@
-"""Domain errors: raised where the domain finds them, mapped to HTTP statuses in one place (service/app.py)."""
+"""Domain errors: raised where the domain finds them, mapped to HTTP statuses in one place
+(service/app.py)."""
 
 
 class NotFound(Exception):

@@ -87,7 +87,8 @@ def connect_server(router, state_dir, connect_ports):
     from service.ops import connect_server
 
     settings = Settings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
-                        connect_ui_port=connect_ports["ui_port"], connect_server_id=connect_ports["server_id"])
+                        connect_ui_port=connect_ports["ui_port"],
+                        connect_server_id=connect_ports["server_id"])
     shared = SharedConnectServer(settings)
     shared.ensure_running()
     yield shared
@@ -155,7 +156,8 @@ class SecondConnectServer:
 
         connect_server.stop(self.settings, progress=lambda msg: None)
         wait_until(lambda: not any(s["server_id"] == self.server_id and s["available"]
-                                   for s in self.router.get("/api/v1/pool")), 90, f"{self.server_id} to be down")
+                                   for s in self.router.get("/api/v1/pool")), 90, f"{self.server_id} to be "
+                                                                                  "down")
 
 
 @pytest.fixture(scope="session")

@@ -126,8 +126,9 @@ def server_env(router, connect_server, state_dir, **extra: str) -> dict:
     settings = connect_server.settings
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_STATE_DIR": str(state_dir),
-                "SPARK_ROUTER_CONNECT_URL": connect_server.url, "SPARK_ROUTER_CONNECT_PORT": str(settings.connect_port),
+                "SPARK_ROUTER_CONNECT_URL": connect_server.url,
+                "SPARK_ROUTER_CONNECT_PORT": str(settings.connect_port),
                 "SPARK_ROUTER_CONNECT_UI_PORT": str(settings.connect_ui_port),
-                "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id, "SPARK_ROUTER_RESTART_POLL_S": "1",
-                **extra})
+                "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id,
+                "SPARK_ROUTER_RESTART_POLL_S": "1", **extra})
     return env

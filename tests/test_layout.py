@@ -82,8 +82,8 @@ def test_no_two_modules_share_a_name():
 def test_client_runtime_imports_without_the_service_and_its_packages():
     """What the thin client image has: the client runtime and its own dependencies. Every module of it is
     imported with the service, Airflow and the service's packages made unimportable."""
-    blocked = ("service", "airflow_plugins", "airflow", "fastapi", "sqlalchemy", "alembic", "uvicorn", "psycopg",
-               "prometheus_client")
+    blocked = ("service", "airflow_plugins", "airflow", "fastapi", "sqlalchemy", "alembic", "uvicorn",
+               "psycopg", "prometheus_client")
     names = [f"client_runtime.{path.stem}" for path in modules("client_runtime") if path.stem != "__init__"]
     code = (
         "import importlib, importlib.abc, sys\n"
@@ -96,7 +96,7 @@ def test_client_runtime_imports_without_the_service_and_its_packages():
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
         "print('imported', len(sys.modules))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("imported")

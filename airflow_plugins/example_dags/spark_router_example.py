@@ -23,8 +23,9 @@ from airflow_plugins import SparkRouterOperator
 # wheel has none: set SPARK_ROUTER_EXAMPLE_APPS.
 APPS = os.environ.get("SPARK_ROUTER_EXAMPLE_APPS",
                       str(Path(airflow_plugins.__file__).resolve().parent.parent / "examples" / "apps"))
-JAR = os.environ.get("SPARK_ROUTER_EXAMPLE_JAR", str(Path(airflow_plugins.__file__).resolve().parent.parent /
-                                                     "examples" / "jvm" / "build" / "spark-router-examples.jar"))
+JAR = os.environ.get("SPARK_ROUTER_EXAMPLE_JAR",
+                     str(Path(airflow_plugins.__file__).resolve().parent.parent
+                         / "examples" / "jvm" / "build" / "spark-router-examples.jar"))
 
 with DAG(
     dag_id="spark_router_example",

@@ -45,7 +45,8 @@ with DAG(
                         description="Seconds to wait for the server's running client work to finish"),
         "force": Param(False, type="boolean", description="Restart even if still busy after the window"),
         "rolling": Param(False, type="boolean",
-                         description="Restart every server of the pool, one at a time (a pool of Connect servers)"),
+                         description="Restart every server of the pool, one at a time (a pool of Connect "
+                                     "servers)"),
         "server_id": Param("", type="string", pattern=r"^[A-Za-z0-9._-]*$",
                            description="Restart this server of the pool; empty: the default server "
                                        "(SPARK_ROUTER_CONNECT_SERVER_ID). Not with rolling."),

@@ -93,7 +93,8 @@ def undrain_server(server_id: ServerIdPath, session: SessionDep):
 
 @router.get("/servers/{server_id}/activity", response_model=ServerActivity, responses=errors(404))
 def server_activity(server_id: ServerIdPath, request: Request, session: SessionDep) -> dict:
-    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to restart?"""
+    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to
+    restart?"""
     activity = queries.server_activity(session, server_id, request.app.state.policies.get(),
                                        request.app.state.settings.connect_server_id)
     if activity is None:

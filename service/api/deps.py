@@ -50,7 +50,8 @@ def unauthorized(which: str) -> str:
 
 def _check(request: Request, credentials: HTTPAuthorizationCredentials | None, which: str) -> None:
     if not accepted(request.app.state.settings, which, credentials.credentials if credentials else None):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, unauthorized(which), headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, unauthorized(which),
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
 async def require_ingest_token(request: Request, credentials: Bearer) -> None:

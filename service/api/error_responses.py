@@ -21,5 +21,6 @@ BODY = (400, 413)  # the statuses of a route that takes a body
 
 def errors(*codes: int) -> dict:
     """`responses=` for a router or a route: the given statuses with their bodies."""
-    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": DESCRIPTIONS[code]}
+    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut,
+                   "description": DESCRIPTIONS[code]}
             for code in codes}

@@ -62,8 +62,8 @@ _head_timeouts = _EveryFewSeconds("closed %d connection(s) that sent no whole re
                                   "(SPARK_ROUTER_HEADER_READ_TIMEOUT_S)")
 _body_timeouts = _EveryFewSeconds("closed %d connection(s) whose request body did not arrive within %s s "
                                   "(SPARK_ROUTER_BODY_READ_TIMEOUT_S)")
-_evictions = _EveryFewSeconds("closed %d idle connection(s) to make room for new ones: this worker is at its %s "
-                              "connections (SPARK_ROUTER_MAX_CONNECTIONS)")
+_evictions = _EveryFewSeconds("closed %d idle connection(s) to make room for new ones: this worker is at its "
+                              "%s connections (SPARK_ROUTER_MAX_CONNECTIONS)")
 _refusals = _EveryFewSeconds("refused %d connection(s): all %s connections of this worker have a request in "
                              "progress (SPARK_ROUTER_MAX_CONNECTIONS)")
 
@@ -118,7 +118,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.head_bytes is not None:
             self.head_bytes += len(data)
         super().data_received(data)
-        if self.head_bytes is not None and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+        too_large = self.head_bytes is not None and self.head_bytes > MAX_HEAD_BYTES
+        if too_large and not self.transport.is_closing():
             self._close(answer=_answer("431 Request Header Fields Too Large",
                                        f"request head larger than {MAX_HEAD_BYTES} bytes"))
 
@@ -214,8 +215,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
     engine = db.get_engine(settings.resolved_database_url)
     db.upgrade(engine)
     engine.dispose()
-    log.info("router starting on http://%s:%d: %d worker(s); a request head within %g s, a body within %g s, at "
-             "most %d connections per worker", host, port, workers, settings.header_read_timeout_s,
+    log.info("router starting on http://%s:%d: %d worker(s); a request head within %g s, a body within %g s, "
+             "at most %d connections per worker", host, port, workers, settings.header_read_timeout_s,
              settings.body_read_timeout_s, settings.max_connections)
     # ws="none": the router has no WebSocket endpoint, so an upgrade request stays a plain HTTP request.
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,

@@ -57,8 +57,8 @@ def too_slow(timeout_s: float) -> str:
 async def _reply(send, status: int, detail: str, headers: tuple = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -120,7 +120,8 @@ class RequestGuard:
             except asyncio.TimeoutError:
                 # Connection: close, as the rest of the body may still come; FastAPI answers an HTTPException
                 # raised while it reads the body with it.
-                raise HTTPException(408, too_slow(self.body_timeout_s), headers={"Connection": "close"}) from None
+                raise HTTPException(408, too_slow(self.body_timeout_s),
+                                    headers={"Connection": "close"}) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message

@@ -42,7 +42,8 @@ class Bounds:
         return self.statement_timeout_s + 1
 
 
-def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10, max_overflow: int = 20) -> Engine:
+def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10,
+                max_overflow: int = 20) -> Engine:
     """An engine; with `bounds`, every wait on the database is bounded (without: migrations, which may take
     long)."""
     if url.startswith("sqlite"):
@@ -53,7 +54,8 @@ def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10, max
         # SQLite's timeout: how long a write waits for the database lock ("database is locked" past it).
         lock_timeout = bounds.statement_timeout_s if bounds else 30
         options = {"pool_timeout": bounds.pool_timeout_s} if bounds and in_file else {}  # in memory: no queue
-        engine = create_engine(url, connect_args={"timeout": lock_timeout, "check_same_thread": False}, **options)
+        engine = create_engine(url, connect_args={"timeout": lock_timeout, "check_same_thread": False},
+                               **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -99,7 +101,8 @@ class Breaker:
 
     def check(self) -> None:
         if time.monotonic() < self.open_until:
-            raise psycopg.OperationalError("the database did not answer lately; not asked again for a few seconds")
+            raise psycopg.OperationalError("the database did not answer lately; not asked again for a few "
+                                           "seconds")
 
 
 # psycopg >= 3.2: wait(timeout=) raises it
@@ -165,7 +168,8 @@ def driver_errors(connection: Connection, what: str):
         lost = dbapi_connection is None or dbapi_connection.closed or dbapi_connection.broken
         if lost:
             connection.invalidate(error)
-        raise exc.DBAPIError.instance(what, None, error, psycopg.Error, connection_invalidated=lost) from error
+        raise exc.DBAPIError.instance(what, None, error, psycopg.Error,
+                                      connection_invalidated=lost) from error
 
 
 def is_transient(error: BaseException) -> bool:
@@ -184,7 +188,8 @@ def lost_a_race(error: BaseException) -> bool:
     """Whether the transaction lost a deadlock or a serialization race (PostgreSQL): the same work, tried
     again at once, will most likely pass. Other transient errors (the database away or too slow) will not."""
     # SQLSTATE class 40: transaction rollback (deadlock detected, serialization failure, ...).
-    return isinstance(error, exc.DBAPIError) and (getattr(error.orig, "sqlstate", None) or "").startswith("40")
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, exc.DBAPIError) else None
+    return (sqlstate or "").startswith("40")
 
 
 @lru_cache

@@ -232,9 +232,9 @@ class Server(Base):
 
 
 # What a heartbeat row keeps of the listener's report, besides its server and times.
-HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files", "spool_bytes",
-                    "dropped_records", "unattributed_stages", "dead_letter_files", "auth_failures", "executors",
-                    "executor_cores", "max_executors")
+HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files",
+                    "spool_bytes", "dropped_records", "unattributed_stages", "dead_letter_files",
+                    "auth_failures", "executors", "executor_cores", "max_executors")
 
 
 class Heartbeat(Base):

@@ -44,10 +44,12 @@ def ensure_app(session: Session, app_id: str) -> App:
 
 
 def record_compatibility(session: Session, app_id: str, findings: list) -> str | None:
-    """Store the compatibility check's outcome with the app: a one-line summary, or None if it found nothing."""
+    """Store the compatibility check's outcome with the app: a one-line summary, or None if it found
+    nothing."""
     app = ensure_app(session, app_id)
     shown = "; ".join(f"{f.path.rsplit('/', 1)[-1]}:{f.line} {f.what}" for f in findings[:3])
-    app.connect_incompatible = (shown + (f" and {len(findings) - 3} more" if len(findings) > 3 else "")) or None
+    more = f" and {len(findings) - 3} more" if len(findings) > 3 else ""
+    app.connect_incompatible = (shown + more) or None
     app.compat_checked_at = utcnow()
     session.commit()
     return app.connect_incompatible

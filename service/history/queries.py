@@ -24,7 +24,8 @@ def connect_in_flight(since, decided_since):
 
 
 def placed_on(server_id: str, default_server_id: str):
-    """Runs placed on the server (runs decided before the pool have no server: they are the default server's)."""
+    """Runs placed on the server (runs decided before the pool have no server: they are the default
+    server's)."""
     if server_id == default_server_id:
         return (Run.server_id == server_id) | Run.server_id.is_(None)
     return Run.server_id == server_id
@@ -39,7 +40,8 @@ def in_flight_cutoffs(capacity, now) -> dict:
 def in_flight_runs_by_server(session: Session, cutoffs: dict, default_server_id: str) -> dict[str, int]:
     """How many Connect runs are in flight on each server."""
     counts: dict[str, int] = {}
-    for server_id, count in session.execute(select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs))
+    for server_id, count in session.execute(select(Run.server_id,
+                                                   func.count()).where(connect_in_flight(**cutoffs))
                                             .group_by(Run.server_id)):
         key = server_id or default_server_id
         counts[key] = counts.get(key, 0) + count
@@ -103,9 +105,11 @@ def list_restarts(session: Session, server_id: str | None, limit: int) -> list[R
     return list(session.scalars(query))
 
 
-def list_quarantined(session: Session, server_id: str | None, limit: int, offset: int) -> list[QuarantinedRecord]:
+def list_quarantined(session: Session, server_id: str | None, limit: int,
+                     offset: int) -> list[QuarantinedRecord]:
     """Quarantined stage records, newest first."""
-    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(), QuarantinedRecord.id.desc())
+    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(),
+                                                QuarantinedRecord.id.desc())
              .limit(limit).offset(offset))
     if server_id:
         query = query.where(QuarantinedRecord.server_id == server_id)

@@ -112,7 +112,8 @@ def jars(tmp_path_factory) -> dict[str, Path]:
     for name, text in (("Job", JOB), ("Helper", HELPER), ("Unused", UNUSED), ("Ready", READY)):
         (sources / f"{name}.java").write_text(text)
     everything = [sources / f"{name}.java" for name in ("Job", "Helper", "Unused")]
-    ready = compile_jar(base / "ready.jar", [sources / "Ready.java"], jvm.compile_classpath(settings), "acme.Ready")
+    ready = compile_jar(base / "ready.jar", [sources / "Ready.java"], jvm.compile_classpath(settings),
+                        "acme.Ready")
     return {"job": compile_jar(base / "job.jar", everything, jvm.classic_classpath(settings), "acme.Job"),
             "plain": compile_jar(base / "plain.jar", everything, jvm.classic_classpath(settings)),
             "ready": ready}
@@ -127,12 +128,14 @@ def test_findings_name_the_class_method_and_line(jars):
         ("Job.java", line_of(JOB, "count"), "acme.Job.main uses JavaRDD.count()"),
         ("Helper.java", line_of(HELPER, "javaRDD"), "acme.Helper.rows uses Dataset.javaRDD()"),
         ("Helper.java", line_of(HELPER, "javaRDD"), "acme.Helper.rows uses JavaRDD.count()"),
-        ("Helper.java", line_of(HELPER, "lambda"), "acme.Helper.later (lambda) uses classic.SparkSession.sessionState()"),
+        ("Helper.java", line_of(HELPER, "lambda"), "acme.Helper.later (lambda) uses "
+                                                   "classic.SparkSession.sessionState()"),
     }
     first = jar_check.check_jar(jars["job"])[0]
     assert first.path == f"{jars['job']}!acme/Helper.java" and "RDD" in first.why
     # As the router stores it: the file, line and what, for the decision's reason.
-    assert str(first).startswith(f"{jars['job']}!acme/Helper.java:{line_of(HELPER, 'javaRDD')}: acme.Helper.rows")
+    assert str(first).startswith(f"{jars['job']}!acme/Helper.java:{line_of(HELPER, 'javaRDD')}: "
+                                 "acme.Helper.rows")
 
 
 def test_only_the_classes_the_main_class_uses_are_checked(jars):
@@ -142,7 +145,8 @@ def test_only_the_classes_the_main_class_uses_are_checked(jars):
     every = jar_check.check_jar(jars["plain"])
     assert ("acme.Unused uses AbstractJavaRDDLike.count()", 0) in {(f.what, f.line) for f in every}
     # A main class given: what it uses, whatever the manifest says.
-    assert [f.what for f in jar_check.check_jar(jars["job"], "acme.Unused")] == ["acme.Unused uses AbstractJavaRDDLike.count()"]
+    assert [f.what for f in jar_check.check_jar(jars["job"], "acme.Unused")] == ["acme.Unused uses "
+                                                                                 "AbstractJavaRDDLike.count()"]
     with pytest.raises(ClassFileError, match="has no class acme.Nope"):
         jar_check.check_jar(jars["job"], "acme.Nope")
 
@@ -161,11 +165,13 @@ def test_a_connect_ready_jar_passes_and_compat_dispatches_jars(jars):
     (Reference("org/apache/spark/sql/SparkSession", "createDataFrame",
                "(Lorg/apache/spark/api/java/JavaRDD;Ljava/lang/Class;)Lorg/apache/spark/sql/Dataset;", True),
      "SparkSession.createDataFrame()", True),  # a supported method with an RDD in its signature
-    (Reference("org/apache/spark/sql/SparkSession", "sqlContext", "()Lorg/apache/spark/sql/SQLContext;", True),
+    (Reference("org/apache/spark/sql/SparkSession", "sqlContext", "()Lorg/apache/spark/sql/SQLContext;",
+               True),
      "SparkSession.sqlContext()", True),
     (Reference("org/apache/spark/sql/SparkSession", "sharedState", "()Ljava/lang/Object;", True),
      "SparkSession.sharedState()", True),
-    (Reference("org/apache/spark/api/java/JavaSparkContext", "<init>", "(Lorg/apache/spark/SparkConf;)V", True),
+    (Reference("org/apache/spark/api/java/JavaSparkContext", "<init>", "(Lorg/apache/spark/SparkConf;)V",
+               True),
      "new JavaSparkContext", True),
     (Reference("org/apache/spark/sql/Dataset", "foreachPartition",
                "(Lorg/apache/spark/api/java/function/ForeachPartitionFunction;)V", True),

@@ -60,7 +60,8 @@ def test_overlapping_batches_in_shuffled_orders_never_deadlock_or_fail(router):
                 time.sleep(0.05)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = [answer for batch_answers in pool.map(send_until_stored, batches) for answer in batch_answers]
+        answers = [answer for batch_answers in pool.map(send_until_stored, batches)
+                   for answer in batch_answers]
     statuses = Counter(status for status, _ in answers)
     print(f"{REQUESTS} batches: answers {dict(statuses)}")
     assert set(statuses) <= {200, 503}, statuses  # never a 500

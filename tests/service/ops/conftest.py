@@ -75,7 +75,8 @@ def cluster_router(cluster, cluster_state_dir):
     url = create_pg_database()
     port = free_port()
     process = RouterProcess(url, cluster_state_dir, env={
-        "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{port}", "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
+        "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{port}",
+                                                         "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
         "SPARK_ROUTER_STANDALONE_MASTER": cluster.master_url}).start()
     process.connect_port = port
     yield process
@@ -87,9 +88,11 @@ def cluster_router(cluster, cluster_state_dir):
 def cluster_connect_server(cluster, cluster_router, cluster_state_dir):
     from service.ops import connect_server
 
-    settings = Settings(state_dir=cluster_state_dir, url=cluster_router.url, connect_port=cluster_router.connect_port,
-                        connect_ui_port=free_port(), connect_server_id=CLUSTER_SERVER_ID,
-                        connect_master=cluster.master_url, connect_server_conf=FAST_DYNAMIC_ALLOCATION)
-    state = connect_server.start(settings, progress=lambda msg: print(f"[connect-server on the cluster] {msg}"))
+    settings = Settings(state_dir=cluster_state_dir, url=cluster_router.url,
+                        connect_port=cluster_router.connect_port, connect_ui_port=free_port(),
+                        connect_server_id=CLUSTER_SERVER_ID, connect_master=cluster.master_url,
+                        connect_server_conf=FAST_DYNAMIC_ALLOCATION)
+    state = connect_server.start(settings,
+                                 progress=lambda msg: print(f"[connect-server on the cluster] {msg}"))
     yield ClusterConnectServer(settings, state.url, f"http://127.0.0.1:{state.ui_port}", cluster_router)
     connect_server.stop(settings, progress=lambda msg: None)
