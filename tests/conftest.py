@@ -156,8 +156,8 @@ class SecondConnectServer:
 
         connect_server.stop(self.settings, progress=lambda msg: None)
         wait_until(lambda: not any(s["server_id"] == self.server_id and s["available"]
-                                   for s in self.router.get("/api/v1/pool")), 90, f"{self.server_id} to be "
-                                                                                  "down")
+                                   for s in self.router.get("/api/v1/pool")),
+                   90, f"{self.server_id} to be down")
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,8 @@ def in_flight_cutoffs(capacity, now) -> dict:
 def in_flight_runs_by_server(session: Session, cutoffs: dict, default_server_id: str) -> dict[str, int]:
     """How many Connect runs are in flight on each server."""
     counts: dict[str, int] = {}
-    for server_id, count in session.execute(select(Run.server_id,
-                                                   func.count()).where(connect_in_flight(**cutoffs))
-                                            .group_by(Run.server_id)):
+    query = select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs)).group_by(Run.server_id)
+    for server_id, count in session.execute(query):
         key = server_id or default_server_id
         counts[key] = counts.get(key, 0) + count
     return counts

@@ -184,7 +184,7 @@ class KubernetesBackend:
             wanted = deployment.spec.replicas or 1
             if ((status.observed_generation or 0) >= generation and (status.updated_replicas or 0) >= wanted
                     and (status.available_replicas or 0) >= wanted
-                and not (status.unavailable_replicas or 0)):
+                    and not (status.unavailable_replicas or 0)):
                 break
             time.sleep(2)
         else:

@@ -41,8 +41,8 @@ def test_one_jar_gives_the_same_result_in_both_modes_with_a_java_udf(router, con
         runs = runs_of(router, app_id)
         return len(runs) == 2 and all(r["num_stages"] > 0 for r in runs) and runs
     connect_run, standalone_run = wait_until(both_have_metrics, 30, "metrics of both runs")
-    assert (connect_run["mode"], connect_run["status"], connect_run["input_records"]) == ("connect",
-                                                                                          "succeeded", 7000)
+    assert (connect_run["mode"], connect_run["status"]) == ("connect", "succeeded")
+    assert connect_run["input_records"] == 7000
     assert (standalone_run["mode"], standalone_run["status"], standalone_run["input_records"]) == (
         "standalone", "succeeded", 7000)
 

@@ -65,8 +65,8 @@ def test_401_and_413_are_answered_before_the_body_arrives(guarded):
     big = "Content-Type: application/json\r\nContent-Length: 300000000\r\n"
     assert raw_request(guarded, big) == "HTTP/1.1 401 Unauthorized"
     assert raw_request(guarded, big + "Authorization: Bearer wrong\r\n") == "HTTP/1.1 401 Unauthorized"
-    assert raw_request(guarded,
-                       big + f"Authorization: Bearer {TOKEN}\r\n") == "HTTP/1.1 413 Request Entity Too Large"
+    authorized = big + f"Authorization: Bearer {TOKEN}\r\n"
+    assert raw_request(guarded, authorized) == "HTTP/1.1 413 Request Entity Too Large"
     body = b'{"server_id": "s", "spark_app_id": "a", "stages": []}'
     small = (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
              f"Authorization: Bearer {TOKEN}\r\n")
