@@ -100,12 +100,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._wait_for_head()
 
     def _make_room(self) -> bool:
-        idle = [c for c in self.connections if isinstance(c, GuardedHttpProtocol) and c.idle_since is not None
+        idle = [(c.idle_since, c) for c in self.connections
+                if isinstance(c, GuardedHttpProtocol) and c.idle_since is not None
                 and not c.transport.is_closing()]
         if not idle:
             return False
         _evictions(self.loop.time(), self.max_connections)
-        min(idle, key=lambda connection: connection.idle_since)._close(answer_408=False)
+        _since, longest = min(idle, key=lambda pair: pair[0])
+        longest._close(answer_408=False)
         return True
 
     def connection_lost(self, exc) -> None:

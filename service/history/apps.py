@@ -40,7 +40,9 @@ def ensure_app(session: Session, app_id: str) -> App:
     """The app's row, locked until commit; created if the app was never seen."""
     session.execute(dialect_insert(session, App).on_conflict_do_nothing(index_elements=["app_id"]),
                     _new_rows([app_id], utcnow()))
-    return lock_app(session, app_id)
+    app = lock_app(session, app_id)
+    assert app is not None, "inserted above, in this transaction"
+    return app
 
 
 def record_compatibility(session: Session, app_id: str, findings: list) -> str | None:

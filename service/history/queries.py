@@ -76,8 +76,8 @@ def list_servers(session: Session, kind: str = "connect") -> list[Server]:
 def is_connect_server(session: Session, server_id: str, default_server_id: str) -> bool:
     """A Connect server the router knows (from its heartbeats), or the default one
     (SPARK_ROUTER_CONNECT_SERVER_ID)."""
-    return server_id == default_server_id or session.scalar(
-        select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")) > 0
+    return server_id == default_server_id or session.execute(
+        select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")).scalar_one() > 0
 
 
 def server_activity(session: Session, server_id: str, policy, default_server_id: str) -> dict | None:
@@ -116,4 +116,4 @@ def list_quarantined(session: Session, server_id: str | None, limit: int,
 
 
 def count_quarantined(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(QuarantinedRecord))
+    return session.execute(select(func.count()).select_from(QuarantinedRecord)).scalar_one()

@@ -9,6 +9,7 @@ take runs. Every attempt is recorded in the router with its timings.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import time
@@ -383,7 +384,7 @@ class RollingRestart:
                 continue
             coordinator = RestartCoordinator(
                 settings, self.admin, backend, self.progress, self.rest,
-                guard=lambda server_id=server_id: self._others_can_take_runs(server_id))
+                guard=functools.partial(self._others_can_take_runs, server_id))
             outcomes[server_id] = coordinator.run(window_s, force)
         said = {RESTARTED: "restarted", SKIPPED: "skipped", FAILED: "failed"}
         self.progress("rolling restart done: " + ", ".join(f"{server_id} {said[code]}"

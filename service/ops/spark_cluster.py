@@ -247,7 +247,7 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
         state = None
     pids = [] if state is None else [*state.worker_pids, state.master_pid]
     running = [pid for pid in pids if pid_alive(pid)]
-    if not running:
+    if state is None or not running:
         path.unlink(missing_ok=True)
         progress("cluster is not running")
         return False
