@@ -92,12 +92,35 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
 
 
+def _metric() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
 class MetricColumns:
-    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts."""
+    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts.
+    Spelled out (not set in a loop over METRICS) so that the type checker knows them."""
+
+    num_tasks: Mapped[int] = _metric()
+    num_failed_tasks: Mapped[int] = _metric()
+    executor_run_time_ms: Mapped[int] = _metric()
+    executor_cpu_time_ms: Mapped[int] = _metric()
+    jvm_gc_time_ms: Mapped[int] = _metric()
+    shuffle_read_bytes: Mapped[int] = _metric()
+    shuffle_read_records: Mapped[int] = _metric()
+    shuffle_write_bytes: Mapped[int] = _metric()
+    shuffle_write_records: Mapped[int] = _metric()
+    memory_spilled_bytes: Mapped[int] = _metric()
+    disk_spilled_bytes: Mapped[int] = _metric()
+    input_bytes: Mapped[int] = _metric()
+    input_records: Mapped[int] = _metric()
+    output_bytes: Mapped[int] = _metric()
+    output_records: Mapped[int] = _metric()
+    peak_execution_memory_bytes: Mapped[int] = _metric()
+    max_task_duration_ms: Mapped[int] = _metric()
 
 
-for _name in METRICS:
-    setattr(MetricColumns, _name, mapped_column(BigInteger, nullable=False, default=0, server_default="0"))
+if set(MetricColumns.__annotations__) != set(METRICS):
+    raise RuntimeError("MetricColumns and METRICS name different metrics: keep them the same")
 
 
 class App(Base):
