@@ -706,8 +706,8 @@ def test_images_install_what_the_project_declares():
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
     assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh session" in client
-    assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*",
-                                                                                                       "")
+    assert '"pyspark==4.3.0"' in client
+    assert jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
     assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
     assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
 

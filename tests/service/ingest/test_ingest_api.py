@@ -87,7 +87,7 @@ def test_unattributed_stages_are_kept_and_counted(client):
 def test_app_without_run_id_gets_one_run_per_connect_session(client):
     client.post("/api/v1/ingest/stages", json=batch(
         stage(1, run_id=None, connect_session_id="sess-a"),
-                                                    stage(2, run_id=None, connect_session_id="sess-a"),
+        stage(2, run_id=None, connect_session_id="sess-a"),
         stage(3, run_id=None, connect_session_id="sess-b")))
     runs = client.get("/api/v1/apps/etl.orders/runs").json()
     assert sorted((r["run_id"], r["num_stages"]) for r in runs) == [("auto-sess-a", 2), ("auto-sess-b", 1)]

@@ -31,8 +31,8 @@ def test_a_stage_metric_past_what_a_real_stage_can_have_is_quarantined(client, m
 
 def test_the_issues_stages_at_2_63_are_quarantined_now(client):
     response = client.post("/api/v1/ingest/stages", json=batch(
-        stage(1, run_id="run-a", executor_run_time_ms=INT64_MAX), stage(2, run_id="run-b",
-                                                                        executor_run_time_ms=5)))
+        stage(1, run_id="run-a", executor_run_time_ms=INT64_MAX),
+        stage(2, run_id="run-b", executor_run_time_ms=5)))
     assert response.json() == {"accepted": 1, "duplicates": 0, "unattributed": 0, "quarantined": 1}
     assert [run["run_id"] for run in client.get("/api/v1/apps/etl.orders/runs").json()] == ["run-b"]
 

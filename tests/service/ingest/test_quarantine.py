@@ -190,9 +190,9 @@ def test_more_than_10000_records_refuse_the_batch(client):
 
 @pytest.mark.parametrize("field, value", [
     ("queue_size", 2**31), ("spool_bytes", 2**63), ("sent_at_ms", 10**17), ("start_time_ms", -1),
-    ("spark_version", "4.3\x00"), ("server_id", "a" * 201), ("active_sessions", "7"),
-                                          ("active_sessions", 7.0),
-    ("active_sessions", True), ("ui_url", "http://" + "h" * 300),
+    ("spark_version", "4.3\x00"), ("server_id", "a" * 201),
+    ("active_sessions", "7"), ("active_sessions", 7.0), ("active_sessions", True),
+    ("ui_url", "http://" + "h" * 300),
 ])
 def test_a_heartbeat_the_database_would_refuse_is_422(client, field, value):
     response = client.post("/api/v1/ingest/heartbeat", content=json.dumps(heartbeat(**{field: value})),

@@ -76,7 +76,7 @@ def cluster_router(cluster, cluster_state_dir):
     port = free_port()
     process = RouterProcess(url, cluster_state_dir, env={
         "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{port}",
-                                                         "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
+        "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
         "SPARK_ROUTER_STANDALONE_MASTER": cluster.master_url}).start()
     process.connect_port = port
     yield process

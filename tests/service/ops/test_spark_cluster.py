@@ -186,8 +186,8 @@ def test_concurrent_clients_and_a_standalone_run_are_attributed_as_on_local(clus
         standalone = spark_router_run(launcher_env(server), standalone_app, APPS / "standalone_shuffle.py",
                                       "--mode", "standalone", "--num-executors", "1", "--executor-memory",
                                       "512m")
-        processes = [connect_client(server, app_id, run_id, keys) for app_id,
-                     (run_id, keys) in clients.items()]
+        processes = [connect_client(server, app_id, run_id, keys)
+                     for app_id, (run_id, keys) in clients.items()]
         for process in processes:
             finish(process)
         output = finish(standalone)
