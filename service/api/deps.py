@@ -75,6 +75,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # app and run ids to the one rule of ids (schemas.ID_PATTERN).
 AppIdPath = Annotated[str, Path(max_length=200, pattern=ID_PATTERN)]
 RunIdPath = Annotated[str, Path(max_length=100, pattern=ID_PATTERN)]
+AppIdQuery = Annotated[str | None, Query(max_length=200, pattern=ID_PATTERN)]
 ServerIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 ServerIdQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
