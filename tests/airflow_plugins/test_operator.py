@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from airflow_plugins import connections
-from tests.support import REPO, RouterProcess, free_port
+from tests.support import REPO, RouterProcess, free_port, running_jobs, wait_until
 
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("Airflow is not installed (the project's `airflow` extra)", allow_module_level=True)
@@ -561,10 +561,10 @@ def last_run(router, app_id: str) -> dict:
 
 
 @pytest.mark.spark
-def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router):
+def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router, connect_server):
     process, lines = dag_test_until(airflow_home, "router_slow", "STARTED", run_env)
     try:
-        time.sleep(1)
+        wait_until(lambda: running_jobs(connect_server), 60, "the app's job to run on the server")
         process.send_signal(signal.SIGTERM)  # what Airflow's supervisor sends a task it stops
         output, _ = process.communicate(timeout=120)
     finally:
