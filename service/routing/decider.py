@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from client_runtime import protocol
 from client_runtime.settings import Settings
 from service.db import engine as db
 from service.db.models import App, Decision, Run, utcnow
@@ -163,9 +164,7 @@ def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
 
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"]}
-    if run["run_id"] is not None:  # None: a dry run, which has no run
-        confs["spark.router.runId"] = run["run_id"]
+    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
