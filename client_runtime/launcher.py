@@ -98,6 +98,7 @@ class Decision:
     session_confs: dict[str, str]
     reasons: list[str]
     from_router: bool
+    scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
 
 
 class Launcher:
@@ -210,7 +211,7 @@ class Launcher:
             reasons = [r["message"] for r in answer["reasons"]]
             self.on_event(f"router: {answer['mode']} (run {answer['run_id']}): {' '.join(reasons)}")
             return Decision(answer["run_id"], answer["mode"], answer["connect_url"], answer["session_confs"],
-                            reasons, from_router=True)
+                            reasons, from_router=True, scheduler_pool=answer.get("scheduler_pool"))
         mode = request.mode if request.mode != "auto" else self.settings.mode_if_router_unreachable
         why = "forced" if request.mode != "auto" else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable"
         self.on_event(f"running {mode} ({why})")
@@ -364,8 +365,10 @@ class Launcher:
 
     def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
         env = self._base_env(decision)
-        # The app's own confs become session confs; ours (spark.router.*) win over anything it sets.
-        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **decision.session_confs})
+        # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win over
+        # anything it sets: a pool of its own naming would stay on the server for good.
+        pool = {"spark.scheduler.pool": decision.scheduler_pool} if decision.scheduler_pool else {}
+        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool, **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),

@@ -171,7 +171,13 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
                        server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
-                       decided_at=decision["created_at"])
+                       decided_at=decision["created_at"],
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None)
+
+
+def scheduler_pool(reasons: list[dict]) -> str | None:
+    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
+    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
 
 def values(obj: Run | Decision) -> dict:

@@ -112,6 +112,14 @@ class Capacity(PolicyModel):
                                                  "counts (the launcher starts a run seconds after its decision).")
 
 
+class SchedulerPools(PolicyModel):
+    light_max_task_time_ms: int = Field(
+        2 * 60 * 1000, ge=0,
+        description="A Connect run of an app whose recent task time (history.statistic over history.window runs) is "
+                    "at most this runs in the server's `light` FAIR pool, ahead of the `heavy` pool's tasks; other "
+                    "runs, and apps with no successful run yet, in `heavy` (service/ops/fairscheduler.xml).")
+
+
 class Policy(PolicyModel):
     """Every knob of the routing policy. Loaded from a YAML or TOML file (SPARK_ROUTER_POLICY_FILE)."""
 
@@ -122,6 +130,7 @@ class Policy(PolicyModel):
     server: ServerLimits = Field(default_factory=ServerLimits)
     history: HistoryRule = Field(default_factory=HistoryRule)
     capacity: Capacity = Field(default_factory=Capacity)
+    scheduler_pools: SchedulerPools = Field(default_factory=SchedulerPools)
 
     @cached_property  # a policy is not changed once loaded; decisions read this on the hot path
     def full_version(self) -> str:
