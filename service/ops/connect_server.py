@@ -253,10 +253,11 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
 
 WARM_UP = """
 import sys
+from client_runtime.protocol import session_confs
 from client_runtime.session import connect_session  # imported while the server starts
 url = sys.stdin.readline().strip()
 if url:
-    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[1]))
+    spark = connect_session(url, session_confs("spark-router.warm-up"), retry_budget_s=float(sys.argv[1]))
     try:
         spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
     finally:

@@ -8,12 +8,12 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from client_runtime import protocol
 from client_runtime.settings import Settings
 from service.db import engine as db
 from service.db.models import App, Decision, Run, utcnow
@@ -21,6 +21,7 @@ from service.errors import Conflict
 from service.history import lifecycle
 from service.history.queries import in_flight_cutoffs
 from service.routing import decision_store, rules
+from service.routing.facts import summary_from_json
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 
@@ -31,9 +32,6 @@ def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
-_RUN_SUMMARY = itemgetter(*rules.RunSummary.__dataclass_fields__)  # a stored summary's values, in field order
-
-
 def aggregates(app: App | None) -> rules.AppAggregates:
     if app is None:
         return rules.AppAggregates()
@@ -41,7 +39,7 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
         retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
-        recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
+        recent_runs=tuple(summary_from_json(entry) for entry in app.recent_runs or ()))
 
 
 def resources(request: DecisionRequest) -> rules.Resources:
@@ -143,9 +141,7 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
 
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"]}
-    if run["run_id"] is not None:  # None: a dry run, which has no run
-        confs["spark.router.runId"] = run["run_id"]
+    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
