@@ -29,7 +29,14 @@ from urllib.parse import urlparse
 from client_runtime import artifacts, compat, failures, runner, sentry
 from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
-from client_runtime.protocol import SETTLED_BY, DecisionAnswer, Resources, session_confs, user_id
+from client_runtime.protocol import (
+    SCHEDULER_POOL_CONF,
+    SETTLED_BY,
+    DecisionAnswer,
+    Resources,
+    session_confs,
+    user_id,
+)
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
@@ -68,13 +75,15 @@ class Decision:
     session_confs: dict[str, str]
     reasons: list[str]
     from_router: bool
+    scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
 
     @classmethod
     def of(cls, answer: DecisionAnswer) -> Decision:
         """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a run)."""
         assert answer.run_id is not None, "a recorded decision has a run"
         return cls(answer.run_id, answer.mode, answer.connect_url, answer.session_confs,
-                   [reason.message for reason in answer.reasons], from_router=True)
+                   [reason.message for reason in answer.reasons], from_router=True,
+                   scheduler_pool=answer.scheduler_pool)
 
 
 class Launcher:
@@ -339,8 +348,10 @@ class Launcher:
 
     def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
         env = self._base_env(decision)
-        # The app's own confs become session confs; ours (spark.router.*) win over anything it sets.
-        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **decision.session_confs})
+        # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win over
+        # anything it sets: a pool of its own naming would stay on the server for good.
+        pool = {SCHEDULER_POOL_CONF: decision.scheduler_pool} if decision.scheduler_pool else {}
+        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool, **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),

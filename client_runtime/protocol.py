@@ -20,6 +20,8 @@ from typing import Any, Literal, TypedDict
 # Session confs a client sets so the listener attributes its stages (StageRecords.java APP_ID, RUN_ID).
 APP_ID_CONF = "spark.router.appId"
 RUN_ID_CONF = "spark.router.runId"
+# The Connect server's FAIR pool a run's jobs go to: the decision's scheduler_pool, set by the session.
+SCHEDULER_POOL_CONF = "spark.scheduler.pool"
 
 # The one rule for the ids of apps and runs, wherever they come in (decisions, stage records, paths, the user
 # id below): letters, digits and _ . : / @ -, at least one; so no empty id, no space, no control character.
@@ -138,6 +140,7 @@ class DecisionAnswer:
     policy_version: str
     server_id: str | None = None
     dry_run: bool = False
+    scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (light or heavy)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -147,4 +150,5 @@ class DecisionAnswer:
         return cls(run_id=answer["run_id"], app_id=answer["app_id"], mode=answer["mode"], rule=answer["rule"],
                    reasons=reasons, connect_url=answer.get("connect_url"),
                    session_confs=dict(answer.get("session_confs") or {}), policy_version=answer["policy_version"],
-                   server_id=answer.get("server_id"), dry_run=bool(answer.get("dry_run", False)), raw=answer)
+                   server_id=answer.get("server_id"), dry_run=bool(answer.get("dry_run", False)),
+                   scheduler_pool=answer.get("scheduler_pool"), raw=answer)

@@ -466,6 +466,9 @@ class DecisionOut(BaseModel):
                                                     "standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
+    scheduler_pool: str | None = Field(None, description="The Connect server's FAIR scheduler pool for this run's jobs "
+                                                         "(light or heavy, by the app's task time): the session sets "
+                                                         "it as spark.scheduler.pool. Null for standalone runs.")
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")

@@ -191,7 +191,13 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
                        decided_at=decision["created_at"], predictions=decision.get("predictions"),
-                       actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None)
+                       actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None)
+
+
+def scheduler_pool(reasons: list[dict]) -> str | None:
+    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
+    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
 
 def values(obj: Run | Decision) -> dict:

@@ -115,6 +115,14 @@ class Capacity(PolicyModel):
                                                  "counts (the launcher starts a run seconds after its decision).")
 
 
+class SchedulerPools(PolicyModel):
+    light_max_task_time_ms: int = Field(
+        2 * 60 * 1000, ge=0,
+        description="A Connect run of an app whose recent task time (history.statistic over history.window runs) is "
+                    "at most this runs in the server's `light` FAIR pool, ahead of the `heavy` pool's tasks; other "
+                    "runs, and apps with no successful run yet, in `heavy` (service/ops/fairscheduler.xml).")
+
+
 class Policy(PolicyModel):
     """Every knob of the routing policy. Loaded from a YAML or TOML file (SPARK_ROUTER_POLICY_FILE)."""
 
@@ -131,6 +139,7 @@ class Policy(PolicyModel):
                                 "by objective_time_weight), off (no cost-aware rule).")
     objective_time_weight: float = Field(0.5, ge=0, le=1, description="balanced: the weight of wall time; "
                                                                        "core-seconds get the rest.")
+    scheduler_pools: SchedulerPools = Field(default_factory=SchedulerPools)
 
     @cached_property  # a policy is not changed once loaded; decisions read this on the hot path
     def full_version(self) -> str:

@@ -1,5 +1,6 @@
 """The routing rules: pure functions over an app's aggregates and the pool of Connect servers that say connect
-or standalone, and why; and placement: which server of the pool a Connect run goes to.
+or standalone, and why; and placement: which server of the pool a Connect run goes to, and which of its FAIR
+scheduler pools its jobs run in.
 
 Each rule is ``(facts, policy) -> Verdict | None`` and is correct when called alone; ``decide`` applies them
 in order, the first verdict wins, and a Connect verdict is placed on a server (``place``). No rule touches the
@@ -405,10 +406,14 @@ RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
-    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool.
-    Every verdict carries both modes' predictions for the run (on the server it was placed on)."""
+    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool and
+    says the server's scheduler pool for its jobs. Every verdict carries both modes' predictions for the run (on
+    the server it was placed on)."""
     verdict = next((v for rule in RULES if (v := rule(facts, policy)) is not None), None)
-    verdict = place(with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy), facts, policy)
+    verdict = with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy)
+    if verdict.mode == "connect":
+        verdict = replace(verdict, reasons=(*verdict.reasons, scheduler_pool(facts.app, policy)))
+    verdict = place(verdict, facts, policy)
     predicted = verdict.predictions and verdict.predictions.connect
     if verdict.predictions is None or (verdict.mode == "connect" and predicted
                                        and predicted.server_id != verdict.server_id):
@@ -444,6 +449,29 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
         reasons += (Reason("placement", why, "free_cores", round(free_cores(chosen, policy), 2), cores),)
     return replace(verdict, reasons=reasons, predicted_cores=cores, server_id=chosen.server_id,
                    connect_url=chosen.connect_url)
+
+
+# The FAIR pools of the Connect server that runs go to (service/ops/fairscheduler.xml; a fixed set, since Spark never
+# removes a pool it has created).
+LIGHT_POOL, HEAVY_POOL = "light", "heavy"
+SCHEDULER_POOL_RULE = "scheduler-pool"
+
+
+def scheduler_pool(app: AppAggregates, policy: Policy) -> Reason:
+    """The server's scheduler pool for a Connect run of the app, as a reason whose `observed` is the pool: light when
+    its recent task time is at most the policy's limit (its jobs then get free cores before heavy runs' tasks),
+    heavy otherwise and while no successful run shows it is light."""
+    runs = list(app.recent_runs)[-policy.history.window:]
+    limit, kind = policy.scheduler_pools.light_max_task_time_ms, policy.history.statistic
+    if not runs:
+        return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {HEAVY_POOL} pool: no successful run yet "
+                                           f"shows a task time of at most {format_ms(limit)}.",
+                      "scheduler_pool", HEAVY_POOL, None)
+    observed = statistic([run.task_time_ms for run in runs], kind)
+    pool, compared = (LIGHT_POOL, "at most") if observed <= limit else (HEAVY_POOL, "over")
+    return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {pool} pool: the {kind} of task_time_ms over the "
+                                       f"last {len(runs)} successful runs is {format_ms(observed)}, {compared} "
+                                       f"{format_ms(limit)}.", "scheduler_pool", pool, None)
 
 
 def with_retry_flag(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
