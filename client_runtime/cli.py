@@ -108,7 +108,27 @@ def _decide(args: argparse.Namespace) -> int:
         print(f"  - [{reason.rule}] {reason.message}")
     if decision.connect_url:
         print(f"  Connect URL: {decision.connect_url}")
+    for line in prediction_lines(decision.raw.get("predictions")):
+        print(f"  {line}")
     return 0
+
+
+def prediction_lines(predictions: dict | None) -> list[str]:
+    """The router's predictions for the run, one line per mode, as its answer carries them (no line for a router
+    that makes none)."""
+    if not predictions:
+        return []
+    lines = []
+    for mode in ("connect", "standalone"):
+        p = predictions.get(mode)
+        if p:
+            where = (f"on {p.get('server_id')}" if mode == "connect"
+                     else f"incl. {p['startup_s']:.0f} s start-up, {p['cores']:g} cores")
+            lines.append(f"predicted {mode}: {p['wall_s']:.0f} s and {p['core_s']:.0f} executor core-s "
+                         f"±{p['uncertainty']:.0%} ({where}; from {p['basis'].removeprefix('from ')})")
+    if predictions.get("note"):
+        lines.append(f"predictions: {predictions['note']}")
+    return lines
 
 
 def _run(args: argparse.Namespace) -> int:

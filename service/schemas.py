@@ -554,12 +554,24 @@ class SimulatedApp(BaseModel):
     task_hours: float
 
 
+class SimulateReplay(BaseModel):
+    """The apps' kept runs replayed under the candidate: each run predicted from the runs before it."""
+
+    apps: list[AppAccuracy] = Field(description="Per app and mode it ran in: the candidate's prediction errors "
+                                                "against the actual runs.")
+    totals: dict[str, int | float] = Field(description="runs; runs_in_another_mode (the candidate would have chosen "
+                                                       "the other); over the runs it predicted (predicted_runs): "
+                                                       "actual_wall_s and actual_core_s against candidate_wall_s and "
+                                                       "candidate_core_s, what it predicted for its own choices.")
+
+
 class SimulateOut(BaseModel):
     current_policy_version: str
     candidate_policy_version: str
     days: int
     apps: list[SimulatedApp]
     totals: dict[str, int | float]
+    replay: SimulateReplay
 
 
 class CompatFinding(Strict):
