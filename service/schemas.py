@@ -396,6 +396,64 @@ class ReasonOut(BaseModel):
     message: str
 
 
+class PredictionOut(BaseModel):
+    """A run's predicted wall time and executor core-seconds in one mode (service/routing/predict.py)."""
+
+    mode: Literal["connect", "standalone"]
+    wall_s: float = Field(description="Submit to end, start-up included.")
+    core_s: float = Field(description="Executor core-seconds: on Connect the shared server's cores the run keeps "
+                                      "busy (its task time); standalone its own executors' cores for its life.")
+    uncertainty: float = Field(description="± this fraction of each figure.")
+    basis: str = Field(description="The runs it stands on; 'not seen in the other mode': from the other mode's runs.")
+    cross_mode: bool
+    startup_s: float = Field(description="The start-up included in wall_s (standalone: the cluster's measured one).")
+    cores: float = Field(description="The executor cores the run is predicted to get.")
+    server_id: str | None = Field(None, description="Connect: the server predicted on.")
+    in_flight_cores: float | None = Field(None, description="Connect: the load of the runs in flight there.")
+
+
+class PredictionsOut(BaseModel):
+    connect: PredictionOut | None
+    standalone: PredictionOut | None
+    note: str | None = Field(None, description="Why a mode has no prediction (an app never seen: neither).")
+
+
+class ActualOut(BaseModel):
+    """A finished run's actual figures, and the errors of what was predicted for the mode it ran in."""
+
+    mode: str
+    status: str
+    wall_s: float | None
+    core_s: float | None = Field(description="Measured executor core-seconds (null: not measured).")
+    executors: int | None = Field(None, description="Standalone: the most executors its application held.")
+    wall_error_pct: float | None = Field(description="(predicted − actual) / actual, in %; null for a run that did "
+                                                     "not succeed or had no prediction.")
+    core_s_error_pct: float | None
+
+
+class AccuracyFigures(BaseModel):
+    runs: int
+    wall_count: int
+    wall_median_abs_error_pct: float | None
+    core_s_count: int
+    core_s_median_abs_error_pct: float | None
+
+
+class AppAccuracy(AccuracyFigures):
+    app_id: str
+    mode: str
+
+
+class ModeAccuracy(AccuracyFigures):
+    mode: str
+
+
+class PredictionAccuracyOut(BaseModel):
+    days: int
+    apps: list[AppAccuracy]
+    overall: list[ModeAccuracy]
+
+
 class DecisionOut(BaseModel):
     run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
@@ -414,6 +472,10 @@ class DecisionOut(BaseModel):
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
+    predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: none "
+                                                                 "(a fallback rerun).")
+    actual: ActualOut | None = Field(None, description="Once the run ended: its actual figures beside the "
+                                                       "predictions.")
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.

@@ -76,6 +76,7 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # app and run ids to the one rule of ids (client_runtime/protocol.py).
 AppIdPath = Annotated[str, Path(max_length=APP_ID_MAX, pattern=ID_PATTERN)]
 RunIdPath = Annotated[str, Path(max_length=RUN_ID_MAX, pattern=ID_PATTERN)]
+AppIdQuery = Annotated[str | None, Query(max_length=APP_ID_MAX, pattern=ID_PATTERN)]
 ServerIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 ServerIdQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
