@@ -269,7 +269,8 @@ def wait_for_actuals(router: RouterProcess, figures: PassFigures, timeout_s: flo
             if outcome.run_id is None:
                 continue
             decision = router.get(f"/api/v1/runs/{outcome.run_id}").get("decision") or {}
-            if decision.get("predictions") and not decision.get("actual"):
+            predictions = decision.get("predictions") or {}
+            if (predictions.get("connect") or predictions.get("standalone")) and not decision.get("actual"):
                 return False
         return True
     try:

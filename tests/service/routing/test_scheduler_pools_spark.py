@@ -4,6 +4,7 @@ shows it is light."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -23,8 +24,18 @@ def stage_pools(connect_server) -> dict[int, str]:
     return {stage["stageId"]: stage["schedulingPool"] for stage in stages}
 
 
+def settled_stage_pools(connect_server) -> dict[int, str]:
+    """The stages once the server is idle and its status API has caught up (the listener bus is asynchronous: the
+    warm-up query's stages may still be on their way)."""
+    def unchanged():
+        first = stage_pools(connect_server)
+        time.sleep(2)
+        return first if stage_pools(connect_server) == first else None
+    return wait_until(unchanged, 60, "the server's status API to settle")
+
+
 def run_and_get_pools(router, connect_server, state_dir, app_id: str) -> tuple[dict, set[str]]:
-    before = stage_pools(connect_server)
+    before = settled_stage_pools(connect_server)
     result = spark_router_run(launcher_env(router, connect_server, state_dir), app_id,
                               EXAMPLES / "light_aggregation.py", args=["20000"])
     assert result.returncode == 0, result.stderr[-3000:]
@@ -47,5 +58,3 @@ def test_a_run_gets_the_pool_it_was_told_and_a_light_app_moves_to_the_light_pool
     assert second["run_id"] != first["run_id"]
     assert router.get(f"/api/v1/runs/{second['run_id']}")["decision"]["scheduler_pool"] == "light"
     assert pools == {"light"}
-    # Pools come from the server's file, not made up on the fly: the server knows all three from its start
-    # (a pool made on the fly is FIFO with weight 1; the file's light pool has weight 2).
