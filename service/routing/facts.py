@@ -24,13 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Literal
 
 from sqlalchemy import Connection
 
 from service.history.queries import recent_startups
+from service.routing.policy import Mode
 
-Mode = Literal["connect", "standalone"]
 MODES: tuple[Mode, ...] = ("connect", "standalone")
 
 # How many recent successful runs of each mode the cluster's start-up figure is measured over.
