@@ -384,7 +384,8 @@ def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     connect, standalone = predictions.connect, predictions.standalone
     assert connect is not None and standalone is not None  # better_mode says so
     on_connect = (f"{connect.wall_s:.0f} s ±{connect.uncertainty:.0%} and {connect.core_s:.0f} core-s on "
-                  f"{connect.server_id} ({connect.cores:.1g} of its cores; runs in flight {connect.in_flight_cores:.1f})")
+                  f"{connect.server_id} ({round(connect.cores, 1):g} of its cores; runs in flight "
+                  f"{connect.in_flight_cores or 0:.1f})")
     alone = (f"{standalone.wall_s:.0f} s ±{standalone.uncertainty:.0%} and {standalone.core_s:.0f} core-s standalone "
              f"(incl. {standalone.startup_s:.0f} s start-up)")
     weight = (f" ({policy.objective_time_weight:g} time, {1 - policy.objective_time_weight:g} core-s)"

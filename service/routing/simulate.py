@@ -46,8 +46,8 @@ def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts, now)
         replayed.append({
             "ran": run.mode, "candidate_mode": verdict.mode, "actual_wall_s": actual_wall,
             "actual_core_s": run.executor_core_s,
-            "wall_error_pct": error_pct(predicted and predicted.wall_s, actual_wall),
-            "core_s_error_pct": error_pct(predicted and predicted.core_s, run.executor_core_s),
+            "wall_error_pct": error_pct(predicted.wall_s if predicted else None, actual_wall),
+            "core_s_error_pct": error_pct(predicted.core_s if predicted else None, run.executor_core_s),
             "candidate_wall_s": chosen.wall_s if chosen else None, "candidate_core_s": chosen.core_s if chosen else None})
     return replayed
 
