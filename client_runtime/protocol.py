@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 # --------------------------------------------------------------------------------- attribution of stages
 
@@ -110,7 +110,8 @@ def resources(driver_memory: str | int | None = None, executor_memory: str | int
     given: dict[str, Any] = {"driver_memory": driver_memory, "executor_memory": executor_memory,
                              "driver_cores": driver_cores, "executor_cores": executor_cores,
                              "num_executors": num_executors}
-    return Resources(**{name: value for name, value in given.items() if value is not None})
+    # The keys are Resources' own, and each value has its field's type: the signature says so.
+    return cast(Resources, {name: value for name, value in given.items() if value is not None})
 
 
 # ----------------------------------------------------------------------------- the router's decision
