@@ -392,6 +392,17 @@ class ReasonOut(BaseModel):
     message: str
 
 
+class SizingOut(BaseModel):
+    """A standalone run's resources as sized from its history (sizes in Spark's forms, whole MiB: 1536m), what
+    the launcher gives spark-submit; null: Spark's default (nothing asked, nothing sized)."""
+
+    executor_memory: str | None
+    num_executors: int | None
+    executor_cores: int | None
+    driver_memory: str | None
+    reason: str = Field(description="Why, in one sentence.")
+
+
 class DecisionOut(BaseModel):
     run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
@@ -407,6 +418,8 @@ class DecisionOut(BaseModel):
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
+    sizing: SizingOut | None = Field(None, description="A standalone run's resources, sized from the app's history "
+                                                       "within the policy's guard rails; null for Connect runs.")
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
@@ -441,6 +454,12 @@ class FallbackRequest(Strict):
     reason: str | None = text(2_000, default=None)
 
 
+class OomRerunRequest(Strict):
+    where: Literal["executor", "driver"] = Field("executor", description="Where the run ran out of memory: "
+                                                                         "that memory grows.")
+    reason: str | None = text(2_000, default=None)
+
+
 class RunDetail(RunOut):
     started_at: datetime | None
     finished_at: datetime | None
@@ -449,6 +468,14 @@ class RunDetail(RunOut):
     exit_code: int | None
     fallback_of: str | None
     fell_back_to: str | None
+    oom_rerun_of: str | None = Field(None, description="The standalone run that ran out of memory, which this "
+                                                       "one reruns with more.")
+    oom_rerun_to: str | None = Field(None, description="This run ran out of memory: its rerun with more.")
+    executor_memory: int | None = Field(None, description="Bytes: what a standalone run was given (null: Spark's "
+                                                          "default; Connect runs: the server's).")
+    executor_cores: int | None = None
+    num_executors: int | None = None
+    driver_memory: int | None = None
     dag_id: str | None
     task_id: str | None
     airflow_run_id: str | None

@@ -149,6 +149,16 @@ class Run(MetricColumns, Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    # A standalone run that ran out of memory is rerun once with more (routing/sizing.py): the failed run and
+    # its rerun point at each other.
+    oom_rerun_of: Mapped[str | None] = mapped_column(String(100))
+    oom_rerun_to: Mapped[str | None] = mapped_column(String(100))
+    # The resources a standalone run was given (sized from its history, or as asked); None: Spark's default,
+    # and on Connect runs (the server's executors).
+    executor_memory: Mapped[int | None] = mapped_column(BigInteger)
+    executor_cores: Mapped[int | None] = mapped_column(Integer)
+    num_executors: Mapped[int | None] = mapped_column(Integer)
+    driver_memory: Mapped[int | None] = mapped_column(BigInteger)
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
     server_id: Mapped[str | None] = mapped_column(String(200))
@@ -181,6 +191,8 @@ class Decision(Base):
     reasons: Mapped[list] = mapped_column(JSON)
     policy_version: Mapped[str] = mapped_column(String(100))
     request: Mapped[dict] = mapped_column(JSON)
+    # A standalone decision's sizing (the resources it gave are the run's): why, in one sentence.
+    sizing_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class StageMetric(MetricColumns, Base):

@@ -24,10 +24,12 @@ def run_duration_ms(run: Run) -> int | None:
 
 
 def run_summary(run: Run) -> dict:
-    """What the policy keeps of a successful run (rules.RunSummary fields)."""
+    """What the policy keeps of a successful run (rules.RunSummary fields; sizing's too: its mode and the
+    executors it was given)."""
     return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
             "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
-            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0}
+            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0,
+            "mode": run.mode, "executor_memory": run.executor_memory, "executor_cores": run.executor_cores}
 
 
 def remember_success(app: App, run: Run) -> None:
