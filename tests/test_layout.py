@@ -62,7 +62,7 @@ def test_packages_of_the_service_import_along_the_data_path():
     wrong = []
     for package, allowed in SERVICE_PACKAGES.items():
         forbidden = {f"service.{name}" for name in SERVICE_PACKAGES if name not in allowed | {package, "db"}}
-        forbidden |= {"service.app", "service.cli"}
+        forbidden |= {"service.app", "service.commands"}
         for path in modules(f"service/{package}"):
             for name in imported(path):
                 if any(name == module or name.startswith(module + ".") for module in forbidden):
@@ -77,6 +77,48 @@ def test_no_two_modules_share_a_name():
                        if path.stem == "__init__" and path.parent.name not in COMPONENTS)
     shared = [name for name, count in (names + packages).items() if count > 1]
     assert not shared, f"modules or packages sharing a name: {shared}"
+
+
+def import_cycles(component: str) -> list[list[str]]:
+    """Circles of imports between a component's modules (at the top or inside a function)."""
+    graph = {}
+    for path in modules(component):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        graph[module] = imported(path)
+    graph = {module: {name for name in names if name in graph and name != module} for module, names in graph.items()}
+    cycles, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        for name in sorted(graph[module]):
+            visit(name, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    return cycles
+
+
+@pytest.mark.parametrize("component", ["client_runtime", "service"])
+def test_no_import_circles(component):
+    """A module that imports another is not imported by it, however indirectly: each can be read (and loaded)
+    knowing only what it imports."""
+    assert import_cycles(component) == []
+
+
+def test_an_import_circle_is_found(tmp_path, monkeypatch):
+    """The check above can fail: two modules that import each other are a circle."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "one.py").write_text("from pkg.two import B\n")
+    (package / "two.py").write_text("def f():\n    from pkg import one\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert import_cycles("pkg") == [["pkg.one", "pkg.two", "pkg.one"]]
 
 
 def test_client_runtime_imports_without_the_service_and_its_packages():

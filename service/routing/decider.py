@@ -8,7 +8,6 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
@@ -21,6 +20,7 @@ from service.errors import Conflict
 from service.history import lifecycle
 from service.history.queries import in_flight_cutoffs
 from service.routing import decision_store, rules, sizing
+from service.routing.facts import summary_from_json
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut, SizingOut
 
@@ -31,9 +31,6 @@ def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
-_RUN_SUMMARY = itemgetter(*rules.RunSummary.__dataclass_fields__)  # a stored summary's values, in field order
-
-
 def aggregates(app: App | None) -> rules.AppAggregates:
     if app is None:
         return rules.AppAggregates()
@@ -41,7 +38,7 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
         retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
-        recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
+        recent_runs=tuple(summary_from_json(entry) for entry in app.recent_runs or ()))
 
 
 def resources(request: DecisionRequest) -> rules.Resources:
