@@ -55,9 +55,9 @@ class Sized:
 
     def spark_resources(self) -> dict[str, str | int]:
         """The resources in spark-submit's terms (sizes in whole MiB: 1536m), the unset ones left out."""
-        values = {"executor_memory": self.executor_memory and spark_size(self.executor_memory),
+        values = {"executor_memory": None if self.executor_memory is None else spark_size(self.executor_memory),
                   "num_executors": self.num_executors, "executor_cores": self.executor_cores,
-                  "driver_memory": self.driver_memory and spark_size(self.driver_memory)}
+                  "driver_memory": None if self.driver_memory is None else spark_size(self.driver_memory)}
         return {name: value for name, value in values.items() if value is not None}
 
 

@@ -195,6 +195,7 @@ def test_spark_resources_in_whole_mib():
     assert sized.spark_resources() == {"executor_memory": "1600m", "num_executors": 3, "executor_cores": 1,
                                        "driver_memory": "1025m"}
     assert sizing.Sized(None, None, None, None, "why.").spark_resources() == {}
+    assert sizing.Sized(0, 0, None, None, "why.").spark_resources() == {"executor_memory": "0m", "num_executors": 0}
 
 
 @pytest.mark.parametrize("size, expected", [(GiB, "1024m"), (GiB + 1, "1025m"), (1, "1m"), (1536 * MiB, "1536m")])
