@@ -77,14 +77,21 @@ def _add_resource_options(parser: argparse.ArgumentParser) -> None:
                        help="a Spark conf of the app (repeatable)")
 
 
+def _resources(args: argparse.Namespace):
+    from client_runtime.protocol import resources
+
+    return resources(driver_memory=args.driver_memory, executor_memory=args.executor_memory,
+                     driver_cores=args.driver_cores, executor_cores=args.executor_cores,
+                     num_executors=args.num_executors)
+
+
 def _decide(args: argparse.Namespace) -> int:
-    from client_runtime.launcher import resources_of
     from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 
     settings = get_settings()
     client = RouterClient(settings.url, settings.token("api_token"))
     try:
-        decision = client.decide(args.app_id, args.mode, resources_of(args), _parse_confs(args.conf),
+        decision = client.decide(args.app_id, args.mode, _resources(args), _parse_confs(args.conf),
                                  dry_run=not args.record)
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -92,23 +99,43 @@ def _decide(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps(decision, indent=2))
+        print(json.dumps(decision.raw, indent=2))
         return 0
-    run = (f"run {decision['run_id']}, counted in flight for capacity.decided_max_age_s unless it starts"
-           if decision["run_id"] else "dry run: no run recorded")
-    print(f"{decision['app_id']}: {decision['mode']} ({run}; policy {decision['policy_version']})")
-    for reason in decision["reasons"]:
-        print(f"  - [{reason['rule']}] {reason['message']}")
-    if decision["connect_url"]:
-        print(f"  Connect URL: {decision['connect_url']}")
+    run = (f"run {decision.run_id}, counted in flight for capacity.decided_max_age_s unless it starts"
+           if decision.run_id else "dry run: no run recorded")
+    print(f"{decision.app_id}: {decision.mode} ({run}; policy {decision.policy_version})")
+    for reason in decision.reasons:
+        print(f"  - [{reason.rule}] {reason.message}")
+    if decision.connect_url:
+        print(f"  Connect URL: {decision.connect_url}")
+    for line in prediction_lines(decision.raw.get("predictions")):
+        print(f"  {line}")
     return 0
+
+
+def prediction_lines(predictions: dict | None) -> list[str]:
+    """The router's predictions for the run, one line per mode, as its answer carries them (no line for a router
+    that makes none)."""
+    if not predictions:
+        return []
+    lines = []
+    for mode in ("connect", "standalone"):
+        p = predictions.get(mode)
+        if p:
+            where = (f"on {p.get('server_id')}" if mode == "connect"
+                     else f"incl. {p['startup_s']:.0f} s start-up, {p['cores']:g} cores")
+            lines.append(f"predicted {mode}: {p['wall_s']:.0f} s and {p['core_s']:.0f} executor core-s "
+                         f"±{p['uncertainty']:.0%} ({where}; from {p['basis'].removeprefix('from ')})")
+    if predictions.get("note"):
+        lines.append(f"predictions: {predictions['note']}")
+    return lines
 
 
 def _run(args: argparse.Namespace) -> int:
     import signal
 
     from client_runtime.artifacts import ArtifactError
-    from client_runtime.launcher import Launcher, RunRequest, resources_of
+    from client_runtime.launcher import Launcher, RunRequest
     from client_runtime.router_client import RouterRejected
     from client_runtime.sentry import init_sentry
 
@@ -126,7 +153,7 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     args_after = args.app_args[1:] if args.app_args[:1] == ["--"] else args.app_args
     request = RunRequest(app_id=args.app_id, app=args.app, args=args_after, mode=args.mode,
-                         resources=resources_of(args), spark_conf=_parse_confs(args.conf),
+                         resources=_resources(args), spark_conf=_parse_confs(args.conf),
                          fallback=not args.no_fallback, idempotent=not args.not_idempotent, main_class=args.main_class)
     try:
         result = launcher.run(request, args.app_interpreter)  # started by main(), or None

@@ -32,7 +32,13 @@ except ImportError:  # Python 3.10
 
 from client_runtime.settings import Settings
 from client_runtime.spark_env import LISTENER_CLASS, listener_conf
-from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF, SERVER_CONF_FILE, read_properties
+from service.ops.connect_server import (
+    CONNECT_SERVER_CLASS,
+    SCHEDULER_POOLS_FILE,
+    SERVER_CONF,
+    SERVER_CONF_FILE,
+    read_properties,
+)
 from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
@@ -166,6 +172,10 @@ def pod_spec(workload: dict) -> dict:
     )
 
 
+def pod_labels(workload: dict) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
 def env_of(c: dict) -> dict[str, dict]:
     return {entry["name"]: entry for entry in c.get("env", [])}
 
@@ -275,7 +285,8 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
     assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
     assert router["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(env_of(router)["WEB_CONCURRENCY"]["value"]) >= 2
-    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the router's).
+    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the
+    # router's).
     limits = {name: env_of(router)[f"SPARK_ROUTER_{name.upper()}"]["value"]
               for name in ("header_read_timeout_s", "body_read_timeout_s", "max_connections")}
     settings = Settings(**limits)
@@ -301,7 +312,8 @@ def test_connect_server_settings(rendered):
     assert conf["spark.ui.port"] == "4040"
     configmap = rendered.get("ConfigMap", f"{FULLNAME}-connect-conf")
     assert Path(conf["spark.scheduler.allocation.file"]).name in configmap["data"]
-    assert "<schedulingMode>FAIR</schedulingMode>" in configmap["data"]["fairscheduler.xml"]
+    # The pools are the one file's (service/ops/fairscheduler.xml), which the router assigns runs to.
+    assert configmap["data"]["fairscheduler.xml"].strip() == SCHEDULER_POOLS_FILE.read_text().strip()
     deployment = rendered.get("Deployment", f"{FULLNAME}-connect")
     assert conf["spark.kubernetes.container.image"] == container(deployment)["image"]
     # Executors' labels let the NetworkPolicy admit them to the driver ports.
@@ -314,6 +326,8 @@ def test_the_chart_renders_the_one_file_of_server_settings(helm):
     # The chart's copy is a link to the file the local server reads, not a second copy that could drift.
     link = CHART / "files" / "connect-server.conf"
     assert link.is_symlink() and link.resolve() == SERVER_CONF_FILE.resolve()
+    pools = CHART / "files" / "fairscheduler.xml"
+    assert pools.is_symlink() and pools.resolve() == SCHEDULER_POOLS_FILE.resolve()
     assert ARTICLE_CONF.items() <= SERVER_CONF.items()
     # A changed file changes the chart; the values override only what they set.
     result = helm_template(helm, "--set", "connectServer.dynamicAllocation.executorIdleTimeout=7s")
@@ -430,7 +444,8 @@ def test_restart_cronjob_runs_restart_server_with_rights_on_the_server_only(rend
     assert not any(verb in rule["verbs"] for rule in role["rules"] for verb in ("create", "delete", "*"))
 
 
-POOL_ARGS = ["--set", "connectServer.replicas=3", "--set", "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
+POOL_ARGS = ["--set", "connectServer.replicas=3", "--set",
+             "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
 
 
 @pytest.fixture(scope="session")
@@ -448,8 +463,8 @@ def test_a_pool_of_connect_servers_is_valid_kubernetes(pool, k8s_version):
         try:
             kubernetes_validate.validate(doc, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes {k8s_version}: "
-                        f"{exc.message} at {list(exc.path)}")
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes "
+                        f"{k8s_version}: {exc.message} at {list(exc.path)}")
 
 
 def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_url(pool):
@@ -459,29 +474,29 @@ def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_ur
     ids = [env["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"] for env in envs]
     assert ids == ["connect-prod", "connect-prod-1", "connect-prod-2"]  # the values' serverId, then -1, -2
     urls = [env["SPARK_ROUTER_LISTENER_CONNECT_URL"]["value"] for env in envs]
-    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true", "sc://tls-1.example:443/;use_ssl=true",
-                    f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
+    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true",
+                    "sc://tls-1.example:443/;use_ssl=true", f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
     prefixes = [env["SPARK_EXECUTOR_POD_NAME_PREFIX"]["value"] for env in envs]
     assert len(set(prefixes)) == 3 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", p) and len(p) <= 47
                                            for p in prefixes)
     # Each server's Services select its pod and no other's.
-    for name, server in zip(names, servers):
+    for name, server in zip(names, servers, strict=True):
         selector = server["spec"]["selector"]["matchLabels"]
         assert selector.items() <= server["spec"]["template"]["metadata"]["labels"].items()
         for service in (pool.get("Service", name), pool.get("Service", f"{name}-ui")):
             matching = [s["metadata"]["name"] for s in servers
-                        if service["spec"]["selector"].items() <= s["spec"]["template"]["metadata"]["labels"].items()]
+                        if service["spec"]["selector"].items() <= pod_labels(s).items()]
             assert matching == [name], service["metadata"]["name"]
         others = [s for s in servers if s is not server]
-        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items() for s in others)
+        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items()
+                       for s in others)
     # The router's default server is the first; its id is the one the router is told.
     router = env_of(container(pool.get("Deployment", f"{FULLNAME}-router")))
     assert router["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"] == ids[0]
     assert router["SPARK_ROUTER_CONNECT_URL"]["value"] == urls[0]
     # The NetworkPolicy covers every server's pod.
     policy = pool.get("NetworkPolicy", f"{FULLNAME}-connect")
-    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= s["spec"]["template"]["metadata"]["labels"].items()
-               for s in servers)
+    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels(s).items() for s in servers)
 
 
 def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch):
@@ -492,8 +507,10 @@ def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch
     servers = {env_of(container(d))["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"]: d["metadata"]["name"]
                for d in pool.all("Deployment") if d["metadata"]["name"] != f"{FULLNAME}-router"}
     assert deployments == servers and len(servers) == 3
-    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]]
-    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS", env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    default_server = env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]
+    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[default_server]
+    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS",
+                       env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
     assert Settings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
     account = pod_spec(pool.get("CronJob", f"{FULLNAME}-restart"))["serviceAccountName"]
     binding = next(b for b in pool.all("RoleBinding") if b["subjects"][0]["name"] == account)
@@ -691,13 +708,15 @@ def test_images_install_what_the_project_declares():
     assert [r for r in reqs if r.startswith("pyspark")] == ["pyspark-client==4.2.0"]
     client = (DOCKER / "client.Dockerfile").read_text()
     assert "-r docker/client/requirements.txt" in client and '".[client]"' not in client
-    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect client
-    # with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one stays default.
+    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect
+    # client with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one
+    # stays default.
     from client_runtime import jvm
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
     assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh session" in client
-    assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
+    assert '"pyspark==4.3.0"' in client
+    assert jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
     assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
     assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
 
@@ -831,7 +850,7 @@ def test_executor_entrypoint_follows_the_spark_on_kubernetes_contract(spark_stub
     assert args[:5] == ["-Dspark.driver.port=7078", "-Dsecond=1", "-Dlast=1", "-Xms2g", "-Xmx2g"]
     assert args[args.index("-cp") + 1].endswith("/spark/jars/*")
     backend = args.index("org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend")
-    options = dict(zip(args[backend + 1 :: 2], args[backend + 2 :: 2]))
+    options = dict(zip(args[backend + 1 :: 2], args[backend + 2 :: 2], strict=True))
     assert options == {
         "--driver-url": "spark://CoarseGrainedScheduler@10.1.2.3:7078",
         "--executor-id": "7",
@@ -847,8 +866,11 @@ def test_image_defaults_match_the_chart(default):
     # What the image's entrypoint reads: the shared server settings, then the image's own file over them.
     image_conf = {**read_properties(SERVER_CONF_FILE.read_text()),
                   **parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())}
-    assert re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} .* /opt/spark-router/conf/$",
+    copy = re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} (.*) /opt/spark-router/conf/$",
                      (DOCKER / "connect-server.Dockerfile").read_text(), re.MULTILINE)
+    # The pools the image's spark-defaults.conf names are the one file's.
+    assert copy and str(SCHEDULER_POOLS_FILE.relative_to(ROOT)) in copy.group(1).split()
+    assert Path(image_conf["spark.scheduler.allocation.file"]).name == SCHEDULER_POOLS_FILE.name
     chart_conf = spark_defaults(default)
     release_specific = {
         "spark.driver.memory",
@@ -942,7 +964,8 @@ def test_router_image_command_serves_the_rendered_policy(production, tmp_path):
         body = response.json()
         assert body["policy_version"].startswith("prod-2026-11+")
         assert body["policy"]["server"]["max_executors"] == 50
-        # Every worker closes a connection that sends no whole request head in time (the issue's slowloris probe).
+        # Every worker closes a connection that sends no whole request head in time (the issue's slowloris
+        # probe).
         started = time.monotonic()
         slow = [socket.create_connection(("127.0.0.1", int(port)), timeout=15) for _ in range(8)]
         for sock in slow:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from client_runtime import protocol
 from client_runtime.settings import Settings
 from service.db import engine as db
 from service.db.models import App, Decision, Run, utcnow
@@ -20,8 +21,9 @@ from service.errors import Conflict
 from service.history import lifecycle
 from service.history.queries import in_flight_cutoffs
 from service.routing import decision_store, rules, sizing
-from service.routing.facts import summary_from_json
+from service.routing.facts import read_cluster_facts, summary_from_json
 from service.routing.policy import Policy
+from service.routing.predict import error_pct
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut, SizingOut
 
 log = logging.getLogger(__name__)
@@ -72,15 +74,15 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
                                 default_server(settings), now, **in_flight_cutoffs(policy.capacity, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
-    servers = state.servers
+    servers, cluster = state.servers, read_cluster_facts(connection)
     results: list[DecisionOut | Exception] = []
     new_runs, new_decisions, retries_granted = [], [], []
     for request in requests:
         app = apps[request.app_id]
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
-                                                       resources=resources(request), app=app, servers=servers),
-                                   policy)
+                                                       resources=resources(request), app=app, servers=servers,
+                                                       cluster=cluster), policy)
         except Exception as exc:  # one request's failure is not the batch's
             log.exception("no decision for app %s", request.app_id)
             results.append(exc)
@@ -103,7 +105,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                     "requested_mode": request.mode, "mode": verdict.mode,
                     "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                     "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                    "request": request.model_dump(mode="json"), "sizing_reason": sized and sized.reason}
+                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict),
+                    "sizing_reason": sized and sized.reason}
         new_runs.append(run)
         new_decisions.append(decision)
         results.append(decision_out(decision, run, settings, verdict.connect_url))
@@ -121,7 +124,8 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     app = session.get(App, request.app_id)
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(app), servers=servers), policy)
+        app=aggregates(app), servers=servers,
+        cluster=read_cluster_facts(session.connection())), policy)
     sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone" else None)
     airflow = request.airflow
     run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
@@ -129,7 +133,7 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
            "try_number": airflow and airflow.try_number, **sized_columns(sized)}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
-                "sizing_reason": sized and sized.reason}
+                "predictions": predictions_json(verdict), "sizing_reason": sized and sized.reason}
     return decision_out(decision, run, settings, verdict.connect_url).model_copy(update={"dry_run": True})
 
 
@@ -218,11 +222,29 @@ def ran_with_memory(ran_with: rules.Resources, where: sizing.OomWhere) -> int:
     return memory or sizing.SPARK_DEFAULT_MEMORY
 
 
+def predictions_json(verdict: rules.Verdict) -> dict | None:
+    return verdict.predictions.as_json() if verdict.predictions is not None else None
+
+
+def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
+    """A finished run's actual figures beside what was predicted for the mode it ran in: wall time, executor
+    core-seconds, and each prediction's error in % of the actual (a succeeded run's only: a failed or cancelled
+    run did not do the work that was predicted). None while the run has not ended."""
+    if run.get("status") not in lifecycle.TERMINAL:
+        return None
+    started, finished = run.get("started_at"), run.get("finished_at")
+    wall_s = (finished - started).total_seconds() if started and finished else None
+    core_s = run.get("executor_core_s")
+    predicted = (predictions or {}).get(run["mode"]) if run["status"] == "succeeded" else None
+    return {"mode": run["mode"], "status": run["status"], "wall_s": None if wall_s is None else round(wall_s, 2),
+            "core_s": core_s, "executors": run.get("executors_held"),
+            "wall_error_pct": error_pct(predicted and predicted.get("wall_s"), wall_s),
+            "core_s_error_pct": error_pct(predicted and predicted.get("core_s"), core_s)}
+
+
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"]}
-    if run["run_id"] is not None:  # None: a dry run, which has no run
-        confs["spark.router.runId"] = run["run_id"]
+    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
@@ -248,8 +270,15 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
                        server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
-                       decided_at=decision["created_at"], sizing=sizing_out(decision, run))
+                       decided_at=decision["created_at"], predictions=decision.get("predictions"),
+                       actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None,
+                       sizing=sizing_out(decision, run))
 
+
+def scheduler_pool(reasons: list[dict]) -> str | None:
+    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
+    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
 def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
     """A standalone decision's sizing: the run's resources and the decision's reason (decisions stored before
@@ -263,11 +292,9 @@ def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
                      executor_cores=sized.executor_cores, driver_memory=spark.get("driver_memory"),
                      reason=sized.reason)
 
-
 def values(obj: Run | Decision) -> dict:
     """An ORM object's column values."""
     return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
-
 
 class DecisionBatcher:
     """Makes the decisions that arrive while a batch is being stored together, in the next batch: one

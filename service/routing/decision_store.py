@@ -122,8 +122,9 @@ new_runs AS (
            try_number, executor_memory, executor_cores, num_executors, driver_memory
     FROM json_populate_recordset(NULL::runs, %(runs)s))
 INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request,
-                       sizing_reason)
-SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, sizing_reason
+                       predictions, sizing_reason)
+SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions,
+       sizing_reason
 FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 """
 
