@@ -382,6 +382,10 @@ class DecisionRequest(Strict):
     airflow: AirflowContext | None = None
     dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is recorded, no "
                                              "capacity held, no cool-down try granted (run_id is null).")
+    can_wait: bool = Field(False, strict=True, description="The caller can wait for room on a Connect server: when "
+                           "none has room and room is predicted sooner than a standalone start-up, the answer is "
+                           "mode queued (then GET /api/v1/runs/{run_id}/admission until admitted) instead of "
+                           "standalone.")
 
 
 class ReasonOut(BaseModel):
@@ -395,7 +399,9 @@ class ReasonOut(BaseModel):
 class DecisionOut(BaseModel):
     run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
-    mode: Literal["connect", "standalone"]
+    mode: Literal["connect", "standalone", "queued"] = Field(
+        description="queued (only for a request with can_wait): the run waits for room; ask "
+                    "GET /api/v1/runs/{run_id}/admission until it is connect or standalone.")
     rule: str
     reasons: list[ReasonOut]
     connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
@@ -407,6 +413,8 @@ class DecisionOut(BaseModel):
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
+    position: int | None = Field(None, description="A queued run's place in the admission queue (1: next).")
+    predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in seconds.")
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
@@ -545,6 +553,24 @@ class PoolServerOut(BaseModel):
     in_flight_cores: float = Field(description="Predicted cores of the Connect runs in flight on it.")
     free_cores: float
     in_flight_runs: int
+    max_runs: int | None = Field(None, description="Connect runs it takes at once (SPARK_ROUTER_SERVER_MAX_RUNS).")
+    room: bool = Field(False, description="It can take a run of the policy's default size now: available, a run "
+                                          "slot and the cores free.")
+
+
+class QueuedRunOut(BaseModel):
+    """A run waiting in the admission queue for room on a Connect server."""
+
+    run_id: str
+    app_id: str
+    position: int | None = Field(description="Its place in the queue (1: next); null: its client stopped asking, "
+                                              "so it no longer holds a place.")
+    enqueued_at: datetime
+    waited_s: float
+    predicted_wait_s: float | None = Field(description="Its predicted wait for room, as last checked.")
+    deadline_at: datetime = Field(description="When it runs standalone if still waiting (SPARK_ROUTER_QUEUE_MAX_WAIT_S).")
+    predicted_cores: float
+    live: bool = Field(description="Its client asked lately (a long poll within SPARK_ROUTER_QUEUE_POLL_MAX_S + 15 s).")
 
 
 class ServerActivity(BaseModel):

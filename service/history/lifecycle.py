@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from service.db.models import RECENT_RUNS_KEPT, App, Run, utcnow
+from service.db.models import RECENT_RUNS_KEPT, AdmissionQueueEntry, App, Run, utcnow
 from service.errors import Conflict, UnknownRun
 from service.history.apps import lock_app
 
@@ -60,7 +60,7 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
            message: str | None = None, exit_code: int | None = None) -> Run:
     """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not.
 
-    decided -> running -> succeeded | failed | cancelled. A failed Connect run that the launcher reruns
+    decided -> running -> succeeded | failed | cancelled; queued -> cancelled. A failed Connect run that the launcher reruns
     standalone is failed with failure_kind "pending" until the rerun ends, which settles it (see _settle)."""
     run, app = lock_run_and_app(session, run_id)
     now = utcnow()
@@ -68,6 +68,11 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         if event == run.status or event == "started":
             return run
         raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
+    if run.status == "queued":  # waiting in the admission queue: it can only be cancelled, which takes it out
+        if event != "cancelled":
+            raise Conflict(f"run {run_id} waits in the admission queue; it cannot be {event} before it is admitted "
+                           f"(GET /api/v1/runs/{run_id}/admission)")
+        session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == run_id))
     if failure_kind == "pending" and run.mode != "connect":
         raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to settle "
                        f"its failure")
