@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,7 +52,9 @@ class SparkRouterOperator(BaseOperator):
     :param main_class: for a ``.jar`` application: the class to run, e.g. ``com.acme.Main`` (templated; default
         the jar's ``Main-Class``). On Connect it runs as a JVM Connect client, standalone with
         ``spark-submit --class`` (docs/jvm.md).
-    :param application_args: arguments passed to the app (templated).
+    :param application_args: arguments passed to the app: a list (templated: its items, or the whole list as an
+        XComArg, e.g. an upstream task's output, or as a Jinja string in a DAG with
+        ``render_template_as_native_obj=True``).
     :param app_id: the app's stable id in the router, whose run history drives the decision (templated;
         default ``<dag_id>.<task_id>``).
     :param mode: ``auto`` (the router decides), ``connect`` or ``standalone`` (forced).
@@ -60,8 +63,10 @@ class SparkRouterOperator(BaseOperator):
     :param driver_cores: driver cores.
     :param executor_cores: cores per executor.
     :param num_executors: number of executors.
-    :param spark_conf: the app's Spark confs, ``spark.*`` keys (templated). The router sees them (some
-        confs can only be set on an application of its own); standalone runs get them as ``--conf``.
+    :param spark_conf: the app's Spark confs, ``spark.*`` keys (templated: its values, or the whole dict as
+        an XComArg or a Jinja string as for ``application_args``). The router sees them (some confs can only be
+        set on an application of its own); Connect runs get them as session confs, standalone runs as
+        ``--conf``.
     :param fallback: rerun standalone when the run fails because of Spark Connect (default True).
     :param idempotent: the app may run twice; a fallback reruns it only if True (default True).
     :param run_timeout: how long one run of the app may take (seconds or a timedelta; default no limit).
@@ -106,14 +111,12 @@ class SparkRouterOperator(BaseOperator):
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if isinstance(application_args, (str, bytes)):
-            raise TypeError("application_args is a list of arguments, e.g. ['--date', '{{ ds }}']; "
-                            "got a string")
-        for key in spark_conf or {}:
-            if not isinstance(key, str) or not key.startswith("spark."):
-                raise ValueError(f"spark_conf keys are Spark confs (spark.*); got {key!r}")
+        # Templated arguments are kept as given (an XComArg, a Jinja string, a list): Airflow renders them
+        # just before execute(), which converts and checks them (build_request).
+        if isinstance(spark_conf, Mapping):
+            _spark_conf(spark_conf)  # keys are never rendered: a bad one fails the DAG's import
         self.application = application
-        self.application_args = list(application_args or [])
+        self.application_args = application_args
         self.main_class = main_class
         self.app_id = app_id
         self.mode = mode
@@ -122,7 +125,7 @@ class SparkRouterOperator(BaseOperator):
         self.driver_cores = driver_cores
         self.executor_cores = executor_cores
         self.num_executors = num_executors
-        self.spark_conf = dict(spark_conf or {})
+        self.spark_conf = spark_conf
         self.fallback = fallback
         self.idempotent = idempotent
         self.run_timeout = _seconds(run_timeout, "run_timeout")
@@ -137,7 +140,7 @@ class SparkRouterOperator(BaseOperator):
     # ----------------------------------------------------------------------------------------- inputs
 
     def resolved_app_id(self, dag_id: str, task_id: str) -> str:
-        return str(self.app_id).strip() if self.app_id not in (None, "") else f"{dag_id}.{task_id}"
+        return _text(self.app_id, "app_id", required=False) or f"{dag_id}.{task_id}"
 
     def build_settings(self, router_url: str, token: str | None, connect_url: str | None = None):
         """The launcher's settings: the router from the Airflow connection, timeouts from this task, the rest
@@ -161,21 +164,23 @@ class SparkRouterOperator(BaseOperator):
         return base.model_copy(update=update)
 
     def build_request(self, context: Context):
+        """The launcher's request from the rendered templated arguments; a TypeError or ValueError naming the
+        argument when one rendered to something it cannot be."""
         from client_runtime.launcher import RunRequest, resources_of
 
         ti = context["ti"]
         return RunRequest(
             app_id=self.resolved_app_id(ti.dag_id, ti.task_id),
-            app=str(self.application),
-            args=[str(arg) for arg in self.application_args],
+            app=_text(self.application, "application"),
+            args=_args(self.application_args),
             mode=self.mode,
             resources=resources_of(self),
-            spark_conf={key: _conf_value(value) for key, value in self.spark_conf.items()},
+            spark_conf=_spark_conf(self.spark_conf),
             fallback=bool(self.fallback),
             idempotent=bool(self.idempotent),
             airflow={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
                      "try_number": ti.try_number},
-            main_class=(str(self.main_class).strip() or None) if self.main_class else None,
+            main_class=_text(self.main_class, "main_class", required=False),
         )
 
     # ---------------------------------------------------------------------------------------- running
@@ -263,6 +268,48 @@ def _seconds(value: timedelta | float | None, name: str) -> float | None:
     if seconds <= 0:
         raise ValueError(f"{name} must be positive; got {value!r}")
     return seconds
+
+
+# The rendered templated arguments, checked. A Jinja string renders to a string unless the DAG has
+# render_template_as_native_obj=True, hence the hint.
+NATIVE_HINT = " (a Jinja string renders to a {kind} only in a DAG with render_template_as_native_obj=True)"
+
+
+def _text(value: Any, name: str, *, required: bool = True) -> str | None:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ValueError(f"{name} is empty")
+        return None
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a string; it rendered to {type(value).__name__} {value!r:.200}")
+    return str(value).strip()
+
+
+def _args(value: Any) -> list[str]:
+    """application_args: a list (or any sequence) of arguments; non-strings become strings."""
+    if value is None:
+        return []
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        hint = NATIVE_HINT.format(kind="list") if isinstance(value, str) else ""
+        raise TypeError(f"application_args must be a list of arguments, e.g. ['--date', '{{{{ ds }}}}']; it "
+                        f"rendered to {type(value).__name__} {value!r:.200}{hint}")
+    return [str(arg) for arg in value]
+
+
+def _spark_conf(value: Any) -> dict[str, str]:
+    """spark_conf: a dict of Spark confs (spark.* keys); values become strings, booleans Spark's true/false."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        hint = NATIVE_HINT.format(kind="dict") if isinstance(value, str) else ""
+        raise TypeError(f"spark_conf must be a dict of Spark confs, e.g. {{'spark.sql.shuffle.partitions': "
+                        f"'64'}}; it rendered to {type(value).__name__} {value!r:.200}{hint}")
+    for key in value:
+        if not isinstance(key, str) or not key.startswith("spark."):
+            raise ValueError(f"spark_conf keys are Spark confs (spark.*); got {key!r}")
+    return {key: _conf_value(conf) for key, conf in value.items()}
 
 
 def _conf_value(value: Any) -> str:

@@ -12,11 +12,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port, wait_until
+from harness import RouterProcess, compile_jar, create_pg_database, drop_pg_database, free_port, wait_until
 
 __all__ = [
     "REPO",
     "RouterProcess",
+    "compile_jar",
     "create_pg_database",
     "drop_pg_database",
     "free_port",

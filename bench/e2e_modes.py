@@ -24,12 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, RouterProcess, free_port
+from common import REPO, RouterProcess, compile_jar, free_port
 
 from client_runtime import jvm
 from client_runtime.settings import Settings
 from service.ops import connect_server
-from tests.support import compile_jar
 
 APP = REPO / "examples" / "apps" / "light_aggregation.py"
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")

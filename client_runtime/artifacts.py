@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
+from client_runtime.jar_check import main_class_of
+
 MAIN_NAMES = ("__main__.py", "main.py")
 
 
@@ -71,8 +73,6 @@ def resolve(app: str, workdir: Path, main_class: str | None = None) -> ResolvedA
 
 def _from_jar(path: Path, main_class: str | None) -> ResolvedApp:
     """A JVM app: the jar runs as it is, and on Connect it is added to the session (its UDF classes)."""
-    from client_runtime.jvm import main_class_of
-
     if not zipfile.is_zipfile(path):
         raise ArtifactError(f"{path} is not a valid jar (zip) archive")
     main_class = main_class or main_class_of(path)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import ast
 import re
 import zipfile
-from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from client_runtime.findings import Finding
+from client_runtime.jar_check import check_jar
 
 # Attribute -> why it cannot work on Connect.
 UNSUPPORTED_ATTRIBUTES = {
@@ -34,20 +36,6 @@ UNSUPPORTED_NAMES = {
 }
 # `functions.broadcast(df)` is a join hint, fine on Connect; only `<context>.broadcast(value)` is not.
 _JOIN_HINT_OWNERS = {"F", "functions", "sf", "fn"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    path: str
-    line: int
-    what: str
-    why: str
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.what}: {self.why}"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def check_source(source: str, path: str) -> list[Finding]:
@@ -88,8 +76,6 @@ def check_path(path: Path, main_class: str | None = None) -> list[Finding]:
     """Check a .py file, a directory of them, a zip/wheel, or a jar: the class files ``main_class`` uses
     (client_runtime.jar_check)."""
     if path.suffix == ".jar":
-        from client_runtime.jar_check import check_jar
-
         return check_jar(path, main_class)
     if path.is_dir():
         return [f for file in sorted(path.rglob("*.py")) for f in check_source(file.read_text(errors="replace"),

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_runtime.compat import Finding
+from client_runtime.findings import Finding
 
 log = logging.getLogger("spark_router.jar_check")
 
@@ -471,3 +471,12 @@ def main_class_in(manifest: str) -> str | None:
         if key.strip().lower() == "main-class" and value.strip():
             return value.strip()
     return None
+
+
+def main_class_of(jar: Path) -> str | None:
+    """The Main-Class of a jar's manifest, if it names one."""
+    try:
+        with zipfile.ZipFile(jar) as archive:
+            return _manifest_main_class(archive)
+    except (zipfile.BadZipFile, OSError):
+        return None

@@ -19,7 +19,6 @@ import zipfile
 from pathlib import Path
 
 from client_runtime.artifacts import ArtifactError
-from client_runtime.jar_check import main_class_in
 from client_runtime.settings import Settings
 from client_runtime.spark_env import SparkEnvironmentError, java_home, spark_home
 
@@ -36,13 +35,6 @@ API_JARS = ("spark-sql-api_", "spark-common-utils_", "scala-library-", "scala-re
 JAVA_OPTIONS = ("--add-opens=java.base/java.nio=ALL-UNNAMED", "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED")
 # Spark's default logging prints every INFO line of the client; a Connect client says only what matters.
 CLIENT_LOG_CONFIG = Path(__file__).resolve().parent / "java" / "log4j2-connect-client.properties"
-
-# Output of a JVM client that means the run failed because of Spark Connect, not because of the app: an API
-# the Connect client does not have, a classic-only class absent from its classpath, a UDF class the session
-# does not have (an app without the helper, which adds the jar), a server that is gone.
-CONNECT_FAILURE_PATTERNS = (r"UNSUPPORTED_CONNECT_FEATURE|NoClassDefFoundError: org/apache/spark/sql/(?:classic|execution)/"
-                            r"|installed by calling session\.addArtifact"
-                            r"|grpc\.StatusRuntimeException: (?:UNAVAILABLE|DEADLINE_EXCEEDED)")
 
 
 class JvmAppError(ArtifactError):
@@ -132,13 +124,3 @@ def _has_log_config(jar: Path) -> bool:
             return any(name.startswith("log4j2") and "/" not in name for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def main_class_of(jar: Path) -> str | None:
-    """The Main-Class of a jar's manifest, if it names one."""
-    try:
-        with zipfile.ZipFile(jar) as archive:
-            manifest = archive.read("META-INF/MANIFEST.MF").decode("utf-8", errors="replace")
-    except (KeyError, zipfile.BadZipFile, OSError):
-        return None
-    return main_class_in(manifest)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -27,29 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, jvm, runner, sentry
+from client_runtime import artifacts, compat, failures, runner, sentry
+from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
 log = logging.getLogger("spark_router.launcher")
-
-# Output that names a Spark Connect failure: unsupported APIs, a server that is gone or restarting, a session the
-# server no longer knows. Only a hint: it classifies a failed Connect run that is not rerun (an app that is not
-# idempotent, or fallback off), and it is named in the log. A rerun's outcome classifies the others.
-CONNECT_FAILURE_PATTERNS = re.compile(
-    r"JVM_ATTRIBUTE_NOT_SUPPORTED|\[NOT_IMPLEMENTED\]|PySparkNotImplementedError"
-    r"|StatusCode\.UNAVAILABLE|StatusCode\.DEADLINE_EXCEEDED|RetriesExceeded"
-    r"|failed to connect to all addresses|stopped SparkContext|SparkContext was shut down"
-    r"|INVALID_HANDLE\.SESSION|SESSION_CLOSED|NO_ACTIVE_SESSION"
-    r"|MASTER_URL_NOT_SET|CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT|NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT"
-    r"|" + jvm.CONNECT_FAILURE_PATTERNS)
-
-# The line a Python traceback ends with: `pyspark.errors.exceptions.connect.AnalysisException: [...] ...`.
-PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b")
-
-# A JVM stack trace's frames and suppressed exceptions: the error is the line before them.
-JVM_TRACE_LINE = re.compile(r"\s+(at |Suppressed: |\.\.\. \d+ more)")
 
 # What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
 RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
@@ -59,10 +42,6 @@ def resources_of(source) -> dict:
     """The resources a run asks for, from anything with those attributes (the CLI's arguments, the operator);
     unset ones are left out."""
     return {name: value for name in RESOURCE_NAMES if (value := getattr(source, name, None)) is not None}
-
-
-# What a standalone rerun's end says about the failed Connect run it replaced (as the router settles it too).
-SETTLED_BY = {"succeeded": "connect", "failed": "app", "cancelled": "unknown"}
 
 
 @dataclass
@@ -101,8 +80,9 @@ class Decision:
 
 
 class Launcher:
-    """Runs one app once (plus a standalone fallback). Thread-safe ``cancel()`` stops it from outside
-    (SIGTERM in the CLI, ``on_kill`` in Airflow)."""
+    """Runs one app once (plus a standalone fallback): decide, run, fall back, report, the same for every kind
+    of app (client_runtime.app_kinds). Thread-safe ``cancel()`` stops it from outside (SIGTERM in the CLI,
+    ``on_kill`` in Airflow)."""
 
     def __init__(self, settings, on_line: Callable[[str], None] | None = None,
                  on_event: Callable[[str], None] | None = None):
@@ -112,7 +92,8 @@ class Launcher:
         self.router = RouterClient(settings.url, settings.token("api_token"), timeout_s=settings.router_timeout_s)
         self._router_down = False
         self._current: AppProcess | None = None
-        self._python: subprocess.Popen | None = None  # the preloading interpreter, until it gets its app
+        self._python: subprocess.Popen | None = None  # the preloading interpreter, until the app's kind has it
+        self._kind: AppKind | None = None
         self._cancelled = threading.Event()
 
     # ------------------------------------------------------------------------------------------ public
@@ -121,54 +102,55 @@ class Launcher:
         """Run the app where the router says. ``python``: an interpreter from ``client_runtime.runner.start()``,
         already preloading for a Connect run (the CLI starts it before its own imports); without one, a run that
         may go to Connect starts it here, so that its imports overlap the router's answer."""
-        if python is None and request.mode != "standalone" and not request.app.endswith(".jar"):
-            python = runner.start()
-        self._python = python
+        self._python = python if python is not None else preload(request.app, request.mode)
         try:
             return self._run(request)
         finally:
-            self._discard_python()
+            self._release()
 
     def _run(self, request: RunRequest) -> LaunchResult:
         workdir = Path(request.cwd or os.getcwd())
         with tempfile.TemporaryDirectory(prefix="spark-router-run-") as tmp:
             app = artifacts.resolve(request.app, Path(tmp), request.main_class)
-            if app.main_class:  # a JVM app: the jars it runs with must be there before a run is decided
-                jvm.require_jars(self.settings)
+            python, self._python = self._python, None
+            kind = self._kind = kind_of(app, self.settings, python)
+            if self._cancelled.is_set():  # cancel() came while the interpreter changed hands
+                kind.release()
+            kind.check()  # what it runs with must be there before a run is decided
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
             sentry.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
             falls_back = request.fallback and request.idempotent
-            outcome = self._attempt(request, app, decision, workdir, result, falls_back=falls_back)
+            outcome = self._attempt(request, kind, decision, workdir, result, falls_back=falls_back)
             if decision.mode == "connect" and result.runs[-1]["status"] == "failed":
                 if falls_back:
-                    outcome = self._fall_back(request, app, decision, workdir, result, outcome)
+                    outcome = self._fall_back(request, kind, decision, workdir, result, outcome)
                 else:
                     why = ("fallback is off" if not request.fallback
                            else "the app is not marked idempotent, so it must not run twice")
-                    kind = "a Connect" if result.runs[-1]["failure_kind"] == "connect" else "an app"
-                    self.on_event(f"not falling back: {why}; by its output, this was {kind} failure")
+                    what = "a Connect" if result.runs[-1]["failure_kind"] == "connect" else "an app"
+                    self.on_event(f"not falling back: {why}; by its output, this was {what} failure")
             result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else 128 - outcome.exit_code
             if outcome.stopped_because and outcome.exit_code == 0:
                 result.exit_code = 1
             return result
 
-    def _fall_back(self, request: RunRequest, app: artifacts.ResolvedApp, failed: Decision, workdir: Path,
+    def _fall_back(self, request: RunRequest, kind: AppKind, failed: Decision, workdir: Path,
                    result: LaunchResult, outcome: Outcome) -> Outcome:
         """Rerun a failed Connect run standalone; its outcome says whose failure the Connect run's was."""
-        reason = self._failure_summary(outcome)
-        hint = self._connect_hint(outcome)
+        reason = failures.failure_summary(outcome)
+        hint = failures.connect_hint(outcome)
         self.on_event(f"Connect run {failed.run_id} failed ({reason}); falling back to standalone, whose outcome "
                       f"says whether Connect or the app failed it"
                       + (f" (the output names a Spark Connect failure: {hint})" if hint else ""))
         decision = self._fallback(failed, request, reason)
         sentry.set_run_tags(run_id=decision.run_id, mode="standalone")
         result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
-        outcome = self._attempt(request, app, decision, workdir, result)
+        outcome = self._attempt(request, kind, decision, workdir, result)
         connect_run, rerun = result.runs[-2], result.runs[-1]
-        connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
+        connect_run["failure_kind"] = failures.SETTLED_BY[rerun["status"]]
         self.on_event({
             "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect failure",
             "app": f"the standalone rerun failed too: the app failed, not Connect (Connect run {failed.run_id} "
@@ -184,10 +166,19 @@ class Launcher:
 
     def cancel(self) -> None:
         self._cancelled.set()
-        self._discard_python()
+        self._release()
         current = self._current
         if current is not None:
             current.stop("the launcher was asked to stop")
+
+    def _release(self) -> None:
+        """The preloaded interpreter will not be used (a JVM app, a standalone run, a stop, the end of the run)."""
+        python, self._python = self._python, None
+        if python is not None:
+            terminate_group(python, grace_s=2)
+        kind = self._kind
+        if kind is not None:
+            kind.release()
 
     # ---------------------------------------------------------------------------------------- decision
 
@@ -231,6 +222,11 @@ class Launcher:
         return Decision(answer["run_id"], "standalone", None, answer["session_confs"],
                         [r["message"] for r in answer["reasons"]], from_router=True)
 
+    def _report(self, decision: Decision, *args, **kwargs) -> None:
+        """Tell the router how a run it decided goes (a run decided without it is not reported)."""
+        if decision.from_router:
+            self._call_router(lambda: self.router.report(decision.run_id, *args, **kwargs))
+
     def _call_router(self, call):
         """A best-effort report: a router that is down must not fail the run."""
         if self._router_down:
@@ -246,53 +242,57 @@ class Launcher:
 
     # ----------------------------------------------------------------------------------------- running
 
-    def _attempt(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision, workdir: Path,
+    def _attempt(self, request: RunRequest, kind: AppKind, decision: Decision, workdir: Path,
                  result: LaunchResult, falls_back: bool = False) -> Outcome:
         """One run of the app, reported to the router. ``falls_back``: a failed Connect run will be rerun
         standalone, so its failure is reported "pending" (the rerun's outcome settles it)."""
-        if decision.from_router:
-            self._call_router(lambda: self.router.report(decision.run_id, "started"))
+        self._report(decision, "started")
         started = time.monotonic()
         if decision.mode == "connect":
-            url = decision.connect_url or self.settings.connect_url
-            env, watchdog = self._connect_env(request, app, decision, url), self._server_watchdog(url)
-            what = f"java {app.main_class}" if app.main_class else f"python {app.main.name}"
-            self.on_event(f"starting connect run {decision.run_id}: {what} ... in {workdir} "
-                          f"(relative paths in the app resolve on the Connect server, not here)")
-            local = self._local_relative_paths(request.args, workdir)
-            if local:
-                self.on_event(f"WARNING: relative paths resolve on the Connect server, not in {workdir}: "
-                              f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
-
-            def start() -> AppProcess:
-                if app.main_class:  # a JVM app: java with the Connect client classpath
-                    self._discard_python()
-                    command = jvm.connect_command(self.settings, app.main, app.main_class, request.args)
-                    return AppProcess.start(command, env, self.on_line, cwd=workdir)
-                return self._start_python(app, request.args, env, workdir)
+            start, watchdog = self._prepare_connect(request, kind, decision, workdir)
         else:
-            self._discard_python()
-            command, env, watchdog = self._standalone_command(request, app, decision), self._standalone_env(decision), None
-            self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in {workdir}")
-
-            def start() -> AppProcess:
-                return AppProcess.start(command, env, self.on_line, cwd=workdir)
+            start, watchdog = self._prepare_standalone(request, kind, decision, workdir), None
         try:
             outcome = self._execute(start, watchdog)
         except BaseException as exc:  # raised into us from outside: the app is stopped already, say so
             why = f"interrupted by {type(exc).__name__}"
             self.on_event(f"{decision.mode} run {decision.run_id} {why}: the app's processes were stopped; "
                           f"the run is cancelled")
-            if decision.from_router:
-                self._call_router(lambda: self.router.report(decision.run_id, "cancelled", message=why))
+            self._report(decision, "cancelled", message=why)
             raise
-        elapsed = time.monotonic() - started
-        status, failure_kind = "succeeded", None
-        if outcome.exit_code != 0 or outcome.stopped_because:
-            status = "cancelled" if self._cancelled.is_set() else "failed"
+        self._record(decision, outcome, time.monotonic() - started, result, falls_back)
+        return outcome
+
+    def _prepare_connect(self, request: RunRequest, kind: AppKind, decision: Decision,
+                         workdir: Path) -> tuple[Callable[[], AppProcess], Callable[[], str | None]]:
+        """How a Connect run starts, and the watchdog of its server."""
+        url = decision.connect_url or self.settings.connect_url
+        env = self._connect_env(request, kind.app, decision, url)
+        self.on_event(f"starting connect run {decision.run_id}: {kind.describe()} ... in {workdir} "
+                      f"(relative paths in the app resolve on the Connect server, not here)")
+        local = self._local_relative_paths(request.args, workdir)
+        if local:
+            self.on_event(f"WARNING: relative paths resolve on the Connect server, not in {workdir}: "
+                          f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
+        return (lambda: kind.start_connect(request.args, env, workdir, self.on_line)), self._server_watchdog(url)
+
+    def _prepare_standalone(self, request: RunRequest, kind: AppKind, decision: Decision,
+                            workdir: Path) -> Callable[[], AppProcess]:
+        """How a standalone run starts: spark-submit."""
+        kind.release()
+        command, env = self._standalone_command(request, kind, decision), self._standalone_env(decision)
+        self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in {workdir}")
+        return lambda: AppProcess.start(command, env, self.on_line, cwd=workdir)
+
+    def _record(self, decision: Decision, outcome: Outcome, elapsed: float, result: LaunchResult,
+                falls_back: bool) -> None:
+        """A run's end: classified, logged, added to the result and reported."""
+        status = failures.status_of(outcome, self._cancelled.is_set())
+        failure_kind = error = None
         if status == "failed":
-            failure_kind = "pending" if decision.mode == "connect" and falls_back else self._failure_kind(
-                decision.mode, outcome)
+            error = failures.failure_summary(outcome)
+            failure_kind = ("pending" if decision.mode == "connect" and falls_back
+                            else failures.failure_kind(decision.mode, outcome))
         self.on_event(f"{decision.mode} run {decision.run_id} " + {
             "succeeded": f"succeeded in {elapsed:.1f} s",
             "failed": f"failed (exit code {outcome.exit_code}) after {elapsed:.1f} s"
@@ -301,18 +301,13 @@ class Launcher:
         }[status] + (f": {outcome.stopped_because}" if outcome.stopped_because else ""))
         result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "status": status,
                             "exit_code": outcome.exit_code, "failure_kind": failure_kind, "seconds": round(elapsed, 2),
-                            "error": self._failure_summary(outcome) if status == "failed" else None})
-        if decision.from_router:
-            if status == "succeeded":
-                self._call_router(lambda: self.router.report(decision.run_id, "succeeded", exit_code=0))
-            elif status == "cancelled":
-                self._call_router(lambda: self.router.report(decision.run_id, "cancelled",
-                                                             message=outcome.stopped_because,
-                                                             exit_code=outcome.exit_code))
-            else:
-                self._call_router(lambda: self.router.report(decision.run_id, "failed", failure_kind,
-                                                             self._failure_summary(outcome), outcome.exit_code))
-        return outcome
+                            "error": error})
+        if status == "succeeded":
+            self._report(decision, "succeeded", exit_code=0)
+        elif status == "cancelled":
+            self._report(decision, "cancelled", message=outcome.stopped_because, exit_code=outcome.exit_code)
+        else:
+            self._report(decision, "failed", failure_kind, error, outcome.exit_code)
 
     def _execute(self, start: Callable[[], AppProcess], watchdog) -> Outcome:
         if self._cancelled.is_set():
@@ -345,22 +340,6 @@ class Launcher:
         if _on_this_machine(self.settings.standalone_master):
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
-
-    def _start_python(self, app: artifacts.ResolvedApp, args: list[str], env: dict[str, str],
-                      workdir: Path) -> AppProcess:
-        """The app in the preloaded interpreter (a new one if there is none): ``python -u APP ARGS``."""
-        process, self._python = self._python or runner.start(), None
-        try:
-            runner.hand_over(process, app.main, args, env, workdir, app.pythonpath)
-        except BrokenPipeError:  # it died while preloading: its output and exit code say why
-            pass
-        return AppProcess(process, self.on_line)
-
-    def _discard_python(self) -> None:
-        """The preloaded interpreter will not be used (standalone run, stop, end of run)."""
-        python, self._python = self._python, None
-        if python is not None:
-            terminate_group(python, grace_s=2)
 
     def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
         env = self._base_env(decision)
@@ -399,7 +378,7 @@ class Launcher:
 
         return check
 
-    def _standalone_command(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision) -> list[str]:
+    def _standalone_command(self, request: RunRequest, kind: AppKind, decision: Decision) -> list[str]:
         settings = self.settings
         command = [str(spark_home() / "bin" / "spark-submit"), "--master", settings.standalone_master,
                    "--name", request.app_id]
@@ -430,50 +409,13 @@ class Launcher:
             conf.setdefault("spark.ui.enabled", "false")
         for key, value in conf.items():
             command += ["--conf", f"{key}={value}"]
-        if app.main_class:  # a JVM app: spark-submit --class, with the session helper
-            return jvm.submit_command(command, settings, app.main, app.main_class, request.args)
-        if app.artifacts:
-            command += ["--py-files", ",".join(str(p) for p in app.artifacts)]
-        return command + [str(app.main), *request.args]
+        return kind.standalone_command(command, request.args)
 
     @staticmethod
     def _local_relative_paths(args: list[str], workdir: Path) -> list[str]:
         """The app's arguments that are relative paths of files here: on Connect they resolve on the server."""
         return [arg for arg in args if arg and not os.path.isabs(arg) and "://" not in arg
                 and arg not in (".", "..") and (workdir / arg).exists()]
-
-    # ---------------------------------------------------------------------------------------- failures
-
-    @staticmethod
-    def _failure_kind(mode: str, outcome: Outcome) -> str:
-        """Connect or app, from the output (a failed Connect run that is not rerun standalone)."""
-        if mode != "connect":
-            return "app"
-        if outcome.stopped_because and "asked to stop" not in outcome.stopped_because:
-            return "connect"  # a server gone, or a run hanging past its timeout on a shared server
-        return "connect" if Launcher._connect_hint(outcome) else "app"
-
-    @staticmethod
-    def _connect_hint(outcome: Outcome) -> str | None:
-        """The last output line that names a Spark Connect failure, if any."""
-        return next((line.strip()[:200] for line in reversed(outcome.tail[-80:])
-                     if CONNECT_FAILURE_PATTERNS.search(line)), None)
-
-    @staticmethod
-    def _failure_summary(outcome: Outcome) -> str:
-        """Why a run failed, in one line: the exception the last Python traceback ended with (a Connect error
-        goes on with the server's JVM stack trace), else the last line naming an error."""
-        if outcome.stopped_because:
-            return outcome.stopped_because
-        tail = outcome.tail
-        last = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].startswith("Traceback (most recent")), None)
-        if last is not None:  # the traceback's frames are indented; the first line that is not is the exception
-            raised = next((line for line in tail[last + 1:] if PYTHON_EXCEPTION_LINE.match(line)), None)
-            if raised:
-                return raised.strip()[:500]
-        errors = [line.strip() for line in tail if re.search(r"(Error|Exception)\b", line)
-                  and not JVM_TRACE_LINE.match(line)]
-        return (errors[-1] if errors else f"exit code {outcome.exit_code}")[:500]
 
 
 def _on_this_machine(master: str) -> bool:

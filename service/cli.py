@@ -246,7 +246,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"error: --class is for a .jar APP, not {args.app}", file=sys.stderr)
         return 2
     if app.suffix == ".jar":
-        from client_runtime.jvm import main_class_of
+        from client_runtime.jar_check import main_class_of
 
         main_class = args.main_class or main_class_of(app)
         print(f"checking the classes {main_class} uses" if main_class else

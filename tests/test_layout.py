@@ -79,6 +79,48 @@ def test_no_two_modules_share_a_name():
     assert not shared, f"modules or packages sharing a name: {shared}"
 
 
+def import_cycles(component: str) -> list[list[str]]:
+    """Circles of imports between a component's modules (at the top or inside a function)."""
+    graph = {}
+    for path in modules(component):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        graph[module] = imported(path)
+    graph = {module: {name for name in names if name in graph and name != module} for module, names in graph.items()}
+    cycles, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycles.append(path[path.index(module):] + [module])
+            return
+        if module in done:
+            return
+        for name in sorted(graph[module]):
+            visit(name, [*path, module])
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+    return cycles
+
+
+@pytest.mark.parametrize("component", ["client_runtime", "service"])
+def test_no_import_circles(component):
+    """A module that imports another is not imported by it, however indirectly: each can be read (and loaded)
+    knowing only what it imports."""
+    assert import_cycles(component) == []
+
+
+def test_an_import_circle_is_found(tmp_path, monkeypatch):
+    """The check above can fail: two modules that import each other are a circle."""
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "one.py").write_text("from pkg.two import B\n")
+    (package / "two.py").write_text("def f():\n    from pkg import one\n")
+    monkeypatch.setattr(sys.modules[__name__], "REPO", tmp_path)
+    assert import_cycles("pkg") == [["pkg.one", "pkg.two", "pkg.one"]]
+
+
 def test_client_runtime_imports_without_the_service_and_its_packages():
     """What the thin client image has: the client runtime and its own dependencies. Every module of it is
     imported with the service, Airflow and the service's packages made unimportable."""

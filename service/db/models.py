@@ -161,9 +161,16 @@ class Run(MetricColumns, Base):
     last_stage_at: Mapped[datetime | None] = mapped_column()
     num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Measured when the run succeeds (history/lifecycle.py: measure_executors). Standalone: the most executors
+    # (and their cores) its application held, by its listener's heartbeats, and cores × the application's life;
+    # Connect: no executors of its own, and the shared server's cores it kept busy (its task time).
+    executors_held: Mapped[int | None] = mapped_column(Integer)
+    executor_cores_held: Mapped[int | None] = mapped_column(Integer)
+    executor_core_s: Mapped[float | None] = mapped_column(Float)
 
     __table_args__ = (Index("ix_runs_app_created", "app_id", "created_at"),
-                      Index("ix_runs_mode_status", "mode", "status"))
+                      Index("ix_runs_mode_status", "mode", "status"),
+                      Index("ix_runs_mode_finished", "mode", "finished_at"))  # the cluster's recent start-ups
 
 
 class Decision(Base):
@@ -182,6 +189,9 @@ class Decision(Base):
     reasons: Mapped[list] = mapped_column(JSON)
     policy_version: Mapped[str] = mapped_column(String(100))
     request: Mapped[dict] = mapped_column(JSON)
+    # What the router predicted for the run in each mode (routing/predict.py: Predictions.as_json); None: no
+    # prediction (an app never seen, a fallback). The run's actual figures are on its row.
+    predictions: Mapped[dict | None] = mapped_column(JSON)
 
 
 class AdmissionQueueEntry(Base):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import RECENT_RUNS_KEPT, AdmissionQueueEntry, App, Run, utcnow
+from service.db.models import (
+    RECENT_RUNS_KEPT,
+    AdmissionQueueEntry,
+    App,
+    Heartbeat,
+    Run,
+    Server,
+    StageMetric,
+    utcnow,
+)
 from service.errors import Conflict, UnknownRun
 from service.history.apps import lock_app
 
@@ -23,15 +32,55 @@ def run_duration_ms(run: Run) -> int | None:
     return None
 
 
+def run_startup_ms(run: Run) -> int | None:
+    """A run's start-up: from the launcher's "started" (just before spark-submit or the Connect client starts) to
+    its first stage; None when either is unknown. Never below zero (Spark's clock and the router's may differ)."""
+    if run.started_at is None or run.first_stage_at is None:
+        return None
+    return max(int((run.first_stage_at - run.started_at).total_seconds() * 1000), 0)
+
+
 def run_summary(run: Run) -> dict:
-    """What the policy keeps of a successful run (rules.RunSummary fields)."""
+    """What the policy keeps of a successful run (routing.facts.RunSummary fields)."""
     return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
             "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
-            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0}
+            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0,
+            "mode": run.mode if run.mode in ("connect", "standalone") else None, "startup_ms": run_startup_ms(run),
+            "executors": run.executors_held, "executor_core_s": run.executor_core_s}
 
 
-def remember_success(app: App, run: Run) -> None:
-    """Put (or refresh) the run in the app's window of recent successful runs."""
+def measure_executors(session: Session, run: Run) -> None:
+    """Set a finished run's executors held and executor core-seconds (Run.executor_core_s).
+
+    Connect: the run has no executors of its own; its cost is the shared server's cores it kept busy, its task
+    time. Standalone: its application's listener reports (heartbeat every few seconds) the executors it holds;
+    the most it held, and their cores times the application's life (its Spark start, else the run's start, to
+    the run's end), as a cluster manager counts granted cores. Unknown (None) without heartbeats, or in local
+    mode (no executors)."""
+    if run.mode == "connect":
+        run.executors_held, run.executor_cores_held = None, None
+        run.executor_core_s = round(run.executor_run_time_ms / 1000, 3)
+        return
+    if run.mode != "standalone" or run.finished_at is None:
+        return
+    # A standalone listener reports under its Spark application's id (spark.router.listener.serverId unset).
+    spark_app_id = session.scalar(select(StageMetric.spark_app_id).where(StageMetric.run_id == run.run_id).limit(1))
+    if spark_app_id is None:
+        return
+    executors, cores = session.execute(select(func.max(Heartbeat.executors), func.max(Heartbeat.executor_cores))
+                                       .where(Heartbeat.server_id == spark_app_id)).one()
+    if not cores:
+        return
+    spark_started = session.scalar(select(Server.started_at).where(Server.server_id == spark_app_id))
+    since = max(spark_started or run.started_at or run.finished_at, run.started_at or run.finished_at)
+    life_s = max((run.finished_at - since).total_seconds(), 0.0)
+    run.executors_held, run.executor_cores_held = executors, cores
+    run.executor_core_s = round(cores * life_s, 3)
+
+
+def remember_success(session: Session, app: App, run: Run) -> None:
+    """Put (or refresh) the run in the app's window of recent successful runs, with its executors measured."""
+    measure_executors(session, run)
     kept = [entry for entry in (app.recent_runs or []) if entry["run_id"] != run.run_id]
     kept.append(run_summary(run))
     app.recent_runs = kept[-RECENT_RUNS_KEPT:]  # a new list, so the JSON column is written
@@ -42,7 +91,7 @@ def refresh_late_metrics(session: Session, run_ids: list[str]) -> None:
     for run in session.scalars(select(Run).where(Run.run_id.in_(run_ids), Run.status == "succeeded")):
         app = lock_app(session, run.app_id)
         if app is not None and any(entry["run_id"] == run.run_id for entry in app.recent_runs or []):
-            remember_success(app, run)
+            remember_success(session, app, run)
 
 
 def lock_run_and_app(session: Session, run_id: str) -> tuple[Run, App]:
@@ -86,7 +135,7 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         run.started_at = run.started_at or run.created_at
         if run.mode == "connect":
             app.connect_failure_streak, app.last_connect_success_at, app.retry_granted_at = 0, now, None
-        remember_success(app, run)
+        remember_success(session, app, run)
     elif event == "failed":
         if failure_kind is None:
             raise Conflict("a failed run needs failure_kind: connect, app or pending")

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
-from service.db.models import IN_FLIGHT, App, Heartbeat, QuarantinedRecord, Restart, Run, Server, utcnow
+from service.db.models import (
+    IN_FLIGHT,
+    App,
+    Heartbeat,
+    QuarantinedRecord,
+    Restart,
+    Run,
+    Server,
+    as_utc,
+    utcnow,
+)
 
 
 def in_flight(since, decided_since):
@@ -113,3 +123,14 @@ def list_quarantined(session: Session, server_id: str | None, limit: int, offset
 
 def count_quarantined(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(QuarantinedRecord))
+
+
+def recent_startups(connection: Connection, mode: str, limit: int) -> list[tuple]:
+    """The last `limit` successful runs of `mode` that reported a start and have a first stage, newest first:
+    (mode, started_at, first_stage_at, executor_cores_held). Walks the runs' (mode, finished_at) index."""
+    rows = connection.execute(
+        select(Run.mode, Run.started_at, Run.first_stage_at, Run.executor_cores_held)
+        .where(Run.mode == mode, Run.status == "succeeded", Run.finished_at.is_not(None),
+               Run.started_at.is_not(None), Run.first_stage_at.is_not(None))
+        .order_by(Run.finished_at.desc()).limit(limit))
+    return [(row[0], as_utc(row[1]), as_utc(row[2]), row[3]) for row in rows]

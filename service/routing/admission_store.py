@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from client_runtime.settings import Settings
 from service.db.models import AdmissionQueueEntry, Run, as_utc, utcnow
 from service.history.queries import connect_in_flight, in_flight_cutoffs
-from service.routing import admission, rules
+from service.routing import admission, facts, rules
 from service.routing.policy import Policy
 
 # Recent successful Connect runs of an app that its expected wall time is the median of.
@@ -89,9 +89,9 @@ class Waiting:
 
 def consider(connection: Connection, waiting: Waiting, verdict: rules.Verdict, app_id: str,
              servers: Sequence[rules.ServerFacts], now: datetime, policy: Policy, settings: Settings
-             ) -> tuple[admission.QueueChoice, float | None, float | None]:
-    """Whether a run the rules found no room for (and that may wait) waits: the choice, its predicted wait and its
-    app's expected wall time on Connect."""
+             ) -> tuple[admission.QueueChoice, float | None, float | None, float]:
+    """Whether a run the rules found no room for (and that may wait) waits: the choice, its predicted wait, its
+    app's expected wall time on Connect and the standalone start-up it was weighed against."""
     fits = admission.fits_when_idle(servers, verdict.predicted_cores, now, policy)
     wait_s = expected_s = None
     if fits:
@@ -99,13 +99,16 @@ def consider(connection: Connection, waiting: Waiting, verdict: rules.Verdict, a
                                             waiting.queued,
                                             admission.rooms_free(servers, verdict.predicted_cores, now, policy))
         expected_s = connect_wall_times(connection, [app_id]).get(app_id)
-    choice = admission.choose(wait_s, startup_s(settings), len(waiting.queued), settings.queue_max_length, fits)
-    return choice, wait_s, expected_s
+    startup = startup_s(connection, settings)
+    choice = admission.choose(wait_s, startup, len(waiting.queued), settings.queue_max_length, fits)
+    return choice, wait_s, expected_s, startup
 
 
-def startup_s(settings: Settings) -> float:
-    """What a standalone application's start-up costs."""
-    return settings.queue_standalone_startup_s
+def startup_s(connection: Connection, settings: Settings) -> float:
+    """What a standalone application's start-up costs: the cluster's measured median (facts.py: the launcher's
+    "started" to the first stage of recent standalone runs), else SPARK_ROUTER_QUEUE_STANDALONE_STARTUP_S."""
+    measured = facts.read_cluster_facts(connection).standalone_startup
+    return measured.median_s if measured is not None else settings.queue_standalone_startup_s
 
 
 def enqueue(connection: Connection, entries: list[dict]) -> None:
@@ -114,9 +117,9 @@ def enqueue(connection: Connection, entries: list[dict]) -> None:
         connection.execute(insert(_QUEUE), entries)
 
 
-def queue_reason(choice: admission.QueueChoice, wait_s: float | None, settings: Settings) -> dict:
+def queue_reason(choice: admission.QueueChoice, wait_s: float | None, startup: float) -> dict:
     return {"rule": "queue", "metric": "predicted_wait_s", "observed": None if wait_s is None else round(wait_s, 1),
-            "threshold": startup_s(settings), "message": choice.message}
+            "threshold": round(startup, 1), "message": choice.message}
 
 
 # ---------------------------------------------------------------------------------------------- the view

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from operator import itemgetter
 
 from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.orm import Session
@@ -23,6 +22,7 @@ from service.history import lifecycle
 from service.history.apps import lock_app
 from service.history.queries import in_flight_cutoffs
 from service.routing import admission, admission_store, decision_store, rules
+from service.routing.facts import summary_from_json
 from service.routing.policy import Policy
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 
@@ -33,9 +33,6 @@ def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
-_RUN_SUMMARY = itemgetter(*rules.RunSummary.__dataclass_fields__)  # a stored summary's values, in field order
-
-
 def aggregates(app: App | None) -> rules.AppAggregates:
     if app is None:
         return rules.AppAggregates()
@@ -43,7 +40,7 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
         retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
-        recent_runs=tuple(rules.RunSummary(*_RUN_SUMMARY(entry)) for entry in app.recent_runs or ()))
+        recent_runs=tuple(summary_from_json(entry) for entry in app.recent_runs or ()))
 
 
 def resources(request: DecisionRequest) -> rules.Resources:
@@ -97,8 +94,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                     "request": request.model_dump(mode="json")}
         position = wait_s = None
         if queue is not None:
-            choice, wait_s, expected_s = queue
-            decision["reasons"].append(admission_store.queue_reason(choice, wait_s, settings))
+            choice, wait_s, expected_s, startup = queue
+            decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
             if choice.wait:
                 run.update(mode="queued", status="queued", server_id=None, predicted_cores=0.0)
                 decision.update(mode="queued", rule="queue")
@@ -145,9 +142,9 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
     position = wait_s = None
     if request.can_wait and no_room(verdict):
-        choice, wait_s, _ = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now, policy,
-                                                     settings)
-        decision["reasons"].append(admission_store.queue_reason(choice, wait_s, settings))
+        choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now,
+                                                              policy, settings)
+        decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
         if choice.wait:
             decision.update(mode="queued", rule="queue")
             position = len(waiting.queued) + 1
@@ -267,7 +264,7 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
     enqueued_at = as_utc(entry.enqueued_at)
     waited = f"It waited {(now - enqueued_at).total_seconds():.0f} s in the admission queue"
     if no_room(verdict):
-        startup = admission_store.startup_s(settings)
+        startup = admission_store.startup_s(connection, settings)
         if as_utc(entry.last_polled_at) < since:
             return _leave(session, entry, run, verdict, now, policy, settings,
                           f"{waited}; its client stopped asking, so it runs standalone.")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
+from service.routing.facts import RunSummary
 from service.routing.policy import Mode, Policy, format_bytes, format_ms
 
 # ------------------------------------------------------------------------------------------------ the facts
@@ -29,17 +30,6 @@ class Resources:
     executor_cores: int | None = None
     num_executors: int | None = None
     spark_conf: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What the policy keeps of one successful run."""
-
-    task_time_ms: int
-    shuffle_write_bytes: int
-    disk_spilled_bytes: int
-    peak_execution_memory_bytes: int
-    duration_ms: int
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from airflow_plugins import connections
-from tests.support import REPO, RouterProcess, free_port
+from tests.support import REPO, RouterProcess, free_port, running_jobs, wait_until
 
 if importlib.util.find_spec("airflow") is None:
     pytest.skip("Airflow is not installed (the project's `airflow` extra)", allow_module_level=True)
@@ -35,13 +35,17 @@ TEST_DAGS = REPO / "tests" / "airflow_dags"
 EXAMPLE_DAGS = REPO / "airflow_plugins" / "example_dags"
 TEST_APPS = REPO / "tests" / "apps"
 
-# Runs one DAG with dag.test() (TIMES times) and prints, per run, its state, task states and XComs.
+# Runs one DAG with dag.test() (TIMES times) and prints, per run, its state, task states and XComs (a
+# mapped task's per instance: task[0], task[1], ...).
 DAG_TEST = textwrap.dedent("""
     import json, os, sys
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    def name(row):  # a mapped task's instances by index: task[0], task[1], ...
+        return row.task_id if row.map_index < 0 else f"{row.task_id}[{row.map_index}]"
 
     dag_id, conf, times = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
     bag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -52,11 +56,11 @@ DAG_TEST = textwrap.dedent("""
         dag_run = dag.test(run_conf=conf)
         with create_session() as session:
             tis = session.query(TaskInstance).filter_by(dag_id=dag_id, run_id=dag_run.run_id)
-            tasks = {ti.task_id: {"state": str(getattr(ti.state, "value", ti.state)),
-                                  "try_number": ti.try_number} for ti in tis}
+            tasks = {name(ti): {"state": str(getattr(ti.state, "value", ti.state)),
+                                "try_number": ti.try_number} for ti in tis}
             xcoms = {}
             for row in session.query(XComModel).filter_by(dag_id=dag_id, run_id=dag_run.run_id):
-                xcoms.setdefault(row.task_id, {})[row.key] = XComModel.deserialize_value(row)
+                xcoms.setdefault(name(row), {})[row.key] = XComModel.deserialize_value(row)
         state = str(getattr(dag_run.state, "value", dag_run.state))
         print("DAG_TEST_RESULT " + json.dumps({"state": state, "run_id": dag_run.run_id, "tasks": tasks,
                                                "xcoms": xcoms}, default=str), flush=True)
@@ -313,8 +317,7 @@ settings = named.build_settings("http://router:8765", None, "sc://elsewhere:1500
 out["named_settings"] = [settings.api_token.get_secret_value(), settings.router_timeout_s,
                          settings.connect_url]
 errors = []
-for bad in ({"mode": "cluster"}, {"application_args": "--date 2026"},
-            {"spark_conf": {"executor.memory": "1g"}}, {"run_timeout": 0},
+for bad in ({"mode": "cluster"}, {"spark_conf": {"executor.memory": "1g"}}, {"run_timeout": 0},
             {"connect_timeout": timedelta(seconds=-1)}):
     try:
         SparkRouterOperator(task_id="bad", application="a.py", **bad)
@@ -350,12 +353,70 @@ def test_operator_parameters_templates_and_settings(bare_airflow):
                                   "sc://from-env:15002", "local[2]"]
     # No token in the connection: the environment's; a spark_connect connection's URL replaces the env's.
     assert checks["named_settings"] == ["from-env", 1.5, "sc://elsewhere:15002/;token=x"]
-    mode_error, args_error, conf_error, zero_timeout, negative_timeout = checks["errors"]
+    mode_error, conf_error, zero_timeout, negative_timeout = checks["errors"]
     assert mode_error.startswith("ValueError") and "auto, connect, standalone" in mode_error
-    assert args_error.startswith("TypeError") and "list of arguments" in args_error
+    # A literal dict's keys are never rendered: a bad one fails the DAG's import.
     assert conf_error.startswith("ValueError") and "executor.memory" in conf_error
     assert "run_timeout must be positive" in zero_timeout and "connect_timeout" in negative_timeout
     assert checks["links"] == ["Spark Router run"]
+
+
+RENDERED_CHECKS = """
+import json
+from datetime import datetime
+from types import SimpleNamespace
+from airflow.sdk import DAG
+from airflow_plugins import SparkRouterOperator
+
+def rendered(native, **kwargs):
+    \"\"\"The request of an operator built with kwargs, rendered by a DAG with or without native rendering;
+    the error (type and message) when its rendered arguments cannot make one.\"\"\"
+    with DAG(f"d{native}", schedule=None, start_date=datetime(2026, 1, 1), params={"n": 3},
+             render_template_as_native_obj=native) as dag:
+        op = SparkRouterOperator(task_id="t", **{"application": "a.py", **kwargs})
+    op.render_template_fields({"params": dag.params, "ds": "2026-11-22", "dag": dag})
+    try:
+        request = op.build_request({"ti": SimpleNamespace(dag_id=dag.dag_id, task_id="t", run_id="r",
+                                                          try_number=1)})
+    except (TypeError, ValueError) as exc:
+        return type(exc).__name__ + ": " + str(exc)
+    return {"app": request.app, "args": request.args, "spark_conf": request.spark_conf}
+
+out = {
+    "native": rendered(True, application_args="{{ ['--n', params.n, ds] }}",
+                       spark_conf="{{ {'spark.sql.shuffle.partitions': params.n * 2, 'spark.flag': True} }}"),
+    "tuple": rendered(False, application_args=("--n", "{{ params.n }}")),
+    "args_string": rendered(False, application_args="{{ ['--n', params.n] }}"),
+    "plain_string": rendered(True, application_args="--date 2026"),
+    "conf_string": rendered(False, spark_conf="{{ {'spark.sql.shuffle.partitions': 4} }}"),
+    "conf_list": rendered(True, spark_conf="{{ [params.n] }}"),
+    "conf_bad_key": rendered(True, spark_conf="{{ {'executor.memory': '1g'} }}"),
+    "app_list": rendered(True, application="{{ ['a.py'] }}"),
+    "app_empty": rendered(False, application="{{ '' }}"),
+}
+print("CHECKS " + json.dumps(out))
+"""
+
+
+def test_templated_arguments_are_checked_once_rendered(bare_airflow):
+    """Anything may stand for a templated argument in the DAG; what it renders to is checked when the task
+    runs, with an error naming the argument (and the DAG setting a Jinja string needs to render to a list)."""
+    checks = last_json(bare_airflow.python(RENDERED_CHECKS), "CHECKS")
+    assert checks["native"] == {"app": "a.py", "args": ["--n", "3", "2026-11-22"],
+                                "spark_conf": {"spark.sql.shuffle.partitions": "6", "spark.flag": "true"}}
+    assert checks["tuple"]["args"] == ["--n", "3"]
+    assert checks["args_string"] == (
+        "TypeError: application_args must be a list of arguments, e.g. ['--date', '{{ ds }}']; it rendered to str "
+        "\"['--n', 3]\" (a Jinja string renders to a list only in a DAG with render_template_as_native_obj=True)")
+    assert checks["plain_string"].startswith("TypeError: application_args must be a list") and \
+        "'--date 2026'" in checks["plain_string"]
+    assert checks["conf_string"].startswith("TypeError: spark_conf must be a dict of Spark confs") and \
+        "renders to a dict only in a DAG with render_template_as_native_obj=True" in checks["conf_string"]
+    assert checks["conf_list"].startswith("TypeError: spark_conf must be a dict") and "list [3]" in \
+        checks["conf_list"] and "native" not in checks["conf_list"]
+    assert checks["conf_bad_key"] == "ValueError: spark_conf keys are Spark confs (spark.*); got 'executor.memory'"
+    assert checks["app_list"] == "TypeError: application must be a string; it rendered to list ['a.py']"
+    assert checks["app_empty"] == "ValueError: application is empty"
 
 
 # ------------------------------------------------------------------------------- the example DAGs, no Spark
@@ -561,10 +622,10 @@ def last_run(router, app_id: str) -> dict:
 
 
 @pytest.mark.spark
-def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router):
+def test_sigterm_stops_the_app_through_on_kill(airflow_home, run_env, router, connect_server):
     process, lines = dag_test_until(airflow_home, "router_slow", "STARTED", run_env)
     try:
-        time.sleep(1)
+        wait_until(lambda: running_jobs(connect_server), 60, "the app's job to run on the server")
         process.send_signal(signal.SIGTERM)  # what Airflow's supervisor sends a task it stops
         output, _ = process.communicate(timeout=120)
     finally:
@@ -588,3 +649,66 @@ def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env, router):
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
     stopped = last_run(router, "router_execution_timeout.slow")
     assert (stopped["status"], stopped["failure_message"]) == ("cancelled", "interrupted by AirflowTaskTimeout")
+
+
+# ----------------------------------------------- templated arguments given whole: XComArg, Jinja, .expand()
+
+def light_result(rows: int) -> str:
+    """The line examples/apps/light_aggregation.py prints for ROWS rows: so the log shows which args it got."""
+    stores = [{"orders": 0, "revenue": 0, "store": store} for store in range(7)]
+    for i in range(rows):
+        stores[i % 7]["orders"] += 1
+        stores[i % 7]["revenue"] += i % 100
+    return "RESULT " + json.dumps([s for s in stores if s["orders"]], sort_keys=True)
+
+
+def test_arguments_that_render_to_the_wrong_type_fail_the_task_naming_them(airflow_home):
+    """No Spark: the task fails before it asks the router (whose connection points nowhere)."""
+    [run], log = airflow_home.dag_test("router_bad_templates", AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(
+        host="127.0.0.1", port=free_port()))
+    assert run["state"] == "failed"
+    assert {task: state["state"] for task, state in run["tasks"].items()} == {
+        "args_as_string": "failed", "conf_as_string": "failed"}, log[-5000:]
+    assert "TypeError: application_args must be a list of arguments" in log
+    assert "TypeError: spark_conf must be a dict of Spark confs" in log
+    assert log.count("renders to a list only in a DAG with render_template_as_native_obj=True") >= 1
+    assert "Spark Connect Router at" not in log  # neither got as far as the router
+
+
+@pytest.mark.spark
+def test_xcom_arg_from_an_upstream_task_as_application_args(airflow_home, run_env, router):
+    """An upstream task's output as the whole argument list: parsed as given, resolved when the task runs."""
+    [run], log = airflow_home.dag_test("router_xcom_args", **run_env)
+    assert run["state"] == "success", log[-5000:]
+    assert run["tasks"]["rows_to_aggregate"]["state"] == "success"
+    assert run["xcoms"]["rows_to_aggregate"]["return_value"] == ["1500"]
+    assert light_result(1500) in log  # the app got 1500 from XCom, not its default 100000
+    detail = router.get(f"/api/v1/runs/{run['xcoms']['aggregate']['run_id']}")
+    assert (detail["app_id"], detail["status"]) == ("router_xcom_args.aggregate", "succeeded")
+
+
+@pytest.mark.spark
+def test_jinja_strings_render_to_a_conf_dict_and_an_arg_list(airflow_home, run_env, router):
+    """render_template_as_native_obj: spark_conf from one Jinja string (params and the run's conf), reaching
+    the app's Connect session; application_args from another."""
+    [run], log = airflow_home.dag_test("router_native_conf", {"tz": "Asia/Tokyo"}, **run_env)
+    assert run["state"] == "success", log[-5000:]
+    xcom = run["xcoms"]["confs"]
+    assert xcom["mode"] == "connect"
+    assert "CONF spark.sql.shuffle.partitions=5" in log and "CONF spark.sql.session.timeZone=Asia/Tokyo" in log
+    assert router.get(f"/api/v1/runs/{xcom['run_id']}")["status"] == "succeeded"
+
+
+@pytest.mark.spark
+def test_partial_expand_runs_one_app_per_argument_list(airflow_home, run_env, router):
+    [run], log = airflow_home.dag_test("router_expand", **run_env)
+    assert run["state"] == "success", log[-5000:]
+    assert {task: state["state"] for task, state in run["tasks"].items()} == {
+        "aggregate[0]": "success", "aggregate[1]": "success", "aggregate[2]": "success"}
+    for rows in (700, 1400, 2100):
+        assert light_result(rows) in log, rows
+    # Three runs of the one app id in the router, one per mapped instance, each the run its XCom names.
+    runs = {r["run_id"]: r for r in runs_of(router, "router_expand.aggregate")}
+    run_ids = {run["xcoms"][f"aggregate[{i}]"]["run_id"] for i in range(3)}
+    assert len(run_ids) == 3 and run_ids <= runs.keys()
+    assert all((runs[run_id]["mode"], runs[run_id]["status"]) == ("connect", "succeeded") for run_id in run_ids)

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from client_runtime import artifacts, jvm
-from client_runtime.launcher import Launcher
+from client_runtime import artifacts, failures, jvm
 from client_runtime.process import Outcome
 from client_runtime.settings import Settings
 from tests.support import compile_jar
@@ -159,9 +158,9 @@ JVM_APP_ERROR = textwrap.dedent("""\
 ])
 def test_a_jvm_clients_failure_is_classified_and_summed_up(tail, kind, summary):
     outcome = Outcome(1, tail, None)
-    assert Launcher._failure_kind("connect", outcome) == kind
+    assert failures.failure_kind("connect", outcome) == kind
     # The exception's own line, not a stack frame or a suppressed exception under it.
-    assert summary in Launcher._failure_summary(outcome)
+    assert summary in failures.failure_summary(outcome)
 
 
 HARNESS = textwrap.dedent("""\

@@ -375,10 +375,10 @@ def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_
         assert result.returncode == 4 and "INTERPRETER" in result.stdout, result.stderr
     else:
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    # Checked at once: one left behind would still be preloading (half a second or more), then exit by itself.
-    if preloaded_interpreters(marker):
-        time.sleep(0.1)  # one killed a moment ago may still be on its way out
-    assert preloaded_interpreters(marker) == []
+    # Checked at once: one left behind would still be preloading (half a second or more), then exit by itself;
+    # one killed a moment ago may still be on its way out.
+    wait_until(lambda: preloaded_interpreters(marker) == [], 0.3, "the preloaded interpreter to be gone",
+               interval_s=0.02)
 
 
 def test_waiting_for_a_long_app_costs_next_to_no_cpu():

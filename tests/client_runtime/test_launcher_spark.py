@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.client_runtime.test_launcher import s3_server  # noqa: F401  (the moto S3 server fixture)
-from tests.support import REPO, wait_until
+from tests.support import REPO, running_jobs, wait_until
 
 pytestmark = pytest.mark.spark
 EXAMPLES = REPO / "examples" / "apps"
@@ -124,7 +124,7 @@ def test_server_killed_mid_run_completes_standalone_in_bounded_time(router, conn
             lines.append(line)
             if line.startswith("STARTED"):
                 break
-        time.sleep(4)  # the job is running on the server now
+        wait_until(lambda: running_jobs(connect_server), 60, "the app's job to run on the server")
         killed_at = time.monotonic()
         os.killpg(connect_server.pid(), signal.SIGKILL)
         for line in launcher.stdout:
@@ -232,7 +232,7 @@ def test_sigterm_to_spark_router_run_records_the_run_cancelled(router, connect_s
         for line in launcher.stdout:
             if line.startswith("STARTED"):
                 break
-        time.sleep(2)
+        wait_until(lambda: running_jobs(connect_server), 60, "the app's job to run on the server")
         launcher.send_signal(signal.SIGTERM)  # what Airflow, systemd or a shell's kill sends
         output, _ = launcher.communicate(timeout=60)
     finally:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from client_runtime.app_kinds import PythonApp
 from client_runtime.artifacts import ResolvedApp
 from client_runtime.launcher import Decision, Launcher, RunRequest
 from client_runtime.settings import Settings
@@ -19,7 +20,7 @@ def command(master: str, tmp_path: Path, **resources) -> tuple[list[str], dict[s
     settings = Settings(state_dir=tmp_path, standalone_master=master, listener_jar=tmp_path / "listener.jar")
     (tmp_path / "listener.jar").write_bytes(b"")
     argv = Launcher(settings, on_event=lambda _m: None)._standalone_command(
-        RunRequest(app_id="etl.job", app=str(APP.main), resources=resources), APP, DECISION)
+        RunRequest(app_id="etl.job", app=str(APP.main), resources=resources), PythonApp(APP, settings), DECISION)
     confs = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--conf")
     return argv, confs
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,7 +13,7 @@ import pytest
 
 from client_runtime.settings import Settings
 from service.ops import restart
-from tests.support import REPO, server_env, wait_until
+from tests.support import REPO, running_jobs, server_env, wait_until
 
 TEST_APPS = REPO / "tests" / "apps"
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
@@ -229,7 +228,7 @@ def test_server_settings_name_each_servers_deployment_command_and_ui(tmp_path):
 class SlowClient:
     """`spark-router run` of a slow app in the background; its output is read as it comes."""
 
-    def __init__(self, env, seconds: int):
+    def __init__(self, env, connect_server, seconds: int):
         self.process = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", f"slow.{uuid.uuid4().hex[:6]}", "--mode",
                                          "connect", "--no-fallback", str(TEST_APPS / "slow_udf.py"), "--", str(seconds)],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -237,7 +236,7 @@ class SlowClient:
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()
         wait_until(lambda: any(line.startswith("STARTED") for line in self.lines), 60, "the slow app to start")
-        time.sleep(3)  # its job is running
+        wait_until(lambda: running_jobs(connect_server), 60, "the slow app's job to run")
 
     def finish(self, timeout_s: float) -> tuple[int, str]:
         self.process.wait(timeout_s)
@@ -254,7 +253,7 @@ def test_restart_waits_for_the_running_job_then_serves_again(router, connect_ser
     env = server_env(router, connect_server, state_dir)
     wait_until(lambda: current_spark_app(router), 30, "a heartbeat")
     before = current_spark_app(router)
-    client = SlowClient(env, seconds=12)
+    client = SlowClient(env, connect_server, seconds=12)
     restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "240"], env=env, capture_output=True,
                                text=True, timeout=400, check=False)
     code, client_output = client.finish(60)
@@ -277,7 +276,7 @@ def test_restart_waits_for_the_running_job_then_serves_again(router, connect_ser
 def test_restart_is_skipped_when_work_outlasts_the_window(router, connect_server, state_dir):
     env = server_env(router, connect_server, state_dir)
     before = current_spark_app(router)
-    client = SlowClient(env, seconds=20)
+    client = SlowClient(env, connect_server, seconds=20)
     skipped = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "4"], env=env, capture_output=True,
                              text=True, timeout=120, check=False)
     code, client_output = client.finish(120)

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -133,9 +132,9 @@ def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_not
                                    stdout=out, stderr=subprocess.STDOUT, text=True)
     arriving: list[Run] = []
     while rolling.poll() is None:  # a steady stream of runs, one after the other (the machine has two cores)
-        if not arriving or arriving[-1].process.poll() is not None:
-            arriving.append(Run(env, f"pool.stream{len(arriving)}.{tag}", LIGHT, "1000"))
-        time.sleep(2)
+        arriving.append(Run(env, f"pool.stream{len(arriving)}.{tag}", LIGHT, "1000"))
+        wait_until(lambda: arriving[-1].process.poll() is not None or rolling.poll() is not None, 600,
+                   "the last run or the rolling restart to end")
     rolled = log.read_text()
     print(rolled)
     assert rolling.returncode == 0, rolled[-4000:]
