@@ -166,7 +166,8 @@ class SparkRouterOperator(BaseOperator):
     def build_request(self, context: Context):
         """The launcher's request from the rendered templated arguments; a TypeError or ValueError naming the
         argument when one rendered to something it cannot be."""
-        from client_runtime.launcher import RunRequest, resources_of
+        from client_runtime.launcher import RunRequest
+        from client_runtime.protocol import resources
 
         ti = context["ti"]
         return RunRequest(
@@ -174,7 +175,9 @@ class SparkRouterOperator(BaseOperator):
             app=_text(self.application, "application"),
             args=_args(self.application_args),
             mode=self.mode,
-            resources=resources_of(self),
+            resources=resources(driver_memory=self.driver_memory, executor_memory=self.executor_memory,
+                                driver_cores=self.driver_cores, executor_cores=self.executor_cores,
+                                num_executors=self.num_executors),
             spark_conf=_spark_conf(self.spark_conf),
             fallback=bool(self.fallback),
             idempotent=bool(self.idempotent),

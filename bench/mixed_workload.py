@@ -1,23 +1,31 @@
-"""A fixed, seeded mixed workload of real apps, run three ways on one Spark standalone cluster: all on the Connect
-server, all standalone, and routed by the router once every app has its history.
+"""A fixed, seeded mixed workload of real apps, run four ways on one Spark standalone cluster: all on the Connect
+server, all standalone, routed by the router's threshold rules once every app has its history, and routed by
+predictions ("predictive": the cost-aware rule, the queue in front of the server, right-sized standalone runs).
 
 Many light apps (a small aggregation: seconds of task time) and a few heavy ones (a wide shuffle and a window that
 spills: minutes) arrive on a schedule and go through a pool of a few slots, as Airflow tasks through a pool. Every
 run is `spark-router run` with the resources the app asks for. Per pass it prints: makespan, light-app wall time
 p50/p95, heavy-app wall times, executor core-seconds (the master's JSON, sampled every second: the cores each
-application holds, integrated over the pass) and driver JVMs started, failures; then the ratios of routed to each
-static choice and whether each target is met:
+application holds, integrated over the pass) and driver JVMs started, failures, the load average at its start and
+end, and the error of the router's wall-time predictions (median absolute % error against the run's actual wall
+time, over every run with a prediction and over the runs of apps that had run twice before). Then the ratios to
+each static choice and whether each target is met:
 
-    routed makespan <= the better static choice; routed core-seconds <= all-standalone's;
-    routed light-app p95 <= all-Connect's.
+    routed:     makespan <= the better static choice; core-seconds <= all-standalone's;
+                light-app p95 <= all-Connect's (the targets of the threshold rules);
+    predictive: makespan <= 1.0x the better static choice; core-seconds <= 1.3x all-Connect's;
+                light-app p95 <= 0.5x all-Connect's; median absolute wall-time prediction error <= 30 % after
+                two runs of an app (issue 22).
 
 The cluster: 2 workers of 2 cores and 2 GiB (4 cores on a 2-core machine: the CPU is shared, as drivers and
-clients need it too). The Connect server runs with the shared server settings (service/ops/connect-server.conf),
-its ceiling the executors the cluster has room for; the router's policy is the built-in one scaled to this cluster
-(see POLICY). Figures and what they mean: docs/benchmarks.md.
+clients need it too). The Connect server runs with the shared server settings (service/ops/connect-server.conf)
+and its FAIR pools (service/ops/fairscheduler.xml), its ceiling the executors the cluster has room for; the
+router's policy is the built-in one scaled to this cluster (see POLICY; the predictive pass adds PREDICTIVE).
+Figures and what they mean: docs/benchmarks.md.
 
-The passes run all standalone, all on Connect, then routed: the two static passes give every app its
-history (each app has run twice when the routed pass begins), as a warm-up pass would.
+The passes run all standalone, all on Connect, routed, then predictive, each Connect pass on a server started
+afresh: the two static passes give every app its history (each app has run twice when the routed pass begins,
+three times when the predictive one does), as a warm-up pass would.
 
 Usage: python bench/mixed_workload.py [--quick] [--seed 7] [--connect-conf KEY=VALUE ...] [--json FILE]
 """
@@ -36,10 +44,11 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 from common import REPO, RouterProcess, free_port, wait_until
 
 from client_runtime.settings import Settings
@@ -61,7 +70,19 @@ POLICY = {
     "history": {"thresholds": {"task_time_ms": 30 * 60 * 1000, "duration_ms": 15 * 60 * 1000,
                                "shuffle_write_bytes": "2560m", "disk_spilled_bytes": "256m",
                                "peak_execution_memory_bytes": "256m"}},
+    # The scheduler pools' limit (built in: 2 min of task time) by the same rule: times by 1/4.
+    "scheduler_pools": {"light_max_task_time_ms": 30 * 1000},
 }
+# Issue 22's knobs, each used when the router knows it (a router before them runs both routed passes on POLICY): the
+# routed pass keeps to the threshold rules (no cost-aware rule, standalone runs as asked); the predictive pass has
+# the cost-aware rule (balanced objective) and right-sizing, its ceilings this cluster's (workers of 2 GiB; 2
+# executors, as the heavy apps ask: more JVMs on 2 real cores only slow each other) and its target time by the rule
+# above (built in 5 min: 75 s).
+ROUTED = {"objective": "off", "sizing": {"enabled": False}}
+PREDICTIVE = {"objective": "balanced",
+              "sizing": {"enabled": True, "max_executor_memory": "1g", "max_executors": 2, "max_driver_memory": "1g",
+                         "target_duration_s": 75}}
+TARGETS = {"makespan": 1.0, "core_seconds_vs_connect": 1.3, "light_p95_vs_connect": 0.5, "prediction_error": 0.30}
 
 
 @dataclass(frozen=True)
@@ -83,6 +104,7 @@ class Outcome:
     exit_code: int
     mode: str | None
     fell_back: bool
+    run_id: str | None = None  # the router's run of its first decision
 
     @property
     def wall_s(self) -> float:
@@ -97,6 +119,10 @@ class PassFigures:
     core_seconds: dict[str, float]  # "connect" (the server) and "standalone" (every other application)
     drivers_started: int
     load: tuple[float, float]        # the machine's 1-minute load average at the pass's start and end
+    # Absolute relative errors of the router's wall-time predictions: every run with one, and the runs of apps
+    # that had run twice before the pass (issue 22's target).
+    prediction_errors: list[float] = field(default_factory=list)
+    prediction_errors_after_two: list[float] = field(default_factory=list)
 
     def wall(self, kind: str) -> list[float]:
         return sorted(o.wall_s for o in self.outcomes if o.job.kind == kind)
@@ -189,8 +215,9 @@ def run_job(job: Job, mode: str, env: dict, log_dir: Path, index: int, arrived: 
     finished = time.time()
     text = log.read_text(errors="replace")
     modes = re.findall(r"\[spark-router\] starting (connect|standalone) run", text)
+    run_ids = re.findall(r"\[spark-router\] router: (?:connect|standalone) \(run ([\w.-]+)\)", text)
     return Outcome(job, arrived, started, finished, result.returncode, modes[0] if modes else None,
-                   fell_back="falling back to standalone" in text)
+                   fell_back="falling back to standalone" in text, run_id=run_ids[0] if run_ids else None)
 
 
 def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int, logs: Path,
@@ -209,6 +236,51 @@ def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int,
     end = max(o.finished for o in outcomes)
     return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end), meter.drivers_started(start, end),
                        (load_before, os.getloadavg()[0]))
+
+
+def prediction_errors(router: RouterProcess, figures: PassFigures, earlier: list[Outcome]) -> None:
+    """Each run's error of its wall-time prediction (the router's: its decision's `actual.wall_error_pct`, for the
+    mode it ran in), into `figures`; also apart, for the runs of apps that had finished twice before the run
+    started (`earlier`: every run of the passes before, and this pass's own)."""
+    done = [*earlier, *figures.outcomes]
+    for outcome in figures.outcomes:
+        if outcome.run_id is None:
+            continue
+        try:
+            decision = router.get(f"/api/v1/runs/{outcome.run_id}").get("decision") or {}
+        except Exception as exc:  # noqa: BLE001 - a figure missing, not a failed benchmark
+            print(f"mixed_workload: no decision for run {outcome.run_id}: {exc}", flush=True)
+            continue
+        error = (decision.get("actual") or {}).get("wall_error_pct")
+        if error is None:
+            continue
+        figures.prediction_errors.append(abs(error) / 100)
+        before = sum(1 for o in done if o.job.app_id == outcome.job.app_id and o.exit_code == 0
+                     and o.finished <= outcome.started)
+        if before >= 2:
+            figures.prediction_errors_after_two.append(abs(error) / 100)
+
+
+def wait_for_actuals(router: RouterProcess, figures: PassFigures, timeout_s: float = 60) -> None:
+    """The router settles a run's actual figures from the listener's last reports, which may come after the
+    launcher has exited: wait (bounded) until every run of the pass with a prediction has them."""
+    def settled() -> bool:
+        for outcome in figures.outcomes:
+            if outcome.run_id is None:
+                continue
+            decision = router.get(f"/api/v1/runs/{outcome.run_id}").get("decision") or {}
+            predictions = decision.get("predictions") or {}
+            if (predictions.get("connect") or predictions.get("standalone")) and not decision.get("actual"):
+                return False
+        return True
+    try:
+        wait_until(settled, timeout_s, "the actual figures of the pass's runs")
+    except AssertionError as exc:
+        print(f"mixed_workload: {exc}; the prediction error counts the runs that have them", flush=True)
+
+
+def median_pct(errors: list[float]) -> str:
+    return f"{statistics.median(errors) * 100:.0f} %" if errors else "n/a"
 
 
 def wait_for_heartbeat(router: RouterProcess, after: float) -> None:
@@ -231,33 +303,69 @@ def show(figures: PassFigures) -> None:
           f"(server {figures.core_seconds['connect']:.0f}, standalone apps {figures.core_seconds['standalone']:.0f}) | "
           f"drivers {figures.drivers_started} | failures {figures.failures} | "
           f"load {figures.load[0]:.1f}->{figures.load[1]:.1f} | "
+          f"wall prediction error median {median_pct(figures.prediction_errors)} over "
+          f"{len(figures.prediction_errors)} runs, {median_pct(figures.prediction_errors_after_two)} over "
+          f"{len(figures.prediction_errors_after_two)} after two runs of the app | "
           f"{', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}"
           + (f" | fallbacks {sum(o.fell_back for o in figures.outcomes)}" if any(o.fell_back for o in figures.outcomes)
              else ""), flush=True)
 
 
-def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures) -> dict:
-    def p95(figures):
-        return percentile(figures.wall("light"), 95)
+def p95(figures: PassFigures) -> float:
+    return percentile(figures.wall("light"), 95)
 
+
+def ratios_to(figures: PassFigures, others: tuple[PassFigures, ...]) -> dict:
     ratios = {}
-    for other in (connect, standalone):
-        ratios[other.name] = {"makespan": routed.makespan_s / other.makespan_s,
-                              "core_seconds": routed.total_core_seconds / max(other.total_core_seconds, 1e-9),
-                              "light_p95": p95(routed) / p95(other)}
-        print(f"mixed_workload: routed / {other.name:<15} makespan {ratios[other.name]['makespan']:.2f}, "
+    for other in others:
+        ratios[other.name] = {"makespan": figures.makespan_s / other.makespan_s,
+                              "core_seconds": figures.total_core_seconds / max(other.total_core_seconds, 1e-9),
+                              "light_p95": p95(figures) / p95(other)}
+        print(f"mixed_workload: {figures.name} / {other.name:<15} makespan {ratios[other.name]['makespan']:.2f}, "
               f"core-seconds {ratios[other.name]['core_seconds']:.2f}, light p95 {ratios[other.name]['light_p95']:.2f}")
+    return ratios
+
+
+def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures, predictive: PassFigures) -> dict:
+    """The ratios of the routed passes to the static ones, and the targets, met or not."""
     best = min(connect, standalone, key=lambda f: f.makespan_s)
+    ratios = {routed.name: ratios_to(routed, (connect, standalone)),
+              predictive.name: ratios_to(predictive, (connect, standalone))}
     targets = {
-        f"makespan <= the better static choice ({best.name}, {best.makespan_s:.1f} s)":
+        f"routed makespan <= the better static choice ({best.name}, {best.makespan_s:.1f} s)":
             routed.makespan_s <= best.makespan_s,
-        f"core-seconds <= all-standalone's ({standalone.total_core_seconds:.0f})":
+        f"routed core-seconds <= all-standalone's ({standalone.total_core_seconds:.0f})":
             routed.total_core_seconds <= standalone.total_core_seconds,
-        f"light-app p95 <= all-Connect's ({p95(connect):.1f} s)": p95(routed) <= p95(connect),
+        f"routed light-app p95 <= all-Connect's ({p95(connect):.1f} s)": p95(routed) <= p95(connect),
     }
+    errors = predictive.prediction_errors_after_two
+    targets.update({
+        f"predictive makespan <= {TARGETS['makespan']:.1f}x the better static choice ({best.name}, "
+        f"{best.makespan_s:.1f} s): {predictive.makespan_s / best.makespan_s:.2f}x":
+            predictive.makespan_s <= TARGETS["makespan"] * best.makespan_s,
+        f"predictive core-seconds <= {TARGETS['core_seconds_vs_connect']:.1f}x all-Connect's "
+        f"({connect.total_core_seconds:.0f}): {predictive.total_core_seconds / max(connect.total_core_seconds, 1e-9):.2f}x":
+            predictive.total_core_seconds <= TARGETS["core_seconds_vs_connect"] * connect.total_core_seconds,
+        f"predictive light-app p95 <= {TARGETS['light_p95_vs_connect']:.1f}x all-Connect's ({p95(connect):.1f} s): "
+        f"{p95(predictive) / p95(connect):.2f}x":
+            p95(predictive) <= TARGETS["light_p95_vs_connect"] * p95(connect),
+        f"predictive median absolute wall-time prediction error <= {TARGETS['prediction_error'] * 100:.0f} % after "
+        f"two runs of an app: {median_pct(errors)} over {len(errors)} runs":
+            bool(errors) and statistics.median(errors) <= TARGETS["prediction_error"],
+    })
     for target, met in targets.items():
-        print(f"mixed_workload: target routed {target}: {'met' if met else 'NOT met'}")
+        print(f"mixed_workload: target {target}: {'met' if met else 'NOT met'}")
     return {"ratios": ratios, "targets": targets}
+
+
+def show_accuracy(router: RouterProcess) -> None:
+    """The router's own account of its predictions over the benchmark (GET /api/v1/predictions/accuracy)."""
+    try:
+        accuracy = router.get("/api/v1/predictions/accuracy")
+    except Exception as exc:  # noqa: BLE001 - a router without it: the per-pass figures above stand
+        print(f"mixed_workload: the router's prediction accuracy: not available ({exc})", flush=True)
+        return
+    print(f"mixed_workload: the router's prediction accuracy: {json.dumps(accuracy, default=str)[:2000]}", flush=True)
 
 
 def main() -> None:
@@ -276,7 +384,9 @@ def main() -> None:
     print(f"mixed_workload: {sum(j.kind == 'light' for j in jobs)} light and {sum(j.kind == 'heavy' for j in jobs)} "
           f"heavy runs per pass over {jobs[-1].at_s:.0f} s of arrivals, {concurrency} slots, seed {args.seed}; "
           f"state in {base}", flush=True)
-    began = time.time()
+    began, load_at_start = time.time(), os.getloadavg()
+    print(f"mixed_workload: load average at the start {load_at_start[0]:.1f} / {load_at_start[1]:.1f} / "
+          f"{load_at_start[2]:.1f} (1, 5, 15 min)", flush=True)
     settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port(),
                         connect_server_id=SERVER_ID,
                         connect_server_conf=dict(pair.split("=", 1) for pair in args.connect_conf))
@@ -302,34 +412,60 @@ def main() -> None:
         connect_server.start(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
         wait_for_heartbeat(router, started)
 
-    try:
-        # All standalone first: it needs no shared server, whose executors would hold the cluster's cores.
-        standalone = run_pass("all-standalone", jobs, "standalone", env, concurrency, logs, meter)
-        show(standalone)
-        server_up("all-Connect pass")
-        connect = run_pass("all-connect", jobs, "connect", env, concurrency, logs, meter)
-        show(connect)
-        # The two static passes were the warm-up: every app has run twice, so the router has its history. The
-        # routed pass gets a server started afresh, as the all-Connect pass did (idle executors of the last
-        # pass would otherwise hold the cluster's cores for their 5-minute timeouts).
+    def use_policy(policy_data: dict) -> None:
+        policy.write_text(json.dumps(policy_data))
+        answer = httpx.post(f"{router.url}/api/v1/admin/policy/reload", timeout=10)
+        answer.raise_for_status()
+        print(f"mixed_workload: policy {answer.json()['policy_version']} in force", flush=True)
+
+    def fresh_server(why: str) -> None:
+        # Idle executors of the last pass would otherwise hold the cluster's cores for their 5-minute timeouts.
         connect_server.stop(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
-        server_up("routed pass")
-        routed = run_pass("routed", jobs, "auto", env, concurrency, logs, meter)
-        show(routed)
-        result = compare(connect, standalone, routed)
+        server_up(why)
+
+    try:
+        passes: list[PassFigures] = []
+
+        def one_pass(name: str, mode: str) -> PassFigures:
+            figures = run_pass(name, jobs, mode, env, concurrency, logs, meter)
+            wait_for_actuals(router, figures)
+            prediction_errors(router, figures, [o for f in passes for o in f.outcomes])
+            show(figures)
+            passes.append(figures)
+            return figures
+
+        # All standalone first: it needs no shared server, whose executors would hold the cluster's cores.
+        standalone = one_pass("all-standalone", "standalone")
+        server_up("all-Connect pass")
+        connect = one_pass("all-connect", "connect")
+        # The two static passes were the warm-up: every app has run twice, so the router has its history.
+        known = set(router.get("/api/v1/policy")["policy"])
+        fresh_server("routed pass")
+        use_policy({**POLICY, **{k: v for k, v in ROUTED.items() if k in known}, "version": "bench-routed"})
+        routed = one_pass("routed", "auto")
+        fresh_server("predictive pass")
+        use_policy({**POLICY, **{k: v for k, v in PREDICTIVE.items() if k in known}, "version": "bench-predictive"})
+        predictive = one_pass("predictive", "auto")
+        result = compare(connect, standalone, routed, predictive)
+        show_accuracy(router)
+        load_at_end = os.getloadavg()
+        print(f"mixed_workload: load average at the end {load_at_end[0]:.1f} / {load_at_end[1]:.1f} / "
+              f"{load_at_end[2]:.1f} (1, 5, 15 min)", flush=True)
         print(f"mixed_workload: whole benchmark {(time.time() - began) / 60:.1f} min", flush=True)
         if args.json:
             args.json.write_text(json.dumps({
+                "quick": args.quick, "load_average": {"start": load_at_start, "end": load_at_end},
                 "passes": {f.name: {"makespan_s": f.makespan_s, "light_wall_s": f.wall("light"),
                                     "heavy_wall_s": f.wall("heavy"), "core_seconds": f.core_seconds,
                                     "drivers_started": f.drivers_started, "failures": f.failures,
-                                    "load_average": f.load,
+                                    "load_average": f.load, "prediction_errors": f.prediction_errors,
+                                    "prediction_errors_after_two": f.prediction_errors_after_two,
                                     "modes": [[o.job.app_id, o.mode, round(o.wall_s, 1),
-                                               round(o.started - o.arrived, 1)] for o in f.outcomes]}
-                           for f in (connect, standalone, routed)},
+                                               round(o.started - o.arrived, 1), o.run_id] for o in f.outcomes]}
+                           for f in passes},
                 "ratios": result["ratios"], "targets": {k: bool(v) for k, v in result["targets"].items()},
                 "median_queue_wait_s": {f.name: statistics.median(o.started - o.arrived for o in f.outcomes)
-                                        for f in (connect, standalone, routed)}}, indent=2))
+                                        for f in passes}}, indent=2))
     finally:
         for cleanup in (meter.stop, lambda: connect_server.stop(settings, progress=lambda _m: None), router.stop,
                         lambda: spark_cluster.stop(settings, progress=lambda _m: None)):

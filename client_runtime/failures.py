@@ -1,8 +1,8 @@
 """Whose failure a failed run was, and why it failed, in one line.
 
 Decided by outcome where it can be: a failed Connect run of an idempotent app is rerun standalone, and the
-rerun's end settles it (SETTLED_BY). The output patterns below only classify a failed Connect run that is not
-rerun (an app that is not idempotent, or fallback off), and name the likely cause in the log.
+rerun's end settles it (protocol.SETTLED_BY). The output patterns below only classify a failed Connect run
+that is not rerun (an app that is not idempotent, or fallback off), and name the likely cause in the log.
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interr
 
 # A JVM stack trace's frames and suppressed exceptions: the error is the line before them.
 JVM_TRACE_LINE = re.compile(r"\s+(at |Suppressed: |\.\.\. \d+ more)")
-
-# What a standalone rerun's end says about the failed Connect run it replaced (as the router settles it too).
-SETTLED_BY = {"succeeded": "connect", "failed": "app", "cancelled": "unknown"}
-
 
 def status_of(outcome: Outcome, cancelled: bool) -> str:
     """succeeded, failed, or cancelled (stopped because the launcher was asked to stop)."""

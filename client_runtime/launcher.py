@@ -29,20 +29,18 @@ from urllib.parse import urlparse
 from client_runtime import artifacts, compat, failures, runner, sentry
 from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
+from client_runtime.protocol import (
+    SCHEDULER_POOL_CONF,
+    SETTLED_BY,
+    DecisionAnswer,
+    Resources,
+    session_confs,
+    user_id,
+)
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
 log = logging.getLogger("spark_router.launcher")
-
-# What a run may ask for, in spark-submit's terms (sizes in Spark's forms: 4g, 4096m).
-RESOURCE_NAMES = ("driver_memory", "executor_memory", "driver_cores", "executor_cores", "num_executors")
-
-
-def resources_of(source) -> dict:
-    """The resources a run asks for, from anything with those attributes (the CLI's arguments, the operator);
-    unset ones are left out."""
-    return {name: value for name in RESOURCE_NAMES if (value := getattr(source, name, None)) is not None}
-
 
 @dataclass
 class RunRequest:
@@ -50,7 +48,7 @@ class RunRequest:
     app: str                                   # path or s3:// URI
     args: list[str] = field(default_factory=list)
     mode: str = "auto"                         # auto | connect | standalone
-    resources: dict = field(default_factory=dict)  # RESOURCE_NAMES, unset ones left out
+    resources: Resources = field(default_factory=dict)  # protocol.resources(): unset ones left out
     spark_conf: dict[str, str] = field(default_factory=dict)
     fallback: bool = True                      # rerun standalone after a Connect failure ...
     idempotent: bool = True                    # ... which is only safe for an idempotent app
@@ -77,6 +75,15 @@ class Decision:
     session_confs: dict[str, str]
     reasons: list[str]
     from_router: bool
+    scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
+
+    @classmethod
+    def of(cls, answer: DecisionAnswer) -> Decision:
+        """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a run)."""
+        assert answer.run_id is not None, "a recorded decision has a run"
+        return cls(answer.run_id, answer.mode, answer.connect_url, answer.session_confs,
+                   [reason.message for reason in answer.reasons], from_router=True,
+                   scheduler_pool=answer.scheduler_pool)
 
 
 class Launcher:
@@ -150,7 +157,7 @@ class Launcher:
         result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
         outcome = self._attempt(request, kind, decision, workdir, result)
         connect_run, rerun = result.runs[-2], result.runs[-1]
-        connect_run["failure_kind"] = failures.SETTLED_BY[rerun["status"]]
+        connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
         self.on_event({
             "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect failure",
             "app": f"the standalone rerun failed too: the app failed, not Connect (Connect run {failed.run_id} "
@@ -198,10 +205,9 @@ class Launcher:
             answer = None
             self.on_event(f"WARNING: {exc}; continuing without the router")
         if answer is not None:
-            reasons = [r["message"] for r in answer["reasons"]]
-            self.on_event(f"router: {answer['mode']} (run {answer['run_id']}): {' '.join(reasons)}")
-            return Decision(answer["run_id"], answer["mode"], answer["connect_url"], answer["session_confs"],
-                            reasons, from_router=True)
+            decision = Decision.of(answer)
+            self.on_event(f"router: {decision.mode} (run {decision.run_id}): {' '.join(decision.reasons)}")
+            return decision
         mode = request.mode if request.mode != "auto" else self.settings.mode_if_router_unreachable
         why = "forced" if request.mode != "auto" else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable"
         self.on_event(f"running {mode} ({why})")
@@ -209,7 +215,7 @@ class Launcher:
 
     def _local_decision(self, request: RunRequest, mode: str, why: str) -> Decision:
         run_id = f"local-{uuid.uuid4().hex[:12]}"
-        confs = {"spark.router.appId": request.app_id, "spark.router.runId": run_id}
+        confs = session_confs(request.app_id, run_id)
         return Decision(run_id, mode, self.settings.connect_url if mode == "connect" else None, confs, [why],
                         from_router=False)
 
@@ -219,8 +225,7 @@ class Launcher:
             answer = self._call_router(lambda: self.router.fallback(failed.run_id, reason))
         if answer is None:
             return self._local_decision(request, "standalone", f"fallback after Connect failure: {reason}")
-        return Decision(answer["run_id"], "standalone", None, answer["session_confs"],
-                        [r["message"] for r in answer["reasons"]], from_router=True)
+        return Decision.of(answer)
 
     def _report(self, decision: Decision, *args, **kwargs) -> None:
         """Tell the router how a run it decided goes (a run decided without it is not reported)."""
@@ -343,15 +348,17 @@ class Launcher:
 
     def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
         env = self._base_env(decision)
-        # The app's own confs become session confs; ours (spark.router.*) win over anything it sets.
-        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **decision.session_confs})
+        # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win over
+        # anything it sets: a pool of its own naming would stay on the server for good.
+        pool = {SCHEDULER_POOL_CONF: decision.scheduler_pool} if decision.scheduler_pool else {}
+        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool, **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),
             "SPARK_ROUTER_ARTIFACTS": os.pathsep.join(str(p) for p in app.artifacts),
             # An app that builds its own session (SparkSession.builder.getOrCreate()) connects here too;
             # its user id carries the app and run, which the router reads when the confs are missing.
-            "SPARK_REMOTE": with_user_id(url, f"router:{request.app_id}:{decision.run_id}"),
+            "SPARK_REMOTE": with_user_id(url, user_id(request.app_id, decision.run_id)),
             "SPARK_CONNECT_RELEASE_SESSION_ON_EXIT": "true",
             "PYTHONPATH": os.pathsep.join([*map(str, app.pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         })

@@ -13,6 +13,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from client_runtime.protocol import DecisionAnswer, FailureKind, RequestedMode, Resources, RunEventName
+
 
 class RouterUnavailable(RuntimeError):
     """The router could not be reached or answered with a server error."""
@@ -80,8 +82,9 @@ class RouterClient:
             time.sleep(pause)
             pause *= 2
 
-    def decide(self, app_id: str, mode: str = "auto", resources: dict | None = None,
-               spark_conf: dict | None = None, airflow: dict | None = None, dry_run: bool = False) -> dict:
+    def decide(self, app_id: str, mode: RequestedMode = "auto", resources: Resources | None = None,
+               spark_conf: dict[str, str] | None = None, airflow: dict[str, Any] | None = None,
+               dry_run: bool = False) -> DecisionAnswer:
         """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded."""
         body: dict[str, Any] = {"app_id": app_id, "mode": mode}
         if dry_run:
@@ -92,21 +95,25 @@ class RouterClient:
             body["spark_conf"] = spark_conf
         if airflow:
             body["airflow"] = airflow
-        return self._call("POST", "/api/v1/decisions", body)
+        return DecisionAnswer.from_json(self._call("POST", "/api/v1/decisions", body))
 
-    def report(self, run_id: str, event: str, failure_kind: str | None = None, message: str | None = None,
-               exit_code: int | None = None) -> dict:
+    def report(self, run_id: str, event: RunEventName, failure_kind: FailureKind | None = None,
+               message: str | None = None, exit_code: int | None = None) -> str:
+        """Report what happened to a run; the run's status after it (running, succeeded, failed, cancelled)."""
         body = {"event": event, "failure_kind": failure_kind, "message": message and storable(message[-10_000:]),
                 "exit_code": exit_code}
-        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
-                                     {k: v for k, v in body.items() if v is not None})
+        answer = self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
+                                       {k: v for k, v in body.items() if v is not None})
+        return answer["status"]
 
-    def fallback(self, run_id: str, reason: str | None = None) -> dict:
+    def fallback(self, run_id: str, reason: str | None = None) -> DecisionAnswer:
+        """The standalone rerun of a failed Connect run."""
         # Idempotent too: asked again for the same run, the router returns the rerun it recorded.
-        return self._call_idempotent("POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and storable(reason[:2000])})
+        return DecisionAnswer.from_json(self._call_idempotent(
+            "POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and storable(reason[:2000])}))
 
-    def record_compatibility(self, app_id: str, findings: list[dict]) -> dict:
-        return self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})
+    def record_compatibility(self, app_id: str, findings: list[dict[str, Any]]) -> None:
+        self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})
 
 
 def storable(text: str) -> str:
@@ -124,19 +131,3 @@ def _detail(text: str) -> str:
         return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail)
     return str(detail)
 
-
-class AdminClient(RouterClient):
-    """The router's admin endpoints (SPARK_ROUTER_ADMIN_TOKEN), for restart-server."""
-
-    def drain(self, server_id: str, draining: bool = True) -> dict:
-        return self._call("POST", f"/api/v1/admin/servers/{server_id}/{'drain' if draining else 'undrain'}")
-
-    def activity(self, server_id: str) -> dict:
-        return self._call("GET", f"/api/v1/admin/servers/{server_id}/activity")
-
-    def pool(self) -> list[dict]:
-        """The pool of Connect servers as placement sees it (health, drain flag, capacity, load)."""
-        return self._call("GET", "/api/v1/pool")
-
-    def record_restart(self, record: dict) -> dict:
-        return self._call("POST", "/api/v1/admin/restarts", record)

@@ -7,7 +7,8 @@ The launcher (`spark-router run`) says which mode through the environment:
 
 - ``SPARK_ROUTER_MODE``: ``connect`` or ``standalone`` (unset: standalone, i.e. plain ``spark-submit``);
 - ``SPARK_ROUTER_CONNECT_URL``: the server to connect to (connect mode);
-- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``, ``spark.router.runId``, …);
+- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``, ``spark.router.runId``, …;
+  on Connect also ``spark.scheduler.pool``, the server's FAIR pool the router chose for the run);
 - ``SPARK_ROUTER_ARTIFACTS``: ``os.pathsep``-separated Python files/zips to ship to the server, so the app's
   own modules (and the UDFs in them) work server-side;
 - ``SPARK_ROUTER_CONNECT_TIMEOUT_S``: how long the client may retry an unreachable server (default 30 s).

@@ -15,7 +15,6 @@ RUN python -m venv /opt/venv
 COPY docker/client/requirements.txt docker/client/requirements.txt
 RUN /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check -r docker/client/requirements.txt
 COPY pyproject.toml README.md ./
-COPY service/ service/
 COPY client_runtime/ client_runtime/
 COPY airflow_plugins/ airflow_plugins/
 # The project without extras: its client extra would pull pyspark 4.3.0 with its 400 MB of jars.

@@ -53,8 +53,9 @@ RUN mkdir -p /usr/share/man/man1 /opt/spark-router \
 COPY --from=spark /opt/venv /opt/venv
 # Outside pyspark/jars, which a reinstall of pyspark wipes.
 COPY --from=listener /src/listener/build/spark-router-listener.jar /opt/spark-router/jars/spark-router-listener.jar
-# The server's own settings (one file, shared with the local server and the chart), then this image's.
-COPY service/ops/connect-server.conf docker/connect-server/spark-defaults.conf docker/connect-server/fairscheduler.xml /opt/spark-router/conf/
+# The server's own settings and FAIR pools (one file each, shared with the local server and the chart), then this
+# image's.
+COPY service/ops/connect-server.conf service/ops/fairscheduler.xml docker/connect-server/spark-defaults.conf /opt/spark-router/conf/
 COPY --chmod=0755 docker/connect-server/entrypoint.sh /opt/spark-router/bin/entrypoint.sh
 ENV JAVA_HOME=/opt/java \
     SPARK_HOME=/opt/venv/lib/python3.11/site-packages/pyspark \

@@ -25,6 +25,7 @@ from service.api import (
     error_responses,
     history_routes,
     ingest_routes,
+    prediction_routes,
 )
 from service.api.deps import require_metrics_token
 from service.api.request_guard import RequestGuard
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     # count what it refuses.
     app.add_middleware(RequestGuard, settings=settings)
     observability.install(app, metrics_dependencies=[Depends(require_metrics_token)])
-    for module in (ingest_routes, history_routes, decision_routes):
+    for module in (ingest_routes, history_routes, decision_routes, prediction_routes):
         app.include_router(module.router)
     app.include_router(admin_routes.router)
     app.include_router(admin_routes.policy_router)

@@ -8,7 +8,6 @@ their column's range, finite numbers, timestamps within the years 1-9999."""
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -25,6 +24,19 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from client_runtime.protocol import (
+    APP_ID_MAX,
+    CONNECT_OPERATION_ID_MAX,
+    CONNECT_SESSION_ID_MAX,
+    CONNECT_USER_ID_MAX,
+    FAILURE_KINDS,
+    ID_PATTERN,
+    ID_RULE,
+    RUN_ID_MAX,
+    FailureKind,
+    RequestedMode,
+    RunEventName,
+)
 from service.db.models import METRICS
 from service.routing.policy import parse_size
 
@@ -35,10 +47,7 @@ EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # No NUL (PostgreSQL text cannot hold it). A pattern also makes pydantic check that the text is valid Unicode:
 # a lone surrogate (half an emoji) fails as string_unicode.
 NO_NUL = r"^[^\x00]*$"
-# The one rule for the ids of apps and runs, wherever they come in (decisions, stage records, paths): letters,
-# digits and _ . : / @ -, at least one; so no empty id, no space, no control character.
-ID_PATTERN = r"^[A-Za-z0-9_.:/@-]+$"
-ID_RULE = "must be letters, digits and _ . : / @ - only (no space or control character), at least one"
+# The one rule for the ids of apps and runs (ID_PATTERN, ID_RULE) and their lengths: client_runtime/protocol.py.
 
 
 def text(max_length: int | None = None, **field) -> Any:
@@ -49,11 +58,6 @@ def text(max_length: int | None = None, **field) -> Any:
 def an_id(max_length: int, **field) -> Any:
     """An app or run id: ID_PATTERN (at least one character), at most `max_length` characters."""
     return Field(pattern=ID_PATTERN, max_length=max_length, **field)
-
-
-def is_id(value: str, max_length: int) -> bool:
-    """Whether `value` passes the rule of an_id (for ids the service derives itself)."""
-    return 0 < len(value) <= max_length and re.fullmatch(ID_PATTERN, value) is not None
 
 
 Int32 = Annotated[int, Field(strict=True, ge=-INT32_MAX - 1, le=INT32_MAX)]
@@ -176,11 +180,11 @@ RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_att
 class StageRecord(StageMetricValues):
     """One completed stage attempt, as the listener reports it (docs/ingest-protocol.md)."""
 
-    app_id: str | None = an_id(200, default=None)
-    run_id: str | None = an_id(100, default=None)
-    connect_session_id: str | None = text(100, default=None)
-    connect_operation_id: str | None = text(100, default=None)
-    connect_user_id: str | None = text(200, default=None)
+    app_id: str | None = an_id(APP_ID_MAX, default=None)
+    run_id: str | None = an_id(RUN_ID_MAX, default=None)
+    connect_session_id: str | None = text(CONNECT_SESSION_ID_MAX, default=None)
+    connect_operation_id: str | None = text(CONNECT_OPERATION_ID_MAX, default=None)
+    connect_user_id: str | None = text(CONNECT_USER_ID_MAX, default=None)
     job_id: Int32 | None = None
     stage_id: Count32
     attempt: Count32
@@ -340,7 +344,6 @@ class ServerOut(BaseModel):
 # ------------------------------------------------------------------------------------------ decisions
 
 SizeBytes = Annotated[int, BeforeValidator(parse_size), Field(le=INT64_MAX)]
-RequestedMode = Literal["auto", "connect", "standalone"]
 
 
 class ResourcesIn(Strict):
@@ -374,7 +377,7 @@ ConfValue = Annotated[str, BeforeValidator(_conf_value), text(10_000)]
 
 
 class DecisionRequest(Strict):
-    app_id: str = an_id(200, description="Stable id of the app, e.g. etl.orders.")
+    app_id: str = an_id(APP_ID_MAX, description="Stable id of the app, e.g. etl.orders.")
     mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force it.")
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
     spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.[^\x00]*$", max_length=500)], ConfValue] = Field(
@@ -396,6 +399,64 @@ class ReasonOut(BaseModel):
     message: str
 
 
+class PredictionOut(BaseModel):
+    """A run's predicted wall time and executor core-seconds in one mode (service/routing/predict.py)."""
+
+    mode: Literal["connect", "standalone"]
+    wall_s: float = Field(description="Submit to end, start-up included.")
+    core_s: float = Field(description="Executor core-seconds: on Connect the shared server's cores the run keeps "
+                                      "busy (its task time); standalone its own executors' cores for its life.")
+    uncertainty: float = Field(description="± this fraction of each figure.")
+    basis: str = Field(description="The runs it stands on; 'not seen in the other mode': from the other mode's runs.")
+    cross_mode: bool
+    startup_s: float = Field(description="The start-up included in wall_s (standalone: the cluster's measured one).")
+    cores: float = Field(description="The executor cores the run is predicted to get.")
+    server_id: str | None = Field(None, description="Connect: the server predicted on.")
+    in_flight_cores: float | None = Field(None, description="Connect: the load of the runs in flight there.")
+
+
+class PredictionsOut(BaseModel):
+    connect: PredictionOut | None
+    standalone: PredictionOut | None
+    note: str | None = Field(None, description="Why a mode has no prediction (an app never seen: neither).")
+
+
+class ActualOut(BaseModel):
+    """A finished run's actual figures, and the errors of what was predicted for the mode it ran in."""
+
+    mode: str
+    status: str
+    wall_s: float | None
+    core_s: float | None = Field(description="Measured executor core-seconds (null: not measured).")
+    executors: int | None = Field(None, description="Standalone: the most executors its application held.")
+    wall_error_pct: float | None = Field(description="(predicted − actual) / actual, in %; null for a run that did "
+                                                     "not succeed or had no prediction.")
+    core_s_error_pct: float | None
+
+
+class AccuracyFigures(BaseModel):
+    runs: int
+    wall_count: int
+    wall_median_abs_error_pct: float | None
+    core_s_count: int
+    core_s_median_abs_error_pct: float | None
+
+
+class AppAccuracy(AccuracyFigures):
+    app_id: str
+    mode: str
+
+
+class ModeAccuracy(AccuracyFigures):
+    mode: str
+
+
+class PredictionAccuracyOut(BaseModel):
+    days: int
+    apps: list[AppAccuracy]
+    overall: list[ModeAccuracy]
+
+
 class DecisionOut(BaseModel):
     run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
@@ -410,17 +471,24 @@ class DecisionOut(BaseModel):
                                                     "standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
+    scheduler_pool: str | None = Field(None, description="The Connect server's FAIR scheduler pool for this run's jobs "
+                                                         "(light or heavy, by the app's task time): the session sets "
+                                                         "it as spark.scheduler.pool. Null for standalone runs.")
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
     position: int | None = Field(None, description="A queued run's place in the admission queue (1: next).")
     predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in seconds.")
+    predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: none "
+                                                                 "(a fallback rerun).")
+    actual: ActualOut | None = Field(None, description="Once the run ended: its actual figures beside the "
+                                                       "predictions.")
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
 _FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
                       "then": {"required": ["failure_kind"],
-                               "properties": {"failure_kind": {"enum": ["connect", "app", "pending"]}}}}
+                               "properties": {"failure_kind": {"enum": list(FAILURE_KINDS)}}}}
 
 
 class RunEvent(Strict):
@@ -428,10 +496,10 @@ class RunEvent(Strict):
 
     model_config = ConfigDict(json_schema_extra=_FAILED_NEEDS_KIND)
 
-    event: Literal["started", "succeeded", "failed", "cancelled"] = Field(
+    event: RunEventName = Field(
         description="cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or execution_timeout); "
                     "neither an app failure nor a Connect failure.")
-    failure_kind: Literal["connect", "app", "pending"] | None = Field(
+    failure_kind: FailureKind | None = Field(
         default=None, description="For failed: connect (the Connect server or client failed), app, or pending: a "
                                   "failed Connect run that is being rerun standalone, whose outcome settles it "
                                   "(rerun succeeded: connect; rerun failed: app; rerun cancelled: unknown).")
@@ -493,12 +561,24 @@ class SimulatedApp(BaseModel):
     task_hours: float
 
 
+class SimulateReplay(BaseModel):
+    """The apps' kept runs replayed under the candidate: each run predicted from the runs before it."""
+
+    apps: list[AppAccuracy] = Field(description="Per app and mode it ran in: the candidate's prediction errors "
+                                                "against the actual runs.")
+    totals: dict[str, int | float] = Field(description="runs; runs_in_another_mode (the candidate would have chosen "
+                                                       "the other); over the runs it predicted (predicted_runs): "
+                                                       "actual_wall_s and actual_core_s against candidate_wall_s and "
+                                                       "candidate_core_s, what it predicted for its own choices.")
+
+
 class SimulateOut(BaseModel):
     current_policy_version: str
     candidate_policy_version: str
     days: int
     apps: list[SimulatedApp]
     totals: dict[str, int | float]
+    replay: SimulateReplay
 
 
 class CompatFinding(Strict):

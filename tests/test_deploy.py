@@ -32,7 +32,13 @@ except ImportError:  # Python 3.10
 
 from client_runtime.settings import Settings
 from client_runtime.spark_env import LISTENER_CLASS, listener_conf
-from service.ops.connect_server import CONNECT_SERVER_CLASS, SERVER_CONF, SERVER_CONF_FILE, read_properties
+from service.ops.connect_server import (
+    CONNECT_SERVER_CLASS,
+    SCHEDULER_POOLS_FILE,
+    SERVER_CONF,
+    SERVER_CONF_FILE,
+    read_properties,
+)
 from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
@@ -301,7 +307,8 @@ def test_connect_server_settings(rendered):
     assert conf["spark.ui.port"] == "4040"
     configmap = rendered.get("ConfigMap", f"{FULLNAME}-connect-conf")
     assert Path(conf["spark.scheduler.allocation.file"]).name in configmap["data"]
-    assert "<schedulingMode>FAIR</schedulingMode>" in configmap["data"]["fairscheduler.xml"]
+    # The pools are the one file's (service/ops/fairscheduler.xml), which the router assigns runs to.
+    assert configmap["data"]["fairscheduler.xml"].strip() == SCHEDULER_POOLS_FILE.read_text().strip()
     deployment = rendered.get("Deployment", f"{FULLNAME}-connect")
     assert conf["spark.kubernetes.container.image"] == container(deployment)["image"]
     # Executors' labels let the NetworkPolicy admit them to the driver ports.
@@ -314,6 +321,8 @@ def test_the_chart_renders_the_one_file_of_server_settings(helm):
     # The chart's copy is a link to the file the local server reads, not a second copy that could drift.
     link = CHART / "files" / "connect-server.conf"
     assert link.is_symlink() and link.resolve() == SERVER_CONF_FILE.resolve()
+    pools = CHART / "files" / "fairscheduler.xml"
+    assert pools.is_symlink() and pools.resolve() == SCHEDULER_POOLS_FILE.resolve()
     assert ARTICLE_CONF.items() <= SERVER_CONF.items()
     # A changed file changes the chart; the values override only what they set.
     result = helm_template(helm, "--set", "connectServer.dynamicAllocation.executorIdleTimeout=7s")
@@ -847,8 +856,11 @@ def test_image_defaults_match_the_chart(default):
     # What the image's entrypoint reads: the shared server settings, then the image's own file over them.
     image_conf = {**read_properties(SERVER_CONF_FILE.read_text()),
                   **parse_properties((DOCKER / "connect-server" / "spark-defaults.conf").read_text())}
-    assert re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} .* /opt/spark-router/conf/$",
+    copy = re.search(rf"^COPY {SERVER_CONF_FILE.relative_to(ROOT)} (.*) /opt/spark-router/conf/$",
                      (DOCKER / "connect-server.Dockerfile").read_text(), re.MULTILINE)
+    # The pools the image's spark-defaults.conf names are the one file's.
+    assert copy and str(SCHEDULER_POOLS_FILE.relative_to(ROOT)) in copy.group(1).split()
+    assert Path(image_conf["spark.scheduler.allocation.file"]).name == SCHEDULER_POOLS_FILE.name
     chart_conf = spark_defaults(default)
     release_specific = {
         "spark.driver.memory",

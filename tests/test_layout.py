@@ -62,7 +62,7 @@ def test_packages_of_the_service_import_along_the_data_path():
     wrong = []
     for package, allowed in SERVICE_PACKAGES.items():
         forbidden = {f"service.{name}" for name in SERVICE_PACKAGES if name not in allowed | {package, "db"}}
-        forbidden |= {"service.app", "service.cli"}
+        forbidden |= {"service.app", "service.commands"}
         for path in modules(f"service/{package}"):
             for name in imported(path):
                 if any(name == module or name.startswith(module + ".") for module in forbidden):

@@ -90,6 +90,12 @@ def get_recent_decisions(session: SessionDep, limit: Limit = 20) -> list[dict]:
     return dashboard_queries.recent_decisions(session, limit)
 
 
+@router.get("/predictions")
+def get_predictions(session: SessionDep, days: Days = 7) -> dict:
+    """How good the predictions were: per app and mode, the median absolute % error of wall time and core-seconds."""
+    return dashboard_queries.predictions(session, days)
+
+
 @router.get("/apps")
 def get_top_apps(session: SessionDep, days: Days = 7, limit: Limit = 50) -> list[dict]:
     """Apps by task time in the window, the busiest first."""

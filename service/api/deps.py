@@ -14,8 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
+from client_runtime.protocol import APP_ID_MAX, ID_PATTERN, RUN_ID_MAX
 from client_runtime.settings import Settings
-from service.schemas import ID_PATTERN, INT64_MAX, NO_NUL
+from service.schemas import INT64_MAX, NO_NUL
 
 _bearer = HTTPBearer(auto_error=False)
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -72,9 +73,10 @@ async def require_metrics_token(request: Request, credentials: Bearer) -> None:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their column),
-# app and run ids to the one rule of ids (schemas.ID_PATTERN).
-AppIdPath = Annotated[str, Path(max_length=200, pattern=ID_PATTERN)]
-RunIdPath = Annotated[str, Path(max_length=100, pattern=ID_PATTERN)]
+# app and run ids to the one rule of ids (client_runtime/protocol.py).
+AppIdPath = Annotated[str, Path(max_length=APP_ID_MAX, pattern=ID_PATTERN)]
+RunIdPath = Annotated[str, Path(max_length=RUN_ID_MAX, pattern=ID_PATTERN)]
+AppIdQuery = Annotated[str | None, Query(max_length=APP_ID_MAX, pattern=ID_PATTERN)]
 ServerIdPath = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
 ServerIdQuery = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
 Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]

@@ -191,7 +191,7 @@ class Decision(Base):
     request: Mapped[dict] = mapped_column(JSON)
     # What the router predicted for the run in each mode (routing/predict.py: Predictions.as_json); None: no
     # prediction (an app never seen, a fallback). The run's actual figures are on its row.
-    predictions: Mapped[dict | None] = mapped_column(JSON)
+    predictions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AdmissionQueueEntry(Base):

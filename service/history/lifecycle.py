@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from client_runtime.protocol import SETTLED_BY
 from service.db.models import (
     RECENT_RUNS_KEPT,
     AdmissionQueueEntry,
@@ -159,17 +160,11 @@ def count_connect_failure(app: App, now) -> None:
     app.last_connect_failure_at = now
 
 
-# What the end of a standalone rerun says about the failed Connect run it replaced.
-SETTLED_BY = {"succeeded": "connect",   # the app runs fine without Connect: Connect failed it
-              "failed": "app",          # it fails standalone too: the app's own failure
-              "cancelled": "unknown"}   # stopped before it could tell
-
-
 def _settle(app: App, connect_run: Run, rerun_event: str) -> None:
     """Classify a Connect failure by the outcome of its standalone rerun. Only a "pending" failure is settled:
     one the launcher already classified (connect or app, an older launcher) keeps its kind and its count."""
     if connect_run.status != "failed" or connect_run.failure_kind != "pending":
         return
-    connect_run.failure_kind = SETTLED_BY[rerun_event]
+    connect_run.failure_kind = SETTLED_BY[rerun_event]  # the protocol's rule, as the launcher applies it
     if connect_run.failure_kind == "connect":
         count_connect_failure(app, connect_run.finished_at or utcnow())

@@ -8,6 +8,7 @@ from datetime import timedelta
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
+from client_runtime import protocol
 from service.db import engine as db
 from service.db.models import (
     MAX_METRICS,
@@ -24,7 +25,7 @@ from service.errors import Unavailable
 from service.history import lifecycle
 from service.history.apps import dialect_insert, mark_seen
 from service.ingest.quarantine import quarantine
-from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord, is_id
+from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,11 @@ def _greatest(session: Session):
 def attribution_from_user_id(record: StageRecord) -> StageRecord:
     """An app that built its own Connect session carries no spark.router.* confs, but the launcher put its
     app and run into the Connect user id (``router:<app_id>:<run_id>``)."""
-    user = record.connect_user_id or ""
-    if record.app_id is None and user.startswith("router:") and user.count(":") >= 2:
-        _, app_id, run_id = user.split(":", 2)
-        if is_id(app_id, 200) and is_id(run_id, 100):  # the one rule of ids; else the stage stays unattributed
-            return record.model_copy(update={"app_id": app_id, "run_id": run_id})
-    return record
+    attribution = protocol.attribution_of_user_id(record.connect_user_id) if record.app_id is None else None
+    if attribution is None:  # not such a user id, or its ids break the rule of ids: the stage stays unattributed
+        return record
+    app_id, run_id = attribution
+    return record.model_copy(update={"app_id": app_id, "run_id": run_id})
 
 
 def run_id_for(record: StageRecord, spark_app_id: str) -> str | None:
@@ -55,7 +55,7 @@ def run_id_for(record: StageRecord, spark_app_id: str) -> str | None:
         return record.run_id
     if record.run_id:
         return record.run_id
-    return f"auto-{record.connect_session_id or spark_app_id}"[:100]
+    return f"auto-{record.connect_session_id or spark_app_id}"[:protocol.RUN_ID_MAX]
 
 
 def _stage_row(batch: StageBatch, record: StageRecord) -> dict:

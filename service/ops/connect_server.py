@@ -42,16 +42,8 @@ SERVER_CONF = read_properties(SERVER_CONF_FILE.read_text())
 
 
 # spark.scheduler.mode=FAIR alone shares nothing: jobs land in the "default" pool, which is FIFO unless an
-# allocation file says otherwise (docker/connect-server/fairscheduler.xml is the same for the image).
-FAIR_POOLS = """<?xml version="1.0"?>
-<allocations>
-  <pool name="default">
-    <schedulingMode>FAIR</schedulingMode>
-    <weight>1</weight>
-    <minShare>0</minShare>
-  </pool>
-</allocations>
-"""
+# allocation file says otherwise. The fixed set of pools the router assigns runs to (one file, see its header).
+SCHEDULER_POOLS_FILE = Path(__file__).with_name("fairscheduler.xml")
 
 
 class ConnectServerError(RuntimeError):
@@ -159,7 +151,7 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.local.dir": str(settings.connect_server_dir / "local"),
-        "spark.scheduler.allocation.file": str(settings.connect_server_dir / "fairscheduler.xml"),
+        "spark.scheduler.allocation.file": str(SCHEDULER_POOLS_FILE),
     }
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
@@ -212,7 +204,6 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
     for sub in ("logs", "local"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
-    (base / "fairscheduler.xml").write_text(FAIR_POOLS)
     (base / "ports.json").write_text(json.dumps({"port": port, "ui_port": ui_port}))  # the next start's
     log_file = base / "logs" / "connect-server.log"
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
@@ -262,10 +253,11 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
 
 WARM_UP = """
 import sys
+from client_runtime.protocol import session_confs
 from client_runtime.session import connect_session  # imported while the server starts
 url = sys.stdin.readline().strip()
 if url:
-    spark = connect_session(url, {"spark.router.appId": "spark-router.warm-up"}, retry_budget_s=float(sys.argv[1]))
+    spark = connect_session(url, session_confs("spark-router.warm-up"), retry_budget_s=float(sys.argv[1]))
     try:
         spark.range(0, 1000, 1, 2).selectExpr("id % 10 AS k").groupBy("k").count().collect()
     finally:

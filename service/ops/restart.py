@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 
 import httpx
 
-from client_runtime.router_client import AdminClient, RouterRejected, RouterUnavailable
+from client_runtime.router_client import RouterRejected, RouterUnavailable
 from client_runtime.settings import Settings
 from service.ops import connect_server
+from service.ops.admin_client import AdminClient
 
 # Exit codes a scheduler can act on.
 RESTARTED, FAILED, SKIPPED = 0, 1, 3

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from client_runtime import protocol
 from client_runtime.settings import Settings
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
@@ -22,8 +23,9 @@ from service.history import lifecycle
 from service.history.apps import lock_app
 from service.history.queries import in_flight_cutoffs
 from service.routing import admission, admission_store, decision_store, rules
-from service.routing.facts import summary_from_json
+from service.routing.facts import read_cluster_facts, summary_from_json
 from service.routing.policy import Policy
+from service.routing.predict import error_pct
 from service.schemas import DecisionOut, DecisionRequest, ReasonOut
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     pool = admission_store.with_run_limits(state.servers, settings)
     servers, queued_ahead = admission.place_ahead(pool, state.queued, now, policy)
     waiting = admission_store.Waiting(list(state.queued))
+    cluster = read_cluster_facts(connection)
     results: list[DecisionOut | Exception] = []
     new_runs, new_decisions, retries_granted, new_entries = [], [], [], []
     for request in requests:
@@ -69,7 +72,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
                                                        resources=resources(request), app=app, servers=servers,
-                                                       queued_ahead=queued_ahead), policy)
+                                                       queued_ahead=queued_ahead, cluster=cluster), policy)
             queue = (admission_store.consider(connection, waiting, verdict, request.app_id, pool, now, policy,
                                               settings) if request.can_wait and no_room(verdict) else None)
         except Exception as exc:  # one request's failure is not the batch's
@@ -91,7 +94,7 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                     "requested_mode": request.mode, "mode": verdict.mode,
                     "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                     "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                    "request": request.model_dump(mode="json")}
+                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict)}
         position = wait_s = None
         if queue is not None:
             choice, wait_s, expected_s, startup = queue
@@ -133,13 +136,15 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     servers, queued_ahead = admission.place_ahead(pool, waiting.queued, now, policy)
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(session.get(App, request.app_id)), servers=servers, queued_ahead=queued_ahead), policy)
+        app=aggregates(session.get(App, request.app_id)), servers=servers, queued_ahead=queued_ahead,
+        cluster=read_cluster_facts(session.connection())), policy)
     airflow = request.airflow
     run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
            "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
            "try_number": airflow and airflow.try_number}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
-                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now}
+                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
+                "predictions": predictions_json(verdict)}
     position = wait_s = None
     if request.can_wait and no_room(verdict):
         choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now,
@@ -180,11 +185,29 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
     return decision_out(values(decision), values(run), settings)
 
 
+def predictions_json(verdict: rules.Verdict) -> dict | None:
+    return verdict.predictions.as_json() if verdict.predictions is not None else None
+
+
+def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
+    """A finished run's actual figures beside what was predicted for the mode it ran in: wall time, executor
+    core-seconds, and each prediction's error in % of the actual (a succeeded run's only: a failed or cancelled
+    run did not do the work that was predicted). None while the run has not ended."""
+    if run.get("status") not in lifecycle.TERMINAL:
+        return None
+    started, finished = run.get("started_at"), run.get("finished_at")
+    wall_s = (finished - started).total_seconds() if started and finished else None
+    core_s = run.get("executor_core_s")
+    predicted = (predictions or {}).get(run["mode"]) if run["status"] == "succeeded" else None
+    return {"mode": run["mode"], "status": run["status"], "wall_s": None if wall_s is None else round(wall_s, 2),
+            "core_s": core_s, "executors": run.get("executors_held"),
+            "wall_error_pct": error_pct(predicted and predicted.get("wall_s"), wall_s),
+            "core_s_error_pct": error_pct(predicted and predicted.get("core_s"), core_s)}
+
+
 def session_confs(run: Mapping) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = {"spark.router.appId": run["app_id"]}
-    if run["run_id"] is not None:  # None: a dry run, which has no run
-        confs["spark.router.runId"] = run["run_id"]
+    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
     confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
@@ -215,7 +238,14 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
                        decided_at=decision["created_at"], position=position if queued else None,
                        predicted_wait_s=(None if predicted_wait_s is None else round(predicted_wait_s, 1))
-                       if queued else None)
+                       if queued else None, predictions=decision.get("predictions"),
+                       actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None)
+
+
+def scheduler_pool(reasons: list[dict]) -> str | None:
+    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
+    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
 
 def values(obj: Run | Decision) -> dict:
@@ -260,7 +290,8 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
     placed, queued_ahead = admission.place_ahead(pool, ahead, now, policy)
     request = DecisionRequest.model_validate(entry.request)
     verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode, resources=resources(request),
-                                               app=aggregates(app), servers=placed, queued_ahead=queued_ahead), policy)
+                                               app=aggregates(app), servers=placed, queued_ahead=queued_ahead,
+                                               cluster=read_cluster_facts(connection)), policy)
     enqueued_at = as_utc(entry.enqueued_at)
     waited = f"It waited {(now - enqueued_at).total_seconds():.0f} s in the admission queue"
     if no_room(verdict):
@@ -304,7 +335,8 @@ def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datet
     if left.rowcount == 1:
         session.execute(update(Decision).where(Decision.run_id == run.run_id)
                         .values(mode=verdict.mode, rule=verdict.reasons[0].rule if verdict.reasons else "none",
-                                reasons=reasons, created_at=now, policy_version=policy.full_version)
+                                reasons=reasons, created_at=now, policy_version=policy.full_version,
+                                predictions=predictions_json(verdict))
                         .execution_options(synchronize_session=False))
         if verdict.grants_retry:
             session.execute(update(App).where(App.app_id == run.app_id).values(retry_granted_at=now)

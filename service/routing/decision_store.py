@@ -125,8 +125,9 @@ new_runs AS (
     SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, server_id, dag_id, task_id, airflow_run_id,
            try_number
     FROM json_populate_recordset(NULL::runs, %(runs)s))
-INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request)
-SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request
+INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request,
+                       predictions)
+SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions
 FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 """
 

@@ -24,13 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
-from typing import Literal
 
 from sqlalchemy import Connection
 
 from service.history.queries import recent_startups
+from service.routing.policy import Mode
 
-Mode = Literal["connect", "standalone"]
 MODES: tuple[Mode, ...] = ("connect", "standalone")
 
 # How many recent successful runs of each mode the cluster's start-up figure is measured over.
@@ -60,8 +59,9 @@ _CORE_FIELDS = itemgetter("task_time_ms", "shuffle_write_bytes", "disk_spilled_b
 def summary_from_json(entry: Mapping) -> RunSummary:
     """A stored summary (a dict from App.recent_runs) as a RunSummary; entries from before 0008 lack the new
     fields, which are then unknown."""
-    return RunSummary(*_CORE_FIELDS(entry), entry.get("mode"), entry.get("startup_ms"), entry.get("executors"),
-                      entry.get("executor_core_s"))
+    task, shuffle, spill, peak, duration = _CORE_FIELDS(entry)
+    return RunSummary(task, shuffle, spill, peak, duration, entry.get("mode"), entry.get("startup_ms"),
+                      entry.get("executors"), entry.get("executor_core_s"))
 
 
 def median(values: Iterable[float]) -> float | None:

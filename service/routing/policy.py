@@ -18,6 +18,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from service.db.models import RECENT_RUNS_KEPT
 
 Mode = Literal["connect", "standalone"]
+# What the cost-aware rule weighs (routing/predict.py): a run's wall time, its executor core-seconds, or both;
+# off: no cost-aware rule (the threshold rules alone, as before issue 22).
+Objective = Literal["balanced", "makespan", "cost", "off"]
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
@@ -112,6 +115,14 @@ class Capacity(PolicyModel):
                                                  "counts (the launcher starts a run seconds after its decision).")
 
 
+class SchedulerPools(PolicyModel):
+    light_max_task_time_ms: int = Field(
+        2 * 60 * 1000, ge=0,
+        description="A Connect run of an app whose recent task time (history.statistic over history.window runs) is "
+                    "at most this runs in the server's `light` FAIR pool, ahead of the `heavy` pool's tasks; other "
+                    "runs, and apps with no successful run yet, in `heavy` (service/ops/fairscheduler.xml).")
+
+
 class Policy(PolicyModel):
     """Every knob of the routing policy. Loaded from a YAML or TOML file (SPARK_ROUTER_POLICY_FILE)."""
 
@@ -122,6 +133,13 @@ class Policy(PolicyModel):
     server: ServerLimits = Field(default_factory=ServerLimits)
     history: HistoryRule = Field(default_factory=HistoryRule)
     capacity: Capacity = Field(default_factory=Capacity)
+    objective: Objective = Field(
+        "balanced", description="What the cost-aware rule picks the mode by, from both modes' predictions: makespan "
+                                "(the run's wall time), cost (its executor core-seconds), balanced (both, weighted "
+                                "by objective_time_weight), off (no cost-aware rule).")
+    objective_time_weight: float = Field(0.5, ge=0, le=1, description="balanced: the weight of wall time; "
+                                                                       "core-seconds get the rest.")
+    scheduler_pools: SchedulerPools = Field(default_factory=SchedulerPools)
 
     @cached_property  # a policy is not changed once loaded; decisions read this on the hot path
     def full_version(self) -> str:

@@ -1,5 +1,6 @@
 """The routing rules: pure functions over an app's aggregates and the pool of Connect servers that say connect
-or standalone, and why; and placement: which server of the pool a Connect run goes to.
+or standalone, and why; and placement: which server of the pool a Connect run goes to, and which of its FAIR
+scheduler pools its jobs run in.
 
 Each rule is ``(facts, policy) -> Verdict | None`` and is correct when called alone; ``decide`` applies them
 in order, the first verdict wins, and a Connect verdict is placed on a server (``place``). No rule touches the
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from service.routing.facts import RunSummary
+from service.routing.facts import ClusterFacts, RunSummary, app_facts
 from service.routing.policy import Mode, Policy, format_bytes, format_ms
+from service.routing.predict import ConnectLoad, Predictions, better_mode, predict, score
 
 # ------------------------------------------------------------------------------------------------ the facts
 
@@ -75,6 +77,7 @@ class DecisionFacts:
     servers: tuple[ServerFacts, ...] = ()
     # Runs in the admission queue ahead of this one that have no room yet (admission.place_ahead): they come first.
     queued_ahead: int = 0
+    cluster: ClusterFacts = field(default_factory=ClusterFacts)  # measured start-ups (routing/facts.py)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Verdict:
     chosen_by_policy: bool = True
     server_id: str | None = None  # a Connect verdict's server, once placed
     connect_url: str | None = None
+    predictions: Predictions | None = None  # both modes' predictions for the run (decide sets them on every verdict)
 
 
 Rule = Callable[[DecisionFacts, Policy], Verdict | None]
@@ -365,15 +369,90 @@ def connect_by_default(facts: DecisionFacts, policy: Policy) -> Verdict:
     return Verdict("connect", tuple(reasons), predicted_cores=predicted_cores(facts.app, policy))
 
 
+def requested_cores(resources: Resources) -> float | None:
+    """The executor cores a standalone run asks for: num_executors × executor_cores (None unless both are asked:
+    a cluster manager decides the rest)."""
+    if resources.num_executors is None or resources.executor_cores is None:
+        return None
+    return float(resources.num_executors * resources.executor_cores)
+
+
+def connect_load(server: ServerFacts, policy: Policy) -> ConnectLoad:
+    """The server as a prediction sees it: the cores its executors hold now; with none, one executor's (a
+    dynamic-allocation server starts one for the run) or its capacity (no executors to report: local mode)."""
+    if server.executor_cores > 0:
+        cores = float(server.executor_cores)
+    elif server.max_executors:
+        cores = float(policy.server.executor_cores)
+    else:
+        cores = server_capacity(server, policy)[0]
+    return ConnectLoad(server.server_id, cores, server.in_flight_cores)
+
+
+def target_server(facts: DecisionFacts, policy: Policy) -> ServerFacts | None:
+    """The server a Connect run of the app would go to (as ``place`` chooses), or None when none can take it."""
+    candidates = available_servers(facts, policy)
+    pinned = next((s for s in candidates if s.server_id == facts.app.pinned_server), None)
+    if pinned is not None and facts.app.pinned_mode == "connect":
+        return pinned
+    return max(candidates, key=lambda server: free_cores(server, policy)) if candidates else None
+
+
+def run_predictions(facts: DecisionFacts, policy: Policy, server_id: str | None = None) -> Predictions:
+    """Both modes' predictions for this run of the app: on `server_id` (else the server it would go to)."""
+    server = (next((s for s in facts.servers if s.server_id == server_id), None) if server_id
+              else target_server(facts, policy))
+    return predict(app_facts(facts.app.recent_runs, policy.history.window), facts.cluster,
+                   connect_load(server, policy) if server is not None else None, requested_cores(facts.resources))
+
+
+def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
+    """With both modes predicted, the mode with the better objective (wall time, core-seconds or both)."""
+    if policy.objective == "off":
+        return None
+    predictions = run_predictions(facts, policy)
+    mode = better_mode(predictions, policy.objective, policy.objective_time_weight)
+    if mode is None:
+        return None
+    connect, standalone = predictions.connect, predictions.standalone
+    assert connect is not None and standalone is not None  # better_mode says so
+    on_connect = (f"{connect.wall_s:.0f} s ±{connect.uncertainty:.0%} and {connect.core_s:.0f} core-s on "
+                  f"{connect.server_id} ({round(connect.cores, 1):g} of its cores; runs in flight "
+                  f"{connect.in_flight_cores or 0:.1f})")
+    alone = (f"{standalone.wall_s:.0f} s ±{standalone.uncertainty:.0%} and {standalone.core_s:.0f} core-s standalone "
+             f"(incl. {standalone.startup_s:.0f} s start-up)")
+    weight = (f" ({policy.objective_time_weight:g} time, {1 - policy.objective_time_weight:g} core-s)"
+              if policy.objective == "balanced" else "")
+    first, second = (on_connect, alone) if mode == "connect" else (alone, on_connect)
+    message = (f"{mode.capitalize()}: predicted {first} against {second}; objective "
+               f"{policy.objective}{weight}.")
+    chosen, other = (connect, standalone) if mode == "connect" else (standalone, connect)
+    weigh = policy.objective, policy.objective_time_weight
+    return Verdict(mode, (Reason("cost-aware", message, f"objective_{policy.objective}",
+                                 round(score(chosen, other, *weigh), 3), round(score(other, chosen, *weigh), 3)),),
+                   predicted_cores=predicted_cores(facts.app, policy) if mode == "connect" else 0.0,
+                   predictions=predictions)
+
+
 RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect_failure_streak,
                            server_unavailable, needs_own_application, no_history, history_over_thresholds,
-                           queue_ahead, over_capacity)
+                           queue_ahead, over_capacity, cost_aware)
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
-    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool."""
+    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool and
+    says the server's scheduler pool for its jobs. Every verdict carries both modes' predictions for the run (on
+    the server it was placed on)."""
     verdict = next((v for rule in RULES if (v := rule(facts, policy)) is not None), None)
-    return place(with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy), facts, policy)
+    verdict = with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy)
+    if verdict.mode == "connect":
+        verdict = replace(verdict, reasons=(*verdict.reasons, scheduler_pool(facts.app, policy)))
+    verdict = place(verdict, facts, policy)
+    predicted = verdict.predictions and verdict.predictions.connect
+    if verdict.predictions is None or (verdict.mode == "connect" and predicted
+                                       and predicted.server_id != verdict.server_id):
+        verdict = replace(verdict, predictions=run_predictions(facts, policy, verdict.server_id))
+    return verdict
 
 
 def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
@@ -405,6 +484,29 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
         reasons += (Reason("placement", why, "free_cores", round(free_cores(chosen, policy), 2), cores),)
     return replace(verdict, reasons=reasons, predicted_cores=cores, server_id=chosen.server_id,
                    connect_url=chosen.connect_url)
+
+
+# The FAIR pools of the Connect server that runs go to (service/ops/fairscheduler.xml; a fixed set, since Spark never
+# removes a pool it has created).
+LIGHT_POOL, HEAVY_POOL = "light", "heavy"
+SCHEDULER_POOL_RULE = "scheduler-pool"
+
+
+def scheduler_pool(app: AppAggregates, policy: Policy) -> Reason:
+    """The server's scheduler pool for a Connect run of the app, as a reason whose `observed` is the pool: light when
+    its recent task time is at most the policy's limit (its jobs then get free cores before heavy runs' tasks),
+    heavy otherwise and while no successful run shows it is light."""
+    runs = list(app.recent_runs)[-policy.history.window:]
+    limit, kind = policy.scheduler_pools.light_max_task_time_ms, policy.history.statistic
+    if not runs:
+        return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {HEAVY_POOL} pool: no successful run yet "
+                                           f"shows a task time of at most {format_ms(limit)}.",
+                      "scheduler_pool", HEAVY_POOL, None)
+    observed = statistic([run.task_time_ms for run in runs], kind)
+    pool, compared = (LIGHT_POOL, "at most") if observed <= limit else (HEAVY_POOL, "over")
+    return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {pool} pool: the {kind} of task_time_ms over the "
+                                       f"last {len(runs)} successful runs is {format_ms(observed)}, {compared} "
+                                       f"{format_ms(limit)}.", "scheduler_pool", pool, None)
 
 
 def with_retry_flag(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:

@@ -461,7 +461,7 @@ def test_lifecycle_reports_are_retried_while_the_router_errs_and_not_when_it_ref
     client = RouterClient(f"http://127.0.0.1:{flaky_router.server_port}", timeout_s=2, report_retry_s=5)
     flaky_router.statuses[:] = [503, 502]
     started = time.monotonic()
-    assert client.report("r", "started")["status"] == "running"
+    assert client.report("r", "started") == "running"
     assert len(flaky_router.calls) == 3 and 1.4 < time.monotonic() - started < 4  # waited 0.5 s, then 1 s
     flaky_router.calls.clear()
     flaky_router.statuses[:] = [409]

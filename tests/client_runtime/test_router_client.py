@@ -17,7 +17,7 @@ def test_a_failure_message_with_a_nul_is_reported(tmp_path):
     router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path / "state").start()
     try:
         client = RouterClient(router.url, None, timeout_s=10)
-        run_id = client.decide("etl.nul", "standalone")["run_id"]
+        run_id = client.decide("etl.nul", "standalone").run_id
         client.report(run_id, "started")
         client.report(run_id, "failed", "app", "ValueError: bad\x00byte \ud83d", 1)
         run = router.get(f"/api/v1/runs/{run_id}")
