@@ -45,9 +45,9 @@ pool_router = APIRouter(prefix="/api/v1", tags=["servers"], dependencies=[Depend
 
 @pool_router.get("/pool", response_model=list[PoolServerOut])
 def get_pool(request: Request, session: SessionDep) -> list[dict]:
-    """The pool of Connect servers as placement sees it, the default server first: health, drain flag, capacity,
-    and the predicted cores and runs in flight on each. A Connect run goes to the available one with the most
-    free cores."""
+    """The pool of Connect servers as placement sees it, the default server first: health, drain flag,
+    capacity, and the predicted cores and runs in flight on each. A Connect run goes to the available one with
+    the most free cores."""
     state = request.app.state
     return pool.pool_status(session, state.policies.get(), state.settings)
 
@@ -101,7 +101,8 @@ def undrain_server(server_id: ServerIdPath, session: SessionDep):
 
 @router.get("/servers/{server_id}/activity", response_model=ServerActivity, responses=errors(404))
 def server_activity(server_id: ServerIdPath, request: Request, session: SessionDep) -> dict:
-    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to restart?"""
+    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to
+    restart?"""
     activity = queries.server_activity(session, server_id, request.app.state.policies.get(),
                                        request.app.state.settings.connect_server_id)
     if activity is None:

@@ -92,12 +92,35 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
 
 
+def _metric() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
 class MetricColumns:
-    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts."""
+    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts.
+    Spelled out (not set in a loop over METRICS) so that the type checker knows them."""
+
+    num_tasks: Mapped[int] = _metric()
+    num_failed_tasks: Mapped[int] = _metric()
+    executor_run_time_ms: Mapped[int] = _metric()
+    executor_cpu_time_ms: Mapped[int] = _metric()
+    jvm_gc_time_ms: Mapped[int] = _metric()
+    shuffle_read_bytes: Mapped[int] = _metric()
+    shuffle_read_records: Mapped[int] = _metric()
+    shuffle_write_bytes: Mapped[int] = _metric()
+    shuffle_write_records: Mapped[int] = _metric()
+    memory_spilled_bytes: Mapped[int] = _metric()
+    disk_spilled_bytes: Mapped[int] = _metric()
+    input_bytes: Mapped[int] = _metric()
+    input_records: Mapped[int] = _metric()
+    output_bytes: Mapped[int] = _metric()
+    output_records: Mapped[int] = _metric()
+    peak_execution_memory_bytes: Mapped[int] = _metric()
+    max_task_duration_ms: Mapped[int] = _metric()
 
 
-for _name in METRICS:
-    setattr(MetricColumns, _name, mapped_column(BigInteger, nullable=False, default=0, server_default="0"))
+if set(MetricColumns.__annotations__) != set(METRICS):
+    raise RuntimeError("MetricColumns and METRICS name different metrics: keep them the same")
 
 
 class App(Base):
@@ -123,7 +146,8 @@ class App(Base):
     last_connect_failure_at: Mapped[datetime | None] = mapped_column()
     last_connect_success_at: Mapped[datetime | None] = mapped_column()
     retry_granted_at: Mapped[datetime | None] = mapped_column()
-    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at most.
+    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at
+    # most.
     recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
 
@@ -151,7 +175,8 @@ class Run(MetricColumns, Base):
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
+    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default
+    # server's).
     server_id: Mapped[str | None] = mapped_column(String(200))
     dag_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
@@ -162,8 +187,8 @@ class Run(MetricColumns, Base):
     num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Measured when the run succeeds (history/lifecycle.py: measure_executors). Standalone: the most executors
-    # (and their cores) its application held, by its listener's heartbeats, and cores × the application's life;
-    # Connect: no executors of its own, and the shared server's cores it kept busy (its task time).
+    # (and their cores) its application held, by its listener's heartbeats, and cores × the application's
+    # life; Connect: no executors of its own, and the shared server's cores it kept busy (its task time).
     executors_held: Mapped[int | None] = mapped_column(Integer)
     executor_cores_held: Mapped[int | None] = mapped_column(Integer)
     executor_core_s: Mapped[float | None] = mapped_column(Float)
@@ -260,9 +285,9 @@ class Server(Base):
 
 
 # What a heartbeat row keeps of the listener's report, besides its server and times.
-HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files", "spool_bytes",
-                    "dropped_records", "unattributed_stages", "dead_letter_files", "auth_failures", "executors",
-                    "executor_cores", "max_executors")
+HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files",
+                    "spool_bytes", "dropped_records", "unattributed_stages", "dead_letter_files",
+                    "auth_failures", "executors", "executor_cores", "max_executors")
 
 
 class Heartbeat(Base):
@@ -315,8 +340,8 @@ class Restart(Base):
 
 
 class QuarantinedRecord(Base):
-    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
-    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out
+    of range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
     a record is kept once per Spark application (by the digest of its JSON)."""
 
     __tablename__ = "quarantined_records"
@@ -330,7 +355,8 @@ class QuarantinedRecord(Base):
     app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
     run_id: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text)
-    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    # the record as JSON (escaped: storable whatever it holds), cut short
+    record: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
 
     __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)
