@@ -1,14 +1,14 @@
 """runs: the resources a standalone run was given and its out-of-memory rerun; decisions: why it was sized so
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-04 19:00:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
