@@ -143,6 +143,8 @@ class DecisionAnswer:
     server_id: str | None = None
     dry_run: bool = False
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (light or heavy)
+    # A standalone run's resources sized from its history (spark-submit's terms; unset ones left out) and why.
+    sizing: dict[str, Any] | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -155,4 +157,4 @@ class DecisionAnswer:
                    session_confs=dict(answer.get("session_confs") or {}),
                    policy_version=answer["policy_version"], server_id=answer.get("server_id"),
                    dry_run=bool(answer.get("dry_run", False)), scheduler_pool=answer.get("scheduler_pool"),
-                   raw=answer)
+                   sizing=answer.get("sizing"), raw=answer)
