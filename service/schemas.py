@@ -399,6 +399,17 @@ class ReasonOut(BaseModel):
     message: str
 
 
+class SizingOut(BaseModel):
+    """A standalone run's resources as sized from its history (sizes in Spark's forms, whole MiB: 1536m), what
+    the launcher gives spark-submit; null: Spark's default (nothing asked, nothing sized)."""
+
+    executor_memory: str | None
+    num_executors: int | None
+    executor_cores: int | None
+    driver_memory: str | None
+    reason: str = Field(description="Why, in one sentence.")
+
+
 class PredictionOut(BaseModel):
     """A run's predicted wall time and executor core-seconds in one mode (service/routing/predict.py)."""
 
@@ -477,6 +488,8 @@ class DecisionOut(BaseModel):
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
+    sizing: SizingOut | None = Field(None, description="A standalone run's resources, sized from the app's history "
+                                                       "within the policy's guard rails; null for Connect runs.")
     position: int | None = Field(None, description="A queued run's place in the admission queue (1: next).")
     predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in seconds.")
     predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: none "
@@ -517,6 +530,12 @@ class FallbackRequest(Strict):
     reason: str | None = text(2_000, default=None)
 
 
+class OomRerunRequest(Strict):
+    where: Literal["executor", "driver"] = Field("executor", description="Where the run ran out of memory: "
+                                                                         "that memory grows.")
+    reason: str | None = text(2_000, default=None)
+
+
 class RunDetail(RunOut):
     started_at: datetime | None
     finished_at: datetime | None
@@ -525,6 +544,14 @@ class RunDetail(RunOut):
     exit_code: int | None
     fallback_of: str | None
     fell_back_to: str | None
+    oom_rerun_of: str | None = Field(None, description="The standalone run that ran out of memory, which this "
+                                                       "one reruns with more.")
+    oom_rerun_to: str | None = Field(None, description="This run ran out of memory: its rerun with more.")
+    executor_memory: int | None = Field(None, description="Bytes: what a standalone run was given (null: Spark's "
+                                                          "default; Connect runs: the server's).")
+    executor_cores: int | None = None
+    num_executors: int | None = None
+    driver_memory: int | None = None
     dag_id: str | None
     task_id: str | None
     airflow_run_id: str | None

@@ -14,7 +14,14 @@ from service.errors import UnknownRun
 from service.history import lifecycle
 from service.ops import observability
 from service.routing import decider
-from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
+from service.schemas import (
+    DecisionOut,
+    DecisionRequest,
+    FallbackRequest,
+    OomRerunRequest,
+    RunDetail,
+    RunEvent,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
                    responses=errors(401, 422, 503))
@@ -98,4 +105,14 @@ def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, se
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
+    return observability.count_decision(decision, request)
+
+
+@router.post("/runs/{run_id}/oom-rerun", response_model=DecisionOut, responses=errors(404, 409, *BODY))
+def post_oom_rerun(run_id: RunIdPath, body: OomRerunRequest, request: Request, session: SessionDep) -> DecisionOut:
+    """The standalone run failed out of memory: returns its one rerun with more memory (the policy's
+    sizing.oom_growth, within the ceiling), a new run. 409 when there is no more to give (at the ceiling, or
+    the run is a rerun already)."""
+    state = request.app.state
+    decision = decider.oom_rerun(session, run_id, body.where, body.reason, state.policies.get(), state.settings)
     return observability.count_decision(decision, request)

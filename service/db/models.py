@@ -174,6 +174,16 @@ class Run(MetricColumns, Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    # A standalone run that ran out of memory is rerun once with more (routing/sizing.py): the failed run and
+    # its rerun point at each other.
+    oom_rerun_of: Mapped[str | None] = mapped_column(String(100))
+    oom_rerun_to: Mapped[str | None] = mapped_column(String(100))
+    # The resources a standalone run was given (sized from its history, or as asked); None: Spark's default,
+    # and on Connect runs (the server's executors).
+    executor_memory: Mapped[int | None] = mapped_column(BigInteger)
+    executor_cores: Mapped[int | None] = mapped_column(Integer)
+    num_executors: Mapped[int | None] = mapped_column(Integer)
+    driver_memory: Mapped[int | None] = mapped_column(BigInteger)
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # The Connect server a Connect run was placed on; None on runs decided before the pool (the default
     # server's).
@@ -217,6 +227,8 @@ class Decision(Base):
     # What the router predicted for the run in each mode (routing/predict.py: Predictions.as_json); None: no
     # prediction (an app never seen, a fallback). The run's actual figures are on its row.
     predictions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # A standalone decision's sizing (the resources it gave are the run's): why, in one sentence.
+    sizing_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class AdmissionQueueEntry(Base):

@@ -42,12 +42,14 @@ def run_startup_ms(run: Run) -> int | None:
 
 
 def run_summary(run: Run) -> dict:
-    """What the policy keeps of a successful run (routing.facts.RunSummary fields)."""
+    """What the policy keeps of a successful run (routing.facts.RunSummary fields; and for sizing, the
+    executors it was given)."""
     return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
             "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
             "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0,
             "mode": run.mode if run.mode in ("connect", "standalone") else None, "startup_ms": run_startup_ms(run),
-            "executors": run.executors_held, "executor_core_s": run.executor_core_s}
+            "executors": run.executors_held, "executor_core_s": run.executor_core_s,
+            "executor_memory": run.executor_memory, "executor_cores": run.executor_cores}
 
 
 def measure_executors(session: Session, run: Run) -> None:

@@ -22,11 +22,11 @@ from service.errors import Conflict, UnknownRun
 from service.history import lifecycle
 from service.history.apps import lock_app
 from service.history.queries import in_flight_cutoffs
-from service.routing import admission, admission_store, decision_store, rules
+from service.routing import admission, admission_store, decision_store, rules, sizing
 from service.routing.facts import read_cluster_facts, summary_from_json
 from service.routing.policy import Policy
 from service.routing.predict import error_pct
-from service.schemas import DecisionOut, DecisionRequest, ReasonOut
+from service.schemas import DecisionOut, DecisionRequest, ReasonOut, SizingOut
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,23 @@ def aggregates(app: App | None) -> rules.AppAggregates:
 
 def resources(request: DecisionRequest) -> rules.Resources:
     return rules.Resources(**request.resources.model_dump(), spark_conf=dict(request.spark_conf))
+
+
+def usage(app: App | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
+    """What sizing reads of the app's recent successful runs. A Connect run ran with the shared server's
+    executors; a standalone run with what it was given (older summaries do not say: Spark's default)."""
+    server = policy.server
+    return tuple(sizing.RunUsage(
+        entry["task_time_ms"], entry["disk_spilled_bytes"], entry["peak_execution_memory_bytes"],
+        *((server.executor_memory, server.executor_cores) if entry.get("mode") == "connect"
+          else (entry.get("executor_memory"), entry.get("executor_cores"))))
+        for entry in (app.recent_runs if app is not None else None) or ())
+
+
+def sized_columns(sized: sizing.Sized | None) -> dict:
+    """A run's resource columns from its sizing (all None for a Connect run, which has none)."""
+    return {"executor_memory": sized and sized.executor_memory, "executor_cores": sized and sized.executor_cores,
+            "num_executors": sized and sized.num_executors, "driver_memory": sized and sized.driver_memory}
 
 
 def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
@@ -84,17 +101,21 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
             apps[request.app_id] = replace(app, retry_granted_at=now)
         if verdict.mode == "connect":
             servers = with_load(servers, verdict.server_id, verdict.predicted_cores)
+        sized = (sizing.size(resources(request), usage(state.apps[request.app_id], policy), policy)
+                 if verdict.mode == "standalone" else None)
         airflow = request.airflow
         run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
                "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
                "server_id": verdict.server_id if verdict.mode == "connect" else None,
                "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
-               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
+               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
+               **sized_columns(sized)}
         decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
                     "requested_mode": request.mode, "mode": verdict.mode,
                     "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                     "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict)}
+                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict),
+                    "sizing_reason": sized and sized.reason}
         position = wait_s = None
         if queue is not None:
             choice, wait_s, expected_s, startup = queue
@@ -134,17 +155,19 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     waiting = admission_store.Waiting(list(decision_store.read_queue(connection,
                                                                      admission_store.polled_since(settings, now))))
     servers, queued_ahead = admission.place_ahead(pool, waiting.queued, now, policy)
+    app = session.get(App, request.app_id)
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(session.get(App, request.app_id)), servers=servers, queued_ahead=queued_ahead,
+        app=aggregates(app), servers=servers, queued_ahead=queued_ahead,
         cluster=read_cluster_facts(session.connection())), policy)
+    sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone" else None)
     airflow = request.airflow
     run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
            "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
-           "try_number": airflow and airflow.try_number}
+           "try_number": airflow and airflow.try_number, **sized_columns(sized)}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
-                "predictions": predictions_json(verdict)}
+                "predictions": predictions_json(verdict), "sizing_reason": sized and sized.reason}
     position = wait_s = None
     if request.can_wait and no_room(verdict):
         choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now,
@@ -160,7 +183,7 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
-    failed, _app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
+    failed, app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
     if failed.mode != "connect":
         raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
@@ -169,20 +192,77 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
     now = utcnow()
     why = reason or failed.failure_message or "it failed"
     message = f"The Connect run {run_id} failed ({why[:300]}); rerunning as a separate application."
+    sized = sizing.size(asked_by(failed, session), usage(app, policy), policy)
     run = Run(run_id=new_run_id(), app_id=failed.app_id, mode="standalone", status="decided", created_at=now,
               fallback_of=run_id, dag_id=failed.dag_id, task_id=failed.task_id,
-              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number)
+              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number, **sized_columns(sized))
     decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
                         mode="standalone", rule="fallback",
                         reasons=[{"rule": "fallback", "metric": None, "observed": None, "threshold": None,
                                   "message": message}],
-                        policy_version=policy.full_version, request={"fallback_of": run_id})
+                        policy_version=policy.full_version, request={"fallback_of": run_id},
+                        sizing_reason=sized.reason)
     failed.fell_back_to = run.run_id
     session.add(run)
     session.flush()
     session.add(decision)
     session.commit()
     return decision_out(values(decision), values(run), settings)
+
+
+def asked_by(run: Run, session: Session) -> rules.Resources:
+    """The resources the run's own request asked for (none known: Spark's defaults)."""
+    request = session.scalar(select(Decision.request).where(Decision.run_id == run.run_id)) or {}
+    try:
+        return resources(DecisionRequest.model_validate({"app_id": run.app_id, **{
+            key: request[key] for key in ("resources", "spark_conf") if key in request}}))
+    except ValueError:  # stored by an older router in another form: no ask to keep to
+        return rules.Resources()
+
+
+def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str | None, policy: Policy,
+              settings: Settings) -> DecisionOut:
+    """A standalone run ran out of memory: record its one rerun with more memory (sizing.oom_rerun) as a new run,
+    decided by the 'oom-rerun' rule. Asked again for the same run, the rerun recorded before."""
+    failed, _app = lifecycle.lock_run_and_app(session, run_id)
+    if failed.oom_rerun_to:
+        existing = session.scalars(select(Decision).where(Decision.run_id == failed.oom_rerun_to)).one()
+        return decision_out(values(existing), values(session.get(Run, failed.oom_rerun_to)), settings)
+    if failed.mode != "standalone":
+        raise Conflict(f"run {run_id} ran {failed.mode}; only a standalone run is rerun with more memory (a failed "
+                       f"Connect run falls back to standalone)")
+    if failed.status != "failed":
+        raise Conflict(f"run {run_id} is {failed.status}; report it failed before asking for its rerun")
+    if failed.oom_rerun_of:
+        raise Conflict(f"run {run_id} is already the out-of-memory rerun of {failed.oom_rerun_of}: one rerun only")
+    ran_with = rules.Resources(driver_memory=failed.driver_memory, executor_memory=failed.executor_memory,
+                               executor_cores=failed.executor_cores, num_executors=failed.num_executors)
+    sized, why = sizing.oom_rerun(ran_with, where, policy)
+    if sized is None:
+        raise Conflict(f"run {run_id} is not rerun: {why}")
+    now = utcnow()
+    said = f" ({reason[:300]})" if reason else ""
+    message = f"The standalone run {run_id} ran out of {where} memory{said}; rerunning it once with more."
+    run = Run(run_id=new_run_id(), app_id=failed.app_id, mode="standalone", status="decided", created_at=now,
+              oom_rerun_of=run_id, dag_id=failed.dag_id, task_id=failed.task_id,
+              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number, **sized_columns(sized))
+    decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
+                        mode="standalone", rule="oom-rerun",
+                        reasons=[{"rule": "oom-rerun", "metric": f"{where}_memory", "observed": ran_with_memory(
+                            ran_with, where), "threshold": None, "message": message}],
+                        policy_version=policy.full_version, request={"oom_rerun_of": run_id, "where": where},
+                        sizing_reason=sized.reason)
+    failed.oom_rerun_to = run.run_id
+    session.add(run)
+    session.flush()
+    session.add(decision)
+    session.commit()
+    return decision_out(values(decision), values(run), settings)
+
+
+def ran_with_memory(ran_with: rules.Resources, where: sizing.OomWhere) -> int:
+    memory = ran_with.executor_memory if where == "executor" else ran_with.driver_memory
+    return memory or sizing.SPARK_DEFAULT_MEMORY
 
 
 def predictions_json(verdict: rules.Verdict) -> dict | None:
@@ -240,13 +320,25 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        predicted_wait_s=(None if predicted_wait_s is None else round(predicted_wait_s, 1))
                        if queued else None, predictions=decision.get("predictions"),
                        actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
-                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None)
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None,
+                       sizing=sizing_out(decision, run))
 
 
 def scheduler_pool(reasons: list[dict]) -> str | None:
     """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
     return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
+def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
+    """A standalone decision's sizing: the run's resources and the decision's reason (decisions stored before
+    sizing have none)."""
+    if decision["mode"] != "standalone" or not decision.get("sizing_reason"):
+        return None
+    sized = sizing.Sized(run.get("executor_memory"), run.get("num_executors"), run.get("executor_cores"),
+                         run.get("driver_memory"), decision["sizing_reason"])
+    spark = sized.spark_resources()
+    return SizingOut(executor_memory=spark.get("executor_memory"), num_executors=sized.num_executors,
+                     executor_cores=sized.executor_cores, driver_memory=spark.get("driver_memory"),
+                     reason=sized.reason)
 
 def values(obj: Run | Decision) -> dict:
     """An ORM object's column values."""

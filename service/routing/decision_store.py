@@ -121,13 +121,14 @@ WITH granted AS (
     WHERE app_id IN (SELECT json_array_elements_text(%(granted)s))),
 new_runs AS (
     INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, server_id, dag_id, task_id,
-                      airflow_run_id, try_number)
+                      airflow_run_id, try_number, executor_memory, executor_cores, num_executors, driver_memory)
     SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, server_id, dag_id, task_id, airflow_run_id,
-           try_number
+           try_number, executor_memory, executor_cores, num_executors, driver_memory
     FROM json_populate_recordset(NULL::runs, %(runs)s))
 INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request,
-                       predictions)
-SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions
+                       predictions, sizing_reason)
+SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions,
+       sizing_reason
 FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 """
 
