@@ -232,7 +232,7 @@ class Decision(Base):
 
 
 class AdmissionQueueEntry(Base):
-    """A run waiting for room on a Connect server (its run's status is "queued"), first come first served by id.
+    """A run waiting for room on a Connect server (its run's status is "queued"), first come first served.
     The row goes when the run leaves the queue: admitted, sent standalone, or cancelled."""
 
     __tablename__ = "admission_queue"
@@ -243,7 +243,7 @@ class AdmissionQueueEntry(Base):
     app_id: Mapped[str] = mapped_column(String(200))
     enqueued_at: Mapped[datetime] = mapped_column()
     deadline_at: Mapped[datetime] = mapped_column()  # then it runs standalone (SPARK_ROUTER_QUEUE_MAX_WAIT_S)
-    last_polled_at: Mapped[datetime] = mapped_column()  # its client's last long poll: a silent client gives up
+    last_polled_at: Mapped[datetime] = mapped_column()  # its client's last long poll (a silent one gave up)
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0)
     expected_s: Mapped[float | None] = mapped_column(Float)  # its app's recent wall time on Connect, if known
     predicted_wait_s: Mapped[float | None] = mapped_column(Float)  # as last predicted

@@ -16,7 +16,8 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         'admission_queue',
-        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+        sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True,
+                  nullable=False),
         sa.Column('run_id', sa.String(length=100), nullable=False),
         sa.Column('app_id', sa.String(length=200), nullable=False),
         sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=False),
