@@ -42,9 +42,10 @@ session-jar: $(STAMP)
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
-# ruff with the project's config (pyproject.toml): must be clean.
+# ruff and mypy with the project's config (pyproject.toml): both must be clean.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The listener's Java unit tests (javac and a small runner; no test framework needed).
 listener-test: listener

@@ -55,7 +55,8 @@ def check_source(source: str, path: str) -> list[Finding]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pyspark"):
             for alias in node.names:
                 if alias.name in UNSUPPORTED_NAMES:
-                    findings.append(Finding(path, node.lineno, f"import {alias.name}", UNSUPPORTED_NAMES[alias.name]))
+                    findings.append(Finding(path, node.lineno, f"import {alias.name}",
+                                            UNSUPPORTED_NAMES[alias.name]))
         elif isinstance(node, ast.ImportFrom) and node.module in ("pyspark.streaming", "pyspark.rdd"):
             findings.append(Finding(path, node.lineno, f"from {node.module} import ...",
                                     "the RDD and DStream APIs are not available on Connect"))
@@ -78,7 +79,8 @@ def check_path(path: Path, main_class: str | None = None) -> list[Finding]:
     if path.suffix == ".jar":
         return check_jar(path, main_class)
     if path.is_dir():
-        return [f for file in sorted(path.rglob("*.py")) for f in check_source(file.read_text(errors="replace"),
+        return [f for file in sorted(path.rglob("*.py"))
+                for f in check_source(file.read_text(errors="replace"),
                                                                               str(file))]
     if path.suffix in (".zip", ".whl", ".egg"):
         findings = []

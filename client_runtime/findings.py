@@ -16,5 +16,5 @@ class Finding:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}: {self.what}: {self.why}"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -1,10 +1,10 @@
 """The compatibility check of a JVM app: what in a jar's class files cannot work on Spark Connect.
 
-A class file names every class, field and method it uses in its constant pool; its methods' bytecode says which
-method uses which, and their line number tables at which source line. A reference to the SparkContext, the RDD
-API, the session's internals (``sessionState``, ``sharedState``, ``sqlContext``) or Spark's classic
-implementation cannot work in a Connect client. Found from the bytecode, this works the same for Java and Scala
-(or any JVM language) without their compilers.
+A class file names every class, field and method it uses in its constant pool; its methods' bytecode says
+which method uses which, and their line number tables at which source line. A reference to the SparkContext,
+the RDD API, the session's internals (``sessionState``, ``sharedState``, ``sqlContext``) or Spark's classic
+implementation cannot work in a Connect client. Found from the bytecode, this works the same for Java and
+Scala (or any JVM language) without their compilers.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import struct
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from client_runtime.findings import Finding
 
@@ -21,6 +23,8 @@ log = logging.getLogger("spark_router.jar_check")
 
 # The most findings one jar reports: the router stores at most 1000 and shows the first three.
 MAX_FINDINGS = 200
+# A constant pool entry: its tag, then its operands, whose types the tag gives (a str for UTF8, else ints).
+PoolEntry = tuple[Any, ...]
 
 
 class ClassFileError(ValueError):
@@ -30,7 +34,8 @@ class ClassFileError(ValueError):
 # Classes (internal names; a trailing "/" is a package) -> why a Connect client cannot use them.
 UNSUPPORTED_CLASSES = {
     "org/apache/spark/SparkContext": "SparkContext cannot be created or used from a Connect client",
-    "org/apache/spark/api/java/JavaSparkContext": "SparkContext cannot be created or used from a Connect client",
+    "org/apache/spark/api/java/JavaSparkContext":
+        "SparkContext cannot be created or used from a Connect client",
     "org/apache/spark/rdd/": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaRDD": "the RDD API is not available on Connect",
     "org/apache/spark/api/java/JavaPairRDD": "the RDD API is not available on Connect",
@@ -47,7 +52,8 @@ UNSUPPORTED_CLASSES = {
     "org/apache/spark/sql/SQLContext": "SQLContext needs a SparkContext",
     "org/apache/spark/sql/hive/HiveContext": "HiveContext needs a SparkContext",
     "org/apache/spark/sql/classic/": "Spark's classic SQL implementation is not in a Connect client",
-    "org/apache/spark/sql/execution/": "query execution internals live in the server, not in a Connect client",
+    "org/apache/spark/sql/execution/":
+        "query execution internals live in the server, not in a Connect client",
     "org/apache/spark/sql/internal/SessionState": "sessionState is not available on Connect",
     "org/apache/spark/sql/internal/SharedState": "sharedState is not available on Connect",
 }
@@ -133,15 +139,17 @@ class ClassFile:
             return self.reference(entry[2])
         return None
 
-    def references(self):
+    def references(self) -> Iterator[tuple[int, Reference]]:
         """(index, reference) of every class, field and method the constant pool names."""
         for index, entry in self.pool.items():
             if entry[0] in (CLASS, FIELDREF, METHODREF, INTERFACE_METHODREF):
-                yield index, self.reference(index)
+                reference = self.reference(index)
+                if reference is not None:
+                    yield index, reference
 
     def classes_used(self) -> set[str]:
         """The classes this one names: as classes, as owners of members, and in member signatures."""
-        names = set()
+        names: set[str] = set()
         for _index, reference in self.references():
             names.add(reference.owner)
             if reference.descriptor:
@@ -149,21 +157,26 @@ class ClassFile:
         return names
 
     def utf8(self, index: int) -> str:
-        return self.pool[index][1]
+        entry = self.pool.get(index)
+        if entry is None or entry[0] != UTF8:
+            raise ClassFileError(f"constant pool entry {index} is not a UTF-8 string")
+        text: str = entry[1]
+        return text
 
     @property
     def methods(self) -> list[Method]:
         if self._methods is None:
-            self._read_members()
+            self._methods = self._read_members()
         return self._methods
 
     @property
     def source_file(self) -> str | None:
         if self._methods is None:
-            self._read_members()
+            self._methods = self._read_members()
         return self._source_file
 
-    def _read_members(self) -> None:
+    def _read_members(self) -> list[Method]:
+        """The methods; the source file's name on the way."""
         reader = _Reader(self._data)
         reader.at = self._rest
         reader.take(2)  # super class
@@ -186,8 +199,8 @@ class ClassFile:
             attribute, length = self.utf8(reader.u2()), reader.u4()
             body = reader.take(length)
             if attribute == "SourceFile" and length == 2:
-                self._source_file = self.utf8(struct.unpack(">H", body)[0])
-        self._methods = methods
+                self._source_file = self.utf8(int.from_bytes(body, "big"))
+        return methods
 
 
 def _element_class(name: str) -> str:
@@ -213,18 +226,18 @@ class _Reader:
         return self.take(1)[0]
 
     def u2(self) -> int:
-        return struct.unpack(">H", self.take(2))[0]
+        return int.from_bytes(self.take(2), "big")
 
     def u4(self) -> int:
-        return struct.unpack(">I", self.take(4))[0]
+        return int.from_bytes(self.take(4), "big")
 
 
 def parse_class(data: bytes) -> ClassFile:
     return ClassFile(data)
 
 
-def _read_pool(reader: _Reader) -> dict[int, tuple]:
-    pool: dict[int, tuple] = {}
+def _read_pool(reader: _Reader) -> dict[int, PoolEntry]:
+    pool: dict[int, PoolEntry] = {}
     count, index = reader.u2(), 1
     while index < count:
         tag = reader.u1()
@@ -260,7 +273,7 @@ def _modified_utf8(raw: bytes) -> str:
             "utf-16", "surrogatepass").decode("utf-16", errors="replace")
 
 
-def _code_references(body: bytes, pool: dict[int, tuple]) -> list[tuple[int, int]]:
+def _code_references(body: bytes, pool: dict[int, PoolEntry]) -> list[tuple[int, int]]:
     """The constant pool entries a method's bytecode uses, each with its source line (0 if unknown)."""
     reader = _Reader(body)
     reader.take(4)  # max stack, max locals
@@ -285,7 +298,7 @@ def _code_references(body: bytes, pool: dict[int, tuple]) -> list[tuple[int, int
     return found
 
 
-def _pool_indexes(code: bytes):
+def _pool_indexes(code: bytes) -> Iterator[tuple[int, int]]:
     """(pc, constant pool index) of every instruction that names a constant pool entry."""
     pc, size = 0, len(code)
     while pc < size:
@@ -318,7 +331,8 @@ def _pool_indexes(code: bytes):
 
 def why_unsupported(reference: Reference) -> str | None:
     """Why a Connect client cannot use what the reference names, or None if it can."""
-    if reference.member is not None and reference.owner in SESSION_OWNERS and reference.member in UNSUPPORTED_MEMBERS:
+    if (reference.member is not None and reference.owner in SESSION_OWNERS
+            and reference.member in UNSUPPORTED_MEMBERS):
         return UNSUPPORTED_MEMBERS[reference.member]
     why = _unsupported_class(reference.owner)
     if why is None and reference.descriptor:
@@ -333,7 +347,8 @@ def why_unsupported(reference: Reference) -> str | None:
 def _unsupported_class(name: str) -> str | None:
     name = name.rstrip("$")  # a Scala object: SparkContext$
     for prefix, why in UNSUPPORTED_CLASSES.items():
-        if name == prefix or (prefix.endswith("/") and name.startswith(prefix)) or name.startswith(prefix + "$"):
+        if (name == prefix or (prefix.endswith("/") and name.startswith(prefix))
+                or name.startswith(prefix + "$")):
             return why
     return None
 
@@ -371,40 +386,43 @@ def _method_label(name: str) -> str:
 
 def check_class(classfile: ClassFile, location: str) -> list[Finding]:
     """Findings of one class: per method, each unsupported thing it uses once, at its first line."""
-    unsupported = {index: why for index, reference in classfile.references()
+    # Constant pool index -> what it names and why a Connect client cannot use it.
+    unsupported = {index: (reference, why) for index, reference in classfile.references()
                    if (why := why_unsupported(reference)) is not None}
-    unsupported.update({index: why for index, entry in classfile.pool.items() if entry[0] == METHOD_HANDLE
-                        and (why := why_unsupported(classfile.reference(index))) is not None})
+    unsupported.update({index: (reference, why) for index, entry in classfile.pool.items()
+                        if entry[0] == METHOD_HANDLE and (reference := classfile.reference(index)) is not None
+                        and (why := why_unsupported(reference)) is not None})
     if not unsupported:
         return []
-    findings, in_methods, reported = [], set(), set()
+    findings: list[Finding] = []
+    in_methods: set[tuple[str, str]] = set()
+    reported: set[str] = set()
     class_name = classfile.name.replace("/", ".")
     for method in classfile.methods:
         # A class a method also uses members of (new X, a cast to X, then X.m()) is said by those members.
-        owners_of_members = {classfile.reference(index).owner for index, _line in method.references
-                             if index in unsupported and classfile.reference(index).member is not None}
+        owners_of_members = {unsupported[index][0].owner for index, _line in method.references
+                             if index in unsupported and unsupported[index][0].member is not None}
         for index, line in method.references:
             if index not in unsupported:
                 continue
-            reference = classfile.reference(index)
+            reference, why = unsupported[index]
             if reference.member is None and reference.owner in owners_of_members:
                 continue
             what = describe(reference)
             reported.add(what)
             if (method.name, what) not in in_methods:
                 in_methods.add((method.name, what))
-                findings.append(Finding(location, line, f"{class_name}.{_method_label(method.name)} uses {what}",
-                                        unsupported[index]))
+                user = f"{class_name}.{_method_label(method.name)}"
+                findings.append(Finding(location, line, f"{user} uses {what}", why))
     # Members no method's code names directly: the method references of lambdas (JavaRDD::count), in the
     # bootstrap methods. A class named only in type information is left out: its uses are findings already.
-    owners = {classfile.reference(index).owner for index in unsupported
-              if describe(classfile.reference(index)) in reported}
+    owners = {reference.owner for reference, _why in unsupported.values() if describe(reference) in reported}
     for index in sorted(unsupported):
-        reference = classfile.reference(index)
+        reference, why = unsupported[index]
         what = describe(reference)
         if reference.member is not None and what not in reported and reference.owner not in owners:
             reported.add(what)
-            findings.append(Finding(location, 0, f"{class_name} uses {what}", unsupported[index]))
+            findings.append(Finding(location, 0, f"{class_name} uses {what}", why))
     return findings
 
 
@@ -419,7 +437,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
         raise ClassFileError(f"{path} is not a valid jar (zip) archive") from exc
     with archive:
         entries = {name[:-len(".class")]: name for name in archive.namelist()
-                   if name.endswith(".class") and not name.startswith("META-INF/") and "module-info" not in name}
+                   if name.endswith(".class") and not name.startswith("META-INF/")
+                   and "module-info" not in name}
         main_class = main_class or _manifest_main_class(archive)
         if main_class is None:
             pending = sorted(entries)
@@ -440,7 +459,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
                             seen.add(used)
                             pending.append(used)
                 folder = name.rsplit("/", 1)[0] + "/" if "/" in name else ""
-                found = check_class(classfile, f"{path}!{folder}{classfile.source_file}" if classfile.source_file
+                found = check_class(classfile,
+                                    f"{path}!{folder}{classfile.source_file}" if classfile.source_file
                                     else f"{path}!{entries[name]}")
             except (ClassFileError, KeyError, IndexError, struct.error) as exc:
                 # Not a finding: what cannot be read is not known to be incompatible.
@@ -452,7 +472,8 @@ def check_jar(path: Path, main_class: str | None = None) -> list[Finding]:
     if len(findings) > MAX_FINDINGS:
         more = len(findings) - MAX_FINDINGS + 1
         findings = findings[:MAX_FINDINGS - 1] + [Finding(str(path), 0, f"and {more} more",
-                                                          "further uses of what Spark Connect does not support")]
+                                                          "further uses of what Spark Connect does not "
+                                                          "support")]
     return findings
 
 
@@ -465,7 +486,8 @@ def _manifest_main_class(archive: zipfile.ZipFile) -> str | None:
 
 
 def main_class_in(manifest: str) -> str | None:
-    """The Main-Class a jar manifest names, if any. Lines wrap at 72 bytes; a continuation starts with a space."""
+    """The Main-Class a jar manifest names, if any. Lines wrap at 72 bytes; a continuation starts with a
+    space."""
     for line in manifest.replace("\r\n", "\n").replace("\n ", "").splitlines():
         key, _, value = line.partition(":")
         if key.strip().lower() == "main-class" and value.strip():

@@ -21,14 +21,15 @@ KILL_GRACE_S = 10.0
 class Outcome:
     exit_code: int
     tail: list[str]              # the last lines of output, for failure classification and reports
-    stopped_because: str | None  # why we stopped it (timeout, server gone, cancelled), None if it ended itself
+    # why we stopped it (timeout, server gone, cancelled), None if it ended itself
+    stopped_because: str | None
 
 
 class AppProcess:
     """One child process in its own process group, so that stopping it stops everything it started
     (spark-submit's JVM, Python workers)."""
 
-    def __init__(self, process: subprocess.Popen, on_line: Callable[[str], None]):
+    def __init__(self, process: subprocess.Popen[bytes], on_line: Callable[[str], None]):
         """Watch a started process: its own session, stdout piped (see start, or client_runtime.runner)."""
         self.process = process
         self.tail: collections.deque[str] = collections.deque(maxlen=200)
@@ -38,11 +39,14 @@ class AppProcess:
         self.stopped_because: str | None = None
 
     @classmethod
-    def start(cls, command: list[str], env: dict[str, str], on_line: Callable[[str], None], cwd=None) -> AppProcess:
-        return cls(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True), on_line)
+    def start(cls, command: list[str], env: dict[str, str], on_line: Callable[[str], None],
+              cwd: Path | str | None = None) -> AppProcess:
+        return cls(subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True), on_line)
 
     def _read(self) -> None:
+        assert self.process.stdout is not None, "an AppProcess's output is piped"
         for raw in iter(self.process.stdout.readline, b""):
             line = raw.decode(errors="replace").rstrip("\n")
             self.tail.append(line)
@@ -76,28 +80,23 @@ class AppProcess:
                 # The output ends when the app exits: wake up then, not at the next tick.
                 self._reader.join(max(pause, 0.001))
             else:  # the app closed its output but runs on
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self.process.wait(max(pause, 0.001))
-                except subprocess.TimeoutExpired:
-                    pass
         self.process.wait()
         self._reader.join(timeout=5)
         return Outcome(self.process.returncode, list(self.tail), self.stopped_because)
 
 
-def terminate_group(process: subprocess.Popen, grace_s: float) -> None:
+def terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> None:
     try:
         os.killpg(process.pid, signal.SIGTERM)
     except ProcessLookupError:
         return
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    try:  # the leader may be gone while members (a JVM, Python workers) linger
+    # The leader may be gone while members (a JVM, Python workers) linger.
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     process.wait()
 
 
@@ -121,9 +120,9 @@ def signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def stop_groups(pids: list[int], timeout_s: float, progress) -> None:
-    """SIGTERM to the process groups these pids lead, SIGKILL to those still there after timeout_s; returns once
-    all are gone (servers started in their own session: a JVM with its Python workers or executors)."""
+def stop_groups(pids: list[int], timeout_s: float, progress: Callable[[str], None]) -> None:
+    """SIGTERM to the process groups these pids lead, SIGKILL to those still there after timeout_s; returns
+    once all are gone (servers started in their own session: a JVM with its Python workers or executors)."""
     for pid in pids:
         signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s

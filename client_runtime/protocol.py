@@ -82,8 +82,8 @@ RunEventName = Literal["started", "succeeded", "failed", "cancelled"]
 FailureKind = Literal["connect", "app", "pending"]
 FAILURE_KINDS: tuple[FailureKind, ...] = ("connect", "app", "pending")
 # How a pending failure is settled: by the end of its standalone rerun (both the launcher and the router apply
-# it). The rerun succeeded: the app runs fine without Connect, so Connect failed it; failed too: the app failed;
-# cancelled: nobody can tell.
+# it). The rerun succeeded: the app runs fine without Connect, so Connect failed it; failed too: the app
+# failed; cancelled: nobody can tell.
 SettledKind = Literal["connect", "app", "unknown"]
 SETTLED_BY: dict[str, SettledKind] = {"succeeded": "connect", "failed": "app", "cancelled": "unknown"}
 
@@ -107,8 +107,9 @@ def resources(driver_memory: str | int | None = None, executor_memory: str | int
               driver_cores: int | None = None, executor_cores: int | None = None,
               num_executors: int | None = None) -> Resources:
     """A run's resources, the unset ones left out."""
-    given: dict[str, Any] = {"driver_memory": driver_memory, "executor_memory": executor_memory, "driver_cores": driver_cores,
-             "executor_cores": executor_cores, "num_executors": num_executors}
+    given: dict[str, Any] = {"driver_memory": driver_memory, "executor_memory": executor_memory,
+                             "driver_cores": driver_cores, "executor_cores": executor_cores,
+                             "num_executors": num_executors}
     return Resources(**{name: value for name, value in given.items() if value is not None})
 
 
@@ -116,7 +117,8 @@ def resources(driver_memory: str | int | None = None, executor_memory: str | int
 
 @dataclass(frozen=True)
 class Reason:
-    """Why a rule decided as it did: the rule, the metric it read, what it saw, its threshold, one sentence."""
+    """Why a rule decided as it did: the rule, the metric it read, what it saw, its threshold, one
+    sentence."""
 
     rule: str
     message: str
@@ -132,7 +134,7 @@ class DecisionAnswer:
 
     run_id: str | None  # None for a dry run
     app_id: str
-    mode: Mode
+    mode: Mode | Literal["queued"]
     rule: str
     reasons: list[Reason]
     connect_url: str | None
@@ -141,14 +143,20 @@ class DecisionAnswer:
     server_id: str | None = None
     dry_run: bool = False
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (light or heavy)
+    # mode "queued" (a request with can_wait): its place in the admission queue and predicted wait for room
+    position: int | None = None
+    predicted_wait_s: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, answer: dict[str, Any]) -> DecisionAnswer:
-        reasons = [Reason(rule=r["rule"], message=r["message"], metric=r.get("metric"), observed=r.get("observed"),
-                          threshold=r.get("threshold")) for r in answer["reasons"]]
+        reasons = [Reason(rule=r["rule"], message=r["message"], metric=r.get("metric"),
+                          observed=r.get("observed"), threshold=r.get("threshold"))
+                   for r in answer["reasons"]]
         return cls(run_id=answer["run_id"], app_id=answer["app_id"], mode=answer["mode"], rule=answer["rule"],
                    reasons=reasons, connect_url=answer.get("connect_url"),
-                   session_confs=dict(answer.get("session_confs") or {}), policy_version=answer["policy_version"],
-                   server_id=answer.get("server_id"), dry_run=bool(answer.get("dry_run", False)),
-                   scheduler_pool=answer.get("scheduler_pool"), raw=answer)
+                   session_confs=dict(answer.get("session_confs") or {}),
+                   policy_version=answer["policy_version"], server_id=answer.get("server_id"),
+                   dry_run=bool(answer.get("dry_run", False)), scheduler_pool=answer.get("scheduler_pool"),
+                   position=answer.get("position"), predicted_wait_s=answer.get("predicted_wait_s"),
+                   raw=answer)

@@ -21,6 +21,7 @@ import sys
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import Any
 
 # What a Connect client app imports anyway; an import that fails here fails again, visibly, in the app.
 PRELOAD = ("pyspark.sql.connect.session", "pyspark.sql.functions", "client_runtime.session")
@@ -31,7 +32,7 @@ CLEARED_ENV = ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")
 HASH_SEED = "0"
 
 
-def start() -> subprocess.Popen:
+def start() -> subprocess.Popen[bytes]:
     """Start the interpreter (its own process group, like every app process) and let it preload."""
     env = {key: value for key, value in os.environ.items() if key not in CLEARED_ENV}
     env.setdefault("PYTHONHASHSEED", HASH_SEED)
@@ -40,17 +41,19 @@ def start() -> subprocess.Popen:
                             start_new_session=True)
 
 
-def hand_over(process: subprocess.Popen, main: Path, args: list[str], env: dict[str, str], cwd: Path,
+def hand_over(process: subprocess.Popen[bytes], main: Path, args: list[str], env: dict[str, str], cwd: Path,
               pythonpath: list[Path]) -> None:
     """Give the waiting interpreter its app. Raises BrokenPipeError if it is gone."""
     import json
 
-    spec = {"main": str(main), "args": args, "env": env, "cwd": str(cwd), "pythonpath": [str(p) for p in pythonpath]}
+    assert process.stdin is not None, "start() pipes the interpreter's stdin"
+    spec = {"main": str(main), "args": args, "env": env, "cwd": str(cwd),
+            "pythonpath": [str(p) for p in pythonpath]}
     process.stdin.write((json.dumps(spec) + "\n").encode())
     process.stdin.close()
 
 
-def _run_app(spec: dict) -> None:
+def _run_app(spec: dict[str, Any]) -> None:
     import runpy
     from pathlib import Path
 
@@ -67,14 +70,13 @@ def _run_app(spec: dict) -> None:
 
 
 def main() -> None:
+    import contextlib
     import gc
     import json
 
     for module in PRELOAD:
-        try:
+        with contextlib.suppress(Exception):  # the app's own import reports it
             __import__(module)
-        except Exception:  # noqa: BLE001, S110 - the app's own import reports it
-            pass
     line = sys.stdin.readline()
     if line:
         try:

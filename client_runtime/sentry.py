@@ -60,7 +60,8 @@ def report_exception(error: BaseException | None = None) -> str | None:
     sentry_sdk = sys.modules.get("sentry_sdk")
     if sentry_sdk is None:
         return None
-    return sentry_sdk.capture_exception(error)
+    event_id: str | None = sentry_sdk.capture_exception(error)
+    return event_id
 
 
 def _release() -> str | None:

@@ -7,8 +7,9 @@ The launcher (`spark-router run`) says which mode through the environment:
 
 - ``SPARK_ROUTER_MODE``: ``connect`` or ``standalone`` (unset: standalone, i.e. plain ``spark-submit``);
 - ``SPARK_ROUTER_CONNECT_URL``: the server to connect to (connect mode);
-- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``, ``spark.router.runId``, …;
-  on Connect also ``spark.scheduler.pool``, the server's FAIR pool the router chose for the run);
+- ``SPARK_ROUTER_SESSION_CONFS``: JSON object of session confs (``spark.router.appId``,
+  ``spark.router.runId``, …; on Connect also ``spark.scheduler.pool``, the server's FAIR pool the router chose
+  for the run);
 - ``SPARK_ROUTER_ARTIFACTS``: ``os.pathsep``-separated Python files/zips to ship to the server, so the app's
   own modules (and the UDFs in them) work server-side;
 - ``SPARK_ROUTER_CONNECT_TIMEOUT_S``: how long the client may retry an unreachable server (default 30 s).
@@ -21,8 +22,13 @@ import contextlib
 import gc
 import json
 import os
+from typing import TYPE_CHECKING, cast
 
 from pyspark.sql.connect.client.retries import DefaultPolicy
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
 
 DEFAULT_CONNECT_TIMEOUT_S = 30.0
 
@@ -41,7 +47,8 @@ def bounded_retry_policy(retry_budget_s: float) -> DefaultPolicy:
                          max_server_retry_delay=max_backoff_ms)
 
 
-def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEFAULT_CONNECT_TIMEOUT_S):
+def connect_session(url: str, confs: dict[str, str],
+                    retry_budget_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> ConnectSession:
     """A Spark Connect session with the given session confs that gives up on an unreachable server
     after about retry_budget_s, instead of the default client's twenty minutes."""
     from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -52,9 +59,10 @@ def connect_session(url: str, confs: dict[str, str], retry_budget_s: float = DEF
     session.client.set_retry_policies([bounded_retry_policy(retry_budget_s)])
     ConnectSession._set_default_and_active_session(session)
     if confs:
-        # Silent: a conf the server refuses per session (a static one) is logged, not fatal; the policy already
-        # sends runs that need such confs standalone.
-        session.conf._set_all(configs=confs, silent=True)
+        # Silent: a conf the server refuses per session (a static one) is logged, not fatal; the policy
+        # already sends runs that need such confs standalone.
+        configs: dict[str, str | int | bool] = dict(confs)
+        session.conf._set_all(configs=configs, silent=True)
     return session
 
 
@@ -67,7 +75,7 @@ def session_confs() -> dict[str, str]:
     return json.loads(raw) if raw else {}
 
 
-def get_session(app_name: str | None = None):
+def get_session(app_name: str | None = None) -> SparkSession:
     """The app's SparkSession, in the mode the launcher chose. Call it once, at the start of the app."""
     # At exit, Python's last garbage collection walks every object the client's imports made (pandas, pyarrow,
     # grpc): frozen out of its sight, a Connect run exits sooner (docs/benchmarks.md).
@@ -84,7 +92,8 @@ def get_session(app_name: str | None = None):
             spark.addArtifacts(*artifacts, pyfile=True)
         # Release the server-side session at exit; otherwise it lingers for the session timeout (1 h).
         atexit.register(_stop_quietly, spark)
-        return spark
+        # Typed as pyspark types what builder.remote().getOrCreate() returns: the API apps call is the same.
+        return cast("SparkSession", spark)
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder
@@ -95,6 +104,7 @@ def get_session(app_name: str | None = None):
     return builder.getOrCreate()
 
 
-def _stop_quietly(spark) -> None:
-    with contextlib.suppress(Exception):  # the server may be gone already; exiting must not fail because of it
+def _stop_quietly(spark: ConnectSession) -> None:
+    with contextlib.suppress(Exception):
+        # the server may be gone already; exiting must not fail because of it
         spark.stop()

@@ -59,35 +59,37 @@ def render(spec: dict) -> str:
     lines = ["# API reference", "",
              ("Generated from the service's OpenAPI schema by `docs/generate_api_reference.py`; the running "
               "service serves the same at `/docs` (Swagger UI) and `/openapi.json`."), "",
-             ("Tokens: ingest endpoints need `SPARK_ROUTER_INGEST_TOKEN`, client endpoints `SPARK_ROUTER_API_TOKEN`, "
-              "admin endpoints `SPARK_ROUTER_ADMIN_TOKEN`, `GET /metrics` `SPARK_ROUTER_METRICS_TOKEN` (as "
-              "`Authorization: Bearer …`), each only when set. The token is checked, and the body's size "
-              "(`SPARK_ROUTER_MAX_BODY_BYTES`, 413), before a body is read."),
+             ("Tokens: ingest endpoints need `SPARK_ROUTER_INGEST_TOKEN`, client endpoints "
+              "`SPARK_ROUTER_API_TOKEN`, admin endpoints `SPARK_ROUTER_ADMIN_TOKEN`, `GET /metrics` "
+              "`SPARK_ROUTER_METRICS_TOKEN` (as `Authorization: Bearer …`), each only when set. The token is "
+              "checked, and the body's size (`SPARK_ROUTER_MAX_BODY_BYTES`, 413), before a body is read."),
              "",
-             ("Validation: the service takes only what its database can store, and answers 422 otherwise (never a "
-              "5xx for bad input): no NUL (`\\u0000`) and no lone UTF-16 surrogate in any text, in bodies, paths "
-              "and query strings; no text longer than its column (the limits below); integers as JSON integers "
-              "(not `\"7\"`, `7.0` or `true`), within their column (counts in Integer columns below 2^31, in "
-              "BigInteger columns below 2^63; offsets below 2^63); finite numbers (no NaN or Infinity); timestamps "
-              "within the years 1-9999 (epoch milliseconds at most 253402300799999). App and run ids follow one "
-              "rule everywhere (decisions, stage records, paths): letters, digits and `_ . : / @ -`, at least one "
-              "(`^[A-Za-z0-9_.:/@-]+$`; no empty id, no space, no control character). A stage record's metrics "
-              "are held to what a real stage can have (tasks below 2^31, times at most 10^15 ms, bytes and "
-              "records at most 2^60: docs/ingest-protocol.md). A stage record that breaks a rule does not refuse "
-              "its batch: it is quarantined with the reason (`GET /api/v1/quarantine`) and the others are stored; "
-              "so is a record that names a run of another app (a run belongs to one app)."),
+             ("Validation: the service takes only what its database can store, and answers 422 otherwise "
+              "(never a 5xx for bad input): no NUL (`\\u0000`) and no lone UTF-16 surrogate in any text, in "
+              "bodies, paths and query strings; no text longer than its column (the limits below); integers "
+              "as JSON integers (not `\"7\"`, `7.0` or `true`), within their column (counts in Integer "
+              "columns below 2^31, in BigInteger columns below 2^63; offsets below 2^63); finite numbers (no "
+              "NaN or Infinity); timestamps within the years 1-9999 (epoch milliseconds at most "
+              "253402300799999). App and run ids follow one rule everywhere (decisions, stage records, "
+              "paths): letters, digits and `_ . : / @ -`, at least one (`^[A-Za-z0-9_.:/@-]+$`; no empty id, "
+              "no space, no control character). A stage record's metrics are held to what a real stage can "
+              "have (tasks below 2^31, times at most 10^15 ms, bytes and records at most 2^60: "
+              "docs/ingest-protocol.md). A stage record that breaks a rule does not refuse its batch: it is "
+              "quarantined with the reason (`GET /api/v1/quarantine`) and the others are stored; so is a "
+              "record that names a run of another app (a run belongs to one app)."),
              "",
              ("Every 422 has one shape, `{\"detail\": [{\"loc\": [...], \"msg\": ..., \"type\": ..., "
-              "\"input\": ...}]}`; `input` is there only for a short value (texts cut to 100 characters). Other "
-              "errors are `{\"detail\": \"...\"}`: 400 the body could not be read, 401 a missing or wrong token "
-              "(only when that token is set), 404 what the path names does not exist, 409 the request contradicts "
-              "the state it acts on, 413 the body is too large, 503 the database is away, did not answer in time "
-              "(the `SPARK_ROUTER_DB_*` timeouts), had no free connection, or the request lost a deadlock or a "
-              "race: nothing of it was done, send it again after `Retry-After` seconds."),
+              "\"input\": ...}]}`; `input` is there only for a short value (texts cut to 100 characters). "
+              "Other errors are `{\"detail\": \"...\"}`: 400 the body could not be read, 401 a missing or "
+              "wrong token (only when that token is set), 404 what the path names does not exist, 409 the "
+              "request contradicts the state it acts on, 413 the body is too large, 503 the database is "
+              "away, did not answer in time (the `SPARK_ROUTER_DB_*` timeouts), had no free connection, or "
+              "the request lost a deadlock or a race: nothing of it was done, send it again after "
+              "`Retry-After` seconds."),
              "",
-             ("On any path, before an endpoint runs: 408 the request's head or body did not arrive in time, 431 its "
-              "head is over 64 KiB, 503 (`too many connections`, `Retry-After: 1`) every connection of the worker has "
-              "a request in progress; each closes the connection "
+             ("On any path, before an endpoint runs: 408 the request's head or body did not arrive in time, "
+              "431 its head is over 64 KiB, 503 (`too many connections`, `Retry-After: 1`) every connection "
+              "of the worker has a request in progress; each closes the connection "
               "([Timeouts and limits](operator-guide.md#timeouts-and-limits))."), ""]
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
@@ -99,7 +101,8 @@ def render(spec: dict) -> str:
                 lines += [f"| `{p['name']}` | {p['in']} | {_cell(_type(p.get('schema', {}), components))} | "
                           f"{'yes' if p.get('required') else 'no'} |" for p in params]
                 lines.append("")
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            content = operation.get("requestBody", {}).get("content", {})
+            body = content.get("application/json", {}).get("schema")
             if body:
                 lines += [f"Request body: `{_type(body, components)}`", ""]
             responses = operation.get("responses", {})
@@ -111,15 +114,16 @@ def render(spec: dict) -> str:
                 lines += ["Errors: " + ", ".join(failures), ""]
     lines += ["# Schemas", ""]
     for name, schema in sorted(components.items()):
-        if name in ("HTTPValidationError", "ValidationError", "ErrorDetail", "ErrorOut", "ValidationErrorOut"):
+        if name in ("HTTPValidationError", "ValidationError", "ErrorDetail", "ErrorOut",
+                    "ValidationErrorOut"):
             continue
         lines += [f"## {name}", "", (schema.get("description") or "").strip(), "",
                   "| field | type | required | description |", "| --- | --- | --- | --- |"]
         required = set(schema.get("required", []))
         for field, spec_field in schema.get("properties", {}).items():
             description = (spec_field.get("description") or "").replace("\n", " ")
-            lines.append(f"| `{field}` | {_cell(_type(spec_field, components))} | {'yes' if field in required else 'no'} | "
-                         f"{description} |")
+            lines.append(f"| `{field}` | {_cell(_type(spec_field, components))} | "
+                         f"{'yes' if field in required else 'no'} | {description} |")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

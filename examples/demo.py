@@ -32,7 +32,8 @@ PORT = int(os.environ.get("DEMO_ROUTER_PORT", "8765"))
 URL = f"http://127.0.0.1:{PORT}"
 APPS = REPO / "examples" / "apps"
 JAR = REPO / "examples" / "jvm" / "build" / "spark-router-examples.jar"
-JVM_LIGHT, JVM_SPARK_CONTEXT = "io.sparkrouter.examples.LightAggregation", "io.sparkrouter.examples.UsesSparkContext"
+JVM_LIGHT = "io.sparkrouter.examples.LightAggregation"
+JVM_SPARK_CONTEXT = "io.sparkrouter.examples.UsesSparkContext"
 
 ENV = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(STATE), "SPARK_ROUTER_URL": URL,
        "SPARK_ROUTER_POLICY_FILE": str(REPO / "examples" / "demo-policy.yaml")}
@@ -46,7 +47,8 @@ def say(message: str) -> None:
 
 def spark_router(*args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
     result = subprocess.run([str(BIN / "spark-router"), *args], env=ENV, text=True,
-                            stdout=subprocess.PIPE if quiet else None, stderr=subprocess.STDOUT if quiet else None, check=False)
+                            stdout=subprocess.PIPE if quiet else None,
+                            stderr=subprocess.STDOUT if quiet else None, check=False)
     if check and result.returncode != 0:
         raise SystemExit(f"spark-router {' '.join(args)} failed with exit code {result.returncode}")
     return result
@@ -100,7 +102,8 @@ def summary() -> None:
             detail = httpx.get(f"{URL}/api/v1/runs/{run['run_id']}").json()
             rule = detail["decision"]["rule"] if detail["decision"] else "-"
             print(f"  {run['mode']:<10} {run['status']:<9} rule={rule:<22} stages={run['num_stages']:<3} "
-                  f"task_time={run['executor_run_time_ms'] / 1000:.1f}s spill={run['disk_spilled_bytes'] >> 20}MiB")
+                  f"task_time={run['executor_run_time_ms'] / 1000:.1f}s "
+                  f"spill={run['disk_spilled_bytes'] >> 20}MiB")
 
 
 def main() -> None:
@@ -126,7 +129,8 @@ def main() -> None:
         say("The same app forced onto Connect: it fails there and falls back to standalone")
         run("demo.uses_spark_context", "uses_spark_context.py", "--mode", "connect")
 
-        say("A JVM app: one jar, built once against Spark's API, on Connect (a JVM Connect client) and standalone")
+        say("A JVM app: one jar, built once against Spark's API, on Connect (a JVM Connect client) and "
+            "standalone")
         build_jar()
         run("demo.jvm_light_aggregation", str(JAR), "--class", JVM_LIGHT)
         run("demo.jvm_light_aggregation", str(JAR), "--class", JVM_LIGHT, "--mode", "standalone")

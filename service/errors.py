@@ -1,4 +1,5 @@
-"""Domain errors: raised where the domain finds them, mapped to HTTP statuses in one place (service/app.py)."""
+"""Domain errors: raised where the domain finds them, mapped to HTTP statuses in one place
+(service/app.py)."""
 
 
 class NotFound(Exception):
@@ -34,5 +35,5 @@ class Invalid(Exception):
 
 
 class Unavailable(Exception):
-    """The request lost a race it may win later (HTTP 503 with Retry-After, as for a database that is away): the
-    sender keeps what it sent and tries again."""
+    """The request lost a race it may win later (HTTP 503 with Retry-After, as for a database that is away):
+    the sender keeps what it sent and tries again."""

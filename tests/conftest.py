@@ -87,7 +87,8 @@ def connect_server(router, state_dir, connect_ports):
     from service.ops import connect_server
 
     settings = Settings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
-                        connect_ui_port=connect_ports["ui_port"], connect_server_id=connect_ports["server_id"])
+                        connect_ui_port=connect_ports["ui_port"],
+                        connect_server_id=connect_ports["server_id"])
     shared = SharedConnectServer(settings)
     shared.ensure_running()
     yield shared
@@ -112,8 +113,8 @@ def jvm_apps(tmp_path_factory) -> JvmApps:
     settings = Settings()
     examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
     jar = tmp_path_factory.mktemp("jvm-apps") / "apps.jar"
-    # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the SparkContext
-    # needs every Spark jar (`classpath --all`).
+    # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the
+    # SparkContext needs every Spark jar (`classpath --all`).
     compile_jar(jar, [examples / "LightAggregation.java", REPO / "tests" / "apps" / "jvm" / "SlowUdf.java"],
                 jvm.compile_classpath(settings))
     compile_jar(jar, [examples / "UsesSparkContext.java"], jvm.classic_classpath(settings))
@@ -124,8 +125,8 @@ SECOND_SERVER_ID = "connect-test-b"
 
 
 class SecondConnectServer:
-    """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the session's
-    router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
+    """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the
+    session's router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
 
     def __init__(self, settings: Settings, router):
         from service.ops import connect_server
@@ -155,7 +156,8 @@ class SecondConnectServer:
 
         connect_server.stop(self.settings, progress=lambda msg: None)
         wait_until(lambda: not any(s["server_id"] == self.server_id and s["available"]
-                                   for s in self.router.get("/api/v1/pool")), 90, f"{self.server_id} to be down")
+                                   for s in self.router.get("/api/v1/pool")),
+                   90, f"{self.server_id} to be down")
 
 
 @pytest.fixture(scope="session")

@@ -172,6 +172,10 @@ def pod_spec(workload: dict) -> dict:
     )
 
 
+def pod_labels(workload: dict) -> dict[str, str]:
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
 def env_of(c: dict) -> dict[str, dict]:
     return {entry["name"]: entry for entry in c.get("env", [])}
 
@@ -281,7 +285,8 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
     assert pod_spec(deployment)["securityContext"]["runAsNonRoot"] is True
     assert router["securityContext"]["readOnlyRootFilesystem"] is True
     assert int(env_of(router)["WEB_CONCURRENCY"]["value"]) >= 2
-    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the router's).
+    # The read timeouts and the connection limit, as settings the router takes (the chart's defaults: the
+    # router's).
     limits = {name: env_of(router)[f"SPARK_ROUTER_{name.upper()}"]["value"]
               for name in ("header_read_timeout_s", "body_read_timeout_s", "max_connections")}
     settings = Settings(**limits)
@@ -439,7 +444,8 @@ def test_restart_cronjob_runs_restart_server_with_rights_on_the_server_only(rend
     assert not any(verb in rule["verbs"] for rule in role["rules"] for verb in ("create", "delete", "*"))
 
 
-POOL_ARGS = ["--set", "connectServer.replicas=3", "--set", "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
+POOL_ARGS = ["--set", "connectServer.replicas=3", "--set",
+             "connectServer.clientUrls={sc://tls-1.example:443/;use_ssl=true}"]
 
 
 @pytest.fixture(scope="session")
@@ -457,8 +463,8 @@ def test_a_pool_of_connect_servers_is_valid_kubernetes(pool, k8s_version):
         try:
             kubernetes_validate.validate(doc, k8s_version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes {k8s_version}: "
-                        f"{exc.message} at {list(exc.path)}")
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} (pool) is not valid Kubernetes "
+                        f"{k8s_version}: {exc.message} at {list(exc.path)}")
 
 
 def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_url(pool):
@@ -468,29 +474,29 @@ def test_a_pool_has_a_deployment_and_services_per_server_each_with_its_id_and_ur
     ids = [env["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"] for env in envs]
     assert ids == ["connect-prod", "connect-prod-1", "connect-prod-2"]  # the values' serverId, then -1, -2
     urls = [env["SPARK_ROUTER_LISTENER_CONNECT_URL"]["value"] for env in envs]
-    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true", "sc://tls-1.example:443/;use_ssl=true",
-                    f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
+    assert urls == ["sc://spark-connect.example.internal:443/;use_ssl=true",
+                    "sc://tls-1.example:443/;use_ssl=true", f"sc://{names[2]}.{NAMESPACE}.svc:15002"]
     prefixes = [env["SPARK_EXECUTOR_POD_NAME_PREFIX"]["value"] for env in envs]
     assert len(set(prefixes)) == 3 and all(re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", p) and len(p) <= 47
                                            for p in prefixes)
     # Each server's Services select its pod and no other's.
-    for name, server in zip(names, servers):
+    for name, server in zip(names, servers, strict=True):
         selector = server["spec"]["selector"]["matchLabels"]
         assert selector.items() <= server["spec"]["template"]["metadata"]["labels"].items()
         for service in (pool.get("Service", name), pool.get("Service", f"{name}-ui")):
             matching = [s["metadata"]["name"] for s in servers
-                        if service["spec"]["selector"].items() <= s["spec"]["template"]["metadata"]["labels"].items()]
+                        if service["spec"]["selector"].items() <= pod_labels(s).items()]
             assert matching == [name], service["metadata"]["name"]
         others = [s for s in servers if s is not server]
-        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items() for s in others)
+        assert not any(selector.items() <= s["spec"]["template"]["metadata"]["labels"].items()
+                       for s in others)
     # The router's default server is the first; its id is the one the router is told.
     router = env_of(container(pool.get("Deployment", f"{FULLNAME}-router")))
     assert router["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"] == ids[0]
     assert router["SPARK_ROUTER_CONNECT_URL"]["value"] == urls[0]
     # The NetworkPolicy covers every server's pod.
     policy = pool.get("NetworkPolicy", f"{FULLNAME}-connect")
-    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= s["spec"]["template"]["metadata"]["labels"].items()
-               for s in servers)
+    assert all(policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels(s).items() for s in servers)
 
 
 def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch):
@@ -501,8 +507,10 @@ def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch
     servers = {env_of(container(d))["SPARK_ROUTER_LISTENER_SERVER_ID"]["value"]: d["metadata"]["name"]
                for d in pool.all("Deployment") if d["metadata"]["name"] != f"{FULLNAME}-router"}
     assert deployments == servers and len(servers) == 3
-    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]]
-    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS", env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
+    default_server = env["SPARK_ROUTER_CONNECT_SERVER_ID"]["value"]
+    assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[default_server]
+    monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS",
+                       env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
     assert Settings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
     account = pod_spec(pool.get("CronJob", f"{FULLNAME}-restart"))["serviceAccountName"]
     binding = next(b for b in pool.all("RoleBinding") if b["subjects"][0]["name"] == account)
@@ -700,13 +708,15 @@ def test_images_install_what_the_project_declares():
     assert [r for r in reqs if r.startswith("pyspark")] == ["pyspark-client==4.2.0"]
     client = (DOCKER / "client.Dockerfile").read_text()
     assert "-r docker/client/requirements.txt" in client and '".[client]"' not in client
-    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect client
-    # with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one stays default.
+    # Its jvm-client target: a JRE, the session helper built like `make session-jar`, and the JVM Connect
+    # client with the Spark jars client_runtime/jvm.py puts on a Connect client's classpath; the thin one
+    # stays default.
     from client_runtime import jvm
 
     assert "FROM client AS jvm-client" in client and client.rstrip().endswith("FROM client")
     assert "openjdk-17-jre-headless" in client and "client_runtime/java/build.sh session" in client
-    assert '"pyspark==4.3.0"' in client and jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
+    assert '"pyspark==4.3.0"' in client
+    assert jvm.CONNECT_CLIENT_GLOB.replace("*", "") in client.replace("*", "")
     assert all(f"! -name '{prefix}*'" in client for prefix in jvm.NOT_IN_CONNECT_CLIENT)
     assert "SPARK_ROUTER_JVM_JARS_DIR=/opt/spark-router/jars" in client
 
@@ -840,7 +850,7 @@ def test_executor_entrypoint_follows_the_spark_on_kubernetes_contract(spark_stub
     assert args[:5] == ["-Dspark.driver.port=7078", "-Dsecond=1", "-Dlast=1", "-Xms2g", "-Xmx2g"]
     assert args[args.index("-cp") + 1].endswith("/spark/jars/*")
     backend = args.index("org.apache.spark.scheduler.cluster.k8s.KubernetesExecutorBackend")
-    options = dict(zip(args[backend + 1 :: 2], args[backend + 2 :: 2]))
+    options = dict(zip(args[backend + 1 :: 2], args[backend + 2 :: 2], strict=True))
     assert options == {
         "--driver-url": "spark://CoarseGrainedScheduler@10.1.2.3:7078",
         "--executor-id": "7",
@@ -954,7 +964,8 @@ def test_router_image_command_serves_the_rendered_policy(production, tmp_path):
         body = response.json()
         assert body["policy_version"].startswith("prod-2026-11+")
         assert body["policy"]["server"]["max_executors"] == 50
-        # Every worker closes a connection that sends no whole request head in time (the issue's slowloris probe).
+        # Every worker closes a connection that sends no whole request head in time (the issue's slowloris
+        # probe).
         started = time.monotonic()
         slow = [socket.create_connection(("127.0.0.1", int(port)), timeout=15) for _ in range(8)]
         for sock in slow:

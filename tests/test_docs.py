@@ -7,11 +7,13 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 def test_api_reference_is_current():
-    spec = importlib.util.spec_from_file_location("generate_api_reference", DOCS / "generate_api_reference.py")
+    spec = importlib.util.spec_from_file_location("generate_api_reference",
+                                                  DOCS / "generate_api_reference.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     expected = module.render(module.openapi())
-    assert (DOCS / "api.md").read_text() == expected, "docs/api.md is stale: run python docs/generate_api_reference.py"
+    assert (DOCS / "api.md").read_text() == expected, \
+        "docs/api.md is stale: run python docs/generate_api_reference.py"
     assert "POST /api/v1/decisions" in expected and "## DecisionRequest" in expected
 
 

@@ -14,8 +14,8 @@ import pytest
 from tests.support import REPO
 
 COMPONENTS = ("service", "client_runtime", "airflow_plugins")
-# Which packages of service/ each may import, besides db, errors and schemas (shared by all): ingest writes the
-# history, routing reads it, the API calls them all.
+# Which packages of service/ each may import, besides db, errors and schemas (shared by all): ingest writes
+# the history, routing reads it, the API calls them all.
 SERVICE_PACKAGES = {
     "ingest": {"history"},
     "history": set(),
@@ -124,8 +124,8 @@ def test_an_import_circle_is_found(tmp_path, monkeypatch):
 def test_client_runtime_imports_without_the_service_and_its_packages():
     """What the thin client image has: the client runtime and its own dependencies. Every module of it is
     imported with the service, Airflow and the service's packages made unimportable."""
-    blocked = ("service", "airflow_plugins", "airflow", "fastapi", "sqlalchemy", "alembic", "uvicorn", "psycopg",
-               "prometheus_client")
+    blocked = ("service", "airflow_plugins", "airflow", "fastapi", "sqlalchemy", "alembic", "uvicorn",
+               "psycopg", "prometheus_client")
     names = [f"client_runtime.{path.stem}" for path in modules("client_runtime") if path.stem != "__init__"]
     code = (
         "import importlib, importlib.abc, sys\n"
@@ -138,7 +138,7 @@ def test_client_runtime_imports_without_the_service_and_its_packages():
         f"for name in {names!r}:\n"
         "    importlib.import_module(name)\n"
         "print('imported', len(sys.modules))\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                            check=False)
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                            timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("imported")

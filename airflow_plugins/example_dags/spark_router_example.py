@@ -23,8 +23,9 @@ from airflow_plugins import SparkRouterOperator
 # wheel has none: set SPARK_ROUTER_EXAMPLE_APPS.
 APPS = os.environ.get("SPARK_ROUTER_EXAMPLE_APPS",
                       str(Path(airflow_plugins.__file__).resolve().parent.parent / "examples" / "apps"))
-JAR = os.environ.get("SPARK_ROUTER_EXAMPLE_JAR", str(Path(airflow_plugins.__file__).resolve().parent.parent /
-                                                     "examples" / "jvm" / "build" / "spark-router-examples.jar"))
+JAR = os.environ.get("SPARK_ROUTER_EXAMPLE_JAR",
+                     str(Path(airflow_plugins.__file__).resolve().parent.parent
+                         / "examples" / "jvm" / "build" / "spark-router-examples.jar"))
 
 with DAG(
     dag_id="spark_router_example",
@@ -67,7 +68,8 @@ with DAG(
     )
 
     # A JVM app: the same light aggregation from a jar, with a Java UDF. On Connect it runs as a JVM Connect
-    # client (the session helper adds the jar to the session for the UDF); standalone with spark-submit --class.
+    # client (the session helper adds the jar to the session for the UDF); standalone with spark-submit
+    # --class.
     jvm_light = SparkRouterOperator(
         task_id="jvm_light_aggregation",
         application=JAR,

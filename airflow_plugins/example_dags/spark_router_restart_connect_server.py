@@ -2,11 +2,12 @@
 servers grow; a periodic restart is the remedy).
 
 ``spark-router restart-server`` drains the server (new runs go to the other servers of the pool, or standalone
-when there is none), waits up to --window seconds for its running client work to finish, restarts it, checks it
-answers, and undrains it. With the ``rolling`` param (a pool of Connect servers) it does so for every server, one
-at a time, and never drains the last one that can take runs: runs keep going to Connect throughout. Exit code 0:
-restarted; 3: skipped, because a server was still busy after the window (or, rolling, no other server could take
-runs) (the task is then *skipped*, not failed; the next day tries again); anything else fails the task.
+when there is none), waits up to --window seconds for its running client work to finish, restarts it, checks
+it answers, and undrains it. With the ``rolling`` param (a pool of Connect servers) it does so for every
+server, one at a time, and never drains the last one that can take runs: runs keep going to Connect
+throughout. Exit code 0: restarted; 3: skipped, because a server was still busy after the window (or, rolling,
+no other server could take runs) (the task is then *skipped*, not failed; the next day tries again); anything
+else fails the task.
 
 The command runs on the Airflow worker with the project installed. The router's URL comes from the
 ``spark_router_default`` connection; everything else from the worker's SPARK_ROUTER_* environment: the admin
@@ -44,7 +45,8 @@ with DAG(
                         description="Seconds to wait for the server's running client work to finish"),
         "force": Param(False, type="boolean", description="Restart even if still busy after the window"),
         "rolling": Param(False, type="boolean",
-                         description="Restart every server of the pool, one at a time (a pool of Connect servers)"),
+                         description="Restart every server of the pool, one at a time (a pool of Connect "
+                                     "servers)"),
         "server_id": Param("", type="string", pattern=r"^[A-Za-z0-9._-]*$",
                            description="Restart this server of the pool; empty: the default server "
                                        "(SPARK_ROUTER_CONNECT_SERVER_ID). Not with rolling."),

@@ -4,5 +4,6 @@ in either mode: SPARK_REMOTE (Connect) or spark-submit confs (standalone) carry 
 from pyspark.sql import SparkSession
 
 spark = SparkSession.builder.appName("own_session").getOrCreate()
-print("RESULT", spark.range(0, 10_000, 1, 2).selectExpr("id % 3 AS k").groupBy("k").count().orderBy("k").collect())
+counts = spark.range(0, 10_000, 1, 2).selectExpr("id % 3 AS k").groupBy("k").count().orderBy("k")
+print("RESULT", counts.collect())
 spark.stop()

@@ -19,11 +19,12 @@ from service.api.error_responses import BODY, errors
 from service.db.models import Restart, Server
 from service.errors import Invalid, UnknownServer
 from service.history import apps, queries
-from service.routing import pool, simulate
+from service.routing import admission_store, pool, simulate
 from service.routing.policy import PolicyError, parse_policy
 from service.schemas import (
     PinRequest,
     PoolServerOut,
+    QueuedRunOut,
     RestartIn,
     RestartOut,
     ServerActivity,
@@ -44,11 +45,18 @@ pool_router = APIRouter(prefix="/api/v1", tags=["servers"], dependencies=[Depend
 
 @pool_router.get("/pool", response_model=list[PoolServerOut])
 def get_pool(request: Request, session: SessionDep) -> list[dict]:
-    """The pool of Connect servers as placement sees it, the default server first: health, drain flag, capacity,
-    and the predicted cores and runs in flight on each. A Connect run goes to the available one with the most
-    free cores."""
+    """The pool of Connect servers as placement sees it, the default server first: health, drain flag,
+    capacity, and the predicted cores and runs in flight on each. A Connect run goes to the available one with
+    the most free cores."""
     state = request.app.state
     return pool.pool_status(session, state.policies.get(), state.settings)
+
+
+@pool_router.get("/queue", response_model=list[QueuedRunOut])
+def get_queue(request: Request, session: SessionDep) -> list[dict]:
+    """The admission queue: the runs waiting for room on a Connect server, first come first, each with its
+    position, how long it has waited and its predicted wait."""
+    return admission_store.queue_status(session, request.app.state.settings)
 
 
 @router.put("/apps/{app_id:path}/pin", responses=errors(404, *BODY))
@@ -93,7 +101,8 @@ def undrain_server(server_id: ServerIdPath, session: SessionDep):
 
 @router.get("/servers/{server_id}/activity", response_model=ServerActivity, responses=errors(404))
 def server_activity(server_id: ServerIdPath, request: Request, session: SessionDep) -> dict:
-    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to restart?"""
+    """The server's last heartbeat and the router's own in-flight Connect runs on it: is it safe to
+    restart?"""
     activity = queries.server_activity(session, server_id, request.app.state.policies.get(),
                                        request.app.state.settings.connect_server_id)
     if activity is None:

@@ -51,7 +51,8 @@ def unauthorized(which: str) -> str:
 
 def _check(request: Request, credentials: HTTPAuthorizationCredentials | None, which: str) -> None:
     if not accepted(request.app.state.settings, which, credentials.credentials if credentials else None):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, unauthorized(which), headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, unauthorized(which),
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
 async def require_ingest_token(request: Request, credentials: Bearer) -> None:
@@ -72,8 +73,8 @@ async def require_metrics_token(request: Request, credentials: Bearer) -> None:
 
 SessionDep = Annotated[Session, Depends(get_session)]
 
-# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their column),
-# app and run ids to the one rule of ids (client_runtime/protocol.py).
+# Path and query parameters, held to what the database can compare with (no NUL; ids no longer than their
+# column), app and run ids to the one rule of ids (client_runtime/protocol.py).
 AppIdPath = Annotated[str, Path(max_length=APP_ID_MAX, pattern=ID_PATTERN)]
 RunIdPath = Annotated[str, Path(max_length=RUN_ID_MAX, pattern=ID_PATTERN)]
 AppIdQuery = Annotated[str | None, Query(max_length=APP_ID_MAX, pattern=ID_PATTERN)]

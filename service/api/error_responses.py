@@ -1,7 +1,7 @@
 """The error answers of the API in its OpenAPI schema: which statuses each endpoint can return, and their
-bodies. Each router lists 401, 422 and 503; each route adds its own: 400 and 413 where it takes a body, 404 where
-its path has parameters (a missing thing, or a value no route can match, e.g. a newline), 409 where it can
-conflict."""
+bodies. Each router lists 401, 422 and 503; each route adds its own: 400 and 413 where it takes a body, 404
+where its path has parameters (a missing thing, or a value no route can match, e.g. a newline), 409 where it
+can conflict."""
 
 from __future__ import annotations
 
@@ -21,5 +21,6 @@ BODY = (400, 413)  # the statuses of a route that takes a body
 
 def errors(*codes: int) -> dict:
     """`responses=` for a router or a route: the given statuses with their bodies."""
-    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut, "description": DESCRIPTIONS[code]}
+    return {code: {"model": ValidationErrorOut if code == 422 else ErrorOut,
+                   "description": DESCRIPTIONS[code]}
             for code in codes}

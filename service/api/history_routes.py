@@ -47,7 +47,7 @@ def put_compatibility(app_id: AppIdPath, report: CompatibilityReport, session: S
 @router.get("/quarantine", response_model=list[QuarantineOut])
 def get_quarantine(session: SessionDep, server_id: ServerIdQuery = None, limit: Limit = 100,
                    offset: Offset = 0):
-    """Stage records the listeners sent that could not be stored (a NUL in a text, an id too long, a number out
-    of range, a run of another app), newest first, each with the reason; the rest of their batches was stored.
-    Kept SPARK_ROUTER_QUARANTINE_RETENTION_DAYS (30 by default)."""
+    """Stage records the listeners sent that could not be stored (a NUL in a text, an id too long, a number
+    out of range, a run of another app), newest first, each with the reason; the rest of their batches was
+    stored. Kept SPARK_ROUTER_QUARANTINE_RETENTION_DAYS (30 by default)."""
     return queries.list_quarantined(session, server_id, limit, offset)

@@ -1,19 +1,20 @@
-"""How `spark-router serve` runs the router: uvicorn, with what uvicorn lacks for clients that are slow on purpose.
+"""How `spark-router serve` runs the router: uvicorn, with what uvicorn lacks for clients that are slow on
+purpose.
 
 uvicorn has no header-read timeout (its keep-alive timeout stops at the first byte of the next request), never
 times out a body the application did not wait for (after an early 401 or 413), and holds any number of
-connections. So a client sending a request a byte at a time kept its connection, and a file handle, for as long as
-it liked (issue 20). Here, per connection:
+connections. So a client sending a request a byte at a time kept its connection, and a file handle, for as
+long as it liked (issue 20). Here, per connection:
 
-- a whole request head must arrive within SPARK_ROUTER_HEADER_READ_TIMEOUT_S of the connection's opening or of the
-  end of the previous answer (else 408 if part of one came, and the connection is closed), and be at most
+- a whole request head must arrive within SPARK_ROUTER_HEADER_READ_TIMEOUT_S of the connection's opening or of
+  the end of the previous answer (else 408 if part of one came, and the connection is closed), and be at most
   MAX_HEAD_BYTES (else 431);
 - a body must arrive within SPARK_ROUTER_BODY_READ_TIMEOUT_S of its head: the request guard answers 408 to an
-  application still waiting for it (service/api/request_guard.py), and a connection whose answer went out before
-  its body ended is closed;
-- a worker holds at most SPARK_ROUTER_MAX_CONNECTIONS: a new connection past it closes the one idle the longest
-  (waiting for a request, or answered with its body still coming), so a crowd of slow clients never keeps a
-  well-behaved one out; if every connection has a request in progress, the new one is answered 503.
+  application still waiting for it (service/api/request_guard.py), and a connection whose answer went out
+  before its body ended is closed;
+- a worker holds at most SPARK_ROUTER_MAX_CONNECTIONS: a new connection past it closes the one idle the
+  longest (waiting for a request, or answered with its body still coming), so a crowd of slow clients never
+  keeps a well-behaved one out; if every connection has a request in progress, the new one is answered 503.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from client_runtime.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
-# A request head (request line and headers) larger than this is refused (431): the head is held in memory whole.
+# A request head (request line and headers) larger than this is refused (431): the head is held in memory
+# whole.
 MAX_HEAD_BYTES = 64 * 1024
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -42,8 +44,8 @@ def _answer(status: str, detail: str, extra: str = "") -> bytes:
 
 
 class _EveryFewSeconds:
-    """One log line per interval for events that come in crowds (a slowloris run opens thousands of connections),
-    with how many there were since the last line."""
+    """One log line per interval for events that come in crowds (a slowloris run opens thousands of
+    connections), with how many there were since the last line."""
 
     def __init__(self, message: str, interval_s: float = 10):
         self.message, self.interval_s = message, interval_s
@@ -60,8 +62,8 @@ _head_timeouts = _EveryFewSeconds("closed %d connection(s) that sent no whole re
                                   "(SPARK_ROUTER_HEADER_READ_TIMEOUT_S)")
 _body_timeouts = _EveryFewSeconds("closed %d connection(s) whose request body did not arrive within %s s "
                                   "(SPARK_ROUTER_BODY_READ_TIMEOUT_S)")
-_evictions = _EveryFewSeconds("closed %d idle connection(s) to make room for new ones: this worker is at its %s "
-                              "connections (SPARK_ROUTER_MAX_CONNECTIONS)")
+_evictions = _EveryFewSeconds("closed %d idle connection(s) to make room for new ones: this worker is at its "
+                              "%s connections (SPARK_ROUTER_MAX_CONNECTIONS)")
 _refusals = _EveryFewSeconds("refused %d connection(s): all %s connections of this worker have a request in "
                              "progress (SPARK_ROUTER_MAX_CONNECTIONS)")
 
@@ -81,7 +83,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # makes room for a new connection at the cap.
         self.idle_since: float | None = None
         self.head_timer = None
-        self.head_bytes: int | None = 0  # received while waiting for a head; None from its end to the request's
+        # received while waiting for a head; None from its end to the request's
+        self.head_bytes: int | None = 0
         self.body_timer = None
 
     def connection_made(self, transport) -> None:
@@ -97,12 +100,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._wait_for_head()
 
     def _make_room(self) -> bool:
-        idle = [c for c in self.connections if isinstance(c, GuardedHttpProtocol) and c.idle_since is not None
+        idle = [(c.idle_since, c) for c in self.connections
+                if isinstance(c, GuardedHttpProtocol) and c.idle_since is not None
                 and not c.transport.is_closing()]
         if not idle:
             return False
         _evictions(self.loop.time(), self.max_connections)
-        min(idle, key=lambda connection: connection.idle_since)._close(answer_408=False)
+        _since, longest = min(idle, key=lambda pair: pair[0])
+        longest._close(answer_408=False)
         return True
 
     def connection_lost(self, exc) -> None:
@@ -115,7 +120,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.head_bytes is not None:
             self.head_bytes += len(data)
         super().data_received(data)
-        if self.head_bytes is not None and self.head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
+        too_large = self.head_bytes is not None and self.head_bytes > MAX_HEAD_BYTES
+        if too_large and not self.transport.is_closing():
             self._close(answer=_answer("431 Request Header Fields Too Large",
                                        f"request head larger than {MAX_HEAD_BYTES} bytes"))
 
@@ -155,14 +161,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.head_bytes = 0
         super().on_message_complete()
         if self.cycle is not None and self.cycle.response_complete and not self.transport.is_closing():
-            self._arm_head_timer()  # answered before its body ended: now the connection waits for the next one
+            # answered before its body ended: now the connection waits for the next one
+            self._arm_head_timer()
 
     def _body_timed_out(self) -> None:
         self.body_timer = None
         _body_timeouts(self.loop.time(), f"{self.body_timeout_s:g}")
         if self.cycle is None or self.cycle.response_complete:
             self._close(answer_408=False)
-        else:  # the request guard answers 408 to an application waiting for the body; then the connection closes
+        else:
+            # the request guard answers 408 to an application waiting for the body; then the connection closes
             self.cycle.keep_alive = False
 
     def on_response_complete(self) -> None:
@@ -189,8 +197,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 
 def log_config(level: str) -> dict:
-    """uvicorn's logging, and the router's own loggers at `level` in every worker (a worker process starts with
-    no logging configured)."""
+    """uvicorn's logging, and the router's own loggers at `level` in every worker (a worker process starts
+    with no logging configured)."""
     config = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["router"] = {"format": LOG_FORMAT}
     config["handlers"]["router"] = {"class": "logging.StreamHandler", "formatter": "router",
@@ -209,8 +217,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level:
     engine = db.get_engine(settings.resolved_database_url)
     db.upgrade(engine)
     engine.dispose()
-    log.info("router starting on http://%s:%d: %d worker(s); a request head within %g s, a body within %g s, at "
-             "most %d connections per worker", host, port, workers, settings.header_read_timeout_s,
+    log.info("router starting on http://%s:%d: %d worker(s); a request head within %g s, a body within %g s, "
+             "at most %d connections per worker", host, port, workers, settings.header_read_timeout_s,
              settings.body_read_timeout_s, settings.max_connections)
     # ws="none": the router has no WebSocket endpoint, so an upgrade request stays a plain HTTP request.
     uvicorn.run("service.app:create_app", factory=True, host=host, port=port, workers=workers,

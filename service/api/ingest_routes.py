@@ -21,8 +21,8 @@ def post_stages(batch: StageBatch, request: Request, session: SessionDep) -> Ing
     A stage record that cannot be stored (see Validation at the top of docs/api.md) is quarantined
     with its reason and counted; the others are stored. Only a bad envelope (server_id, spark_app_id, the list
     itself) refuses the whole batch (422). A record naming a run of another app is quarantined too (a run
-    belongs to one app). 503 (Retry-After): the database is away or busy, or the batch lost a race to a concurrent
-    one; nothing of it was stored, send it again."""
+    belongs to one app). 503 (Retry-After): the database is away or busy, or the batch lost a race to a
+    concurrent one; nothing of it was stored, send it again."""
     retention = timedelta(days=request.app.state.settings.quarantine_retention_days)
     return observability.count_ingest(ingest_stages(session, batch, retention))
 

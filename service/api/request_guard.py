@@ -1,8 +1,9 @@
 """What every request passes before any of its body is read: the bearer token its endpoint needs (401) and the
 body-size limit (413, SPARK_ROUTER_MAX_BODY_BYTES). FastAPI reads and parses a body before it runs a route's
 dependencies, so without this a request with no token could still make the router hold a huge body. And a body
-must arrive within SPARK_ROUTER_BODY_READ_TIMEOUT_S of the request's start (408), so that a client sending it a byte
-at a time cannot hold the request (and its connection: service/api/http_server.py) for as long as it likes."""
+must arrive within SPARK_ROUTER_BODY_READ_TIMEOUT_S of the request's start (408), so that a client sending it
+a byte at a time cannot hold the request (and its connection: service/api/http_server.py) for as long as it
+likes."""
 
 from __future__ import annotations
 
@@ -56,15 +57,15 @@ def too_slow(timeout_s: float) -> str:
 async def _reply(send, status: int, detail: str, headers: tuple = ()) -> None:
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *headers]})
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 
 class RequestGuard:
-    """Pure ASGI middleware: 401 and 413 answered from the headers alone; a body sent without a length (chunked)
-    is counted as it is read and refused (413) once past the limit; a body still incomplete at the deadline is
-    answered 408, and its connection closed."""
+    """Pure ASGI middleware: 401 and 413 answered from the headers alone; a body sent without a length
+    (chunked) is counted as it is read and refused (413) once past the limit; a body still incomplete at the
+    deadline is answered 408, and its connection closed."""
 
     def __init__(self, app, settings: Settings):
         self.app = app
@@ -119,7 +120,8 @@ class RequestGuard:
             except asyncio.TimeoutError:
                 # Connection: close, as the rest of the body may still come; FastAPI answers an HTTPException
                 # raised while it reads the body with it.
-                raise HTTPException(408, too_slow(self.body_timeout_s), headers={"Connection": "close"}) from None
+                raise HTTPException(408, too_slow(self.body_timeout_s),
+                                    headers={"Connection": "close"}) from None
             if message["type"] != "http.request" or not message.get("more_body", False):
                 body_done = True
             return message

@@ -42,8 +42,10 @@ class Bounds:
         return self.statement_timeout_s + 1
 
 
-def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10, max_overflow: int = 20) -> Engine:
-    """An engine; with `bounds`, every wait on the database is bounded (without: migrations, which may take long)."""
+def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10,
+                max_overflow: int = 20) -> Engine:
+    """An engine; with `bounds`, every wait on the database is bounded (without: migrations, which may take
+    long)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         in_file = bool(path) and path != ":memory:" and url.count("/") >= 3
@@ -52,7 +54,8 @@ def make_engine(url: str, bounds: Bounds | None = None, pool_size: int = 10, max
         # SQLite's timeout: how long a write waits for the database lock ("database is locked" past it).
         lock_timeout = bounds.statement_timeout_s if bounds else 30
         options = {"pool_timeout": bounds.pool_timeout_s} if bounds and in_file else {}  # in memory: no queue
-        engine = create_engine(url, connect_args={"timeout": lock_timeout, "check_same_thread": False}, **options)
+        engine = create_engine(url, connect_args={"timeout": lock_timeout, "check_same_thread": False},
+                               **options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
@@ -85,8 +88,9 @@ def _sqlite_begin_immediate(connection) -> None:
 
 class Breaker:
     """After the database did not answer at all (a connection or an answer past its timeout, a refused
-    connection), new work fails at once for BREAKER_HOLD_S instead of each request waiting out its own timeout:
-    requests queued behind frozen ones are then answered 503 within one timeout, not one timeout after another."""
+    connection), new work fails at once for BREAKER_HOLD_S instead of each request waiting out its own
+    timeout: requests queued behind frozen ones are then answered 503 within one timeout, not one timeout
+    after another."""
 
     def __init__(self, hold_s: float = BREAKER_HOLD_S):
         self.hold_s = hold_s
@@ -97,18 +101,20 @@ class Breaker:
 
     def check(self) -> None:
         if time.monotonic() < self.open_until:
-            raise psycopg.OperationalError("the database did not answer lately; not asked again for a few seconds")
+            raise psycopg.OperationalError("the database did not answer lately; not asked again for a few "
+                                           "seconds")
 
 
-_WaitTimeout = getattr(psycopg.errors, "_WaitTimeout", TimeoutError)  # psycopg >= 3.2: wait(timeout=) raises it
+# psycopg >= 3.2: wait(timeout=) raises it
+_WaitTimeout = getattr(psycopg.errors, "_WaitTimeout", TimeoutError)
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 
 
 class BoundedConnection(psycopg.Connection):
-    """A psycopg connection that waits for the server at most `answer_timeout_s` at a time: a server that stopped
-    answering (frozen, or the network is) closes the connection with an OperationalError, which SQLAlchemy takes
-    for a lost connection. Every exchange with the server (statements, COPY, commit, the pool's ping) goes
-    through wait()."""
+    """A psycopg connection that waits for the server at most `answer_timeout_s` at a time: a server that
+    stopped answering (frozen, or the network is) closes the connection with an OperationalError, which
+    SQLAlchemy takes for a lost connection. Every exchange with the server (statements, COPY, commit, the
+    pool's ping) goes through wait()."""
 
     answer_timeout_s: float | None = None
     breaker: Breaker | None = None
@@ -152,9 +158,9 @@ def _bounded_connect(bounds: Bounds, breaker: Breaker):
 
 @contextmanager
 def driver_errors(connection: Connection, what: str):
-    """Around work done with the driver directly (ingest's COPY, the decisions' statements): its errors come out
-    as SQLAlchemy's, as from any statement, so that a deadlock or a timeout is a 503 like any other and a lost
-    connection leaves the pool."""
+    """Around work done with the driver directly (ingest's COPY, the decisions' statements): its errors come
+    out as SQLAlchemy's, as from any statement, so that a deadlock or a timeout is a 503 like any other and a
+    lost connection leaves the pool."""
     try:
         yield
     except psycopg.Error as error:
@@ -162,13 +168,14 @@ def driver_errors(connection: Connection, what: str):
         lost = dbapi_connection is None or dbapi_connection.closed or dbapi_connection.broken
         if lost:
             connection.invalidate(error)
-        raise exc.DBAPIError.instance(what, None, error, psycopg.Error, connection_invalidated=lost) from error
+        raise exc.DBAPIError.instance(what, None, error, psycopg.Error,
+                                      connection_invalidated=lost) from error
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether the same request may work later: the pool had no free connection in time; a lost, refused or
-    silent connection; a statement past its timeout, a deadlock or serialization failure (PostgreSQL); a locked
-    database (SQLite)."""
+    silent connection; a statement past its timeout, a deadlock or serialization failure (PostgreSQL); a
+    locked database (SQLite)."""
     if isinstance(error, exc.TimeoutError):  # the pool's
         return True
     if not isinstance(error, exc.DBAPIError):
@@ -178,10 +185,11 @@ def is_transient(error: BaseException) -> bool:
 
 
 def lost_a_race(error: BaseException) -> bool:
-    """Whether the transaction lost a deadlock or a serialization race (PostgreSQL): the same work, tried again
-    at once, will most likely pass. Other transient errors (the database away or too slow) will not."""
+    """Whether the transaction lost a deadlock or a serialization race (PostgreSQL): the same work, tried
+    again at once, will most likely pass. Other transient errors (the database away or too slow) will not."""
     # SQLSTATE class 40: transaction rollback (deadlock detected, serialization failure, ...).
-    return isinstance(error, exc.DBAPIError) and (getattr(error.orig, "sqlstate", None) or "").startswith("40")
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, exc.DBAPIError) else None
+    return (sqlstate or "").startswith("40")
 
 
 @lru_cache

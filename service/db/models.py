@@ -92,12 +92,35 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
 
 
+def _metric() -> Mapped[int]:
+    return mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+
+
 class MetricColumns:
-    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts."""
+    """Spark's task metrics (METRICS), summed (or maxed) over stages; shared by runs and stage attempts.
+    Spelled out (not set in a loop over METRICS) so that the type checker knows them."""
+
+    num_tasks: Mapped[int] = _metric()
+    num_failed_tasks: Mapped[int] = _metric()
+    executor_run_time_ms: Mapped[int] = _metric()
+    executor_cpu_time_ms: Mapped[int] = _metric()
+    jvm_gc_time_ms: Mapped[int] = _metric()
+    shuffle_read_bytes: Mapped[int] = _metric()
+    shuffle_read_records: Mapped[int] = _metric()
+    shuffle_write_bytes: Mapped[int] = _metric()
+    shuffle_write_records: Mapped[int] = _metric()
+    memory_spilled_bytes: Mapped[int] = _metric()
+    disk_spilled_bytes: Mapped[int] = _metric()
+    input_bytes: Mapped[int] = _metric()
+    input_records: Mapped[int] = _metric()
+    output_bytes: Mapped[int] = _metric()
+    output_records: Mapped[int] = _metric()
+    peak_execution_memory_bytes: Mapped[int] = _metric()
+    max_task_duration_ms: Mapped[int] = _metric()
 
 
-for _name in METRICS:
-    setattr(MetricColumns, _name, mapped_column(BigInteger, nullable=False, default=0, server_default="0"))
+if set(MetricColumns.__annotations__) != set(METRICS):
+    raise RuntimeError("MetricColumns and METRICS name different metrics: keep them the same")
 
 
 class App(Base):
@@ -123,7 +146,8 @@ class App(Base):
     last_connect_failure_at: Mapped[datetime | None] = mapped_column()
     last_connect_success_at: Mapped[datetime | None] = mapped_column()
     retry_granted_at: Mapped[datetime | None] = mapped_column()
-    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at most.
+    # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at
+    # most.
     recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
 
 
@@ -136,7 +160,8 @@ class Run(MetricColumns, Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
     # decided -> running -> succeeded | failed | cancelled, as the launcher reports (cancelled: stopped from
-    # outside, neither the app's failure nor Connect's); a run seen only through the listener
+    # outside, neither the app's failure nor Connect's); queued -> decided when a run waited in the admission
+    # queue (AdmissionQueueEntry) or queued -> cancelled; a run seen only through the listener
     # (no decision, no reports: a notebook, the warm-up query) is "observed" and never counts as in flight.
     status: Mapped[str] = mapped_column(String(20), default="observed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -149,8 +174,19 @@ class Run(MetricColumns, Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    # A standalone run that ran out of memory is rerun once with more (routing/sizing.py): the failed run and
+    # its rerun point at each other.
+    oom_rerun_of: Mapped[str | None] = mapped_column(String(100))
+    oom_rerun_to: Mapped[str | None] = mapped_column(String(100))
+    # The resources a standalone run was given (sized from its history, or as asked); None: Spark's default,
+    # and on Connect runs (the server's executors).
+    executor_memory: Mapped[int | None] = mapped_column(BigInteger)
+    executor_cores: Mapped[int | None] = mapped_column(Integer)
+    num_executors: Mapped[int | None] = mapped_column(Integer)
+    driver_memory: Mapped[int | None] = mapped_column(BigInteger)
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
-    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default server's).
+    # The Connect server a Connect run was placed on; None on runs decided before the pool (the default
+    # server's).
     server_id: Mapped[str | None] = mapped_column(String(200))
     dag_id: Mapped[str | None] = mapped_column(String(250))
     task_id: Mapped[str | None] = mapped_column(String(250))
@@ -161,8 +197,8 @@ class Run(MetricColumns, Base):
     num_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     num_failed_stages: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Measured when the run succeeds (history/lifecycle.py: measure_executors). Standalone: the most executors
-    # (and their cores) its application held, by its listener's heartbeats, and cores × the application's life;
-    # Connect: no executors of its own, and the shared server's cores it kept busy (its task time).
+    # (and their cores) its application held, by its listener's heartbeats, and cores × the application's
+    # life; Connect: no executors of its own, and the shared server's cores it kept busy (its task time).
     executors_held: Mapped[int | None] = mapped_column(Integer)
     executor_cores_held: Mapped[int | None] = mapped_column(Integer)
     executor_core_s: Mapped[float | None] = mapped_column(Float)
@@ -191,6 +227,27 @@ class Decision(Base):
     # What the router predicted for the run in each mode (routing/predict.py: Predictions.as_json); None: no
     # prediction (an app never seen, a fallback). The run's actual figures are on its row.
     predictions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # A standalone decision's sizing (the resources it gave are the run's): why, in one sentence.
+    sizing_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AdmissionQueueEntry(Base):
+    """A run waiting for room on a Connect server (its run's status is "queued"), first come first served.
+    The row goes when the run leaves the queue: admitted, sent standalone, or cancelled."""
+
+    __tablename__ = "admission_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
+    app_id: Mapped[str] = mapped_column(String(200))
+    enqueued_at: Mapped[datetime] = mapped_column()
+    deadline_at: Mapped[datetime] = mapped_column()  # then it runs standalone (SPARK_ROUTER_QUEUE_MAX_WAIT_S)
+    last_polled_at: Mapped[datetime] = mapped_column()  # its client's last long poll (a silent one gave up)
+    predicted_cores: Mapped[float] = mapped_column(Float, default=0.0)
+    expected_s: Mapped[float | None] = mapped_column(Float)  # its app's recent wall time on Connect, if known
+    predicted_wait_s: Mapped[float | None] = mapped_column(Float)  # as last predicted
+    request: Mapped[dict] = mapped_column(JSON)  # the decision request, decided again at admission
 
 
 class StageMetric(MetricColumns, Base):
@@ -240,9 +297,9 @@ class Server(Base):
 
 
 # What a heartbeat row keeps of the listener's report, besides its server and times.
-HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files", "spool_bytes",
-                    "dropped_records", "unattributed_stages", "dead_letter_files", "auth_failures", "executors",
-                    "executor_cores", "max_executors")
+HEARTBEAT_FIELDS = ("active_sessions", "active_operations", "running_jobs", "queue_size", "spool_files",
+                    "spool_bytes", "dropped_records", "unattributed_stages", "dead_letter_files",
+                    "auth_failures", "executors", "executor_cores", "max_executors")
 
 
 class Heartbeat(Base):
@@ -295,8 +352,8 @@ class Restart(Base):
 
 
 class QuarantinedRecord(Base):
-    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out of
-    range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
+    """A stage record a listener sent that cannot be stored (a NUL in its text, an id too long, a number out
+    of range...), kept aside with the reason; the rest of its batch was stored. A re-sent batch adds nothing:
     a record is kept once per Spark application (by the digest of its JSON)."""
 
     __tablename__ = "quarantined_records"
@@ -310,7 +367,8 @@ class QuarantinedRecord(Base):
     app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
     run_id: Mapped[str | None] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text)
-    record: Mapped[str] = mapped_column(Text)  # the record as JSON (escaped: storable whatever it holds), cut short
+    # the record as JSON (escaped: storable whatever it holds), cut short
+    record: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))  # sha256 of the whole record's JSON
 
     __table_args__ = (UniqueConstraint("spark_app_id", "digest", name="uq_quarantined_record"),)

@@ -40,14 +40,18 @@ def ensure_app(session: Session, app_id: str) -> App:
     """The app's row, locked until commit; created if the app was never seen."""
     session.execute(dialect_insert(session, App).on_conflict_do_nothing(index_elements=["app_id"]),
                     _new_rows([app_id], utcnow()))
-    return lock_app(session, app_id)
+    app = lock_app(session, app_id)
+    assert app is not None, "inserted above, in this transaction"
+    return app
 
 
 def record_compatibility(session: Session, app_id: str, findings: list) -> str | None:
-    """Store the compatibility check's outcome with the app: a one-line summary, or None if it found nothing."""
+    """Store the compatibility check's outcome with the app: a one-line summary, or None if it found
+    nothing."""
     app = ensure_app(session, app_id)
     shown = "; ".join(f"{f.path.rsplit('/', 1)[-1]}:{f.line} {f.what}" for f in findings[:3])
-    app.connect_incompatible = (shown + (f" and {len(findings) - 3} more" if len(findings) > 3 else "")) or None
+    more = f" and {len(findings) - 3} more" if len(findings) > 3 else ""
+    app.connect_incompatible = (shown + more) or None
     app.compat_checked_at = utcnow()
     session.commit()
     return app.connect_incompatible

@@ -34,7 +34,8 @@ def connect_in_flight(since, decided_since):
 
 
 def placed_on(server_id: str, default_server_id: str):
-    """Runs placed on the server (runs decided before the pool have no server: they are the default server's)."""
+    """Runs placed on the server (runs decided before the pool have no server: they are the default
+    server's)."""
     if server_id == default_server_id:
         return (Run.server_id == server_id) | Run.server_id.is_(None)
     return Run.server_id == server_id
@@ -49,8 +50,8 @@ def in_flight_cutoffs(capacity, now) -> dict:
 def in_flight_runs_by_server(session: Session, cutoffs: dict, default_server_id: str) -> dict[str, int]:
     """How many Connect runs are in flight on each server."""
     counts: dict[str, int] = {}
-    for server_id, count in session.execute(select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs))
-                                            .group_by(Run.server_id)):
+    query = select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs)).group_by(Run.server_id)
+    for server_id, count in session.execute(query):
         key = server_id or default_server_id
         counts[key] = counts.get(key, 0) + count
     return counts
@@ -83,9 +84,10 @@ def list_servers(session: Session, kind: str = "connect") -> list[Server]:
 
 
 def is_connect_server(session: Session, server_id: str, default_server_id: str) -> bool:
-    """A Connect server the router knows (from its heartbeats), or the default one (SPARK_ROUTER_CONNECT_SERVER_ID)."""
-    return server_id == default_server_id or session.scalar(
-        select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")) > 0
+    """A Connect server the router knows (from its heartbeats), or the default one
+    (SPARK_ROUTER_CONNECT_SERVER_ID)."""
+    return server_id == default_server_id or session.execute(
+        select(func.count()).where(Server.server_id == server_id, Server.kind == "connect")).scalar_one() > 0
 
 
 def server_activity(session: Session, server_id: str, policy, default_server_id: str) -> dict | None:
@@ -112,9 +114,11 @@ def list_restarts(session: Session, server_id: str | None, limit: int) -> list[R
     return list(session.scalars(query))
 
 
-def list_quarantined(session: Session, server_id: str | None, limit: int, offset: int) -> list[QuarantinedRecord]:
+def list_quarantined(session: Session, server_id: str | None, limit: int,
+                     offset: int) -> list[QuarantinedRecord]:
     """Quarantined stage records, newest first."""
-    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(), QuarantinedRecord.id.desc())
+    query = (select(QuarantinedRecord).order_by(QuarantinedRecord.received_at.desc(),
+                                                QuarantinedRecord.id.desc())
              .limit(limit).offset(offset))
     if server_id:
         query = query.where(QuarantinedRecord.server_id == server_id)
@@ -122,7 +126,7 @@ def list_quarantined(session: Session, server_id: str | None, limit: int, offset
 
 
 def count_quarantined(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(QuarantinedRecord))
+    return session.execute(select(func.count()).select_from(QuarantinedRecord)).scalar_one()
 
 
 def recent_startups(connection: Connection, mode: str, limit: int) -> list[tuple]:

@@ -1,1 +1,2 @@
-"""Step 1 of the loop: storing what the listeners send, stage attempts exactly once (stages) and heartbeats."""
+"""Step 1 of the loop: storing what the listeners send, stage attempts exactly once (stages) and
+heartbeats."""

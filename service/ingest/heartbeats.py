@@ -17,10 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def url_with_scheme(url: str | None, schemes: tuple[str, ...], field: str, server_id: str) -> str | None:
-    """The URL, without surrounding whitespace, if it has one of `schemes` and a host and no whitespace or control
-    character within; else None (logged): the dashboard shows ui_url as a link, next to the API token the
-    browser keeps, and clients are sent to connect_url. A heartbeat with an odd URL is still stored: refusing it
-    would make a live server look down, and send every run standalone."""
+    """The URL, without surrounding whitespace, if it has one of `schemes` and a host and no whitespace or
+    control character within; else None (logged): the dashboard shows ui_url as a link, next to the API token
+    the browser keeps, and clients are sent to connect_url. A heartbeat with an odd URL is still stored:
+    refusing it would make a live server look down, and send every run standalone."""
     if url is None:
         return None
     url = url.strip()

@@ -1,5 +1,5 @@
-"""Stage records that cannot be stored, kept aside with the reason so that the rest of their batch is stored and
-nothing blocks the listener's queue (docs/operator-guide.md, "Quarantined stage records")."""
+"""Stage records that cannot be stored, kept aside with the reason so that the rest of their batch is stored
+and nothing blocks the listener's queue (docs/operator-guide.md, "Quarantined stage records")."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def _as_json(record) -> str:
 
 
 def quarantine(session: Session, batch: StageBatch, retention: timedelta) -> None:
-    """Keep the batch's bad records (in the caller's transaction), each once per Spark application. Quarantined
-    records are for looking into a listener's odd data: those older than `retention` (the setting
+    """Keep the batch's bad records (in the caller's transaction), each once per Spark application.
+    Quarantined records are for looking into a listener's odd data: those older than `retention` (the setting
     quarantine_retention_days) go as new ones arrive."""
     now = utcnow()
     rows = {}

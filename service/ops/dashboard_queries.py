@@ -7,6 +7,7 @@ only pass parameters through. Windows are counted back from now; time buckets ar
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
@@ -35,6 +36,8 @@ from service.history.queries import (
     list_quarantined,
     list_restarts,
 )
+from service.routing.accuracy import prediction_accuracy
+from service.routing.decider import actual_outcome, values
 from service.routing.policy import Policy
 from service.routing.pool import pool_status
 from service.routing.rules import HISTORY_METRICS
@@ -225,12 +228,20 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
     }
 
 
+def predicted_and_actual(decision: Decision, run: Run) -> dict:
+    """What was predicted for the mode the run went to, and once it ended what it did (decider.actual_outcome)."""
+    predicted = (decision.predictions or {}).get(decision.mode)
+    return {"predicted": predicted and {"wall_s": predicted["wall_s"], "core_s": predicted["core_s"],
+                                        "uncertainty": predicted["uncertainty"], "basis": predicted["basis"]},
+            "actual": actual_outcome(values(run), decision.predictions)}
+
+
 def recent_decisions(session: Session, limit: int) -> list[dict]:
-    rows = session.execute(select(Decision, Run.status, Run.server_id).join(Run, Run.run_id == Decision.run_id)
+    rows = session.execute(select(Decision, Run).join(Run, Run.run_id == Decision.run_id)
                            .order_by(Decision.created_at.desc(), Decision.id.desc()).limit(limit)).all()
     return [{"run_id": d.run_id, "app_id": d.app_id, "decided_at": d.created_at, "requested_mode": d.requested_mode,
-             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": status,
-             "server_id": server_id} for d, status, server_id in rows]
+             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": run.status,
+             "server_id": run.server_id, **predicted_and_actual(d, run)} for d, run in rows]
 
 
 def decisions_by_server(session: Session, days: float, default_server_id: str) -> dict:
@@ -304,7 +315,7 @@ def _last_decisions(session: Session, app_ids: list[str]) -> dict[str, Decision]
 RUN_FIELDS = ("run_id", "app_id", "mode", "status", "created_at", "started_at", "finished_at", "failure_kind",
               "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "server_id", "dag_id", "task_id",
               "airflow_run_id", "try_number", "first_stage_at", "last_stage_at", "num_stages",
-              "num_failed_stages", *METRICS)
+              "num_failed_stages", "executors_held", "executor_core_s", *METRICS)
 
 
 def run_dict(run: Run, decision: Decision | None) -> dict:
@@ -312,7 +323,8 @@ def run_dict(run: Run, decision: Decision | None) -> dict:
     out["duration_ms"] = run_duration_ms(run)
     out["decision"] = None if decision is None else {
         "rule": decision.rule, "mode": decision.mode, "requested_mode": decision.requested_mode,
-        "decided_at": decision.created_at, "policy_version": decision.policy_version, "reasons": decision.reasons}
+        "decided_at": decision.created_at, "policy_version": decision.policy_version, "reasons": decision.reasons,
+        "predictions": decision.predictions, **predicted_and_actual(decision, run)}
     return out
 
 
@@ -369,3 +381,8 @@ def run_detail(session: Session, run_id: str, stage_limit: int = 500) -> dict | 
 def in_flight_runs(session: Session, policy: Policy) -> dict[str, int]:
     cutoffs = in_flight_cutoffs(policy.capacity, utcnow())
     return dict(session.execute(select(Run.mode, func.count()).where(in_flight(**cutoffs)).group_by(Run.mode)).all())
+
+
+def predictions(session: Session, days: float) -> dict:
+    """How good the predictions were over the window (routing/accuracy.py), per app and mode and overall."""
+    return prediction_accuracy(session, max(1, math.ceil(days)))

@@ -1,14 +1,15 @@
-"""`spark-router restart-server`: the drained daily restart of a Connect server, or of every server of the pool
-one at a time (`--rolling`).
+"""`spark-router restart-server`: the drained daily restart of a Connect server, or of every server of the
+pool one at a time (`--rolling`).
 
 Drain (new runs go to the other servers, or standalone when there is none), wait until no client work is left,
 restart through a backend, wait until the server answers a warm-up query and its listener reports again,
-undrain. Past the window, skip (default) or force. A rolling restart never drains the last server that can take
-runs. Every attempt is recorded in the router with its timings.
+undrain. Past the window, skip (default) or force. A rolling restart never drains the last server that can
+take runs. Every attempt is recorded in the router with its timings.
 """
 
 from __future__ import annotations
 
+import functools
 import shlex
 import subprocess
 import time
@@ -38,9 +39,10 @@ class NoOtherServer(RestartError):
 def server_settings(settings: Settings, server_id: str, connect_url: str | None = None) -> Settings:
     """The settings that restart server `server_id` of the pool: the local backend's state dir and ports (see
     connect_server.member_settings), its Connect URL (for the warm-up: what the router has from its listener),
-    its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's: SPARK_ROUTER_KUBERNETES_DEPLOYMENT),
-    the restart command with {server_id} filled in. SPARK_ROUTER_CONNECT_UI_URL is the default server's: another
-    one's idleness is read through the UI its listener reports."""
+    its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's:
+    SPARK_ROUTER_KUBERNETES_DEPLOYMENT), the restart command with {server_id} filled in.
+    SPARK_ROUTER_CONNECT_UI_URL is the default server's: another one's idleness is read through the UI its
+    listener reports."""
     member = connect_server.member_settings(settings, server_id)
     default = server_id == settings.connect_server_id
     update = {"connect_url": connect_url or (settings.connect_url if default else
@@ -86,7 +88,7 @@ def rest_activity(ui_url: str, timeout_s: float = 5.0) -> list[str]:
 def _is_exit_cleanup(operation: dict) -> bool:
     # An exiting PySpark client leaves an `ml_command { clean_cache }` operation STARTED until its session
     # expires: it is not work, and counting it would keep the server busy forever.
-    return "clean_cache" in str(operation.get("statement", "")) or "clean_cache" in str(operation.get("statementText", ""))
+    return any("clean_cache" in str(operation.get(key, "")) for key in ("statement", "statementText"))
 
 
 def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
@@ -94,7 +96,8 @@ def busy_reasons(activity: dict, rest: list[str] | None) -> list[str]:
     reasons = []
     if activity["in_flight_connect_runs"]:
         shown = ", ".join(activity.get("in_flight_run_ids", [])[:3])
-        reasons.append(f"{activity['in_flight_connect_runs']} Connect run(s) in flight per the router ({shown})")
+        reasons.append(f"{activity['in_flight_connect_runs']} Connect run(s) in flight per the router "
+                       f"({shown})")
     beat, age = activity.get("last_heartbeat"), activity.get("heartbeat_age_s")
     if beat and age is not None and age < 60:
         if beat["running_jobs"]:
@@ -118,7 +121,8 @@ class LocalBackend:
 
     def restart(self) -> None:
         running = connect_server.read_state(self.settings)
-        port, ui_port, master = (running.port, running.ui_port, running.master or None) if running else (None,) * 3
+        port, ui_port, master = ((running.port, running.ui_port, running.master or None) if running
+                                 else (None, None, None))
         connect_server.stop(self.settings, progress=self.progress)
         # Returns after its warm-up query.
         connect_server.start(self.settings, port=port, ui_port=ui_port, progress=self.progress, master=master)
@@ -136,7 +140,8 @@ class CommandBackend:
 
     def restart(self) -> None:
         self.progress(f"running: {self.settings.restart_command}")
-        result = subprocess.run(shlex.split(self.settings.restart_command), capture_output=True, text=True, check=False)
+        result = subprocess.run(shlex.split(self.settings.restart_command), capture_output=True, text=True,
+                                check=False)
         if result.returncode != 0:
             raise RestartError(f"restart command exited {result.returncode}: {result.stderr[-500:]}")
         wait_for_warm_up(self.settings, self.progress)
@@ -166,19 +171,22 @@ class KubernetesBackend:
     def restart(self) -> None:
         namespace, name = self.settings.kubernetes_namespace, self.settings.kubernetes_deployment
         if not name:
-            raise RestartError(f"no Deployment known for server {self.settings.connect_server_id}: name it in "
-                               f"SPARK_ROUTER_KUBERNETES_DEPLOYMENTS (or --deployment)")
+            raise RestartError(f"no Deployment known for server {self.settings.connect_server_id}: name it "
+                               f"in SPARK_ROUTER_KUBERNETES_DEPLOYMENTS (or --deployment)")
         stamp = now().isoformat()
-        patch = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}}
+        annotations = {"kubectl.kubernetes.io/restartedAt": stamp}
+        patch = {"spec": {"template": {"metadata": {"annotations": annotations}}}}
         deployment = self.apps.patch_namespaced_deployment(name, namespace, patch)
         generation = deployment.metadata.generation
-        self.progress(f"patched deployment {namespace}/{name} (generation {generation}); waiting for the rollout")
+        self.progress(f"patched deployment {namespace}/{name} (generation {generation}); waiting for the "
+                      "rollout")
         deadline = time.monotonic() + self.settings.connect_start_timeout_s
         while time.monotonic() < deadline:
             status = self.apps.read_namespaced_deployment_status(name, namespace).status
             wanted = deployment.spec.replicas or 1
             if ((status.observed_generation or 0) >= generation and (status.updated_replicas or 0) >= wanted
-                    and (status.available_replicas or 0) >= wanted and not (status.unavailable_replicas or 0)):
+                    and (status.available_replicas or 0) >= wanted
+                    and not (status.unavailable_replicas or 0)):
                 break
             time.sleep(2)
         else:
@@ -206,10 +214,12 @@ BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": Kube
 # -------------------------------------------------------------------------------------------- coordination
 
 class RestartCoordinator:
-    def __init__(self, settings: Settings, admin: AdminClient, backend, progress: Callable[[str], None] = print,
-                 rest: Callable[[str], list[str]] = rest_activity, guard: Callable[[], None] | None = None):
-        """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server drains;
-        raises NoOtherServer when the restart must not go on (the server is undrained, the restart skipped)."""
+    def __init__(self, settings: Settings, admin: AdminClient, backend,
+                 progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity,
+                 guard: Callable[[], None] | None = None):
+        """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server
+        drains; raises NoOtherServer when the restart must not go on (the server is undrained, the restart
+        skipped)."""
         self.settings, self.admin, self.backend, self.progress = settings, admin, backend, progress
         self.server_id = settings.connect_server_id
         self.rest = rest
@@ -231,13 +241,13 @@ class RestartCoordinator:
                 record["idle_at"] = now()
             elif not force:
                 outcome = "skipped"
-                message = (f"still busy after the {window_s:g} s window ({'; '.join(reasons)}); not restarted "
-                           f"(--force restarts anyway)")
+                message = (f"still busy after the {window_s:g} s window ({'; '.join(reasons)}); not "
+                           f"restarted (--force restarts anyway)")
                 self.progress(message)
                 return SKIPPED
             else:
-                self.progress(f"still busy after the {window_s:g} s window ({'; '.join(reasons)}): forcing the "
-                              f"restart; that work fails")
+                self.progress(f"still busy after the {window_s:g} s window ({'; '.join(reasons)}): forcing "
+                              f"the restart; that work fails")
             record["restarted_at"] = now()
             self.backend.restart()
             self._wait_for_listener(before)
@@ -276,8 +286,8 @@ class RestartCoordinator:
                 rest = self.rest(ui_url)
             except httpx.HTTPError as exc:
                 rest = []
-                self.progress(f"Spark UI REST API at {ui_url} unavailable ({exc.__class__.__name__}); judging from "
-                              f"the router and the listener only")
+                self.progress(f"Spark UI REST API at {ui_url} unavailable ({exc.__class__.__name__}); "
+                              f"judging from the router and the listener only")
             reasons = busy_reasons(activity, rest)
             if not reasons:
                 self.progress("no client work on the server")
@@ -290,8 +300,8 @@ class RestartCoordinator:
             time.sleep(min(self.settings.restart_poll_s, max(0.1, deadline - time.monotonic())))
 
     def _ui_url(self, activity: dict) -> str:
-        """SPARK_ROUTER_CONNECT_UI_URL when set; else the UI the server's listener reports (the port the server
-        really runs on); else http://127.0.0.1:<SPARK_ROUTER_CONNECT_UI_PORT>."""
+        """SPARK_ROUTER_CONNECT_UI_URL when set; else the UI the server's listener reports (the port the
+        server really runs on); else http://127.0.0.1:<SPARK_ROUTER_CONNECT_UI_PORT>."""
         reported = (activity.get("server") or {}).get("ui_url")
         return (self.settings.connect_ui_url or reported or self.settings.resolved_connect_ui_url).rstrip("/")
 
@@ -315,7 +325,8 @@ class RestartCoordinator:
         except (RouterRejected, RouterUnavailable) as exc:
             self.progress(f"WARNING: could not undrain {self.server_id}: {exc}")
         try:
-            self.admin.record_restart({k: v.isoformat() if isinstance(v, datetime) else v for k, v in record.items()})
+            self.admin.record_restart({key: value.isoformat() if isinstance(value, datetime) else value
+                                       for key, value in record.items()})
         except (RouterRejected, RouterUnavailable) as exc:
             self.progress(f"WARNING: could not record the restart: {exc}")
 
@@ -323,15 +334,16 @@ class RestartCoordinator:
 # ---------------------------------------------------------------------------------------------- the pool
 
 class RollingRestart:
-    """`restart-server --rolling`: every server of the pool that is up, one at a time, the default first: drain it
-    (new runs go to the others), wait for its work to end, restart, warm up, wait for its heartbeat, undrain,
-    next. A server is never drained while no other server of the pool can take runs: it is skipped (so is a
-    pool of one), and so is a drain that loses the last other server while it waits. Exit code: failed if one
-    failed, else skipped if one was skipped, else restarted."""
+    """`restart-server --rolling`: every server of the pool that is up, one at a time, the default first:
+    drain it (new runs go to the others), wait for its work to end, restart, warm up, wait for its heartbeat,
+    undrain, next. A server is never drained while no other server of the pool can take runs: it is skipped
+    (so is a pool of one), and so is a drain that loses the last other server while it waits. Exit code:
+    failed if one failed, else skipped if one was skipped, else restarted."""
 
     def __init__(self, settings: Settings, admin: AdminClient, backend_for: Callable[[Settings], object],
                  progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity):
-        """``backend_for(server_settings)``: the backend that restarts one server (see ``server_settings``)."""
+        """``backend_for(server_settings)``: the backend that restarts one server (see
+        ``server_settings``)."""
         self.settings, self.admin, self.backend_for, self.progress, self.rest = (settings, admin, backend_for,
                                                                                  progress, rest)
 
@@ -349,7 +361,8 @@ class RollingRestart:
         if not targets:
             self.progress("restart failed: no Connect server of the pool is up")
             return FAILED
-        self.progress(f"rolling restart of {len(targets)} server(s): {', '.join(s['server_id'] for s in targets)}")
+        self.progress(f"rolling restart of {len(targets)} server(s): "
+                      f"{', '.join(s['server_id'] for s in targets)}")
         outcomes = {}
         for target in targets:
             server_id = target["server_id"]
@@ -370,8 +383,9 @@ class RollingRestart:
                 self.progress(f"{server_id}: restart failed: {exc}")
                 outcomes[server_id] = FAILED
                 continue
-            coordinator = RestartCoordinator(settings, self.admin, backend, self.progress, self.rest,
-                                             guard=lambda server_id=server_id: self._others_can_take_runs(server_id))
+            coordinator = RestartCoordinator(
+                settings, self.admin, backend, self.progress, self.rest,
+                guard=functools.partial(self._others_can_take_runs, server_id))
             outcomes[server_id] = coordinator.run(window_s, force)
         said = {RESTARTED: "restarted", SKIPPED: "skipped", FAILED: "failed"}
         self.progress("rolling restart done: " + ", ".join(f"{server_id} {said[code]}"
@@ -384,5 +398,5 @@ class RollingRestart:
         others = [server["server_id"] for server in self.admin.pool()
                   if server["server_id"] != server_id and server["available"]]
         if not others:
-            raise NoOtherServer(f"no other Connect server of the pool can take runs: {server_id} is the last one, "
-                                f"and is never drained by a rolling restart")
+            raise NoOtherServer(f"no other Connect server of the pool can take runs: {server_id} is the last "
+                                f"one, and is never drained by a rolling restart")

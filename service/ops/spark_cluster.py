@@ -1,11 +1,11 @@
-"""A Spark standalone cluster on this machine: Spark's own cluster manager (a Master and Workers, from pyspark's
-jars), bound to 127.0.0.1, with its logs, work dirs, local dirs and pids under <state dir>/cluster.
+"""A Spark standalone cluster on this machine: Spark's own cluster manager (a Master and Workers, from
+pyspark's jars), bound to 127.0.0.1, with its logs, work dirs, local dirs and pids under <state dir>/cluster.
 
     spark-router cluster start --workers 2 --worker-cores 1 --worker-memory 1g
 
-The Connect server runs on it with `spark-router connect-server start --master spark://127.0.0.1:7077`, standalone
-runs with SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077. The master's JSON (http://127.0.0.1:<ui port>/json/)
-says which workers are alive and which applications hold their cores.
+The Connect server runs on it with `spark-router connect-server start --master spark://127.0.0.1:7077`,
+standalone runs with SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077. The master's JSON
+(http://127.0.0.1:<ui port>/json/) says which workers are alive and which applications hold their cores.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ MASTER_CLASS = "org.apache.spark.deploy.master.Master"
 WORKER_CLASS = "org.apache.spark.deploy.worker.Worker"
 DEFAULT_PORT = 7077
 DEFAULT_UI_PORT = 8080
-# Heap of the Master and Worker JVMs themselves (Spark's default is 1g each); applications' executors are sized
-# by the applications, within what each worker offers (--worker-cores, --worker-memory).
+# Heap of the Master and Worker JVMs themselves (Spark's default is 1g each); applications' executors are
+# sized by the applications, within what each worker offers (--worker-cores, --worker-memory).
 DAEMON_MEMORY = "256m"
 
 
@@ -93,8 +93,8 @@ def master_json(ui_url: str, timeout_s: float = 5) -> dict:
 
 
 def executor_slots(settings: Settings, master: str, executor_cores: int, executor_memory: str) -> int | None:
-    """How many executors of this size the cluster of `spark-router cluster` at `master` has room for; None when
-    `master` is not that cluster."""
+    """How many executors of this size the cluster of `spark-router cluster` at `master` has room for; None
+    when `master` is not that cluster."""
     state = read_state(settings)
     if state is None or master.rstrip("/") not in (state.master_url, f"spark://localhost:{state.port}"):
         return None
@@ -111,7 +111,8 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
         raise ClusterError("--workers and --worker-cores must be at least 1")
     try:
         if parse_size(worker_memory) < parse_size("512m"):
-            raise ClusterError(f"--worker-memory {worker_memory} is too small to hold an executor: give at least 512m")
+            raise ClusterError(f"--worker-memory {worker_memory} is too small to hold an executor: give at "
+                               "least 512m")
     except ValueError as exc:
         raise ClusterError(f"--worker-memory: {exc}") from exc
     deadline = time.monotonic() + timeout_s
@@ -122,7 +123,8 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
             progress(f"cluster already running at {running.master_url} (master pid {running.master_pid}, "
                      f"UI {running.ui_url}): `spark-router cluster stop` first to change it")
             return running
-        progress(f"cluster running at {running.master_url}; starting again {len(gone)} worker(s) that are gone")
+        progress(f"cluster running at {running.master_url}; starting again {len(gone)} worker(s) that are "
+                 "gone")
         before = {w["id"] for w in master_json(running.ui_url).get("workers", [])}
         for index in gone:
             running.worker_pids[index] = _start_worker(settings, running, index).pid
@@ -142,10 +144,13 @@ def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_me
                          worker_memory=worker_memory, started_at=datetime.now(timezone.utc).isoformat(),
                          master_pid=master.pid)
     _save(settings, state)
-    progress(f"starting the master (pid {master.pid}) at {state.master_url}, UI {state.ui_url}, logs in {base / 'logs'}")
+    progress(f"starting the master (pid {master.pid}) at {state.master_url}, UI {state.ui_url}, logs in "
+             f"{base / 'logs'}")
     try:
-        _wait(lambda: _master_up(state, master, master_log), deadline, f"the master's UI at {state.ui_url}", master_log)
-        progress(f"master up; starting {workers} worker(s) of {worker_cores} core(s) and {worker_memory} each")
+        _wait(lambda: _master_up(state, master, master_log), deadline, f"the master's UI at {state.ui_url}",
+              master_log)
+        progress(f"master up; starting {workers} worker(s) of {worker_cores} core(s) "
+                 f"and {worker_memory} each")
         state.worker_pids = [_start_worker(settings, state, index).pid for index in range(workers)]
         _save(settings, state)
         _wait_for_workers(settings, state, deadline, progress, expected=workers)
@@ -178,7 +183,8 @@ def _start_worker(settings: Settings, state: ClusterState, index: int) -> subpro
     return _spawn([_spark_class(), WORKER_CLASS, "--host", "127.0.0.1", "--cores", str(state.worker_cores),
                    "--memory", state.worker_memory, "--webui-port", "0", "--work-dir", str(work_dir),
                    state.master_url],
-                  {**_env(settings), "SPARK_LOCAL_DIRS": str(local_dir)}, base / "logs" / f"worker-{index}.log")
+                  {**_env(settings), "SPARK_LOCAL_DIRS": str(local_dir)},
+                  base / "logs" / f"worker-{index}.log")
 
 
 def _wait_for_workers(settings: Settings, state: ClusterState, deadline: float, progress, expected: int,
@@ -207,8 +213,8 @@ def _spawn(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
         log.flush()
         # Its own process group: `stop` signals the JVM with its children (a worker's executors) by it, and a
         # Ctrl-C in the starting terminal does not reach it.
-        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
 
 
 def _save(settings: Settings, state: ClusterState) -> None:
@@ -241,28 +247,30 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
         state = None
     pids = [] if state is None else [*state.worker_pids, state.master_pid]
     running = [pid for pid in pids if pid_alive(pid)]
-    if not running:
+    if state is None or not running:
         path.unlink(missing_ok=True)
         progress("cluster is not running")
         return False
     stop_groups(running, timeout_s, progress)
     path.unlink(missing_ok=True)
-    progress(f"cluster stopped ({len(running) - 1 if state.master_pid in running else len(running)} worker(s) "
-             f"and the master)")
+    progress(f"cluster stopped ({len(running) - 1 if state.master_pid in running else len(running)} "
+             f"worker(s) and the master)")
     return True
 
 
 
 
 def status(settings: Settings) -> dict:
-    """The cluster as the master sees it: workers with their cores and memory used and free, applications running."""
+    """The cluster as the master sees it: workers with their cores and memory used and free, applications
+    running."""
     state = read_state(settings)
     if state is None:
         return {"running": False, "state_dir": str(cluster_dir(settings))}
     master = master_json(state.ui_url)
     workers = [{"id": w["id"], "state": w["state"], "host": f"{w['host']}:{w['port']}",
                 "cores": w["cores"], "cores_used": w["coresused"], "cores_free": w["coresfree"],
-                "memory_mb": w["memory"], "memory_used_mb": w["memoryused"], "memory_free_mb": w["memoryfree"]}
+                "memory_mb": w["memory"], "memory_used_mb": w["memoryused"],
+                "memory_free_mb": w["memoryfree"]}
                for w in master.get("workers", [])]
     apps = [{"id": a["id"], "name": a["name"], "state": a["state"], "cores": a["cores"],
              "memory_per_executor_mb": a.get("memoryperexecutor", a.get("memoryperslave")),
@@ -270,12 +278,14 @@ def status(settings: Settings) -> dict:
              "duration_s": round(a["duration"] / 1000, 1)}
             for a in master.get("activeapps", [])]
     alive = [w for w in workers if w["state"] == "ALIVE"]
-    return {"running": True, "master_url": state.master_url, "ui_url": state.ui_url, "since": state.started_at,
-            "master_pid": state.master_pid, "logs": str(cluster_dir(settings) / "logs"),
-            "workers_alive": len(alive), "workers_started": state.workers,
-            "cores": sum(w["cores"] for w in alive), "cores_used": sum(w["cores_used"] for w in alive),
-            "memory_mb": sum(w["memory_mb"] for w in alive), "memory_used_mb": sum(w["memory_used_mb"] for w in alive),
-            "workers": workers, "apps": apps, "completed_apps": len(master.get("completedapps", []))}
+    return {"running": True, "master_url": state.master_url, "ui_url": state.ui_url,
+            "since": state.started_at, "master_pid": state.master_pid,
+            "logs": str(cluster_dir(settings) / "logs"), "workers_alive": len(alive),
+            "workers_started": state.workers, "cores": sum(w["cores"] for w in alive),
+            "cores_used": sum(w["cores_used"] for w in alive),
+            "memory_mb": sum(w["memory_mb"] for w in alive),
+            "memory_used_mb": sum(w["memory_used_mb"] for w in alive), "workers": workers, "apps": apps,
+            "completed_apps": len(master.get("completedapps", []))}
 
 
 def _tail(path: Path, lines: int = 20) -> str:

@@ -59,8 +59,9 @@ _CORE_FIELDS = itemgetter("task_time_ms", "shuffle_write_bytes", "disk_spilled_b
 def summary_from_json(entry: Mapping) -> RunSummary:
     """A stored summary (a dict from App.recent_runs) as a RunSummary; entries from before 0008 lack the new
     fields, which are then unknown."""
-    return RunSummary(*_CORE_FIELDS(entry), entry.get("mode"), entry.get("startup_ms"), entry.get("executors"),
-                      entry.get("executor_core_s"))
+    task, shuffle, spill, peak, duration = _CORE_FIELDS(entry)
+    return RunSummary(task, shuffle, spill, peak, duration, entry.get("mode"), entry.get("startup_ms"),
+                      entry.get("executors"), entry.get("executor_core_s"))
 
 
 def median(values: Iterable[float]) -> float | None:

@@ -141,10 +141,12 @@ def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None
     if source is None:
         return None
     cross = app.standalone is None
-    measured = cluster.standalone_startup.median_s if cluster.standalone_startup else None
-    if measured is None and (cross or source.startup_s is None):
+    # The start-up it would pay now: the cluster's as measured, else (an app seen standalone) its own.
+    startup = cluster.standalone_startup.median_s if cluster.standalone_startup else None
+    if startup is None and not cross:
+        startup = source.startup_s
+    if startup is None:
         return None
-    startup = measured if measured is not None else source.startup_s
     granted = cores or cluster.standalone_executor_cores or 1.0
     if not cross:
         work = source.work_s

@@ -82,6 +82,19 @@
     return `${Math.floor(v / 86400)} d ${Math.round((v % 86400) / 3600)} h`;
   }
 
+  // What was predicted for the mode a run went to, and (once it ended) what it did, with the errors.
+  function predictedCell(predicted, actual) {
+    if (!predicted) return h("span", { class: "muted", text: "–" });
+    const guess = `${seconds(predicted.wall_s)} · ${num(Math.round(predicted.core_s))} core-s`;
+    const title = `±${Math.round(predicted.uncertainty * 100)} %, ${predicted.basis}`;
+    if (!actual || actual.status !== "succeeded") return h("span", { class: "nowrap", title, text: guess });
+    const err = (value) => value === null || value === undefined ? "" : ` (${value > 0 ? "+" : ""}${Math.round(value)} %)`;
+    const core = actual.core_s === null || actual.core_s === undefined ? "–" : num(Math.round(actual.core_s));
+    return h("span", { class: "nowrap", title, "data-testid": "prediction" }, guess,
+      h("div", { class: "muted small", text: `actual ${seconds(actual.wall_s)} · ${core} core-s` +
+        ` · error${err(actual.wall_error_pct)}${err(actual.core_s_error_pct)}` }));
+  }
+
   function pct(value) {
     return value === null || value === undefined ? "–" : `${(value * 100).toFixed(value < 0.1 ? 1 : 0)} %`;
   }
@@ -394,7 +407,8 @@
     const share = pool.capacity_cores > 0 ? Math.min(1, pool.in_flight_cores / pool.capacity_cores) : 1;
     return h("span", { "data-testid": "load", title: `capacity: ${pool.capacity_source}` },
       h("span", { class: "load-bar" }, h("span", { class: share >= 1 ? "full" : null, style: `width:${Math.round(share * 100)}%` })),
-      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")} · `,
+      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")}` +
+      (pool.max_runs ? ` of ${num(pool.max_runs)}` : "") + " · ",
       h("strong", { text: `${pool.free_cores.toFixed(1)} free` }));
   }
 
@@ -469,11 +483,12 @@
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer, accuracy, queue] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
       api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/quarantine", { limit: 5 }),
       api("/executors", { minutes: 60 }), api("/decisions/by-server", { days: win.days }),
+      api("/predictions", { days: Math.max(1, win.days) }), api("/queue"),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
@@ -490,6 +505,15 @@
           : h("div", { class: "card error", "data-testid": "no-server" },
             "No Connect server has sent a heartbeat: every auto decision goes standalone (rule server-unhealthy). ",
             "Check that the server runs with the router's listener and reaches this router.")),
+      section("Admission queue", h("span", { class: "muted", "data-testid": "queue-total",
+        text: `${plural(queue.filter((q) => q.live).length, "run")} waiting for room on a Connect server` }), table([
+        { title: "Position", cls: "num", cell: (q) => (q.position ? num(q.position) : h("span", { class: "muted", text: "gave up" })) },
+        { title: "App", cell: (q) => appLink(q.app_id) },
+        { title: "Run", cls: "nowrap", cell: (q) => runLink(q.run_id) },
+        { title: "Waited", cls: "num", cell: (q) => seconds(q.waited_s) },
+        { title: "Predicted wait", cls: "num", cell: (q) => (q.predicted_wait_s == null ? "–" : seconds(q.predicted_wait_s)) },
+        { title: "Standalone at", cls: "nowrap", cell: (q) => time(q.deadline_at) },
+      ], queue, { testid: "queue", empty: "No run waits: every run found room, or went standalone." })),
       section(`Last ${windowName}`, windows,
         h("div", { class: "tiles", "data-testid": "summary" },
           tile("Decisions", num(summary.decisions), `${num(summary.connect)} connect · ${num(summary.standalone)} standalone`),
@@ -533,8 +557,17 @@
         { title: "Server", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.server_id || "–" }) },
         { title: "Rule", cls: "nowrap", cell: (d) => h("span", { class: "mono", text: d.rule }) },
         { title: "Status", cell: (d) => badge(d.status) },
+        { title: "Predicted → actual", cell: (d) => predictedCell(d.predicted, d.actual) },
         { title: "Why", cell: (d) => h("span", { class: "muted", text: d.reason || "" }) },
       ], recent, { testid: "recent", empty: "No decision yet." })),
+      section("Prediction accuracy", h("span", { class: "muted",
+        text: "succeeded runs against what was predicted for the mode they ran in · GET /api/v1/predictions/accuracy" }), table([
+        { title: "App", cell: (a) => a.app_id ? appLink(a.app_id) : h("strong", { text: "all apps" }) },
+        { title: "Mode", cell: (a) => badge(a.mode) },
+        { title: "Runs", cls: "num", cell: (a) => num(a.runs) },
+        { title: "Wall time: median abs. error", cls: "num", cell: (a) => a.wall_median_abs_error_pct === null ? "–" : `${a.wall_median_abs_error_pct} %` },
+        { title: "Core-s: median abs. error", cls: "num", cell: (a) => a.core_s_median_abs_error_pct === null ? "–" : `${a.core_s_median_abs_error_pct} %` },
+      ], [...accuracy.overall, ...accuracy.apps], { testid: "accuracy", empty: "No prediction has met its run yet." })),
       section("Restarts", null, table([
         { title: "Server", cell: (r) => h("span", { class: "mono", text: r.server_id }) },
         { title: "Requested", cls: "nowrap", cell: (r) => time(r.requested_at) },
@@ -566,6 +599,7 @@
       { title: "Status", cell: (r) => badge(r.status) },
       { title: "Rule", cls: "nowrap", cell: (r) => h("span", { class: "mono", text: r.decision ? r.decision.rule : "–" }) },
       { title: "Duration", cls: "num", cell: (r) => millis(r.duration_ms) },
+      { title: "Predicted → actual", cell: (r) => predictedCell(r.decision && r.decision.predicted, r.decision && r.decision.actual) },
       { title: "Task time", cls: "num", cell: (r) => millis(r.executor_run_time_ms) },
       { title: "Shuffle write", cls: "num", cell: (r) => bytes(r.shuffle_write_bytes) },
       { title: "Disk spill", cls: "num", cell: (r) => bytes(r.disk_spilled_bytes) },

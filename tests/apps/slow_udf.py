@@ -20,6 +20,7 @@ def slow_square(x):
 
 
 print("STARTED", flush=True)
-total = spark.range(0, 2 * seconds, 1, 2).select(slow_square("id").alias("sq")).agg(F.sum("sq")).collect()[0][0]
+squares = spark.range(0, 2 * seconds, 1, 2).select(slow_square("id").alias("sq"))
+total = squares.agg(F.sum("sq")).collect()[0][0]
 print("RESULT", total)
 spark.stop()

@@ -10,8 +10,9 @@ from client_runtime.session import connect_session
 
 url, app_id, run_id = sys.argv[1:4]
 spark = connect_session(url, {"spark.router.appId": app_id, "spark.router.runId": run_id,
-                              # Per-session SQL confs: buffer at most 10,000 rows in memory, then spill (about 20 spill files per
-                              # partition: many more and merging them needs more heap than a small server has).
+                              # Per-session SQL confs: buffer at most 10,000 rows in memory, then spill (about
+                              # 20 spill files per partition: many more and merging them needs more heap than
+                              # a small server has).
                               "spark.sql.windowExec.buffer.in.memory.threshold": "10000",
                               "spark.sql.windowExec.buffer.spill.threshold": "10000",
                               "spark.sql.shuffle.partitions": "2"})

@@ -6,7 +6,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 spark = SparkSession.builder.appName("store_totals").getOrCreate()
-orders = spark.read.csv(sys.argv[1] if len(sys.argv) > 1 else "data/orders.csv", header=True, inferSchema=True)
+orders = spark.read.csv(sys.argv[1] if len(sys.argv) > 1 else "data/orders.csv", header=True,
+                        inferSchema=True)
 totals = orders.groupBy("store").agg(F.sum("amount").alias("total")).orderBy("store").collect()
 print("RESULT", [(row["store"], row["total"]) for row in totals])
 spark.stop()

@@ -89,3 +89,21 @@ def test_the_client_image_does_not_copy_the_service():
     ignore = (REPO / "docker" / "client.Dockerfile.dockerignore").read_text()
     assert "COPY client_runtime/" in dockerfile and "service/" not in dockerfile
     assert "!client_runtime/" in ignore and "service" not in ignore
+
+
+def test_decide_prints_what_the_answer_predicts():
+    from client_runtime.cli import prediction_lines
+
+    predictions = {
+        "connect": {"wall_s": 42.4, "core_s": 40.1, "uncertainty": 0.2, "basis": "3 Connect runs", "startup_s": 2,
+                    "cores": 1, "server_id": "connect-1"},
+        "standalone": {"wall_s": 95, "core_s": 180, "uncertainty": 0.7, "cores": 2, "startup_s": 38.2,
+                       "basis": "from 3 Connect runs (not seen in the other mode)", "server_id": None},
+        "note": None}
+    assert prediction_lines(predictions) == [
+        "predicted connect: 42 s and 40 executor core-s ±20% (on connect-1; from 3 Connect runs)",
+        ("predicted standalone: 95 s and 180 executor core-s ±70% (incl. 38 s start-up, 2 cores; from 3 Connect runs "
+        "(not seen in the other mode))")]
+    assert prediction_lines({"connect": None, "standalone": None, "note": "No successful run yet."}) == [
+        "predictions: No successful run yet."]
+    assert prediction_lines(None) == []

@@ -1,5 +1,5 @@
-"""The compatibility check of jars, on class files javac compiles here: what it finds, named by class, method and
-source line, and the bytecode it must walk to get there."""
+"""The compatibility check of jars, on class files javac compiles here: what it finds, named by class, method
+and source line, and the bytecode it must walk to get there."""
 
 from __future__ import annotations
 
@@ -112,7 +112,8 @@ def jars(tmp_path_factory) -> dict[str, Path]:
     for name, text in (("Job", JOB), ("Helper", HELPER), ("Unused", UNUSED), ("Ready", READY)):
         (sources / f"{name}.java").write_text(text)
     everything = [sources / f"{name}.java" for name in ("Job", "Helper", "Unused")]
-    ready = compile_jar(base / "ready.jar", [sources / "Ready.java"], jvm.compile_classpath(settings), "acme.Ready")
+    ready = compile_jar(base / "ready.jar", [sources / "Ready.java"], jvm.compile_classpath(settings),
+                        "acme.Ready")
     return {"job": compile_jar(base / "job.jar", everything, jvm.classic_classpath(settings), "acme.Job"),
             "plain": compile_jar(base / "plain.jar", everything, jvm.classic_classpath(settings)),
             "ready": ready}
@@ -127,12 +128,14 @@ def test_findings_name_the_class_method_and_line(jars):
         ("Job.java", line_of(JOB, "count"), "acme.Job.main uses JavaRDD.count()"),
         ("Helper.java", line_of(HELPER, "javaRDD"), "acme.Helper.rows uses Dataset.javaRDD()"),
         ("Helper.java", line_of(HELPER, "javaRDD"), "acme.Helper.rows uses JavaRDD.count()"),
-        ("Helper.java", line_of(HELPER, "lambda"), "acme.Helper.later (lambda) uses classic.SparkSession.sessionState()"),
+        ("Helper.java", line_of(HELPER, "lambda"), "acme.Helper.later (lambda) uses "
+                                                   "classic.SparkSession.sessionState()"),
     }
     first = jar_check.check_jar(jars["job"])[0]
     assert first.path == f"{jars['job']}!acme/Helper.java" and "RDD" in first.why
     # As the router stores it: the file, line and what, for the decision's reason.
-    assert str(first).startswith(f"{jars['job']}!acme/Helper.java:{line_of(HELPER, 'javaRDD')}: acme.Helper.rows")
+    assert str(first).startswith(f"{jars['job']}!acme/Helper.java:{line_of(HELPER, 'javaRDD')}: "
+                                 "acme.Helper.rows")
 
 
 def test_only_the_classes_the_main_class_uses_are_checked(jars):
@@ -142,7 +145,8 @@ def test_only_the_classes_the_main_class_uses_are_checked(jars):
     every = jar_check.check_jar(jars["plain"])
     assert ("acme.Unused uses AbstractJavaRDDLike.count()", 0) in {(f.what, f.line) for f in every}
     # A main class given: what it uses, whatever the manifest says.
-    assert [f.what for f in jar_check.check_jar(jars["job"], "acme.Unused")] == ["acme.Unused uses AbstractJavaRDDLike.count()"]
+    found = jar_check.check_jar(jars["job"], "acme.Unused")
+    assert [f.what for f in found] == ["acme.Unused uses AbstractJavaRDDLike.count()"]
     with pytest.raises(ClassFileError, match="has no class acme.Nope"):
         jar_check.check_jar(jars["job"], "acme.Nope")
 
@@ -161,11 +165,13 @@ def test_a_connect_ready_jar_passes_and_compat_dispatches_jars(jars):
     (Reference("org/apache/spark/sql/SparkSession", "createDataFrame",
                "(Lorg/apache/spark/api/java/JavaRDD;Ljava/lang/Class;)Lorg/apache/spark/sql/Dataset;", True),
      "SparkSession.createDataFrame()", True),  # a supported method with an RDD in its signature
-    (Reference("org/apache/spark/sql/SparkSession", "sqlContext", "()Lorg/apache/spark/sql/SQLContext;", True),
+    (Reference("org/apache/spark/sql/SparkSession", "sqlContext", "()Lorg/apache/spark/sql/SQLContext;",
+               True),
      "SparkSession.sqlContext()", True),
     (Reference("org/apache/spark/sql/SparkSession", "sharedState", "()Ljava/lang/Object;", True),
      "SparkSession.sharedState()", True),
-    (Reference("org/apache/spark/api/java/JavaSparkContext", "<init>", "(Lorg/apache/spark/SparkConf;)V", True),
+    (Reference("org/apache/spark/api/java/JavaSparkContext", "<init>", "(Lorg/apache/spark/SparkConf;)V",
+               True),
      "new JavaSparkContext", True),
     (Reference("org/apache/spark/sql/Dataset", "foreachPartition",
                "(Lorg/apache/spark/api/java/function/ForeachPartitionFunction;)V", True),
@@ -179,9 +185,9 @@ def test_what_is_unsupported(reference, what, unsupported):
 
 
 def test_the_bytecode_walk_on_sparks_own_classes():
-    """Every instruction that names a constant names one of the kind its opcode takes, in every method of a jar
-    of Scala-compiled code (switches, wide, invokedynamic): a wrong instruction length would read operands as
-    opcodes."""
+    """Every instruction that names a constant names one of the kind its opcode takes, in every method of a
+    jar of Scala-compiled code (switches, wide, invokedynamic): a wrong instruction length would read operands
+    as opcodes."""
     expected = {0xb6: {10, 11}, 0xb7: {10, 11}, 0xb8: {10, 11}, 0xb9: {11}, 0xba: {18}, 0xb2: {9}, 0xb3: {9},
                 0xb4: {9}, 0xb5: {9}, 0xbb: {7}, 0xbd: {7}, 0xc0: {7}, 0xc1: {7}, 0xc5: {7},
                 0x12: {3, 4, 7, 8, 15, 16, 17}, 0x13: {3, 4, 7, 8, 15, 16, 17}, 0x14: {5, 6, 17}}

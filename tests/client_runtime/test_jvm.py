@@ -43,7 +43,8 @@ def test_compile_classpath_is_the_helper_and_sparks_api(settings):
 def test_connect_classpath_is_the_client_without_classic_spark(settings):
     classpath = jvm.connect_classpath(settings)
     assert classpath[0] == settings.session_jar
-    assert classpath[1].name.startswith("spark-connect-client-jvm_") and classpath[1].parent.name == "connect-repl"
+    assert classpath[1].name.startswith("spark-connect-client-jvm_")
+    assert classpath[1].parent.name == "connect-repl"
     jars = names(classpath)
     # As Spark's launcher leaves them out of a remote shell: the builder then makes Connect sessions.
     assert not [name for name in jars if name.startswith(jvm.NOT_IN_CONNECT_CLIENT)]
@@ -91,8 +92,8 @@ def test_a_jar_as_the_app(tmp_path):
     named = tmp_path / "named.jar"
     with zipfile.ZipFile(named, "w") as archive:
         # Manifest lines wrap at 72 bytes, continued after one space.
-        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nMain-Class: com.acme.very.long.packag\r\n"
-                                                 " e.Main\r\n\r\n")
+        archive.writestr("META-INF/MANIFEST.MF", "Manifest-Version: 1.0\r\nMain-Class: "
+                                                 "com.acme.very.long.packag\r\n e.Main\r\n\r\n")
     resolved = artifacts.resolve(str(named), work)
     assert (resolved.main_class, resolved.main, resolved.artifacts) == (
         "com.acme.very.long.package.Main", named.resolve(), [named.resolve()])
@@ -113,26 +114,29 @@ def test_a_jar_as_the_app(tmp_path):
 
 
 def test_cli_classpath_and_bad_jvm_runs(tmp_path):
-    printed = subprocess.run([SPARK_ROUTER, "classpath"], capture_output=True, text=True, timeout=60, check=False)
+    printed = subprocess.run([SPARK_ROUTER, "classpath"], capture_output=True, text=True, timeout=60,
+                             check=False)
     assert printed.returncode == 0, printed.stderr
     jars = printed.stdout.strip().split(os.pathsep)
     assert jars[0].endswith("spark-router-session.jar") and all(Path(jar).is_file() for jar in jars)
-    connect = subprocess.run([SPARK_ROUTER, "classpath", "--connect"], capture_output=True, text=True, timeout=60,
-                             check=False)
+    connect = subprocess.run([SPARK_ROUTER, "classpath", "--connect"], capture_output=True, text=True,
+                             timeout=60, check=False)
     assert "spark-connect-client-jvm_" in connect.stdout and "/spark-sql_" not in connect.stdout
-    missing = subprocess.run([SPARK_ROUTER, "classpath"], env={**os.environ, "SPARK_ROUTER_SESSION_JAR": "/nope.jar"},
-                             capture_output=True, text=True, timeout=60, check=False)
+    missing = subprocess.run([SPARK_ROUTER, "classpath"],
+                             env={**os.environ, "SPARK_ROUTER_SESSION_JAR": "/nope.jar"}, capture_output=True,
+                             text=True, timeout=60, check=False)
     assert missing.returncode == 1 and missing.stderr.startswith("error: the session helper jar /nope.jar")
 
     unnamed = tmp_path / "unnamed.jar"
     with zipfile.ZipFile(unnamed, "w") as archive:
         archive.writestr("com/acme/Main.class", b"")
-    env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state"), "SPARK_ROUTER_URL": "http://127.0.0.1:9"}
+    env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state"),
+           "SPARK_ROUTER_URL": "http://127.0.0.1:9"}
     for args, message in ((["--app-id", "a", str(unnamed)], "names no Main-Class"),
                           (["--app-id", "a", "--class", "com.acme.Main", str(tmp_path / "app.py")],
                            "is for a .jar app")):
-        result = subprocess.run([SPARK_ROUTER, "run", *args], env=env, capture_output=True, text=True, timeout=60,
-                                check=False)
+        result = subprocess.run([SPARK_ROUTER, "run", *args], env=env, capture_output=True, text=True,
+                                timeout=60, check=False)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
@@ -140,10 +144,10 @@ JVM_UNSUPPORTED = textwrap.dedent("""\
     Exception in thread "main" org.apache.spark.SparkUnsupportedOperationException: [UNSUPPORTED_CONNECT_FEATURE.SESSION_SPARK_CONTEXT] Feature is not supported in Spark Connect: Access to the SparkContext. SQLSTATE: 0A000
     \tat org.apache.spark.sql.connect.ConnectClientUnsupportedErrors$.unsupportedFeatureException(ConnectClientUnsupportedErrors.scala:27)
     \tat org.apache.spark.sql.connect.SparkSession.sparkContext(SparkSession.scala:107)
-    \tat demo.UsesSc.main(UsesSc.java:9)""").splitlines()
+    \tat demo.UsesSc.main(UsesSc.java:9)""").splitlines()  # noqa: E501 - Spark's output, verbatim
 JVM_NO_ARTIFACT = textwrap.dedent("""\
     Exception in thread "main" org.apache.spark.SparkException: org.apache.spark.SparkClassNotFoundException: [INTERNAL_ERROR] Failed to load class: demo.Plain. Make sure the artifact where the class is defined is installed by calling session.addArtifact. SQLSTATE: XX000
-    \tSuppressed: org.apache.spark.sql.connect.client.SparkConnectOperationIdException: Spark Connect operation ID: f6550a12""").splitlines()
+    \tSuppressed: org.apache.spark.sql.connect.client.SparkConnectOperationIdException: Spark Connect operation ID: f6550a12""").splitlines()  # noqa: E501 - Spark's output, verbatim
 JVM_SERVER_GONE = ["org.sparkproject.io.grpc.StatusRuntimeException: UNAVAILABLE: io exception"]
 JVM_APP_ERROR = textwrap.dedent("""\
     Exception in thread "main" java.lang.IllegalArgumentException: bad input: expected 11 rows, found 10
@@ -169,7 +173,8 @@ HARNESS = textwrap.dedent("""\
     public class Harness {
         public static void main(String[] args) {
             try {
-                System.out.println("CONFS " + RouterSession.parseConfs(System.getenv("SPARK_ROUTER_SESSION_CONFS")));
+                String confs = System.getenv("SPARK_ROUTER_SESSION_CONFS");
+                System.out.println("CONFS " + RouterSession.parseConfs(confs));
             } catch (IllegalArgumentException e) {
                 System.out.println("CONFS " + e.getMessage());
             }
@@ -199,7 +204,8 @@ def test_session_helper_reads_the_launchers_environment(settings, tmp_path):
                                  "io.sparkrouter.session.Harness"], env={**base, **env}, capture_output=True,
                                 text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
-        return [line for line in result.stdout.splitlines() if line.startswith(("CONFS", "CONNECT", "BUILDER"))]
+        return [line for line in result.stdout.splitlines()
+                if line.startswith(("CONFS", "CONNECT", "BUILDER"))]
 
     expected_confs = "CONFS {" + ", ".join(f"{key}={value}" for key, value in confs.items()) + "}"
     assert harness(SPARK_ROUTER_MODE="connect") == [

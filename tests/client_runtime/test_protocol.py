@@ -35,16 +35,19 @@ def test_a_rerun_settles_every_end_of_a_run():
 
 
 def test_resources_leave_out_what_is_unset_and_name_what_spark_submit_takes():
-    assert protocol.resources(executor_memory="2g", num_executors=0) == {"executor_memory": "2g", "num_executors": 0}
+    assert protocol.resources(executor_memory="2g", num_executors=0) == {"executor_memory": "2g",
+                                                                         "num_executors": 0}
     assert protocol.RESOURCE_NAMES == ("driver_memory", "executor_memory", "driver_cores", "executor_cores",
                                        "num_executors")
 
 
 def test_a_decision_answer_is_typed_and_keeps_what_the_router_sent():
     sent = {"run_id": "r1", "app_id": "etl.a", "mode": "connect", "rule": "default",
-            "reasons": [{"rule": "default", "metric": None, "observed": None, "threshold": None, "message": "why"}],
-            "connect_url": "sc://h:15002", "server_id": "s1", "session_confs": protocol.session_confs("etl.a", "r1"),
-            "policy_version": "p1", "decided_at": "2026-12-04T19:00:00Z", "dry_run": False, "added_later": 1}
+            "reasons": [{"rule": "default", "metric": None, "observed": None, "threshold": None,
+                         "message": "why"}],
+            "connect_url": "sc://h:15002", "server_id": "s1",
+            "session_confs": protocol.session_confs("etl.a", "r1"), "policy_version": "p1",
+            "decided_at": "2026-12-04T19:00:00Z", "dry_run": False, "added_later": 1}
     answer = protocol.DecisionAnswer.from_json(sent)
     assert answer.mode == "connect" and answer.reasons[0].message == "why" and answer.server_id == "s1"
     assert answer.session_confs == {"spark.router.appId": "etl.a", "spark.router.runId": "r1"}

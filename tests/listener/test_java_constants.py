@@ -1,5 +1,6 @@
-"""The listener's Java constants are the wire contract's (client_runtime/protocol.py): the session confs it reads
-and the lengths it cuts ids and texts to. Read from the Java source, so that neither side can drift alone."""
+"""The listener's Java constants are the wire contract's (client_runtime/protocol.py): the session confs it
+reads and the lengths it cuts ids and texts to. Read from the Java source, so that neither side can drift
+alone."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def test_the_session_confs_the_listener_reads_are_the_protocols():
 
 
 @pytest.mark.parametrize("java, python", [
-    ("APP_ID_MAX", "APP_ID_MAX"), ("RUN_ID_MAX", "RUN_ID_MAX"), ("CONNECT_SESSION_ID_MAX", "CONNECT_SESSION_ID_MAX"),
+    ("APP_ID_MAX", "APP_ID_MAX"), ("RUN_ID_MAX", "RUN_ID_MAX"),
+    ("CONNECT_SESSION_ID_MAX", "CONNECT_SESSION_ID_MAX"),
     ("CONNECT_OPERATION_ID_MAX", "CONNECT_OPERATION_ID_MAX"), ("CONNECT_USER_ID_MAX", "CONNECT_USER_ID_MAX"),
     ("NAME_MAX", "STAGE_NAME_MAX"), ("FAILURE_REASON_MAX", "FAILURE_REASON_MAX"),
 ])

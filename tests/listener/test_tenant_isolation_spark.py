@@ -30,8 +30,13 @@ def test_a_nul_in_one_tenants_failure_never_holds_another_tenants_stages(connect
     # Tenant B runs while tenant A's failed stage is on its way (or already refused): 2 stages, 40 records.
     finish(start_client("shuffle_client.py", connect_server.url, *other))
     finished_at = time.monotonic()
-    run = wait_until(lambda: (found := run_of(router, other[0], other[1])) and found["num_stages"] >= 2 and found,
-                     FLUSH_INTERVAL_S + DELIVERY_S, f"tenant B's stages ({other[0]}/{other[1]})", interval_s=0.1)
+
+    def both_stages() -> dict | None:
+        found = run_of(router, other[0], other[1])
+        return found if found and found["num_stages"] >= 2 else None
+
+    run = wait_until(both_stages, FLUSH_INTERVAL_S + DELIVERY_S, f"tenant B's stages ({other[0]}/{other[1]})",
+                     interval_s=0.1)
     arrived_s = time.monotonic() - finished_at
     print(f"tenant B's stages arrived {arrived_s:.2f} s after its client finished")
     assert run["num_stages"] == 2 and run["shuffle_write_records"] == 4 * other[2], run

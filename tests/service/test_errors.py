@@ -63,6 +63,7 @@ def test_healthz_says_unavailable_without_the_drivers_text(tmp_path):
     try:
         with TestClient(app) as client:
             health = client.get("/healthz")
-        assert health.status_code == 503 and health.json() == {"status": "unhealthy", "database": "unavailable"}
+        assert health.status_code == 503 and health.json() == {"status": "unhealthy",
+                                                               "database": "unavailable"}
     finally:
         app.state.engine.dispose()

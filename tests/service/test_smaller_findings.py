@@ -1,9 +1,9 @@
-"""Issue 20, finding 6 (and the quarantine's retention of finding 7): a heartbeat's server_id with a newline forged
-a line in the router's log; ingest took app ids ("", " ", control characters) that decisions refuse; NaN in a
-decision's spark_conf was stored as "nan"; a ui_url with a leading space was stored as sent; "failed needs
-failure_kind" was not in the OpenAPI schema; /metrics listed every server id without a token; the quarantine
-was kept 30 days whatever the operator wanted. (The dashboard's Content-Security-Policy: tests/service/ops/
-test_dashboard.py.)"""
+"""Issue 20, finding 6 (and the quarantine's retention of finding 7): a heartbeat's server_id with a newline
+forged a line in the router's log; ingest took app ids ("", " ", control characters) that decisions refuse;
+NaN in a decision's spark_conf was stored as "nan"; a ui_url with a leading space was stored as sent; "failed
+needs failure_kind" was not in the OpenAPI schema; /metrics listed every server id without a token; the
+quarantine was kept 30 days whatever the operator wanted. (The dashboard's Content-Security-Policy:
+tests/service/ops/ test_dashboard.py.)"""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_a_newline_in_a_server_id_cannot_forge_a_line_of_the_routers_log(tmp_pat
     try:
         with httpx.Client(base_url=router.url, timeout=30) as http:
             sneaky = f"connect-a\n{FORGED}\r\n{FORGED}\u2028x"  # 200 characters at most
-            response = http.post("/api/v1/ingest/heartbeat", json=heartbeat(server_id=sneaky, ui_url="ftp://x"))
+            response = http.post("/api/v1/ingest/heartbeat",
+                                 json=heartbeat(server_id=sneaky, ui_url="ftp://x"))
             assert response.status_code == 200
             unattributed = batch(stage(1, app_id=None, run_id=None), server_id=sneaky)
             assert http.post("/api/v1/ingest/stages", json=unattributed).json()["unattributed"] == 1
@@ -104,12 +105,14 @@ def test_a_non_finite_number_in_spark_conf_is_refused_not_stored(client, value):
 
 def test_finite_numbers_in_spark_conf_are_still_taken_as_text(client):
     response = client.post("/api/v1/decisions", json={"app_id": "etl.orders", "dry_run": True,
-                                                      "spark_conf": {"spark.x": 1.5, "spark.y": 3, "spark.z": True}})
+                                                      "spark_conf": {"spark.x": 1.5, "spark.y": 3,
+                                                                     "spark.z": True}})
     assert response.status_code == 200, response.text
 
 
 def test_failed_needs_failure_kind_is_in_the_openapi_schema(client):
-    """A client reading the schema (schemathesis, a generated client) knows that a failed run needs its kind."""
+    """A client reading the schema (schemathesis, a generated client) knows that a failed run needs its
+    kind."""
     schema = client.get("/openapi.json").json()
     event = schema["components"]["schemas"]["RunEvent"]
     validate = jsonschema.Draft202012Validator(event).is_valid
@@ -135,7 +138,8 @@ def test_failed_needs_failure_kind_is_in_the_openapi_schema(client):
     ("http://spark.example:4040/\x00", None),
 ])
 def test_a_ui_url_is_stored_without_surrounding_whitespace_or_not_at_all(client, sent, kept):
-    response = client.post("/api/v1/ingest/heartbeat", json=heartbeat(ui_url=sent, connect_url=" sc://h:15002 "))
+    response = client.post("/api/v1/ingest/heartbeat",
+                           json=heartbeat(ui_url=sent, connect_url=" sc://h:15002 "))
     assert response.status_code in (200, 422), response.text
     if "\x00" in sent:
         assert response.status_code == 422  # NUL: what the database refuses, as before

@@ -5,6 +5,7 @@ SPARK_ROUTER_MAX_CONNECTIONS connections, closing the idle ones first. With real
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import socket
@@ -23,7 +24,8 @@ LATE_S = 5.0  # how much later than its timeout a close may come on a busy machi
 
 def start_router(tmp_path_factory, name: str, workers: int | None, **settings) -> RouterProcess:
     state = tmp_path_factory.mktemp(name)
-    env = {"SPARK_ROUTER_INGEST_TOKEN": TOKEN, **{f"SPARK_ROUTER_{k.upper()}": str(v) for k, v in settings.items()}}
+    env = {"SPARK_ROUTER_INGEST_TOKEN": TOKEN,
+           **{f"SPARK_ROUTER_{k.upper()}": str(v) for k, v in settings.items()}}
     return RouterProcess(f"sqlite:///{state / 'router.db'}", state, env=env, workers=workers).start()
 
 
@@ -55,7 +57,8 @@ class Client:
     """One connection: `at_once` sent at once, then `dribble` a byte every `every_s`; what the router answered
     and when it closed the connection."""
 
-    def __init__(self, sock: socket.socket, at_once: bytes = b"", dribble: bytes = b"", every_s: float = 0.25):
+    def __init__(self, sock: socket.socket, at_once: bytes = b"", dribble: bytes = b"",
+                 every_s: float = 0.25):
         if at_once:
             sock.sendall(at_once)
         self.sock, self.to_send, self.every_s = sock, dribble, every_s
@@ -97,7 +100,8 @@ def run(clients: list[Client], until_s: float) -> None:
 
 def test_connections_that_never_finish_their_head_are_closed(router):
     """The issue's probe, smaller: connections that send nothing, or a head a byte at a time (never idle long,
-    so no idle timeout would catch them), are closed once the head timeout has passed; the latter get a 408."""
+    so no idle timeout would catch them), are closed once the head timeout has passed; the latter get a
+    408."""
     silent = [Client(connect(router)) for _ in range(20)]
     dribbling = [Client(connect(router), dribble=head(length=2)[:-2] + b"X-Padding: " + b"a" * 200)
                  for _ in range(20)]
@@ -156,10 +160,9 @@ def test_a_slow_client_within_the_timeouts_is_served(router):
 def test_a_head_past_its_size_limit_is_refused(router):
     sock = connect(router)
     sock.setblocking(True)
-    try:  # the router may close the connection before it has read it all
+    # The router may close the connection before it has read it all.
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         sock.sendall(head()[:-2] + b"X-Big: " + b"a" * (MAX_HEAD_BYTES + 1000))
-    except (BrokenPipeError, ConnectionResetError):
-        pass
     sock.setblocking(False)
     client = Client(sock)
     run([client], LATE_S)
@@ -227,12 +230,14 @@ def test_past_the_limit_with_every_connection_busy_new_ones_get_503(limited):
 # ------------------------------------------------------------------------------------------- the address
 
 def test_serve_logs_the_address_it_listens_on(tmp_path):
-    """`spark-router serve --port N` said "router ready on http://127.0.0.1:8765" (SPARK_ROUTER_URL's default)."""
+    """`spark-router serve --port N` said "router ready on http://127.0.0.1:8765" (SPARK_ROUTER_URL's
+    default)."""
     process = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path)
     process.env.pop("SPARK_ROUTER_URL")
     process.start()
     try:
-        log = wait_until(lambda: "router app ready" in process.log_path.read_text() and process.log_path.read_text(),
+        log = wait_until(lambda: "router app ready" in process.log_path.read_text()
+                         and process.log_path.read_text(),
                          10, "the router's log")
     finally:
         process.stop()

@@ -1,6 +1,6 @@
-"""Tokens and the body-size limit before any body is read (issue 13, item 7): a request without its token, or with
-a body past SPARK_ROUTER_MAX_BODY_BYTES, is answered 401 or 413 from its headers, and a huge streamed body never
-makes the router hold it. Against a real `spark-router serve` process."""
+"""Tokens and the body-size limit before any body is read (issue 13, item 7): a request without its token, or
+with a body past SPARK_ROUTER_MAX_BODY_BYTES, is answered 401 or 413 from its headers, and a huge streamed
+body never makes the router hold it. Against a real `spark-router serve` process."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_the_guard_asks_for_the_token_the_routes_ask_for():
     for route in app.routes:
         if not isinstance(route, APIRoute):
             continue
-        needed = {DEPENDENCY_TOKEN[d.dependency] for d in route.dependencies if d.dependency in DEPENDENCY_TOKEN}
+        needed = {DEPENDENCY_TOKEN[d.dependency] for d in route.dependencies
+                  if d.dependency in DEPENDENCY_TOKEN}
         assert len(needed) <= 1, route.path
         assert token_for(route.path) == (needed.pop() if needed else None), route.path
         checked += 1
@@ -64,9 +65,11 @@ def test_401_and_413_are_answered_before_the_body_arrives(guarded):
     big = "Content-Type: application/json\r\nContent-Length: 300000000\r\n"
     assert raw_request(guarded, big) == "HTTP/1.1 401 Unauthorized"
     assert raw_request(guarded, big + "Authorization: Bearer wrong\r\n") == "HTTP/1.1 401 Unauthorized"
-    assert raw_request(guarded, big + f"Authorization: Bearer {TOKEN}\r\n") == "HTTP/1.1 413 Request Entity Too Large"
+    authorized = big + f"Authorization: Bearer {TOKEN}\r\n"
+    assert raw_request(guarded, authorized) == "HTTP/1.1 413 Request Entity Too Large"
     body = b'{"server_id": "s", "spark_app_id": "a", "stages": []}'
-    small = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nAuthorization: Bearer {TOKEN}\r\n"
+    small = (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+             f"Authorization: Bearer {TOKEN}\r\n")
     assert raw_request(guarded, small, body) == "HTTP/1.1 200 OK"
 
 
@@ -132,7 +135,8 @@ def test_a_batch_of_10000_stage_records_fits_the_default_limit(tmp_path):
 
 
 def test_the_limit_is_a_setting(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path, max_body_bytes=1000)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
+                        max_body_bytes=1000)
     app = create_app(settings)
     try:
         with TestClient(app) as client:
@@ -140,7 +144,8 @@ def test_the_limit_is_a_setting(tmp_path):
             assert small.status_code == 200
             large = client.post("/api/v1/ingest/stages", json=batch(*[stage(i) for i in range(20)]))
             assert large.status_code == 413
-            assert large.json() == {"detail": "request body larger than 1,000 bytes (SPARK_ROUTER_MAX_BODY_BYTES)"}
+            assert large.json() == {"detail": "request body larger than 1,000 bytes "
+                                              "(SPARK_ROUTER_MAX_BODY_BYTES)"}
             chunked = client.post("/api/v1/decisions", content=iter([b'{"app_id": "', b"x" * 2000, b'"}']),
                                   headers={"Content-Type": "application/json"})
             assert chunked.status_code == 413
@@ -149,8 +154,8 @@ def test_the_limit_is_a_setting(tmp_path):
 
 
 def test_the_guard_finds_the_endpoint_behind_a_root_path(tmp_path):
-    """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked for
-    before the body is read."""
+    """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked
+    for before the body is read."""
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
                         ingest_token=SecretStr(TOKEN), max_body_bytes=1000)
     app = create_app(settings)

@@ -1,7 +1,7 @@
 """A bounded fuzzing run of the whole API with schemathesis' CLI, against a real router on SQLite and on
-PostgreSQL (issue 13): no request may make it answer 5xx, every status it answers is in the OpenAPI schema, and
-every answer matches its schema. The issue's own run sent ~55,000 requests; this one is held to under a minute
-per database, with a fixed seed."""
+PostgreSQL (issue 13): no request may make it answer 5xx, every status it answers is in the OpenAPI schema,
+and every answer matches its schema. The issue's own run sent ~55,000 requests; this one is held to under a
+minute per database, with a fixed seed."""
 
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ def test_fuzzing_the_api_finds_no_server_error(database, tmp_path):
     assert result.returncode == 0, report
     selected = re.search(r"Selected: (\d+)/\d+", result.stdout)
     tested = re.search(r"Tested: (\d+)", result.stdout)
-    assert selected and tested and tested.group(1) == selected.group(1), report  # every operation was exercised
+    # every operation was exercised
+    assert selected and tested and tested.group(1) == selected.group(1), report
     log = router.log_path.read_text()
     assert "Traceback" not in log, log[-4000:]

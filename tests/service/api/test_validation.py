@@ -1,6 +1,6 @@
-"""Every endpoint refuses what the database would refuse with a 422 in one shape, never a 5xx (issue 13, items 6
-and 9): NUL in stored text, integers past their column, offsets past 2^63, non-finite numbers, values that are
-not integers where integers are meant. On SQLite and PostgreSQL."""
+"""Every endpoint refuses what the database would refuse with a 422 in one shape, never a 5xx (issue 13, items
+6 and 9): NUL in stored text, integers past their column, offsets past 2^63, non-finite numbers, values that
+are not integers where integers are meant. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -49,37 +49,46 @@ CASES = [
     # NUL in text the database stores
     ("PUT", "/api/v1/apps/etl.orders/compatibility",
      {"findings": [{"path": "app.py", "line": 1, "what": "sc", "why": "uses\x00SparkContext"}]}, None, "why"),
-    ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "standalone", "reason": "on\x00call"}, None, "reason"),
-    ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "connect", "server_id": "connect\x00a"}, None, "server_id"),
+    ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "standalone", "reason": "on\x00call"}, None,
+     "reason"),
+    ("PUT", "/api/v1/admin/apps/etl.orders/pin", {"mode": "connect", "server_id": "connect\x00a"}, None,
+     "server_id"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "message": "re\x00started"}, None, "message"),
     ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t\x00",
                                                                        "run_id": "r"}}, None, "task_id"),
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "spark_conf": {"spark.x": "a\x00b"}}, None, "spark.x"),
+    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "spark_conf": {"spark.x": "a\x00b"}}, None,
+     "spark.x"),
     # integers past their column
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t", "run_id": "r",
-                                                                       "try_number": 2**31}}, None, "try_number"),
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t", "run_id": "r",
-                                                                       "try_number": 2**63}}, None, "try_number"),
+    ("POST", "/api/v1/decisions",
+     {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 2**31}},
+     None, "try_number"),
+    ("POST", "/api/v1/decisions",
+     {"app_id": "etl.orders", "airflow": {"dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 2**63}},
+     None, "try_number"),
     ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"executor_memory": 2**64}}, None,
      "executor_memory"),
     ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"executor_memory": "1e400g"}}, None,
      "executor_memory"),
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"executor_memory": float("inf")}}, None,
-     "executor_memory"),
+    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"executor_memory": float("inf")}},
+     None, "executor_memory"),
     # strict integers: not "7", 7.0 or true
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"driver_cores": "7"}}, None, "driver_cores"),
-    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"driver_cores": 7.0}}, None, "driver_cores"),
+    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"driver_cores": "7"}}, None,
+     "driver_cores"),
+    ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"driver_cores": 7.0}}, None,
+     "driver_cores"),
     ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "resources": {"num_executors": True}}, None,
      "num_executors"),
     ("PUT", "/api/v1/apps/etl.orders/compatibility",
      {"findings": [{"path": "app.py", "line": "1", "what": "sc", "why": "x"}]}, None, "line"),
     ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": "7"}, None, "days"),
-    ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": 2**31 - 2}, None, "days"),  # found by schemathesis
+    # found by schemathesis
+    ("POST", "/api/v1/policy/simulate", {"policy": {}, "days": 2**31 - 2}, None, "days"),
     # non-finite numbers
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("inf")}, None, "waited_s"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": float("nan")}, None, "waited_s"),
     ("POST", "/api/v1/admin/restarts", {**RESTART, "waited_s": "HUGE"}, {'"HUGE"': "1e400"}, "waited_s"),
-    ("POST", "/api/v1/admin/restarts", {**RESTART, "requested_at": "0001-01-01T00:00:00+01:00"}, None, "requested_at"),
+    ("POST", "/api/v1/admin/restarts", {**RESTART, "requested_at": "0001-01-01T00:00:00+01:00"}, None,
+     "requested_at"),
     # offsets and limits past 2^63, NUL in query strings and paths
     ("GET", f"/api/v1/apps?offset={2**63}", None, None, "offset"),
     ("GET", f"/api/v1/apps/etl.orders/runs?offset={10**30}", None, None, "offset"),
@@ -124,7 +133,8 @@ def test_values_at_the_edges_are_taken(client, run_id):
                        ).status_code == 200
     assert client.get(f"/api/v1/apps?offset={2**63 - 1}").json() == []
     airflow = {"dag_id": "d" * 250, "task_id": "t" * 250, "run_id": "r" * 250, "try_number": 2**31 - 1}
-    assert client.post("/api/v1/decisions", json={"app_id": "etl.edge", "airflow": airflow}).status_code == 200
+    assert client.post("/api/v1/decisions",
+                       json={"app_id": "etl.edge", "airflow": airflow}).status_code == 200
     assert client.post("/api/v1/admin/restarts", json={**RESTART, "waited_s": 1e300,
                                                        "message": "é" * 10_000}).status_code == 200
 
@@ -135,15 +145,18 @@ def test_no_422_echoes_a_large_input(client):
     for method, path, body in (
             ("POST", "/api/v1/decisions", {"app_id": huge}),
             ("POST", "/api/v1/decisions", {"app_id": "etl.orders", "unknown": {"nested": [huge]}}),
-            ("POST", "/api/v1/ingest/stages", {"server_id": "s", "stages": [{"name": huge}]}),  # no spark_app_id
-            ("POST", "/api/v1/ingest/heartbeat", {"server_id": huge, "spark_app_id": "a", "kind": "connect"})):
+            # no spark_app_id
+            ("POST", "/api/v1/ingest/stages", {"server_id": "s", "stages": [{"name": huge}]}),
+            ("POST", "/api/v1/ingest/heartbeat",
+             {"server_id": huge, "spark_app_id": "a", "kind": "connect"})):
         response = send(client, method, path, body)
         assert_one_422_shape(response)
         assert len(response.content) < 2_000, (path, len(response.content))
 
 
 def test_a_422_with_a_non_finite_or_unencodable_input_is_still_a_422(client):
-    """The input shown must be JSON the answer can hold: NaN and a lone surrogate used to fail the 422 itself."""
+    """The input shown must be JSON the answer can hold: NaN and a lone surrogate used to fail the 422
+    itself."""
     response = send(client, "POST", "/api/v1/admin/restarts", {**RESTART, "outcome": float("nan")})
     assert assert_one_422_shape(response)[0]["input"] == "nan"
     response = client.post("/api/v1/decisions", content=b'{"app_id": "\\ud800"}',
@@ -156,13 +169,15 @@ def test_every_422_has_the_same_shape(client):
     for response in (client.post("/api/v1/policy/simulate", json={"policy": {"history": {"window": 0}}}),
                      client.get("/api/v1/dashboard/decisions", params={"days": 60, "bucket": "hour"}),
                      client.post("/api/v1/decisions", json={"app_id": ""}),
-                     client.post("/api/v1/decisions", content=b"{not json", headers={"content-type": "application/json"})):
+                     client.post("/api/v1/decisions", content=b"{not json",
+                                 headers={"content-type": "application/json"})):
         assert_one_422_shape(response)
 
 
 def test_policy_candidates_with_values_no_duration_can_hold_are_422(client):
-    for policy in ({"capacity": {"in_flight_max_age_s": 1e300}}, {"connect_failures": {"cooldown_days": 1e12}},
-                   {"capacity": {"cores": float("inf")}}, {"version": "v" * 81}):
+    for policy in ({"capacity": {"in_flight_max_age_s": 1e300}},
+                   {"connect_failures": {"cooldown_days": 1e12}}, {"capacity": {"cores": float("inf")}},
+                   {"version": "v" * 81}):
         response = send(client, "POST", "/api/v1/policy/simulate", {"policy": policy})
         assert_one_422_shape(response)
 

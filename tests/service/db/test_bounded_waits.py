@@ -1,8 +1,8 @@
 """Issue 20, finding 2: every wait on the database is bounded (settings db_connect_timeout_s,
 db_statement_timeout_s, db_pool_timeout_s), and every transient cause is answered 503 with Retry-After: a full
-pool (was 500: QueuePool limit reached), a statement past its timeout (was: waited as long as the lock was held),
-a locked SQLite database (was: 30 s), a lock met inside ingest's raw COPY path. /healthz answers within a second.
-The frozen database itself: test_frozen_database.py."""
+pool (was 500: QueuePool limit reached), a statement past its timeout (was: waited as long as the lock was
+held), a locked SQLite database (was: 30 s), a lock met inside ingest's raw COPY path. /healthz answers within
+a second. The frozen database itself: test_frozen_database.py."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from service.app import create_app
 from tests.service.ingest.test_ingest_api import batch, stage
 
 BOUNDS = {"db_connect_timeout_s": 2, "db_statement_timeout_s": 1, "db_pool_timeout_s": 0.5}
-# Answers come within about the bound above (a second or two); the assertions leave room for this shared 2-core
-# machine under load, and stay well under what the old code took: 30 s for the pool and for SQLite's lock, and
-# as long as the lock was held for a statement.
+# Answers come within about the bound above (a second or two); the assertions leave room for this shared
+# 2-core machine under load, and stay well under what the old code took: 30 s for the pool and for SQLite's
+# lock, and as long as the lock was held for a statement.
 WITHIN_S = 12
 
 
@@ -74,13 +74,14 @@ def test_a_statement_past_its_timeout_is_503(bounded):
     """A row lock held elsewhere (an admin's long transaction, say): ingest and decisions for that app wait at
     most the statement timeout."""
     assert bounded.post("/api/v1/ingest/stages", json=batch(stage(1))).status_code == 200
-    blocker = sqlalchemy.create_engine(str(bounded.app.state.engine.url.render_as_string(hide_password=False)))
+    blocker = sqlalchemy.create_engine(bounded.app.state.engine.url.render_as_string(hide_password=False))
     try:
         with blocker.connect() as locking:
             locking.execute(text("SELECT * FROM apps WHERE app_id = 'etl.orders' FOR UPDATE"))
             for send in (lambda: bounded.post("/api/v1/ingest/stages", json=batch(stage(2))),
                          lambda: bounded.post("/api/v1/decisions", json={"app_id": "etl.orders"}),
-                         lambda: bounded.put("/api/v1/admin/apps/etl.orders/pin", json={"mode": "standalone"})):
+                         lambda: bounded.put("/api/v1/admin/apps/etl.orders/pin",
+                                             json={"mode": "standalone"})):
                 elapsed, response = timed(send)
                 assert_503(response)
                 assert elapsed < WITHIN_S, elapsed
@@ -94,11 +95,12 @@ def test_a_statement_past_its_timeout_is_503(bounded):
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_lock_met_in_the_raw_copy_path_is_503_not_500(bounded):
     """The COPY path talks to the driver directly: its errors now go through the same 503 mapping."""
-    blocker = sqlalchemy.create_engine(str(bounded.app.state.engine.url.render_as_string(hide_password=False)))
+    blocker = sqlalchemy.create_engine(bounded.app.state.engine.url.render_as_string(hide_password=False))
     try:
         with blocker.connect() as locking:  # the same stage attempt, inserted and not committed
-            locking.execute(text("INSERT INTO stage_metrics (spark_app_id, stage_id, attempt, server_id, status, "
-                                 "median_task_duration_ms, ingested_at) VALUES ('local-1', 7, 0, 'connect-a', 'succeeded', 0, now())"))
+            locking.execute(text("INSERT INTO stage_metrics (spark_app_id, stage_id, attempt, server_id, "
+                                 "status, median_task_duration_ms, ingested_at) VALUES ('local-1', 7, 0, "
+                                 "'connect-a', 'succeeded', 0, now())"))
             elapsed, response = timed(lambda: bounded.post("/api/v1/ingest/stages", json=batch(stage(7))))
             assert_503(response)
             assert elapsed < WITHIN_S, elapsed
@@ -125,7 +127,8 @@ def test_a_locked_sqlite_database_is_503_within_the_statement_timeout(bounded, d
 
 
 def test_healthz_answers_within_a_second_when_the_database_does_not(tmp_path):
-    """A port that accepts connections and never answers (what a frozen postmaster looks like from outside)."""
+    """A port that accepts connections and never answers (what a frozen postmaster looks like from
+    outside)."""
     import socket
 
     silent = socket.socket()
@@ -153,6 +156,7 @@ def test_healthz_answers_within_a_second_when_the_database_does_not(tmp_path):
 
 def test_settings_name_the_bounds():
     settings = Settings()
-    assert (settings.db_connect_timeout_s, settings.db_statement_timeout_s, settings.db_pool_timeout_s) == (5, 10, 5)
+    assert (settings.db_connect_timeout_s, settings.db_statement_timeout_s,
+            settings.db_pool_timeout_s) == (5, 10, 5)
     assert settings.quarantine_retention_days == 30 and settings.metrics_token is None
 

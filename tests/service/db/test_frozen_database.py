@@ -1,12 +1,13 @@
 """Issue 20, finding 2, for real: a PostgreSQL of the test's own (initdb + pg_ctl on a free port in a temp
-directory; never the machine's), `spark-router serve` against it, then the postmaster and every backend stopped
-with SIGSTOP. Before: of 80 reads and 80 ingest batches, 17 and 19 answered 500 (QueuePool limit reached), the
-others hung as long as the database was frozen, and /healthz hung too. Now every answer is a 503 with
-Retry-After within the bound of the settings, /healthz answers within a second, and after SIGCONT everything
-works again."""
+directory; never the machine's), `spark-router serve` against it, then the postmaster and every backend
+stopped with SIGSTOP. Before: of 80 reads and 80 ingest batches, 17 and 19 answered 500 (QueuePool limit
+reached), the others hung as long as the database was frozen, and /healthz hung too. Now every answer is a 503
+with Retry-After within the bound of the settings, /healthz answers within a second, and after SIGCONT
+everything works again."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -32,7 +33,8 @@ SLACK_S = 5  # the test machine's own delays (2 cores, shared)
 def postgres_bin() -> Path:
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
     if not found:
-        pytest.fail("PostgreSQL's server binaries are missing (apt-get install postgresql): the test starts its own")
+        pytest.fail("PostgreSQL's server binaries are missing (apt-get install postgresql): the test starts "
+                    "its own")
     return found[-1].parent
 
 
@@ -48,14 +50,14 @@ class PrivatePostgres:
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def _run(self, *command: str) -> None:
-        result = subprocess.run([str(self.bin / command[0]), *command[1:]], user=self.user, capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = subprocess.run([str(self.bin / command[0]), *command[1:]], user=self.user,
+                                capture_output=True, text=True, timeout=120, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
 
     def start(self) -> PrivatePostgres:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "--no-sync")
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w", "-t", "60", "-o",
-                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.dir / "postgres.log"), "-w", "-t", "60",
+                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
                   f"-c max_connections=100", "start")
         return self
 
@@ -74,10 +76,8 @@ class PrivatePostgres:
 
     def signal(self, number: int) -> None:
         for pid in self.pids():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, number)
-            except ProcessLookupError:
-                pass
 
     def stop(self) -> None:
         self.signal(signal.SIGCONT)
@@ -92,7 +92,8 @@ def frozen_setup(tmp_path):
     router = None
     try:
         router = RouterProcess(database.url, tmp_path / "state", env={
-            "SPARK_ROUTER_DB_CONNECT_TIMEOUT_S": str(CONNECT_S), "SPARK_ROUTER_DB_STATEMENT_TIMEOUT_S": str(STATEMENT_S),
+            "SPARK_ROUTER_DB_CONNECT_TIMEOUT_S": str(CONNECT_S),
+            "SPARK_ROUTER_DB_STATEMENT_TIMEOUT_S": str(STATEMENT_S),
             "SPARK_ROUTER_DB_POOL_TIMEOUT_S": str(POOL_S)}).start()
         yield database, router
     finally:
@@ -107,8 +108,9 @@ def batch(number: int) -> dict:
             "stages": [stage(number * 10 + i, run_id=f"run-{number % 5}") for i in range(5)]}
 
 
-READS = ["/api/v1/apps", "/api/v1/apps/etl.orders/runs", "/api/v1/dashboard/summary", "/api/v1/dashboard/apps",
-         "/api/v1/quarantine", "/api/v1/pool", "/api/v1/servers", "/api/v1/dashboard/servers"]
+READS = ["/api/v1/apps", "/api/v1/apps/etl.orders/runs", "/api/v1/dashboard/summary",
+         "/api/v1/dashboard/apps", "/api/v1/quarantine", "/api/v1/pool", "/api/v1/servers",
+         "/api/v1/dashboard/servers"]
 
 
 def send(http: httpx.Client, request: tuple) -> tuple:
@@ -146,7 +148,8 @@ def test_a_frozen_database_is_answered_503_within_the_bound_and_everything_recov
             answers = list(pool.map(lambda r: send(http, r), requests))
         storm_s = time.monotonic() - started
         output = prober.communicate(timeout=60)[0]
-        health = [(int(block.split()[0]), "retry-after: 5" in block.lower(), float(block.rsplit("took", 1)[1]))
+        health = [(int(block.split()[0]), "retry-after: 5" in block.lower(),
+                   float(block.rsplit("took", 1)[1]))
                   for block in output.split("HTTP/1.1")[1:]]
         frozen_livez = http.get("/livez").status_code
 

@@ -51,10 +51,12 @@ def connect_run_rerun(client, app_id: str, rerun_ends: str) -> tuple[str, str]:
     event(client, decision["run_id"], "started")
     event(client, decision["run_id"], "failed", failure_kind="pending",
           message="PySparkRuntimeError: [MASTER_URL_NOT_SET] A master URL must be set", exit_code=1)
-    rerun = ok(client.post(f"/api/v1/runs/{decision['run_id']}/fallback", json={"reason": "MASTER_URL_NOT_SET"}))
+    rerun = ok(client.post(f"/api/v1/runs/{decision['run_id']}/fallback",
+                           json={"reason": "MASTER_URL_NOT_SET"}))
     event(client, rerun["run_id"], "started")
     if rerun_ends == "failed":
-        event(client, rerun["run_id"], "failed", failure_kind="app", message="ValueError: bad input", exit_code=1)
+        event(client, rerun["run_id"], "failed", failure_kind="app", message="ValueError: bad input",
+              exit_code=1)
     else:
         event(client, rerun["run_id"], rerun_ends)
     return decision["run_id"], rerun["run_id"]
@@ -120,16 +122,19 @@ def test_cancelled_is_terminal_and_neither_failure(router):
     event(router, decision["run_id"], "started")
     cancelled = event(router, decision["run_id"], "cancelled", message="interrupted by KeyboardInterrupt",
                       exit_code=-15)
-    assert cancelled["status"] == "cancelled" and cancelled["failure_kind"] is None and cancelled["finished_at"]
+    assert cancelled["status"] == "cancelled" and cancelled["failure_kind"] is None
+    assert cancelled["finished_at"]
     assert event(router, decision["run_id"], "cancelled")["status"] == "cancelled"  # again: harmless
     assert event(router, decision["run_id"], "started")["status"] == "cancelled"
-    response = router.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": "failed", "failure_kind": "app"})
+    response = router.post(f"/api/v1/runs/{decision['run_id']}/events",
+                           json={"event": "failed", "failure_kind": "app"})
     assert response.status_code == 409 and "already cancelled" in response.json()["detail"]
     assert streak(router, "etl.cancel") == 0
     summary = ok(router.get("/api/v1/dashboard/summary", params={"days": 1}))
     assert (summary["connect_failures"], summary["app_failures"], summary["cancelled"]) == (0, 0, 1)
     assert summary["in_flight"]["connect"] == 0
-    [app] = [a for a in ok(router.get("/api/v1/dashboard/apps", params={"days": 1})) if a["app_id"] == "etl.cancel"]
+    [app] = [a for a in ok(router.get("/api/v1/dashboard/apps", params={"days": 1}))
+             if a["app_id"] == "etl.cancel"]
     assert app["failed_runs"] == 0
 
 
@@ -140,11 +145,13 @@ def runs_in_db(client) -> int:
 
 def test_a_dry_run_decision_records_nothing(router):
     before = runs_in_db(router)
-    preview = decide(router, "etl.preview", dry_run=True, airflow={"dag_id": "d", "task_id": "t", "run_id": "r"})
+    preview = decide(router, "etl.preview", dry_run=True,
+                     airflow={"dag_id": "d", "task_id": "t", "run_id": "r"})
     assert preview["dry_run"] is True and preview["run_id"] is None
     assert (preview["mode"], preview["rule"]) == ("connect", "no-history")
-    assert preview["session_confs"] == {"spark.router.appId": "etl.preview", "spark.router.airflow.dagId": "d",
-                                        "spark.router.airflow.taskId": "t", "spark.router.airflow.runId": "r"}
+    assert preview["session_confs"] == {"spark.router.appId": "etl.preview",
+                                        "spark.router.airflow.dagId": "d", "spark.router.airflow.taskId": "t",
+                                        "spark.router.airflow.runId": "r"}
     assert runs_in_db(router) == before
     assert router.get("/api/v1/apps/etl.preview/runs").status_code == 404  # not even the app is recorded
     assert ok(router.get("/api/v1/dashboard/summary", params={"days": 1}))["in_flight"]["connect"] == 0
@@ -163,8 +170,9 @@ def age(client, run_id: str, seconds: float) -> None:
 def one_core_of_history(client, app_id: str) -> None:
     """A successful run with a minute of task time: the app's runs are then predicted to take one core."""
     decision = decide(client, app_id)
-    stage = {"app_id": app_id, "run_id": decision["run_id"], "stage_id": 1, "attempt": 0, "status": "succeeded",
-             "num_tasks": 4, "executor_run_time_ms": 60_000, "connect_session_id": "s", "connect_operation_id": "o"}
+    stage = {"app_id": app_id, "run_id": decision["run_id"], "stage_id": 1, "attempt": 0,
+             "status": "succeeded", "num_tasks": 4, "executor_run_time_ms": 60_000, "connect_session_id": "s",
+             "connect_operation_id": "o"}
     body = {"server_id": SERVER, "spark_app_id": f"local-{app_id}", "stages": [stage]}
     assert ok(client.post("/api/v1/ingest/stages", json=body))["accepted"] == 1
     event(client, decision["run_id"], "succeeded")
@@ -175,7 +183,8 @@ def test_decided_runs_that_never_start_stop_holding_capacity(settings, tmp_path)
     policy.write_text("capacity:\n  cores: 2\n  default_run_cores: 1\n  decided_max_age_s: 60\n")
     settings.policy_file = policy
     with TestClient(create_app(settings)) as client:
-        client.post("/api/v1/ingest/heartbeat", json={"server_id": SERVER, "spark_app_id": "l", "kind": "connect"})
+        client.post("/api/v1/ingest/heartbeat",
+                    json={"server_id": SERVER, "spark_app_id": "l", "kind": "connect"})
         for app_id in ("etl.a", "etl.b", "etl.c", "etl.d"):
             one_core_of_history(client, app_id)
         abandoned, running = decide(client, "etl.a"), decide(client, "etl.b")
@@ -201,5 +210,6 @@ def test_connect_servers_and_standalone_listeners_are_listed_apart(router):
     beat = {"server_id": "local-123", "spark_app_id": "local-123", "kind": "standalone"}
     assert router.post("/api/v1/ingest/heartbeat", json=beat).status_code == 200
     assert [s["server_id"] for s in ok(router.get("/api/v1/servers"))] == [SERVER]
-    assert [s["server_id"] for s in ok(router.get("/api/v1/servers", params={"kind": "standalone"}))] == ["local-123"]
+    assert [s["server_id"]
+            for s in ok(router.get("/api/v1/servers", params={"kind": "standalone"}))] == ["local-123"]
     assert router.get("/api/v1/servers", params={"kind": "cluster"}).status_code == 422

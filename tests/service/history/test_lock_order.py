@@ -1,7 +1,7 @@
-"""One lock order everywhere, app before run (issue 13, item 3): a run's last stages and its "succeeded" report
-arrive together at every run's end. Before, a report locked the run, then the app, while ingest locked the app,
-then the runs: 169 of 400 such requests failed with `deadlock detected` on PostgreSQL. Here: two uvicorn
-workers, concurrent ingest and reports for one app, 0 errors."""
+"""One lock order everywhere, app before run (issue 13, item 3): a run's last stages and its "succeeded"
+report arrive together at every run's end. Before, a report locked the run, then the app, while ingest locked
+the app, then the runs: 169 of 400 such requests failed with `deadlock detected` on PostgreSQL. Here: two
+uvicorn workers, concurrent ingest and reports for one app, 0 errors."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def test_ingest_and_run_reports_for_one_app_never_deadlock(two_workers):
     router = two_workers
     stage_ids = itertools.count(1)
     with httpx.Client(base_url=router.url, timeout=60) as http:
-        runs = [http.post("/api/v1/decisions", json={"app_id": "etl.orders"}).json()["run_id"] for _ in range(RUNS)]
+        runs = [http.post("/api/v1/decisions", json={"app_id": "etl.orders"}).json()["run_id"]
+                for _ in range(RUNS)]
         for run_id in runs:
             assert http.post(f"/api/v1/runs/{run_id}/events", json={"event": "started"}).status_code == 200
 
@@ -45,7 +46,8 @@ def test_ingest_and_run_reports_for_one_app_never_deadlock(two_workers):
              "connect_session_id": "s", "connect_operation_id": "op"} for run_id in chosen]}
 
     requests = [("POST", "/api/v1/ingest/stages", stages(i)) for i in range(RUNS) for _ in range(2)]
-    requests += [("POST", f"/api/v1/runs/{run_id}/events", {"event": "succeeded", "exit_code": 0}) for run_id in runs]
+    requests += [("POST", f"/api/v1/runs/{run_id}/events", {"event": "succeeded", "exit_code": 0})
+                 for run_id in runs]
     random.Random(7).shuffle(requests)
 
     with httpx.Client(base_url=router.url, timeout=60, limits=httpx.Limits(max_connections=16)) as http:
@@ -60,7 +62,8 @@ def test_ingest_and_run_reports_for_one_app_never_deadlock(two_workers):
         with ThreadPoolExecutor(max_workers=12) as pool:
             answers = list(pool.map(send, requests))
         errors = [answer for answer in answers if answer[0] != 200]
-        assert len(answers) == 3 * RUNS and errors == [], f"{len(errors)} of {len(answers)} failed: {errors[:3]}"
+        assert len(answers) == 3 * RUNS and errors == [], \
+            f"{len(errors)} of {len(answers)} failed: {errors[:3]}"
 
         finished = http.get("/api/v1/apps/etl.orders/runs", params={"limit": RUNS}).json()
     assert {run["status"] for run in finished} == {"succeeded"}

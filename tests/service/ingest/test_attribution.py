@@ -1,7 +1,7 @@
-"""Issue 20, finding 4: a run belongs to one app. A stage record naming app B with a run of app A was added to A's
-run (and could deadlock against A's reports); now it is quarantined with that reason, never added to A's run, and
-app B is not created from it. On SQLite and PostgreSQL through the HTTP API, and against concurrent batches on
-PostgreSQL with two uvicorn workers."""
+"""Issue 20, finding 4: a run belongs to one app. A stage record naming app B with a run of app A was added to
+A's run (and could deadlock against A's reports); now it is quarantined with that reason, never added to A's
+run, and app B is not created from it. On SQLite and PostgreSQL through the HTTP API, and against concurrent
+batches on PostgreSQL with two uvicorn workers."""
 
 from __future__ import annotations
 
@@ -47,7 +47,8 @@ def test_a_record_naming_another_apps_decided_run_is_quarantined(client):
 
 def test_a_run_first_seen_from_stages_belongs_to_the_first_app_that_named_it(client):
     """An observed run (no decision): the first record naming it, in the first batch, makes it that app's."""
-    first = batch(stage(1, app_id="team-a.etl", run_id="shared"), stage(2, app_id="team-b.etl", run_id="shared"),
+    first = batch(stage(1, app_id="team-a.etl", run_id="shared"),
+                  stage(2, app_id="team-b.etl", run_id="shared"),
                   stage(3, app_id="team-a.etl", run_id="shared"))
     assert client.post("/api/v1/ingest/stages", json=first).json() == {
         "accepted": 2, "duplicates": 0, "unattributed": 0, "quarantined": 1}

@@ -38,7 +38,8 @@ def test_batch_is_summed_per_run(client):
         stage(1, executor_run_time_ms=100, peak_execution_memory_bytes=30, disk_spilled_bytes=7),
         stage(2, executor_run_time_ms=250, peak_execution_memory_bytes=90, num_failed_tasks=1,
               connect_operation_id="op-1", connect_session_id="s-1"),
-        stage(3, status="failed", failure_reason="boom", executor_run_time_ms=5, peak_execution_memory_bytes=50)))
+        stage(3, status="failed", failure_reason="boom", executor_run_time_ms=5,
+              peak_execution_memory_bytes=50)))
     assert response.json() == {"accepted": 3, "duplicates": 0, "unattributed": 0, "quarantined": 0}
 
     [run] = client.get("/api/v1/apps/etl.orders/runs").json()
@@ -85,7 +86,8 @@ def test_unattributed_stages_are_kept_and_counted(client):
 
 def test_app_without_run_id_gets_one_run_per_connect_session(client):
     client.post("/api/v1/ingest/stages", json=batch(
-        stage(1, run_id=None, connect_session_id="sess-a"), stage(2, run_id=None, connect_session_id="sess-a"),
+        stage(1, run_id=None, connect_session_id="sess-a"),
+        stage(2, run_id=None, connect_session_id="sess-a"),
         stage(3, run_id=None, connect_session_id="sess-b")))
     runs = client.get("/api/v1/apps/etl.orders/runs").json()
     assert sorted((r["run_id"], r["num_stages"]) for r in runs) == [("auto-sess-a", 2), ("auto-sess-b", 1)]
@@ -156,8 +158,10 @@ def test_heartbeat_registers_and_updates_the_server(client):
 
 
 def test_heartbeats_past_the_retention_are_pruned(client):
-    """Every server's old heartbeats go (a finished standalone run's too); recent ones and the servers stay."""
-    client.post("/api/v1/ingest/heartbeat", json=heartbeat(server_id="local-standalone-run", kind="standalone"))
+    """Every server's old heartbeats go (a finished standalone run's too); recent ones and the servers
+    stay."""
+    client.post("/api/v1/ingest/heartbeat",
+                json=heartbeat(server_id="local-standalone-run", kind="standalone"))
     client.post("/api/v1/ingest/heartbeat", json=heartbeat())
     with client.app.state.sessions() as session:  # as if those two had arrived eight days ago
         session.execute(update(Heartbeat).values(received_at=utcnow() - timedelta(days=8)))
@@ -217,7 +221,8 @@ def test_concurrent_resends_store_each_stage_once(client):
 
 
 def test_connect_user_id_from_the_launcher_attributes_apps_that_set_no_confs(client):
-    """An app that builds its own session gets `router:<app>:<run>` as its Connect user id from the launcher."""
+    """An app that builds its own session gets `router:<app>:<run>` as its Connect user id from the
+    launcher."""
     anonymous = stage(1, app_id=None, run_id=None, connect_user_id="router:etl.own:run-7",
                       connect_session_id="s-1", connect_operation_id="op-1")
     someone = stage(2, app_id=None, run_id=None, connect_user_id="alice")

@@ -1,8 +1,8 @@
 """Issue 20, finding 3: concurrent batches carrying the same stages in different orders (a listener's retry
-racing its replay) deadlocked on PostgreSQL's unique index of stage attempts, and the raw COPY path answered the
-deadlock 500: 139 of 400 requests. Ingest now writes rows in one order (stage attempts by their key, runs by their
-id), so no such batches deadlock, and any lost race is a 503 with Retry-After, which the listener retries. Against
-real PostgreSQL, with `spark-router serve` and with two uvicorn workers."""
+racing its replay) deadlocked on PostgreSQL's unique index of stage attempts, and the raw COPY path answered
+the deadlock 500: 139 of 400 requests. Ingest now writes rows in one order (stage attempts by their key, runs
+by their id), so no such batches deadlock, and any lost race is a 503 with Retry-After, which the listener
+retries. Against real PostgreSQL, with `spark-router serve` and with two uvicorn workers."""
 
 from __future__ import annotations
 
@@ -60,7 +60,8 @@ def test_overlapping_batches_in_shuffled_orders_never_deadlock_or_fail(router):
                 time.sleep(0.05)
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        answers = [answer for batch_answers in pool.map(send_until_stored, batches) for answer in batch_answers]
+        answers = [answer for batch_answers in pool.map(send_until_stored, batches)
+                   for answer in batch_answers]
     statuses = Counter(status for status, _ in answers)
     print(f"{REQUESTS} batches: answers {dict(statuses)}")
     assert set(statuses) <= {200, 503}, statuses  # never a 500

@@ -1,6 +1,6 @@
 """One tenant's odd stage records never stop another tenant's (issue 13, items 1, 2 and 6): what the database
-cannot store is quarantined with its reason, the rest of the batch is stored, and ingest answers 2xx. On SQLite
-and PostgreSQL, through the HTTP API as the listener posts."""
+cannot store is quarantined with its reason, the rest of the batch is stored, and ingest answers 2xx. On
+SQLite and PostgreSQL, through the HTTP API as the listener posts."""
 
 from __future__ import annotations
 
@@ -23,11 +23,13 @@ def tenant_batch(bad: dict, others: int = 16) -> dict:
 
 def post_raw(client, body: dict, replace: dict | None = None):
     """POST a body as the listener's Jackson writes it: ASCII JSON (a lone surrogate as a \\u escape), NaN and
-    Infinity as bare words, and any text in `replace` swapped in (for numbers no encoder writes, e.g. 1e400)."""
+    Infinity as bare words, and any text in `replace` swapped in (for numbers no encoder writes, e.g.
+    1e400)."""
     text = json.dumps(body, ensure_ascii=True)
     for old, new in (replace or {}).items():
         text = text.replace(old, new)
-    return client.post("/api/v1/ingest/stages", content=text.encode(), headers={"content-type": "application/json"})
+    return client.post("/api/v1/ingest/stages", content=text.encode(),
+                       headers={"content-type": "application/json"})
 
 
 def runs_of(client, app_id: str) -> list[dict]:
@@ -44,7 +46,8 @@ def counts(client) -> tuple[int, int]:
 
 def test_a_nul_in_one_tenants_failure_reason_never_stops_another_tenants_stages(client):
     """Item 1: a UDF failing with ValueError("bad\\x00byte") puts a NUL in the stage's failure reason."""
-    response = post_raw(client, tenant_batch({"status": "failed", "failure_reason": "ValueError: bad\x00byte"}))
+    response = post_raw(client,
+                        tenant_batch({"status": "failed", "failure_reason": "ValueError: bad\x00byte"}))
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 16, "duplicates": 0, "unattributed": 0, "quarantined": 1}
     [run_b] = runs_of(client, "team-b.etl")
@@ -71,7 +74,8 @@ def test_a_lone_surrogate_is_quarantined(client):
 @pytest.mark.parametrize("field, length", [("connect_user_id", 210), ("app_id", 201), ("run_id", 101),
                                            ("connect_session_id", 101), ("connect_operation_id", 101)])
 def test_an_over_long_id_quarantines_its_record_not_the_batch(client, field, length):
-    """Item 2: one client with a 210-character user id made the whole batch 422, and the listener dropped it."""
+    """Item 2: one client with a 210-character user id made the whole batch 422, and the listener
+    dropped it."""
     response = post_raw(client, tenant_batch({field: "u" * length}))
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 16 and response.json()["quarantined"] == 1
@@ -96,7 +100,8 @@ def test_an_over_long_id_quarantines_its_record_not_the_batch(client, field, len
     ({"app_id": "team-a\x00etl"}, None, "app_id"),
 ])
 def test_values_the_database_refuses_are_quarantined(client, bad, replace, field):
-    """Item 6: integers past 2^63 (and 2^31 in Integer columns), far-future timestamps, NaN, Infinity, 1e400."""
+    """Item 6: integers past 2^63 (and 2^31 in Integer columns), far-future timestamps, NaN, Infinity,
+    1e400."""
     response = post_raw(client, tenant_batch(bad, others=3), replace)
     assert response.status_code == 200, response.text
     assert response.json() == {"accepted": 3, "duplicates": 0, "unattributed": 0, "quarantined": 1}
@@ -185,8 +190,9 @@ def test_more_than_10000_records_refuse_the_batch(client):
 
 @pytest.mark.parametrize("field, value", [
     ("queue_size", 2**31), ("spool_bytes", 2**63), ("sent_at_ms", 10**17), ("start_time_ms", -1),
-    ("spark_version", "4.3\x00"), ("server_id", "a" * 201), ("active_sessions", "7"), ("active_sessions", 7.0),
-    ("active_sessions", True), ("ui_url", "http://" + "h" * 300),
+    ("spark_version", "4.3\x00"), ("server_id", "a" * 201),
+    ("active_sessions", "7"), ("active_sessions", 7.0), ("active_sessions", True),
+    ("ui_url", "http://" + "h" * 300),
 ])
 def test_a_heartbeat_the_database_would_refuse_is_422(client, field, value):
     response = client.post("/api/v1/ingest/heartbeat", content=json.dumps(heartbeat(**{field: value})),
@@ -222,7 +228,8 @@ def test_heartbeat_urls_of_the_right_scheme_are_kept(client):
 def test_stage_timestamps_at_the_edge_of_the_range_are_stored(client):
     late = stage(1, submission_time_ms=253_402_300_799_998, completion_time_ms=253_402_300_799_999)
     early = stage(2, submission_time_ms=0, completion_time_ms=T0)
-    response = client.post("/api/v1/ingest/stages", json=tenant_batch({}, others=0) | {"stages": [late, early]})
+    response = client.post("/api/v1/ingest/stages",
+                           json=tenant_batch({}, others=0) | {"stages": [late, early]})
     assert response.json() == {"accepted": 2, "duplicates": 0, "unattributed": 0, "quarantined": 0}
     [run] = runs_of(client, "etl.orders")
     assert run["last_stage_at"].startswith("9999-12-31T23:59:59.999")

@@ -1,6 +1,6 @@
-"""For the tests marked `cluster`: the session's one Spark standalone cluster (a master, 2 workers × 1 core), a
-Connect server on it with the shared server settings, and a router of their own on PostgreSQL. Started on first
-use, so that other tests here never pay for them."""
+"""For the tests marked `cluster`: the session's one Spark standalone cluster (a master, 2 workers × 1 core),
+a Connect server on it with the shared server settings, and a router of their own on PostgreSQL. Started on
+first use, so that other tests here never pay for them."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from client_runtime.settings import Settings
 from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port
 
 CLUSTER_SERVER_ID = "connect-cluster"
-# Idle executors go after seconds, not the shared settings' minutes, so that a test sees them given back; and a
-# backlog of a second asks for executors (the shared 30 s would make every test wait that long first).
+# Idle executors go after seconds, not the shared settings' minutes, so that a test sees them given back; and
+# a backlog of a second asks for executors (the shared 30 s would make every test wait that long first).
 FAST_DYNAMIC_ALLOCATION = {
     "spark.dynamicAllocation.executorIdleTimeout": "10s",
     "spark.dynamicAllocation.cachedExecutorIdleTimeout": "10s",
@@ -75,7 +75,8 @@ def cluster_router(cluster, cluster_state_dir):
     url = create_pg_database()
     port = free_port()
     process = RouterProcess(url, cluster_state_dir, env={
-        "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{port}", "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
+        "SPARK_ROUTER_CONNECT_URL": f"sc://127.0.0.1:{port}",
+        "SPARK_ROUTER_CONNECT_SERVER_ID": CLUSTER_SERVER_ID,
         "SPARK_ROUTER_STANDALONE_MASTER": cluster.master_url}).start()
     process.connect_port = port
     yield process
@@ -87,9 +88,11 @@ def cluster_router(cluster, cluster_state_dir):
 def cluster_connect_server(cluster, cluster_router, cluster_state_dir):
     from service.ops import connect_server
 
-    settings = Settings(state_dir=cluster_state_dir, url=cluster_router.url, connect_port=cluster_router.connect_port,
-                        connect_ui_port=free_port(), connect_server_id=CLUSTER_SERVER_ID,
-                        connect_master=cluster.master_url, connect_server_conf=FAST_DYNAMIC_ALLOCATION)
-    state = connect_server.start(settings, progress=lambda msg: print(f"[connect-server on the cluster] {msg}"))
+    settings = Settings(state_dir=cluster_state_dir, url=cluster_router.url,
+                        connect_port=cluster_router.connect_port, connect_ui_port=free_port(),
+                        connect_server_id=CLUSTER_SERVER_ID, connect_master=cluster.master_url,
+                        connect_server_conf=FAST_DYNAMIC_ALLOCATION)
+    state = connect_server.start(settings,
+                                 progress=lambda msg: print(f"[connect-server on the cluster] {msg}"))
     yield ClusterConnectServer(settings, state.url, f"http://127.0.0.1:{state.ui_port}", cluster_router)
     connect_server.stop(settings, progress=lambda msg: None)

@@ -1,5 +1,5 @@
-"""Several local Connect servers side by side (`connect-server --server-id`): their settings, state dirs, ports
-and status, without starting Spark (tests/service/routing/test_pool_spark.py runs two real ones)."""
+"""Several local Connect servers side by side (`connect-server --server-id`): their settings, state dirs,
+ports and status, without starting Spark (tests/service/routing/test_pool_spark.py runs two real ones)."""
 
 from __future__ import annotations
 
@@ -57,14 +57,15 @@ def test_status_lists_every_local_server_the_default_first(tmp_path):
     statuses = connect_server.pool_status(settings)
     assert [(s["server_id"], s["default"], s["running"]) for s in statuses] == [
         ("connect-a", True, False), ("connect-b", False, False), ("connect-c", False, False)]
-    env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path), "SPARK_ROUTER_CONNECT_SERVER_ID": "connect-a"}
-    shown = subprocess.run([SPARK_ROUTER, "connect-server", "status"], env=env, capture_output=True, text=True,
-                           check=False)
+    env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path),
+           "SPARK_ROUTER_CONNECT_SERVER_ID": "connect-a"}
+    shown = subprocess.run([SPARK_ROUTER, "connect-server", "status"], env=env, capture_output=True,
+                           text=True, check=False)
     assert shown.returncode == 3  # none running
     assert [line.split(":")[0] for line in shown.stdout.splitlines()] == [
         "connect-a (default)", "connect-b", "connect-c"]
-    one = subprocess.run([SPARK_ROUTER, "connect-server", "status", "--server-id", "connect-b", "--json"], env=env,
-                         capture_output=True, text=True, check=False)
+    one = subprocess.run([SPARK_ROUTER, "connect-server", "status", "--server-id", "connect-b", "--json"],
+                         env=env, capture_output=True, text=True, check=False)
     assert one.returncode == 3 and json.loads(one.stdout)["server_id"] == "connect-b"
     bad = subprocess.run([SPARK_ROUTER, "connect-server", "stop", "--server-id", "a/b"], env=env,
                          capture_output=True, text=True, check=False)

@@ -333,6 +333,9 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "33 min 20 s" in rows.nth(0).inner_text()  # 4 runs x 500 s of task time
             assert page.locator("[data-testid=decisions-chart] rect[data-key=connect]").count() >= 1
             assert page.locator("[data-testid=recent-row]").count() == 10
+            # Each decision with what was predicted for its mode and, once run, what it did (issue 22).
+            assert "Predicted → actual" in page.inner_text("[data-testid=recent]")
+            assert "Prediction accuracy" in page.inner_text("main")
             assert "cores in flight" in page.inner_text("[data-testid=load]")
             assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             # Widths set from data still apply under the policy (through the CSSOM, not a style attribute).

@@ -51,7 +51,8 @@ def test_metrics_move_with_decisions_ingest_and_rejections(client, settings):
     assert again["run_id"] == fallback["run_id"]  # the same decision, answered again: counted once
     # A re-sent batch: duplicates. A stage without spark.router.appId: unattributed.
     batch = {"server_id": SERVER, "spark_app_id": "local-9", "stages": [
-        {"app_id": "etl.metrics", "run_id": first["run_id"], "stage_id": 1, "attempt": 0, "status": "succeeded"},
+        {"app_id": "etl.metrics", "run_id": first["run_id"], "stage_id": 1, "attempt": 0,
+         "status": "succeeded"},
         {"stage_id": 2, "attempt": 0, "status": "succeeded"}]}
     assert ok(client.post("/api/v1/ingest/stages", json=batch))["accepted"] == 2
     assert ok(client.post("/api/v1/ingest/stages", json=batch))["duplicates"] == 2
@@ -105,7 +106,8 @@ def test_spool_gauges_follow_the_newest_heartbeat(client):
     assert value(samples, "spark_router_listener_spool_bytes", **server) == 123_456
     assert value(samples, "spark_router_listener_queue_size", **server) == 5
     assert value(samples, "spark_router_listener_dropped_records", **server) == 2
-    assert value(samples, "spark_router_listener_spool_files", server_id="standalone-1", kind="standalone") == 1
+    assert value(samples, "spark_router_listener_spool_files", server_id="standalone-1",
+                 kind="standalone") == 1
     assert value(samples, "spark_router_server_draining", **server) == 0
     assert 7000 < value(samples, "spark_router_server_uptime_seconds", **server) < 7400
     heartbeat(client, spool_files=0, spool_bytes=0)
@@ -129,7 +131,8 @@ def test_metrics_answer_while_the_database_is_down(settings):
         with TestClient(app) as client:
             samples = scrape(client)
         assert value(samples, "spark_router_database_up") == 0
-        assert ("spark_router_server_up", frozenset({("server_id", SERVER), ("kind", "connect")})) not in samples
+        assert ("spark_router_server_up",
+                frozenset({("server_id", SERVER), ("kind", "connect")})) not in samples
     finally:
         app.state.engine.dispose()
 
@@ -165,7 +168,8 @@ def test_two_workers_report_one_total_in_multiprocess_mode(tmp_path):
 # ----------------------------------------------------------------------------------------------- Sentry
 
 class SentryStub:
-    """A local HTTP endpoint that takes Sentry envelopes (POST /api/<project>/envelope/) and keeps the events."""
+    """A local HTTP endpoint that takes Sentry envelopes (POST /api/<project>/envelope/) and keeps the
+    events."""
 
     def __init__(self):
         self.events: list[dict] = []
@@ -262,8 +266,8 @@ def test_service_errors_reach_sentry_tagged_with_app_and_run(sentry, tmp_path):
 
 def _python(code: str, dsn: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "SENTRY_DSN": dsn, "PYTHONPATH": str(REPO), "HOME": str(REPO)}
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
 
 
 def test_launcher_crash_reaches_sentry_with_run_tags(sentry):
@@ -277,24 +281,27 @@ def test_launcher_crash_reaches_sentry_with_run_tags(sentry):
         "sentry.set_run_tags(app_id='etl.launch', run_id='run-20261122-abc', mode='connect')\n"
         "raise RuntimeError('spark-submit exited 137')\n", sentry.dsn)
     assert result.returncode == 1 and "spark-submit exited 137" in result.stderr
-    event = sentry.wait_for(lambda e: e.get("tags", {}).get("component") == "launcher", "the launcher's event")
+    event = sentry.wait_for(lambda e: e.get("tags", {}).get("component") == "launcher",
+                            "the launcher's event")
     assert exception_type(event) == "RuntimeError"
     assert event["tags"]["app_id"] == "etl.launch" and event["tags"]["run_id"] == "run-20261122-abc"
     assert event["tags"]["mode"] == "connect"
 
 
 def test_operator_reports_a_handled_failure(sentry):
-    """What the Airflow operator does: the task fails with its own exception, so it reports the error itself."""
+    """What the Airflow operator does: the task fails with its own exception, so it reports the error
+    itself."""
     result = _python(
         "from client_runtime import sentry\n"
         "assert sentry.init_sentry('operator')\n"
-        "sentry.set_run_tags(app_id='etl.orders', run_id='run-20261122-def', dag_id='etl', task_id='orders')\n"
-        "try:\n"
+        "sentry.set_run_tags(app_id='etl.orders', run_id='run-20261122-def', dag_id='etl', "
+        "task_id='orders')\ntry:\n"
         "    raise ValueError('the app failed (exit code 1)')\n"
         "except ValueError as exc:\n"
         "    assert sentry.report_exception(exc)\n", sentry.dsn)
     assert result.returncode == 0, result.stderr
-    event = sentry.wait_for(lambda e: e.get("tags", {}).get("component") == "operator", "the operator's event")
+    event = sentry.wait_for(lambda e: e.get("tags", {}).get("component") == "operator",
+                            "the operator's event")
     assert exception_type(event) == "ValueError"
     assert {k: event["tags"][k] for k in ("app_id", "run_id", "dag_id", "task_id")} == {
         "app_id": "etl.orders", "run_id": "run-20261122-def", "dag_id": "etl", "task_id": "orders"}

@@ -1,5 +1,6 @@
-"""A real Spark standalone cluster (`spark-router cluster`), a Connect server on it with the shared server settings
-(dynamic allocation with shuffle tracking), standalone runs submitted to it, and a worker lost under a run."""
+"""A real Spark standalone cluster (`spark-router cluster`), a Connect server on it with the shared server
+settings (dynamic allocation with shuffle tracking), standalone runs submitted to it, and a worker lost under
+a run."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ APPS = REPO / "tests" / "apps"
 
 def executors_of(server, active_only: bool = True) -> list[dict]:
     """The server's executors (not its driver) in Spark's REST API."""
-    return [e for e in server.rest("/allexecutors") if e["id"] != "driver" and (e["isActive"] or not active_only)]
+    return [e for e in server.rest("/allexecutors") if e["id"] != "driver"
+            and (e["isActive"] or not active_only)]
 
 
 def connect_client(server, app_id: str, run_id: str, keys: int, rounds: int = 1) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(APPS / "shuffle_client.py"), server.url, app_id, run_id, str(keys),
-                             str(rounds)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, str(APPS / "shuffle_client.py"), server.url, app_id, run_id,
+                             str(keys), str(rounds)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def finish(process: subprocess.Popen, timeout_s: float = 300) -> str:
@@ -51,8 +54,8 @@ def launcher_env(server, **extra) -> dict:
 
 
 def spark_router_run(env: dict, app_id: str, app: Path, *options, app_args: tuple = ()) -> subprocess.Popen:
-    command = [str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", app_id, *options, str(app),
-               *app_args]
+    command = [str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", app_id, *options,
+               str(app), *app_args]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -181,8 +184,10 @@ def test_concurrent_clients_and_a_standalone_run_are_attributed_as_on_local(clus
     standalone_app = f"nightly.{tag}"
     with MasterWatch(cluster) as watch:
         standalone = spark_router_run(launcher_env(server), standalone_app, APPS / "standalone_shuffle.py",
-                                      "--mode", "standalone", "--num-executors", "1", "--executor-memory", "512m")
-        processes = [connect_client(server, app_id, run_id, keys) for app_id, (run_id, keys) in clients.items()]
+                                      "--mode", "standalone", "--num-executors", "1", "--executor-memory",
+                                      "512m")
+        processes = [connect_client(server, app_id, run_id, keys)
+                     for app_id, (run_id, keys) in clients.items()]
         for process in processes:
             finish(process)
         output = finish(standalone)
@@ -219,7 +224,8 @@ def worker_running_an_executor(cluster) -> int | None:
     return None
 
 
-def test_a_worker_killed_mid_run_fails_neither_the_server_nor_the_runs_history(cluster, cluster_connect_server):
+def test_a_worker_killed_mid_run_fails_neither_the_server_nor_the_runs_history(cluster,
+                                                                               cluster_connect_server):
     server, router = cluster_connect_server, cluster_connect_server.router
     app_id = f"slow.{uuid.uuid4().hex[:6]}"
     # Two tasks of 15 s each (a Python UDF sleeping a second per row).

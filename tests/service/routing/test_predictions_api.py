@@ -90,3 +90,21 @@ def test_a_dry_run_shows_predictions_and_records_nothing(client):
 @pytest.mark.parametrize("params", [{"days": 0}, {"days": 10**9}, {"app_id": "a\x00b"}, {"app_id": ""}])
 def test_accuracy_refuses_bad_input_with_422(client, params):
     assert client.get("/api/v1/predictions/accuracy", params=params).status_code == 422
+
+
+def test_simulate_replays_the_kept_runs_under_the_candidate(client):
+    standalone_run(client, "etl.other", "app-20261204-0200", startup_s=20, life_s=40, cores=2)
+    connect_beat(client)
+    for stage_id, wall_s in ((1, 10), (2, 12), (3, 14)):
+        run_it(client, decide(client), wall_s=wall_s, startup_s=1, task_ms=8000, stage_id=stage_id)
+    result = ok(client.post("/api/v1/policy/simulate", json={"policy": {"objective": "makespan"}, "days": 30}))
+    replay = result["replay"]
+    [app] = [row for row in replay["apps"] if row["app_id"] == "etl.p"]
+    # Runs 2 and 3 predicted from the runs before them: 10 s against 12 s, then the median 11 s against 14 s.
+    assert app["mode"] == "connect" and app["runs"] == 2
+    assert app["wall_median_abs_error_pct"] == pytest.approx((100 * 2 / 12 + 100 * 3 / 14) / 2, abs=3)
+    totals = replay["totals"]
+    # etl.other ran standalone (forced); with no run before it, the candidate sends a new app to Connect.
+    assert totals["runs"] == 4 and totals["runs_in_another_mode"] == 1
+    assert totals["predicted_runs"] == 2 and totals["actual_wall_s"] == pytest.approx(26, abs=1)
+    assert totals["candidate_wall_s"] == pytest.approx(21, abs=1)

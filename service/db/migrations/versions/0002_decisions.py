@@ -39,7 +39,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('pinned_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('connect_incompatible', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('compat_checked_at', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('connect_failure_streak', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('connect_failure_streak', sa.Integer(), server_default='0',
+                                      nullable=False))
         batch_op.add_column(sa.Column('last_connect_failure_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('last_connect_success_at', sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('retry_granted_at', sa.DateTime(timezone=True), nullable=True))
