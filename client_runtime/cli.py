@@ -98,7 +98,7 @@ def _decide(args: argparse.Namespace) -> int:
     client = RouterClient(settings.url, settings.token("api_token"))
     try:
         decision = client.decide(args.app_id, args.mode, _resources(args), _parse_confs(args.conf),
-                                 dry_run=not args.record)
+                                 dry_run=not args.record, can_wait=args.can_wait)
     except (RouterUnavailable, RouterRejected) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, RouterRejected) else 1
@@ -110,6 +110,8 @@ def _decide(args: argparse.Namespace) -> int:
     run = (f"run {decision.run_id}, counted in flight for capacity.decided_max_age_s unless it starts"
            if decision.run_id else "dry run: no run recorded")
     print(f"{decision.app_id}: {decision.mode} ({run}; policy {decision.policy_version})")
+    if decision.mode == "queued":
+        print(f"  queued at position {decision.position}, predicted wait {decision.predicted_wait_s:.0f} s")
     for reason in decision.reasons:
         print(f"  - [{reason.rule}] {reason.message}")
     if decision.connect_url:
@@ -161,7 +163,7 @@ def _run(args: argparse.Namespace) -> int:
     request = RunRequest(app_id=args.app_id, app=args.app, args=args_after, mode=args.mode,
                          resources=_resources(args), spark_conf=_parse_confs(args.conf),
                          fallback=not args.no_fallback, idempotent=not args.not_idempotent,
-                         main_class=args.main_class)
+                         main_class=args.main_class, can_wait=not args.no_wait)
     try:
         result = launcher.run(request, args.app_interpreter)  # started by main(), or None
     except ArtifactError as exc:
@@ -272,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--class", dest="main_class", metavar="CLASS",
                      help="for a .jar APP: the class to run, e.g. com.acme.Main (default: the jar's "
                           "Main-Class)")
+    run.add_argument("--no-wait", action="store_true",
+                     help="never wait in the router's admission queue for room on Connect (an auto run waits "
+                          "when room is predicted sooner than a standalone start-up)")
     run.add_argument("--no-fallback", action="store_true",
                      help="do not rerun standalone after a failed Connect run (its output classifies the "
                           "failure)")
@@ -324,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--mode", default="auto", choices=["auto", "connect", "standalone"])
     _add_resource_options(decide)
     decide.add_argument("--json", action="store_true", help="print the decision as JSON")
+    decide.add_argument("--can-wait", action="store_true",
+                        help="as `spark-router run` asks: the run may wait in the admission queue for room "
+                             "on Connect")
     decide.add_argument("--record", action="store_true",
                         help="record a decided run, as `spark-router run` does; one that never starts stops "
                              "counting as in flight after the policy's capacity.decided_max_age_s (5 min)")
