@@ -43,16 +43,18 @@ class SparkRouterOperator(BaseOperator):
     fails because of Spark Connect is rerun standalone when ``fallback`` and ``idempotent`` allow it. The
     task fails with the app's error when the final run fails. XCom gets ``run_id``, ``mode`` (where the final
     run ran), ``fell_back`` and ``run_url``, and the return value holds them all with every attempt
-    (``runs``). When the router cannot be reached the run goes on in ``SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE``.
-    Settings not given here come from the worker's ``SPARK_ROUTER_*`` environment (standalone master,
-    default mode, state dir, ...).
+    (``runs``). When the router cannot be reached the run goes on in
+    ``SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE``. Settings not given here come from the worker's
+    ``SPARK_ROUTER_*`` environment (standalone master, default mode, state dir, ...).
 
     :param application: the app: a ``.py`` file, a directory with ``main.py``/``__main__.py``, a
         ``.zip``/``.whl``, a ``.jar``, or an ``s3://`` URI of one (templated).
-    :param main_class: for a ``.jar`` application: the class to run, e.g. ``com.acme.Main`` (templated; default
+    :param main_class: for a ``.jar`` application: the class to run, e.g. ``com.acme.Main`` (templated;
+    default
         the jar's ``Main-Class``). On Connect it runs as a JVM Connect client, standalone with
         ``spark-submit --class`` (docs/jvm.md).
-    :param application_args: arguments passed to the app: a list (templated: its items, or the whole list as an
+    :param application_args: arguments passed to the app: a list (templated: its items, or the whole list as
+    an
         XComArg, e.g. an upstream task's output, or as a Jinja string in a DAG with
         ``render_template_as_native_obj=True``).
     :param app_id: the app's stable id in the router, whose run history drives the decision (templated;
@@ -64,8 +66,8 @@ class SparkRouterOperator(BaseOperator):
     :param executor_cores: cores per executor.
     :param num_executors: number of executors.
     :param spark_conf: the app's Spark confs, ``spark.*`` keys (templated: its values, or the whole dict as
-        an XComArg or a Jinja string as for ``application_args``). The router sees them (some confs can only be
-        set on an application of its own); Connect runs get them as session confs, standalone runs as
+        an XComArg or a Jinja string as for ``application_args``). The router sees them (some confs can only
+        be set on an application of its own); Connect runs get them as session confs, standalone runs as
         ``--conf``.
     :param fallback: rerun standalone when the run fails because of Spark Connect (default True).
     :param idempotent: the app may run twice; a fallback reruns it only if True (default True).
@@ -241,7 +243,8 @@ class SparkRouterOperator(BaseOperator):
             sentry.report_exception(error)
             raise error
         if result.exit_code != 0:
-            error = AirflowException(f"Spark app {request.app_id} failed, {where}, exit code {result.exit_code}: "
+            error = AirflowException(f"Spark app {request.app_id} failed, {where}, exit code "
+                                     f"{result.exit_code}: "
                                      f"{result.runs[-1]['error'] or 'no error line in its output'}")
             sentry.report_exception(error)
             raise error
@@ -306,7 +309,8 @@ def _args(value: Any) -> list[str]:
 
 
 def _spark_conf(value: Any) -> dict[str, str]:
-    """spark_conf: a dict of Spark confs (spark.* keys); values become strings, booleans Spark's true/false."""
+    """spark_conf: a dict of Spark confs (spark.* keys); values become strings, booleans Spark's
+    true/false."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):

@@ -1,5 +1,5 @@
-"""The kinds of app the launcher runs, one class each behind one interface: what to check before a run, how the
-app starts on Spark Connect, and how spark-submit runs it standalone. The launcher holds the rest of a run
+"""The kinds of app the launcher runs, one class each behind one interface: what to check before a run, how
+the app starts on Spark Connect, and how spark-submit runs it standalone. The launcher holds the rest of a run
 (decide, run, fall back, report) once, for every kind.
 
 - PythonApp: a .py file, a directory, a zip or wheel. On Connect it runs in an interpreter that preloads the
@@ -45,12 +45,14 @@ class AppKind(ABC):
         """Complete a spark-submit command (master, name, resources, confs so far) to run this app."""
 
     def release(self) -> None:
-        """Let go of anything held for a Connect run that will not come (a standalone run, a stop, the end)."""
+        """Let go of anything held for a Connect run that will not come (a standalone run, a stop, the
+        end)."""
 
 
 class PythonApp(AppKind):
     def __init__(self, app: ResolvedApp, settings: Settings, interpreter: subprocess.Popen | None = None):
-        """``interpreter``: one from ``runner.start()``, already preloading (else a Connect run starts one)."""
+        """``interpreter``: one from ``runner.start()``, already preloading (else a Connect run starts
+        one)."""
         super().__init__(app, settings)
         self._interpreter = interpreter
 

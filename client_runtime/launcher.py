@@ -55,7 +55,8 @@ class RunRequest:
     airflow: dict | None = None                # dag_id, task_id, run_id, try_number
     cwd: str | None = None                     # where the app runs, as with spark-submit; default: ours
     main_class: str | None = None              # a jar's class to run (default: its manifest's Main-Class)
-    can_wait: bool = True                      # an auto run may wait in the router's queue for room on Connect
+    # an auto run may wait in the router's queue for room on Connect
+    can_wait: bool = True
 
 
 @dataclass
@@ -64,7 +65,8 @@ class LaunchResult:
     run_id: str
     mode: str
     fell_back: bool = False
-    # Every attempt: run_id, mode, status (succeeded, failed, cancelled), exit_code, failure_kind, seconds, error.
+    # Every attempt: run_id, mode, status (succeeded, failed, cancelled), exit_code, failure_kind, seconds,
+    # error.
     runs: list[dict] = field(default_factory=list)
 
 
@@ -77,11 +79,13 @@ class Decision:
     reasons: list[str]
     from_router: bool
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
-    sized: dict = field(default_factory=dict)  # a standalone run's sized resources (RESOURCE_NAMES), over the ask
+    # a standalone run's sized resources (RESOURCE_NAMES), over the ask
+    sized: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, answer: DecisionAnswer) -> Decision:
-        """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a run)."""
+        """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a
+        run)."""
         assert answer.run_id is not None, "a recorded decision has a run"
         return cls(answer.run_id, answer.mode, answer.connect_url, answer.session_confs,
                    [reason.message for reason in answer.reasons]
@@ -102,19 +106,22 @@ class Launcher:
         self.settings = settings
         self.on_line = on_line or (lambda line: print(line, flush=True))
         self.on_event = on_event or (lambda message: log.info(message))
-        self.router = RouterClient(settings.url, settings.token("api_token"), timeout_s=settings.router_timeout_s)
+        self.router = RouterClient(settings.url, settings.token("api_token"),
+                                   timeout_s=settings.router_timeout_s)
         self._router_down = False
         self._current: AppProcess | None = None
-        self._python: subprocess.Popen | None = None  # the preloading interpreter, until the app's kind has it
+        # the preloading interpreter, until the app's kind has it
+        self._python: subprocess.Popen | None = None
         self._kind: AppKind | None = None
         self._cancelled = threading.Event()
 
     # ------------------------------------------------------------------------------------------ public
 
     def run(self, request: RunRequest, python: subprocess.Popen | None = None) -> LaunchResult:
-        """Run the app where the router says. ``python``: an interpreter from ``client_runtime.runner.start()``,
-        already preloading for a Connect run (the CLI starts it before its own imports); without one, a run that
-        may go to Connect starts it here, so that its imports overlap the router's answer."""
+        """Run the app where the router says. ``python``: an interpreter from
+        ``client_runtime.runner.start()``, already preloading for a Connect run (the CLI starts it before its
+        own imports); without one, a run that may go to Connect starts it here, so that its imports overlap
+        the router's answer."""
         self._python = python if python is not None else preload(request.app, request.mode)
         try:
             return self._run(request)
@@ -158,8 +165,8 @@ class Launcher:
         """Rerun a failed Connect run standalone; its outcome says whose failure the Connect run's was."""
         reason = failures.failure_summary(outcome)
         hint = failures.connect_hint(outcome)
-        self.on_event(f"Connect run {failed.run_id} failed ({reason}); falling back to standalone, whose outcome "
-                      f"says whether Connect or the app failed it"
+        self.on_event(f"Connect run {failed.run_id} failed ({reason}); falling back to standalone, whose "
+                      f"outcome says whether Connect or the app failed it"
                       + (f" (the output names a Spark Connect failure: {hint})" if hint else ""))
         decision = self._fallback(failed, request, reason)
         sentry.set_run_tags(run_id=decision.run_id, mode="standalone")
@@ -168,11 +175,12 @@ class Launcher:
         connect_run, rerun = result.runs[-2], result.runs[-1]
         connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
         self.on_event({
-            "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect failure",
-            "app": f"the standalone rerun failed too: the app failed, not Connect (Connect run {failed.run_id} "
-                   f"counts as an app failure)",
-            "unknown": f"the standalone rerun was cancelled: whose failure Connect run {failed.run_id} was stays "
-                       f"unknown",
+            "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect "
+                       "failure",
+            "app": f"the standalone rerun failed too: the app failed, not Connect (Connect run "
+                   f"{failed.run_id} counts as an app failure)",
+            "unknown": f"the standalone rerun was cancelled: whose failure Connect run {failed.run_id} was "
+                       f"stays unknown",
         }[connect_run["failure_kind"]])
         return outcome
 
@@ -188,7 +196,8 @@ class Launcher:
             current.stop("the launcher was asked to stop")
 
     def _release(self) -> None:
-        """The preloaded interpreter will not be used (a JVM app, a standalone run, a stop, the end of the run)."""
+        """The preloaded interpreter will not be used (a JVM app, a standalone run, a stop, the end of the
+        run)."""
         python, self._python = self._python, None
         if python is not None:
             terminate_group(python, grace_s=2)
@@ -201,8 +210,8 @@ class Launcher:
     def _record_compatibility(self, app_id: str, app: artifacts.ResolvedApp) -> None:
         findings = compat.check_path(app.source, app.main_class)
         if findings:
-            self.on_event(f"compatibility check: {len(findings)} finding(s) that cannot work on Spark Connect, "
-                          f"e.g. {findings[0]}")
+            self.on_event(f"compatibility check: {len(findings)} finding(s) that cannot work on Spark "
+                          f"Connect, e.g. {findings[0]}")
         self._call_router(lambda: self.router.record_compatibility(app_id, [f.as_dict() for f in findings]))
 
     def _decide(self, request: RunRequest) -> Decision | None:
@@ -231,14 +240,16 @@ class Launcher:
     ADMISSION_POLL_S = 10.0
 
     def _await_admission(self, answer: DecisionAnswer) -> DecisionAnswer | None:
-        """Wait for a queued run's admission without busy polling (long polls, each in a thread, so that a stop is
-        seen at once): its decision once admitted or sent standalone; None when the launcher was stopped while it
-        waited, after the router was told the run is cancelled (which takes it out of the queue)."""
+        """Wait for a queued run's admission without busy polling (long polls, each in a thread, so that a
+        stop is seen at once): its decision once admitted or sent standalone; None when the launcher was
+        stopped while it waited, after the router was told the run is cancelled (which takes it out of the
+        queue)."""
         run_id, shown = answer.run_id, None
         while answer.mode == "queued":
             progress = (answer.position, round(answer.predicted_wait_s or 0))
             if progress != shown:
-                self.on_event(f"queued at position {answer.position}, predicted wait {progress[1]} s (run {run_id})")
+                self.on_event(f"queued at position {answer.position}, predicted wait {progress[1]} s (run "
+                              f"{run_id})")
                 shown = progress
             box: dict = {}
             done = threading.Event()
@@ -334,14 +345,16 @@ class Launcher:
         if local:
             self.on_event(f"WARNING: relative paths resolve on the Connect server, not in {workdir}: "
                           f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
-        return (lambda: kind.start_connect(request.args, env, workdir, self.on_line)), self._server_watchdog(url)
+        return (lambda: kind.start_connect(request.args, env, workdir,
+                                           self.on_line)), self._server_watchdog(url)
 
     def _prepare_standalone(self, request: RunRequest, kind: AppKind, decision: Decision,
                             workdir: Path) -> Callable[[], AppProcess]:
         """How a standalone run starts: spark-submit."""
         kind.release()
         command, env = self._standalone_command(request, kind, decision), self._standalone_env(decision)
-        self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in {workdir}")
+        self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in "
+                      f"{workdir}")
         return lambda: AppProcess.start(command, env, self.on_line, cwd=workdir)
 
     def _record(self, decision: Decision, outcome: Outcome, elapsed: float, result: LaunchResult,
@@ -360,8 +373,8 @@ class Launcher:
             "cancelled": f"cancelled after {elapsed:.1f} s (exit code {outcome.exit_code})",
         }[status] + (f": {outcome.stopped_because}" if outcome.stopped_because else ""))
         result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "status": status,
-                            "exit_code": outcome.exit_code, "failure_kind": failure_kind, "seconds": round(elapsed, 2),
-                            "error": error})
+                            "exit_code": outcome.exit_code, "failure_kind": failure_kind,
+                            "seconds": round(elapsed, 2), "error": error})
         if status == "succeeded":
             self._report(decision, "succeeded", exit_code=0)
         elif status == "cancelled":
@@ -401,12 +414,14 @@ class Launcher:
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
 
-    def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str, str]:
+    def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str,
+                                                                                                      str]:
         env = self._base_env(decision)
-        # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win over
-        # anything it sets: a pool of its own naming would stay on the server for good.
+        # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win
+        # over anything it sets: a pool of its own naming would stay on the server for good.
         pool = {SCHEDULER_POOL_CONF: decision.scheduler_pool} if decision.scheduler_pool else {}
-        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool, **decision.session_confs})
+        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool,
+                                                        **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),
@@ -415,7 +430,8 @@ class Launcher:
             # its user id carries the app and run, which the router reads when the confs are missing.
             "SPARK_REMOTE": with_user_id(url, user_id(request.app_id, decision.run_id)),
             "SPARK_CONNECT_RELEASE_SESSION_ON_EXIT": "true",
-            "PYTHONPATH": os.pathsep.join([*map(str, app.pythonpath), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PYTHONPATH": os.pathsep.join([*map(str, app.pythonpath),
+                                           env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         })
         return env
 
@@ -449,8 +465,8 @@ class Launcher:
             command += ["--jars", str(settings.listener_jar)]
             conf.update(listener_conf(settings, kind="standalone"))
         else:
-            self.on_event(f"WARNING: listener jar {settings.listener_jar} not found: this run's metrics are not "
-                          f"recorded (build it with `make listener`)")
+            self.on_event(f"WARNING: listener jar {settings.listener_jar} not found: this run's metrics are "
+                          f"not recorded (build it with `make listener`)")
         conf.update(decision.session_confs)
         # The router's sizing (never below the ask unless its policy allows) over what the request asked.
         resources = {**request.resources, **decision.sized}
@@ -464,7 +480,8 @@ class Launcher:
                 # executors that each have the asked (or one) core.
                 if resources.get("executor_cores") is None:
                     command += ["--executor-cores", "1"]
-                conf["spark.cores.max"] = str(resources["num_executors"] * (resources.get("executor_cores") or 1))
+                conf["spark.cores.max"] = str(resources["num_executors"]
+                                              * (resources.get("executor_cores") or 1))
         if _on_this_machine(settings.standalone_master):
             conf.setdefault("spark.driver.host", "127.0.0.1")
             conf.setdefault("spark.driver.bindAddress", "127.0.0.1")
@@ -476,13 +493,15 @@ class Launcher:
 
     @staticmethod
     def _local_relative_paths(args: list[str], workdir: Path) -> list[str]:
-        """The app's arguments that are relative paths of files here: on Connect they resolve on the server."""
+        """The app's arguments that are relative paths of files here: on Connect they resolve on the
+        server."""
         return [arg for arg in args if arg and not os.path.isabs(arg) and "://" not in arg
                 and arg not in (".", "..") and (workdir / arg).exists()]
 
 
 def _on_this_machine(master: str) -> bool:
-    """local[*], or a standalone cluster on loopback (`spark-router cluster`): the driver binds to 127.0.0.1."""
+    """local[*], or a standalone cluster on loopback (`spark-router cluster`): the driver binds to
+    127.0.0.1."""
     return master.startswith(("local", "spark://127.0.0.1:", "spark://localhost:"))
 
 

@@ -1,8 +1,8 @@
 """The router's HTTP API, as the launcher, the CLI and the Airflow operator use it.
 
 Plain ``http.client``: the launcher talks to the router a handful of times per run, and an HTTP library would
-cost every `spark-router run` tens of milliseconds of imports. A connection per call: nothing goes stale during
-a run that lasts hours.
+cost every `spark-router run` tens of milliseconds of imports. A connection per call: nothing goes stale
+during a run that lasts hours.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ class RouterClient:
         parts = urlsplit(self.url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"router URL must be http(s)://host[:port][/path], not {url!r}")
-        self._https, self._host, self._port, self._prefix = (parts.scheme == "https", parts.hostname, parts.port,
-                                                             parts.path)
+        self._https, self._host, self._port, self._prefix = (parts.scheme == "https", parts.hostname,
+                                                             parts.port, parts.path)
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
@@ -65,12 +65,12 @@ class RouterClient:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise RouterUnavailable(f"router at {self.url} answered {status} with something that is not JSON: "
-                                    f"{text[:200]!r}") from exc
+            raise RouterUnavailable(f"router at {self.url} answered {status} with something that is not "
+                                    f"JSON: {text[:200]!r}") from exc
 
     def _call_idempotent(self, method: str, path: str, json_body: Any = None) -> Any:
-        """``_call``, retried with a growing pause while the router is unavailable (5xx, no answer), for at most
-        report_retry_s plus one call's timeout. A refusal (4xx) is final."""
+        """``_call``, retried with a growing pause while the router is unavailable (5xx, no answer), for at
+        most report_retry_s plus one call's timeout. A refusal (4xx) is final."""
         deadline = time.monotonic() + self.report_retry_s
         pause = self.FIRST_BACKOFF_S
         while True:
@@ -85,8 +85,8 @@ class RouterClient:
     def decide(self, app_id: str, mode: RequestedMode = "auto", resources: Resources | None = None,
                spark_conf: dict[str, str] | None = None, airflow: dict[str, Any] | None = None,
                dry_run: bool = False, can_wait: bool = False) -> DecisionAnswer:
-        """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded; ``can_wait``:
-        the answer may be mode queued (then ``admission`` until it is not)."""
+        """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded;
+        ``can_wait``: the answer may be mode queued (then ``admission`` until it is not)."""
         body: dict[str, Any] = {"app_id": app_id, "mode": mode}
         if dry_run:
             body["dry_run"] = True
@@ -107,9 +107,10 @@ class RouterClient:
 
     def report(self, run_id: str, event: RunEventName, failure_kind: FailureKind | None = None,
                message: str | None = None, exit_code: int | None = None) -> str:
-        """Report what happened to a run; the run's status after it (running, succeeded, failed, cancelled)."""
-        body = {"event": event, "failure_kind": failure_kind, "message": message and storable(message[-10_000:]),
-                "exit_code": exit_code}
+        """Report what happened to a run; the run's status after it (running, succeeded, failed,
+        cancelled)."""
+        body = {"event": event, "failure_kind": failure_kind,
+                "message": message and storable(message[-10_000:]), "exit_code": exit_code}
         answer = self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
                                        {k: v for k, v in body.items() if v is not None})
         return answer["status"]
@@ -125,8 +126,8 @@ class RouterClient:
 
 
 def storable(text: str) -> str:
-    """Text the router can store: an app's error output may hold a NUL or half a surrogate pair (a UDF's message),
-    which the router refuses (422), and a refused report would leave the run running."""
+    """Text the router can store: an app's error output may hold a NUL or half a surrogate pair (a UDF's
+    message), which the router refuses (422), and a refused report would leave the run running."""
     return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
 
 

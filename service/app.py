@@ -56,8 +56,8 @@ HEALTH_TIMEOUT_S = 0.8  # /healthz answers within a second, whatever the databas
 
 class HealthProbe:
     """SELECT 1 on a connection of its own (not the pool the requests share), in a thread of its own, one at a
-    time: /healthz never waits for a free connection or a thread, and a probe still waiting on a silent database
-    is not started again."""
+    time: /healthz never waits for a free connection or a thread, and a probe still waiting on a silent
+    database is not started again."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -68,12 +68,14 @@ class HealthProbe:
         with self._lock:
             if self._running is None or self._running.done():
                 self._running = Future()
-                threading.Thread(target=self._probe, args=(self._running,), name="healthz", daemon=True).start()
+                threading.Thread(target=self._probe, args=(self._running,), name="healthz",
+                                 daemon=True).start()
             return self._running
 
     def _probe(self, future: Future) -> None:
         try:
-            connection = self.engine.raw_connection()  # no BEGIN IMMEDIATE on SQLite: a write lock is no outage
+            # no BEGIN IMMEDIATE on SQLite: a write lock is no outage
+            connection = self.engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 cursor.execute("SELECT 1")
@@ -130,9 +132,9 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
-    # The database is away, too slow, or the transaction lost a deadlock: the same request will work later. A 503
-    # with Retry-After tells the listener to keep the batch and retry, not to count it against the batch. Anything
-    # else (a missing table, say) is a server error, for the log and Sentry.
+    # The database is away, too slow, or the transaction lost a deadlock: the same request will work later. A
+    # 503 with Retry-After tells the listener to keep the batch and retry, not to count it against the batch.
+    # Anything else (a missing table, say) is a server error, for the log and Sentry.
     def unavailable(detail: str, why: str) -> JSONResponse:
         log.warning("%s (503): %s", detail, why)
         return JSONResponse({"detail": f"{detail}; retry later"}, status_code=503,
@@ -147,7 +149,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
     @app.exception_handler(PoolTimeout)
     async def pool_exhausted(_request: Request, exc: PoolTimeout) -> JSONResponse:
         return unavailable("database unavailable",
-                           f"no free connection within {settings.db_pool_timeout_s:g} s (the pool is exhausted)")
+                           f"no free connection within {settings.db_pool_timeout_s:g} s (the pool is "
+                           "exhausted)")
 
     @app.exception_handler(Unavailable)
     async def retry_later(_request: Request, exc: Unavailable) -> JSONResponse:
@@ -160,7 +163,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
 
     @app.exception_handler(Invalid)
     async def invalid(_request: Request, exc: Invalid) -> JSONResponse:
-        return JSONResponse({"detail": error_details([{"loc": exc.loc, "msg": str(exc), "type": "value_error"}])},
+        return JSONResponse({"detail": error_details([{"loc": exc.loc, "msg": str(exc),
+                                                       "type": "value_error"}])},
                             status_code=422)
 
     @app.get("/livez", tags=["health"])
@@ -173,8 +177,8 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
 
     @app.get("/healthz", tags=["health"], responses=error_responses.errors(503))
     async def healthz() -> JSONResponse:
-        """200 when the service can reach its database; 503 (with Retry-After) when the database did not answer
-        within a second or refused. Answers within a second whatever the database does."""
+        """200 when the service can reach its database; 503 (with Retry-After) when the database did not
+        answer within a second or refused. Answers within a second whatever the database does."""
         answer = asyncio.wrap_future(probe.start())
         answer.add_done_callback(lambda future: future.exception())  # read, even when it comes too late
         done, _ = await asyncio.wait([answer], timeout=HEALTH_TIMEOUT_S)
@@ -182,12 +186,14 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
             return JSONResponse({"status": "ok", "database": engine.dialect.name})
         if done:  # the driver's text (hosts, users) is for the log, not for callers
             error = answer.exception()
-            log.warning("healthz: database unavailable: %s", (str(error).splitlines() or [type(error).__name__])[0])
+            log.warning("healthz: database unavailable: %s",
+                        (str(error).splitlines() or [type(error).__name__])[0])
         else:
             log.warning("healthz: database unavailable: no answer within %g s", HEALTH_TIMEOUT_S)
         return JSONResponse({"status": "unhealthy", "database": "unavailable"}, status_code=503,
                             headers={"Retry-After": str(db.RETRY_AFTER_S)})
 
-    # Where it listens is `spark-router serve`'s to say (SPARK_ROUTER_URL is where others reach it, maybe elsewhere).
+    # Where it listens is `spark-router serve`'s to say (SPARK_ROUTER_URL is where others reach it, maybe
+    # elsewhere).
     log.info("router app ready (database: %s)", engine.url.render_as_string(hide_password=True))
     return app

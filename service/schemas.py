@@ -47,7 +47,8 @@ EPOCH_MS_MAX = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # No NUL (PostgreSQL text cannot hold it). A pattern also makes pydantic check that the text is valid Unicode:
 # a lone surrogate (half an emoji) fails as string_unicode.
 NO_NUL = r"^[^\x00]*$"
-# The one rule for the ids of apps and runs (ID_PATTERN, ID_RULE) and their lengths: client_runtime/protocol.py.
+# The one rule for the ids of apps and runs (ID_PATTERN, ID_RULE) and their lengths:
+# client_runtime/protocol.py.
 
 
 def text(max_length: int | None = None, **field) -> Any:
@@ -68,7 +69,8 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 def _as_utc(value: datetime) -> datetime:
-    """A timestamp in UTC (naive ones are taken as UTC); one that falls outside the years 1-9999 in UTC is refused."""
+    """A timestamp in UTC (naive ones are taken as UTC); one that falls outside the years 1-9999 in UTC is
+    refused."""
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)
     try:
@@ -129,7 +131,8 @@ def error_details(errors: list[dict]) -> list[dict]:
             msg = ID_RULE
         else:
             msg = MESSAGES.get(kind, error.get("msg", ""))
-        detail = {"loc": [loc if isinstance(loc, int) else _readable(loc, 100) for loc in error.get("loc", ())],
+        detail = {"loc": [loc if isinstance(loc, int) else _readable(loc, 100)
+                          for loc in error.get("loc", ())],
                   "msg": _readable(msg, 500), "type": kind}
         shown = _short_input(error.get("input"))
         if shown is not None:
@@ -157,12 +160,13 @@ class ErrorOut(BaseModel):
     detail: str
 
 
-# What a real stage attempt can have, generously: past it a record is quarantined (docs/ingest-protocol.md). Runs
-# sum many stages, so the sums are kept safe apart (they stop at 2^63 - 1; aggregates never overflow).
+# What a real stage attempt can have, generously: past it a record is quarantined (docs/ingest-protocol.md).
+# Runs sum many stages, so the sums are kept safe apart (they stop at 2^63 - 1; aggregates never overflow).
 MAX_STAGE_TASKS = INT32_MAX          # Spark counts a stage's tasks in an Int
 MAX_STAGE_MS = 10**15                # ~31,700 years of task time: a million cores busy for 30 years
 MAX_STAGE_BYTES = 2**60              # 1 EiB, a thousand times the petabytes of the largest jobs; records too
-STAGE_METRIC_BOUNDS = {name: MAX_STAGE_TASKS if name.startswith("num_") else MAX_STAGE_MS if name.endswith("_ms")
+STAGE_METRIC_BOUNDS = {name: MAX_STAGE_TASKS if name.startswith("num_") else MAX_STAGE_MS
+                       if name.endswith("_ms")
                        else MAX_STAGE_BYTES for name in (*METRICS, "duration_ms", "median_task_duration_ms")}
 
 
@@ -198,7 +202,8 @@ class StageRecord(StageMetricValues):
 
 
 class QuarantinedStage(BaseModel):
-    """A stage record of a batch that cannot be stored, and why; kept aside while the rest of its batch is stored."""
+    """A stage record of a batch that cannot be stored, and why; kept aside while the rest of its batch is
+    stored."""
 
     index: int
     reason: str
@@ -232,7 +237,8 @@ class StageBatch(Strict):
         sent = [i for i in range(len(self.stages) + len(bad)) if i not in bad]  # index in what was sent
         self._quarantined = sorted(
             [*self._quarantined, *(QuarantinedStage(index=sent[i], reason=reason,
-                                                    record=self.stages[i].model_dump(mode="json", exclude_unset=True))
+                                                    record=self.stages[i].model_dump(mode="json",
+                                                                                     exclude_unset=True))
                                    for i, reason in reasons.items())], key=lambda q: q.index)
         self.stages = [record for i, record in enumerate(self.stages) if i not in reasons]
 
@@ -251,7 +257,8 @@ class StageBatch(Strict):
                     raise  # the envelope: the whole batch is refused
                 per_record.setdefault(loc[1], []).append(error)
             records = data["stages"]
-            batch = handler({**data, "stages": [record for i, record in enumerate(records) if i not in per_record]})
+            batch = handler({**data,
+                             "stages": [record for i, record in enumerate(records) if i not in per_record]})
             batch._quarantined = [QuarantinedStage(index=i, reason=_quarantine_reason(per_record[i]),
                                                    record=records[i]) for i in sorted(per_record)]
             return batch
@@ -261,7 +268,8 @@ class IngestResult(BaseModel):
     accepted: int = Field(description="New stage attempts stored.")
     duplicates: int = Field(description="Stage attempts stored before (a re-sent batch), skipped.")
     unattributed: int = Field(description="Of the accepted, those without an app id.")
-    quarantined: int = Field(0, description="Stage records that cannot be stored (see GET /api/v1/quarantine).")
+    quarantined: int = Field(0, description="Stage records that cannot be stored (see GET "
+                                            "/api/v1/quarantine).")
 
 
 class QuarantineOut(BaseModel):
@@ -300,7 +308,8 @@ class HeartbeatIn(Strict):
     executors: Count32 = 0
     executor_cores: Count32 = 0
     max_executors: Count32 | None = None
-    connect_url: str | None = text(300, default=None, description="Where clients connect: sc:// only; another "
+    connect_url: str | None = text(300, default=None, description="Where clients connect: sc:// only; "
+                                                                  "another "
                                                                    "scheme is stored as null (and logged).")
 
 
@@ -378,17 +387,20 @@ ConfValue = Annotated[str, BeforeValidator(_conf_value), text(10_000)]
 
 class DecisionRequest(Strict):
     app_id: str = an_id(APP_ID_MAX, description="Stable id of the app, e.g. etl.orders.")
-    mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force it.")
+    mode: RequestedMode = Field("auto", description="auto lets the policy decide; connect/standalone force "
+                                                    "it.")
     resources: ResourcesIn = Field(default_factory=ResourcesIn)
     spark_conf: dict[Annotated[str, Field(pattern=r"^spark\.[^\x00]*$", max_length=500)], ConfValue] = Field(
         default_factory=dict, max_length=1000)
     airflow: AirflowContext | None = None
-    dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is recorded, no "
+    dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is "
+                                                          "recorded, no "
                                              "capacity held, no cool-down try granted (run_id is null).")
-    can_wait: bool = Field(False, strict=True, description="The caller can wait for room on a Connect server: when "
-                           "none has room and room is predicted sooner than a standalone start-up, the answer is "
-                           "mode queued (then GET /api/v1/runs/{run_id}/admission until admitted) instead of "
-                           "standalone.")
+    can_wait: bool = Field(False, strict=True, description="The caller can wait for room on a Connect "
+                                                           "server: when "
+                           "none has room and room is predicted sooner than a standalone start-up, the "
+                           "answer is mode queued (then GET /api/v1/runs/{run_id}/admission until admitted) "
+                           "instead of standalone.")
 
 
 class ReasonOut(BaseModel):
@@ -415,12 +427,15 @@ class PredictionOut(BaseModel):
 
     mode: Literal["connect", "standalone"]
     wall_s: float = Field(description="Submit to end, start-up included.")
-    core_s: float = Field(description="Executor core-seconds: on Connect the shared server's cores the run keeps "
-                                      "busy (its task time); standalone its own executors' cores for its life.")
+    core_s: float = Field(description="Executor core-seconds: on Connect the shared server's cores the run "
+                                      "keeps busy (its task time); standalone its own executors' cores for "
+                                      "its life.")
     uncertainty: float = Field(description="± this fraction of each figure.")
-    basis: str = Field(description="The runs it stands on; 'not seen in the other mode': from the other mode's runs.")
+    basis: str = Field(description="The runs it stands on; 'not seen in the other mode': from the other "
+                                   "mode's runs.")
     cross_mode: bool
-    startup_s: float = Field(description="The start-up included in wall_s (standalone: the cluster's measured one).")
+    startup_s: float = Field(description="The start-up included in wall_s (standalone: the cluster's "
+                                         "measured one).")
     cores: float = Field(description="The executor cores the run is predicted to get.")
     server_id: str | None = Field(None, description="Connect: the server predicted on.")
     in_flight_cores: float | None = Field(None, description="Connect: the load of the runs in flight there.")
@@ -440,8 +455,8 @@ class ActualOut(BaseModel):
     wall_s: float | None
     core_s: float | None = Field(description="Measured executor core-seconds (null: not measured).")
     executors: int | None = Field(None, description="Standalone: the most executors its application held.")
-    wall_error_pct: float | None = Field(description="(predicted − actual) / actual, in %; null for a run that did "
-                                                     "not succeed or had no prediction.")
+    wall_error_pct: float | None = Field(description="(predicted − actual) / actual, in %; null for a run "
+                                                     "that did not succeed or had no prediction.")
     core_s_error_pct: float | None
 
 
@@ -478,22 +493,25 @@ class DecisionOut(BaseModel):
     reasons: list[ReasonOut]
     connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
                                                 "placed on; null for standalone runs.")
-    server_id: str | None = Field(None, description="The Connect server of the pool the run was placed on; null for "
-                                                    "standalone runs.")
+    server_id: str | None = Field(None, description="The Connect server of the pool the run was placed on; "
+                                                    "null for standalone runs.")
     session_confs: dict[str, str] = Field(description="Confs the session must set so the listener "
                                                       "attributes its stages to this run.")
-    scheduler_pool: str | None = Field(None, description="The Connect server's FAIR scheduler pool for this run's jobs "
-                                                         "(light or heavy, by the app's task time): the session sets "
-                                                         "it as spark.scheduler.pool. Null for standalone runs.")
+    scheduler_pool: str | None = Field(None, description="The Connect server's FAIR scheduler pool for this "
+                                                         "run's jobs (light or heavy, by the app's task "
+                                                         "time): the session sets it as "
+                                                         "spark.scheduler.pool. Null for standalone runs.")
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
-    sizing: SizingOut | None = Field(None, description="A standalone run's resources, sized from the app's history "
-                                                       "within the policy's guard rails; null for Connect runs.")
+    sizing: SizingOut | None = Field(None, description="A standalone run's resources, sized from the app's "
+                                                       "history within the policy's guard rails; null for "
+                                                       "Connect runs.")
     position: int | None = Field(None, description="A queued run's place in the admission queue (1: next).")
-    predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in seconds.")
-    predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: none "
-                                                                 "(a fallback rerun).")
+    predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in "
+                                                             "seconds.")
+    predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: "
+                                                                 "none (a fallback rerun).")
     actual: ActualOut | None = Field(None, description="Once the run ended: its actual figures beside the "
                                                        "predictions.")
 
@@ -505,17 +523,19 @@ _FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "requ
 
 
 class RunEvent(Strict):
-    """What happened to a run. `failed` needs a `failure_kind` (the schema says so with if/then): without one, 422."""
+    """What happened to a run. `failed` needs a `failure_kind` (the schema says so with if/then): without one,
+    422."""
 
     model_config = ConfigDict(json_schema_extra=_FAILED_NEEDS_KIND)
 
     event: RunEventName = Field(
-        description="cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or execution_timeout); "
-                    "neither an app failure nor a Connect failure.")
+        description="cancelled: stopped from outside (SIGTERM, Ctrl-C, Airflow's on_kill or "
+                    "execution_timeout); neither an app failure nor a Connect failure.")
     failure_kind: FailureKind | None = Field(
-        default=None, description="For failed: connect (the Connect server or client failed), app, or pending: a "
-                                  "failed Connect run that is being rerun standalone, whose outcome settles it "
-                                  "(rerun succeeded: connect; rerun failed: app; rerun cancelled: unknown).")
+        default=None, description="For failed: connect (the Connect server or client failed), app, or "
+                                  "pending: a failed Connect run that is being rerun standalone, whose "
+                                  "outcome settles it (rerun succeeded: connect; rerun failed: app; rerun "
+                                  "cancelled: unknown).")
     message: str | None = text(10_000, default=None)
     exit_code: Int32 | None = None
 
@@ -544,11 +564,11 @@ class RunDetail(RunOut):
     exit_code: int | None
     fallback_of: str | None
     fell_back_to: str | None
-    oom_rerun_of: str | None = Field(None, description="The standalone run that ran out of memory, which this "
-                                                       "one reruns with more.")
+    oom_rerun_of: str | None = Field(None, description="The standalone run that ran out of memory, which "
+                                                       "this one reruns with more.")
     oom_rerun_to: str | None = Field(None, description="This run ran out of memory: its rerun with more.")
-    executor_memory: int | None = Field(None, description="Bytes: what a standalone run was given (null: Spark's "
-                                                          "default; Connect runs: the server's).")
+    executor_memory: int | None = Field(None, description="Bytes: what a standalone run was given (null: "
+                                                          "Spark's default; Connect runs: the server's).")
     executor_cores: int | None = None
     num_executors: int | None = None
     driver_memory: int | None = None
@@ -563,8 +583,9 @@ class PinRequest(Strict):
     mode: Literal["connect", "standalone"]
     reason: str | None = text(500, default=None)
     server_id: str | None = text(200, default=None, min_length=1,
-                                 description="With mode connect: the Connect server of the pool the app's runs go "
-                                             "to (standalone while it cannot take runs). Empty: the least loaded.")
+                                 description="With mode connect: the Connect server of the pool the app's "
+                                             "runs go to (standalone while it cannot take runs). Empty: the "
+                                             "least loaded.")
 
     @model_validator(mode="after")
     def _server_only_for_connect(self):
@@ -575,7 +596,8 @@ class PinRequest(Strict):
 
 class SimulateRequest(Strict):
     policy: dict = Field(description="A candidate policy, in the policy file's structure.")
-    days: int = Field(30, strict=True, ge=1, le=3650, description="Which runs count as 'would move': the last N days.")
+    days: int = Field(30, strict=True, ge=1, le=3650, description="Which runs count as 'would move': the "
+                                                                  "last N days.")
 
 
 class SimulatedApp(BaseModel):
@@ -591,12 +613,13 @@ class SimulatedApp(BaseModel):
 class SimulateReplay(BaseModel):
     """The apps' kept runs replayed under the candidate: each run predicted from the runs before it."""
 
-    apps: list[AppAccuracy] = Field(description="Per app and mode it ran in: the candidate's prediction errors "
-                                                "against the actual runs.")
-    totals: dict[str, int | float] = Field(description="runs; runs_in_another_mode (the candidate would have chosen "
-                                                       "the other); over the runs it predicted (predicted_runs): "
-                                                       "actual_wall_s and actual_core_s against candidate_wall_s and "
-                                                       "candidate_core_s, what it predicted for its own choices.")
+    apps: list[AppAccuracy] = Field(description="Per app and mode it ran in: the candidate's prediction "
+                                                "errors against the actual runs.")
+    totals: dict[str, int | float] = Field(description="runs; runs_in_another_mode (the candidate would have "
+                                                       "chosen the other); over the runs it predicted "
+                                                       "(predicted_runs): actual_wall_s and actual_core_s "
+                                                       "against candidate_wall_s and candidate_core_s, what "
+                                                       "it predicted for its own choices.")
 
 
 class SimulateOut(BaseModel):
@@ -616,7 +639,8 @@ class CompatFinding(Strict):
 
 
 class CompatibilityReport(Strict):
-    findings: list[CompatFinding] = Field(max_length=1000, description="What the check found; empty = compatible.")
+    findings: list[CompatFinding] = Field(max_length=1000, description="What the check found; empty = "
+                                                                       "compatible.")
 
 
 class HeartbeatOut(BaseModel):
@@ -642,10 +666,11 @@ class PoolServerOut(BaseModel):
     """A Connect server of the pool as placement sees it."""
 
     server_id: str
-    default: bool = Field(description="The server of SPARK_ROUTER_CONNECT_SERVER_ID: forced and pinned Connect "
-                                      "runs go there when no server can take a run.")
+    default: bool = Field(description="The server of SPARK_ROUTER_CONNECT_SERVER_ID: forced and pinned "
+                                      "Connect runs go there when no server can take a run.")
     connect_url: str | None = Field(description="Where its clients connect: what its listener reports (the "
-                                                "default server: SPARK_ROUTER_CONNECT_URL until it reports one).")
+                                                "default server: SPARK_ROUTER_CONNECT_URL until it reports "
+                                                "one).")
     status: Literal["up", "draining", "down"]
     available: bool = Field(description="It can take a new run now: heard from lately and not draining.")
     unavailable_reason: str | None
@@ -660,9 +685,10 @@ class PoolServerOut(BaseModel):
     in_flight_cores: float = Field(description="Predicted cores of the Connect runs in flight on it.")
     free_cores: float
     in_flight_runs: int
-    max_runs: int | None = Field(None, description="Connect runs it takes at once (SPARK_ROUTER_SERVER_MAX_RUNS).")
-    room: bool = Field(False, description="It can take a run of the policy's default size now: available, a run "
-                                          "slot and the cores free.")
+    max_runs: int | None = Field(None, description="Connect runs it takes at once "
+                                                   "(SPARK_ROUTER_SERVER_MAX_RUNS).")
+    room: bool = Field(False, description="It can take a run of the policy's default size now: available, a "
+                                          "run slot and the cores free.")
 
 
 class QueuedRunOut(BaseModel):
@@ -670,14 +696,17 @@ class QueuedRunOut(BaseModel):
 
     run_id: str
     app_id: str
-    position: int | None = Field(description="Its place in the queue (1: next); null: its client stopped asking, "
+    position: int | None = Field(description="Its place in the queue (1: next); null: its client stopped "
+                                             "asking, "
                                               "so it no longer holds a place.")
     enqueued_at: datetime
     waited_s: float
     predicted_wait_s: float | None = Field(description="Its predicted wait for room, as last checked.")
-    deadline_at: datetime = Field(description="When it runs standalone if still waiting (SPARK_ROUTER_QUEUE_MAX_WAIT_S).")
+    deadline_at: datetime = Field(description="When it runs standalone if still waiting "
+                                              "(SPARK_ROUTER_QUEUE_MAX_WAIT_S).")
     predicted_cores: float
-    live: bool = Field(description="Its client asked lately (a long poll within SPARK_ROUTER_QUEUE_POLL_MAX_S + 15 s).")
+    live: bool = Field(description="Its client asked lately (a long poll within "
+                                   "SPARK_ROUTER_QUEUE_POLL_MAX_S + 15 s).")
 
 
 class ServerActivity(BaseModel):
@@ -686,8 +715,8 @@ class ServerActivity(BaseModel):
     server: ServerOut
     last_heartbeat: HeartbeatOut | None
     heartbeat_age_s: float | None
-    in_flight_connect_runs: int = Field(description="Connect runs placed on this server, decided or running, not yet "
-                                                    "reported done.")
+    in_flight_connect_runs: int = Field(description="Connect runs placed on this server, decided or running, "
+                                                    "not yet reported done.")
     in_flight_run_ids: list[str] = Field(description="The oldest ten of them.")
 
 

@@ -31,22 +31,25 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 @router.get("/servers")
 def get_servers(request: Request, session: SessionDep) -> list[dict]:
     """Connect servers (and listeners heard from in the last 15 minutes): up, down or draining from the last
-    heartbeat's age, uptime, the listener's queue and spool, the last restart, and each Connect server's place in
-    the pool (capacity, load in flight, whether it can take a run)."""
+    heartbeat's age, uptime, the listener's queue and spool, the last restart, and each Connect server's place
+    in the pool (capacity, load in flight, whether it can take a run)."""
     return dashboard_queries.servers(session, request.app.state.policies.get(), request.app.state.settings)
 
 
 @router.get("/queue")
 def get_queue(request: Request, session: SessionDep) -> list[dict]:
-    """The admission queue: runs waiting for room on a Connect server, first come first, with their positions."""
+    """The admission queue: runs waiting for room on a Connect server, first come first, with their
+    positions."""
     return admission_store.queue_status(session, request.app.state.settings)
 
 
 @router.get("/executors")
 def get_executors(session: SessionDep,
-                  minutes: Annotated[float, Query(gt=0, le=7 * 24 * 60, description="The window: the last N minutes.")]
+                  minutes: Annotated[float, Query(gt=0, le=7 * 24 * 60, description="The window: the last N "
+                                                                                    "minutes.")]
                   = 60) -> dict:
-    """Executors and cores each Connect server held over the window (the most per step), from its heartbeats."""
+    """Executors and cores each Connect server held over the window (the most per step), from its
+    heartbeats."""
     return dashboard_queries.executors_over_time(session, minutes)
 
 
@@ -58,8 +61,8 @@ def get_restarts(session: SessionDep, server_id: ServerIdQuery = None, limit: Li
 
 @router.get("/quarantine")
 def get_quarantine(request: Request, session: SessionDep, limit: Limit = 10) -> dict:
-    """How many stage records are quarantined (they could not be stored), the newest with their reasons, and how
-    long they are kept."""
+    """How many stage records are quarantined (they could not be stored), the newest with their reasons, and
+    how long they are kept."""
     return dashboard_queries.quarantine(session, limit, request.app.state.settings.quarantine_retention_days)
 
 
@@ -72,7 +75,8 @@ def get_summary(request: Request, session: SessionDep, days: Days = 1) -> dict:
 @router.get("/decisions")
 def get_decisions_over_time(session: SessionDep, days: Days = 1,
                             bucket: Literal["hour", "day"] = "hour") -> dict:
-    """Decisions per hour or day by mode (connect, standalone, fallback), every bucket of the window present."""
+    """Decisions per hour or day by mode (connect, standalone, fallback), every bucket of the window
+    present."""
     if bucket == "hour" and days > 31:
         raise Invalid("hourly buckets cover at most 31 days; use bucket=day", loc=("query", "days"))
     return dashboard_queries.decisions_over_time(session, days, bucket)
@@ -80,7 +84,8 @@ def get_decisions_over_time(session: SessionDep, days: Days = 1,
 
 @router.get("/decisions/by-server")
 def get_decisions_by_server(request: Request, session: SessionDep, days: Days = 1) -> dict:
-    """Decisions in the window by the Connect server they placed the run on, and standalone (fallbacks apart)."""
+    """Decisions in the window by the Connect server they placed the run on, and standalone (fallbacks
+    apart)."""
     return dashboard_queries.decisions_by_server(session, days, request.app.state.settings.connect_server_id)
 
 
@@ -92,7 +97,8 @@ def get_recent_decisions(session: SessionDep, limit: Limit = 20) -> list[dict]:
 
 @router.get("/predictions")
 def get_predictions(session: SessionDep, days: Days = 7) -> dict:
-    """How good the predictions were: per app and mode, the median absolute % error of wall time and core-seconds."""
+    """How good the predictions were: per app and mode, the median absolute % error of wall time and
+    core-seconds."""
     return dashboard_queries.predictions(session, days)
 
 
@@ -141,7 +147,8 @@ CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'se
 def _page(request: Request) -> HTMLResponse:
     root = html.escape(request.scope.get("root_path", "").rstrip("/"), quote=True)
     return HTMLResponse(_page_template().replace("__ROOT__", root),
-                        headers={"Cache-Control": "no-cache", "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+                        headers={"Cache-Control": "no-cache",
+                                 "Content-Security-Policy": CONTENT_SECURITY_POLICY,
                                  "X-Content-Type-Options": "nosniff"})
 
 

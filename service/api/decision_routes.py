@@ -53,8 +53,9 @@ ADMISSION_CHECK_S = 1.0
 @router.get("/runs/{run_id}/admission", response_model=DecisionOut, responses=errors(404, 409))
 async def get_admission(run_id: RunIdPath, request: Request,
                         wait: Annotated[float, Query(ge=0, le=300, allow_inf_nan=False,
-                                                     description="Seconds to hold the answer while the run stays "
-                                                                 "queued (at most SPARK_ROUTER_QUEUE_POLL_MAX_S).")] = 0
+                                                     description="Seconds to hold the answer while the run "
+                                                                 "stays queued (at most "
+                                                                 "SPARK_ROUTER_QUEUE_POLL_MAX_S).")] = 0
                         ) -> Response:
     """A queued run's admission (long poll): answers as soon as the run leaves the queue, with its decision
     (connect and its server, or standalone: the queue's longest wait is up, or room is predicted later than a
@@ -101,7 +102,8 @@ def post_run_event(run_id: RunIdPath, event: RunEvent, request: Request, session
 
 
 @router.post("/runs/{run_id}/fallback", response_model=DecisionOut, responses=errors(404, 409, *BODY))
-def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, session: SessionDep) -> DecisionOut:
+def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request,
+                  session: SessionDep) -> DecisionOut:
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
@@ -109,10 +111,12 @@ def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, se
 
 
 @router.post("/runs/{run_id}/oom-rerun", response_model=DecisionOut, responses=errors(404, 409, *BODY))
-def post_oom_rerun(run_id: RunIdPath, body: OomRerunRequest, request: Request, session: SessionDep) -> DecisionOut:
+def post_oom_rerun(run_id: RunIdPath, body: OomRerunRequest, request: Request,
+                   session: SessionDep) -> DecisionOut:
     """The standalone run failed out of memory: returns its one rerun with more memory (the policy's
     sizing.oom_growth, within the ceiling), a new run. 409 when there is no more to give (at the ceiling, or
     the run is a rerun already)."""
     state = request.app.state
-    decision = decider.oom_rerun(session, run_id, body.where, body.reason, state.policies.get(), state.settings)
+    decision = decider.oom_rerun(session, run_id, body.where, body.reason, state.policies.get(),
+                                 state.settings)
     return observability.count_decision(decision, request)

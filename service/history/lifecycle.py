@@ -1,4 +1,5 @@
-"""A run's lifecycle (started, succeeded, failed, cancelled, fell back) and the per-app aggregates it keeps current."""
+"""A run's lifecycle (started, succeeded, failed, cancelled, fell back) and the per-app aggregates it keeps
+current."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def run_duration_ms(run: Run) -> int | None:
 
 
 def run_startup_ms(run: Run) -> int | None:
-    """A run's start-up: from the launcher's "started" (just before spark-submit or the Connect client starts) to
-    its first stage; None when either is unknown. Never below zero (Spark's clock and the router's may differ)."""
+    """A run's start-up: from the launcher's "started" (just before spark-submit or the Connect client starts)
+    to its first stage; None when either is unknown. Never below zero (Spark's clock and the router's may
+    differ)."""
     if run.started_at is None or run.first_stage_at is None:
         return None
     return max(int((run.first_stage_at - run.started_at).total_seconds() * 1000), 0)
@@ -46,8 +48,9 @@ def run_summary(run: Run) -> dict:
     executors it was given)."""
     return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
             "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
-            "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0,
-            "mode": run.mode if run.mode in ("connect", "standalone") else None, "startup_ms": run_startup_ms(run),
+            "peak_execution_memory_bytes": run.peak_execution_memory_bytes,
+            "duration_ms": run_duration_ms(run) or 0, "mode": run.mode
+            if run.mode in ("connect", "standalone") else None, "startup_ms": run_startup_ms(run),
             "executors": run.executors_held, "executor_core_s": run.executor_core_s,
             "executor_memory": run.executor_memory, "executor_cores": run.executor_cores}
 
@@ -70,7 +73,8 @@ def measure_executors(session: Session, run: Run) -> None:
     spark_app_id = session.scalar(select(StageMetric.spark_app_id).where(StageMetric.run_id == run.run_id).limit(1))
     if spark_app_id is None:
         return
-    executors, cores = session.execute(select(func.max(Heartbeat.executors), func.max(Heartbeat.executor_cores))
+    executors, cores = session.execute(select(func.max(Heartbeat.executors),
+                                              func.max(Heartbeat.executor_cores))
                                        .where(Heartbeat.server_id == spark_app_id)).one()
     if not cores:
         return
@@ -112,8 +116,9 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
            message: str | None = None, exit_code: int | None = None) -> Run:
     """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not.
 
-    decided -> running -> succeeded | failed | cancelled; queued -> cancelled. A failed Connect run that the launcher reruns
-    standalone is failed with failure_kind "pending" until the rerun ends, which settles it (see _settle)."""
+    decided -> running -> succeeded | failed | cancelled; queued -> cancelled. A failed Connect run that the
+    launcher reruns standalone is failed with failure_kind "pending" until the rerun ends, which settles it
+    (see _settle)."""
     run, app = lock_run_and_app(session, run_id)
     now = utcnow()
     if run.status in TERMINAL:
@@ -122,12 +127,12 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
     if run.status == "queued":  # waiting in the admission queue: it can only be cancelled, which takes it out
         if event != "cancelled":
-            raise Conflict(f"run {run_id} waits in the admission queue; it cannot be {event} before it is admitted "
-                           f"(GET /api/v1/runs/{run_id}/admission)")
+            raise Conflict(f"run {run_id} waits in the admission queue; it cannot be {event} before it is "
+                           f"admitted (GET /api/v1/runs/{run_id}/admission)")
         session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == run_id))
     if failure_kind == "pending" and run.mode != "connect":
-        raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to settle "
-                       f"its failure")
+        raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to "
+                       f"settle its failure")
     # The Connect run this one reruns: the same app, whose row is locked already, so the order holds.
     replaced = (session.scalars(select(Run).where(Run.run_id == run.fallback_of).with_for_update()).one_or_none()
                 if run.fallback_of and event in TERMINAL else None)

@@ -1,8 +1,9 @@
 """The queries behind the ops dashboard: server status, decisions over time, fallbacks, the heaviest apps,
 an app's recent runs with their decisions, one run in full.
 
-Every function takes a session and returns plain JSON-able dicts; the routes in ``service/api/dashboard_routes.py``
-only pass parameters through. Windows are counted back from now; time buckets are UTC.
+Every function takes a session and returns plain JSON-able dicts; the routes in
+``service/api/dashboard_routes.py`` only pass parameters through. Windows are counted back from now; time
+buckets are UTC.
 """
 
 from __future__ import annotations
@@ -84,14 +85,15 @@ def server_status(server: Server, beat: Heartbeat | None, policy: Policy, now: d
     }
 
 
-POOL_FIELDS = ("default", "connect_url", "available", "unavailable_reason", "capacity_cores", "capacity_source",
-               "in_flight_cores", "free_cores", "in_flight_runs")
+POOL_FIELDS = ("default", "connect_url", "available", "unavailable_reason", "capacity_cores",
+               "capacity_source", "in_flight_cores", "free_cores", "in_flight_runs")
 
 
 def servers(session: Session, policy: Policy, settings) -> list[dict]:
     """Server status for the dashboard: up/down from the heartbeat's age, draining, uptime, the listener's
-    queue and spool, the server's last restart; for a Connect server of the pool also its place in it (``pool``:
-    capacity, the load in flight, whether it can take a run; None: not in the pool, it reports no Connect URL)."""
+    queue and spool, the server's last restart; for a Connect server of the pool also its place in it
+    (``pool``: capacity, the load in flight, whether it can take a run; None: not in the pool, it reports no
+    Connect URL)."""
     now = utcnow()
     result = [server_status(server, beat, policy, now) for server, beat in latest_heartbeats(session, now)]
     last = last_restarts(session, [s["server_id"] for s in result if s["kind"] == "connect"])
@@ -109,8 +111,9 @@ EXECUTOR_POINTS = 240  # points per server on the chart, at most
 
 
 def executors_over_time(session: Session, minutes: float) -> dict:
-    """Per Connect server, the executors and cores it held over the window, from its heartbeats: the most in each
-    step (window / 240, at least 10 s), and its dynamic-allocation ceiling. Steps without a heartbeat are left out."""
+    """Per Connect server, the executors and cores it held over the window, from its heartbeats: the most in
+    each step (window / 240, at least 10 s), and its dynamic-allocation ceiling. Steps without a heartbeat are
+    left out."""
     now = utcnow()
     step_s = max(10, int(minutes * 60 // EXECUTOR_POINTS))
     since = now - timedelta(minutes=minutes)
@@ -128,7 +131,8 @@ def executors_over_time(session: Session, minutes: float) -> dict:
     servers: dict[str, list[dict]] = defaultdict(list)
     for server_id, index, executors, cores, ceiling in rows:
         at = datetime.fromtimestamp(int(index) * step_s, timezone.utc)
-        servers[server_id].append({"at": at, "executors": executors, "cores": cores, "max_executors": ceiling})
+        servers[server_id].append({"at": at, "executors": executors, "cores": cores,
+                                   "max_executors": ceiling})
     return {"since": since, "until": now, "step_s": step_s, "servers": dict(servers)}
 
 
@@ -189,7 +193,8 @@ def decisions_over_time(session: Session, days: float, bucket: str) -> dict:
     kind = _kind().label("kind")
     rows = session.execute(select(column, kind, func.count()).where(Decision.created_at >= since)
                            .group_by(column, kind)).all()
-    counts: dict[datetime, dict[str, int]] = defaultdict(lambda: {"connect": 0, "standalone": 0, "fallback": 0})
+    counts: dict[datetime,
+                 dict[str, int]] = defaultdict(lambda: {"connect": 0, "standalone": 0, "fallback": 0})
     for start, what, count in rows:
         counts[as_utc(start)][what] += count
     series, step, moment = [], BUCKETS[bucket], since
@@ -211,7 +216,8 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         select(Run.failure_kind, func.count())
         .where(Run.created_at >= since, Run.status == "failed").group_by(Run.failure_kind)).all())
     connect_failures = session.scalar(select(func.count()).where(
-        Run.created_at >= since, Run.mode == "connect", Run.status == "failed", Run.failure_kind == "connect"))
+        Run.created_at >= since, Run.mode == "connect", Run.status == "failed",
+        Run.failure_kind == "connect"))
     cancelled = session.scalar(select(func.count()).where(Run.created_at >= since, Run.status == "cancelled"))
     in_flight = in_flight_runs(session, policy)
     task_ms = dict(session.execute(select(Run.mode, safe_sum(session, Run.executor_run_time_ms))
@@ -229,7 +235,8 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
 
 
 def predicted_and_actual(decision: Decision, run: Run) -> dict:
-    """What was predicted for the mode the run went to, and once it ended what it did (decider.actual_outcome)."""
+    """What was predicted for the mode the run went to, and once it ended what it did
+    (decider.actual_outcome)."""
     predicted = (decision.predictions or {}).get(decision.mode)
     return {"predicted": predicted and {"wall_s": predicted["wall_s"], "core_s": predicted["core_s"],
                                         "uncertainty": predicted["uncertainty"], "basis": predicted["basis"]},
@@ -239,8 +246,9 @@ def predicted_and_actual(decision: Decision, run: Run) -> dict:
 def recent_decisions(session: Session, limit: int) -> list[dict]:
     rows = session.execute(select(Decision, Run).join(Run, Run.run_id == Decision.run_id)
                            .order_by(Decision.created_at.desc(), Decision.id.desc()).limit(limit)).all()
-    return [{"run_id": d.run_id, "app_id": d.app_id, "decided_at": d.created_at, "requested_mode": d.requested_mode,
-             "mode": d.mode, "rule": d.rule, "reason": (d.reasons or [{}])[0].get("message"), "status": run.status,
+    return [{"run_id": d.run_id, "app_id": d.app_id, "decided_at": d.created_at,
+             "requested_mode": d.requested_mode, "mode": d.mode, "rule": d.rule,
+             "reason": (d.reasons or [{}])[0].get("message"), "status": run.status,
              "server_id": run.server_id, **predicted_and_actual(d, run)} for d, run in rows]
 
 
@@ -259,7 +267,8 @@ def decisions_by_server(session: Session, days: float, default_server_id: str) -
         else:
             elsewhere[what] += count
     return {"days": days, "since": since,
-            "servers": [{"server_id": server_id, "decisions": count} for server_id, count in sorted(per_server.items())],
+            "servers": [{"server_id": server_id, "decisions": count} for server_id,
+                        count in sorted(per_server.items())],
             **elsewhere}
 
 
@@ -294,12 +303,12 @@ def top_apps(session: Session, days: float, limit: int) -> list[dict]:
             "runs": figures["runs"] or 0, "task_time_ms": as_bigint(figures["task_time_ms"]),
             "disk_spilled_bytes": as_bigint(figures["disk_spilled_bytes"]),
             "shuffle_write_bytes": as_bigint(figures["shuffle_write_bytes"]),
-            "connect_runs": int(figures["connect_runs"] or 0), "standalone_runs": int(figures["standalone_runs"] or 0),
+            "connect_runs": int(figures["connect_runs"] or 0),
+            "standalone_runs": int(figures["standalone_runs"] or 0),
             "failed_runs": int(figures["failed_runs"] or 0), "fallbacks": int(figures["fallbacks"] or 0),
-            "last_run_at": as_utc(figures["last_run_at"]),
-            "last_mode": decision.mode if decision else None, "last_rule": decision.rule if decision else None,
-            "pinned_mode": app.pinned_mode, "pinned_server_id": app.pinned_server_id,
-            "connect_incompatible": app.connect_incompatible,
+            "last_run_at": as_utc(figures["last_run_at"]), "last_mode": decision.mode if decision else None,
+            "last_rule": decision.rule if decision else None, "pinned_mode": app.pinned_mode,
+            "pinned_server_id": app.pinned_server_id, "connect_incompatible": app.connect_incompatible,
             "connect_failure_streak": app.connect_failure_streak,
         })
     return result
@@ -313,9 +322,9 @@ def _last_decisions(session: Session, app_ids: list[str]) -> dict[str, Decision]
 
 
 RUN_FIELDS = ("run_id", "app_id", "mode", "status", "created_at", "started_at", "finished_at", "failure_kind",
-              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "server_id", "dag_id", "task_id",
-              "airflow_run_id", "try_number", "first_stage_at", "last_stage_at", "num_stages",
-              "num_failed_stages", "executors_held", "executor_core_s", *METRICS)
+              "failure_message", "exit_code", "fallback_of", "fell_back_to", "predicted_cores", "server_id",
+              "dag_id", "task_id", "airflow_run_id", "try_number", "first_stage_at", "last_stage_at",
+              "num_stages", "num_failed_stages", "executors_held", "executor_core_s", *METRICS)
 
 
 def run_dict(run: Run, decision: Decision | None) -> dict:
@@ -323,8 +332,9 @@ def run_dict(run: Run, decision: Decision | None) -> dict:
     out["duration_ms"] = run_duration_ms(run)
     out["decision"] = None if decision is None else {
         "rule": decision.rule, "mode": decision.mode, "requested_mode": decision.requested_mode,
-        "decided_at": decision.created_at, "policy_version": decision.policy_version, "reasons": decision.reasons,
-        "predictions": decision.predictions, **predicted_and_actual(decision, run)}
+        "decided_at": decision.created_at, "policy_version": decision.policy_version,
+        "reasons": decision.reasons, "predictions": decision.predictions,
+        **predicted_and_actual(decision, run)}
     return out
 
 
@@ -371,8 +381,10 @@ def run_detail(session: Session, run_id: str, stage_limit: int = 500) -> dict | 
                       "status": s.status, "failure_reason": s.failure_reason, "server_id": s.server_id,
                       "submission_time": s.submission_time, "duration_ms": s.duration_ms,
                       "num_tasks": s.num_tasks, "num_failed_tasks": s.num_failed_tasks,
-                      "executor_run_time_ms": s.executor_run_time_ms, "shuffle_read_bytes": s.shuffle_read_bytes,
-                      "shuffle_write_bytes": s.shuffle_write_bytes, "memory_spilled_bytes": s.memory_spilled_bytes,
+                      "executor_run_time_ms": s.executor_run_time_ms,
+                      "shuffle_read_bytes": s.shuffle_read_bytes,
+                      "shuffle_write_bytes": s.shuffle_write_bytes,
+                      "memory_spilled_bytes": s.memory_spilled_bytes,
                       "disk_spilled_bytes": s.disk_spilled_bytes,
                       "peak_execution_memory_bytes": s.peak_execution_memory_bytes} for s in stages]
     return out
@@ -380,7 +392,8 @@ def run_detail(session: Session, run_id: str, stage_limit: int = 500) -> dict | 
 
 def in_flight_runs(session: Session, policy: Policy) -> dict[str, int]:
     cutoffs = in_flight_cutoffs(policy.capacity, utcnow())
-    return dict(session.execute(select(Run.mode, func.count()).where(in_flight(**cutoffs)).group_by(Run.mode)).all())
+    return dict(session.execute(select(Run.mode,
+                                       func.count()).where(in_flight(**cutoffs)).group_by(Run.mode)).all())
 
 
 def predictions(session: Session, days: float) -> dict:

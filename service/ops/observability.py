@@ -43,8 +43,8 @@ def _escape(match: re.Match) -> str:
 
 
 def one_line(message: str) -> str:
-    """A log message as one line: control characters escaped (a newline as \\n), so that text from a request (a
-    heartbeat's server_id, an app id) can never make a line of its own that looks like the router's."""
+    """A log message as one line: control characters escaped (a newline as \\n), so that text from a request
+    (a heartbeat's server_id, an app id) can never make a line of its own that looks like the router's."""
     message = message.rstrip("\r\n")  # a message that ends its own line (uvicorn's) keeps the one line it has
     return _CONTROL.sub(_escape, message) if _CONTROL.search(message) else message
 
@@ -75,9 +75,11 @@ def _create_metrics() -> dict[str, Any]:
     from prometheus_client import Counter, Histogram
 
     return {
-        "DECISIONS": Counter("spark_router_decisions", "Routing decisions made, by mode and the deciding rule "
+        "DECISIONS": Counter("spark_router_decisions", "Routing decisions made, by mode and the deciding "
+                                                       "rule "
                              "(rule=fallback: a failed Connect run rerun standalone).", ["mode", "rule"]),
-        "FALLBACKS": Counter("spark_router_fallbacks", "Failed Connect runs rerun as standalone applications."),
+        "FALLBACKS": Counter("spark_router_fallbacks",
+                             "Failed Connect runs rerun as standalone applications."),
         "INGEST_STAGES": Counter("spark_router_ingest_stages", "Stage attempts the listeners sent: accepted "
                                  "(stored), duplicate (already stored, skipped) or quarantined (cannot be "
                                  "stored: kept aside with the reason).", ["outcome"]),
@@ -220,32 +222,40 @@ class DatabaseCollector:
             "age": GaugeMetricFamily("spark_router_server_heartbeat_age_seconds",
                                      "Seconds since the server's last heartbeat.", labels=labels),
             "draining": GaugeMetricFamily("spark_router_server_draining",
-                                          "1 while the server is drained (no new runs routed to it).", labels=labels),
+                                          "1 while the server is drained (no new runs routed to it).",
+                                          labels=labels),
             "uptime": GaugeMetricFamily("spark_router_server_uptime_seconds",
-                                        "Seconds since the server's Spark application started.", labels=labels),
+                                        "Seconds since the server's Spark application started.",
+                                        labels=labels),
         }
-        beats = {field: GaugeMetricFamily(f"spark_router_listener_{field}", text, labels=labels) for field, text in (
+        beats = {field: GaugeMetricFamily(f"spark_router_listener_{field}", text, labels=labels) for field,
+                 text in (
             ("queue_size", "Records waiting in the listener's in-memory queue (last heartbeat)."),
             ("spool_files", "Files in the listener's disk spool, waiting to be re-sent (last heartbeat)."),
             ("spool_bytes", "Bytes in the listener's disk spool (last heartbeat)."),
-            ("dropped_records", "Records the listener dropped since it started: spool full (last heartbeat)."),
+            ("dropped_records",
+             "Records the listener dropped since it started: spool full (last heartbeat)."),
             ("active_sessions", "Spark Connect sessions open on the server (last heartbeat)."),
             ("active_operations", "Spark Connect operations running on the server (last heartbeat)."),
             ("running_jobs", "Spark jobs running on the server (last heartbeat)."))}
         in_flight = GaugeMetricFamily("spark_router_runs_in_flight", "Runs decided or running, not yet "
                                       "reported finished, by mode.", labels=["mode"])
-        quarantined = GaugeMetricFamily("spark_router_quarantined_records", "Stage records kept aside because "
-                                        "they cannot be stored (GET /api/v1/quarantine), within their retention "
-                                        "(SPARK_ROUTER_QUARANTINE_RETENTION_DAYS).")
-        pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field, text in (
+        quarantined = GaugeMetricFamily("spark_router_quarantined_records", "Stage records kept aside "
+                                                                            "because "
+                                        "they cannot be stored (GET /api/v1/quarantine), within their "
+                                        "retention (SPARK_ROUTER_QUARANTINE_RETENTION_DAYS).")
+        pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field,
+                text in (
             ("in_flight_cores", "Predicted cores of the Connect runs in flight on the server."),
             ("capacity_cores", "Cores the server can give concurrent runs, as placement counts them."),
             ("available", "1 when the server can take a new run (heard from lately, not draining)."),
             ("in_flight_runs", "Connect runs in flight on the server (decided or running)."),
             ("max_runs", "Connect runs the server takes at once (SPARK_ROUTER_SERVER_MAX_RUNS)."))}
-        queue_length = GaugeMetricFamily("spark_router_queue_length", "Runs waiting in the admission queue for room "
+        queue_length = GaugeMetricFamily("spark_router_queue_length", "Runs waiting in the admission queue "
+                                                                      "for room "
                                          "on a Connect server (their clients still asking).")
-        queue_oldest = GaugeMetricFamily("spark_router_queue_oldest_wait_seconds", "How long the run waiting longest "
+        queue_oldest = GaugeMetricFamily("spark_router_queue_oldest_wait_seconds", "How long the run waiting "
+                                                                                   "longest "
                                          "in the admission queue has waited (0: none waits).")
         database = GaugeMetricFamily("spark_router_database_up", "1 when the scrape could read the database.")
         try:
@@ -271,7 +281,8 @@ class DatabaseCollector:
                 for mode in ("connect", "standalone"):
                     in_flight.add_metric([mode], counts.get(mode, 0))
                 quarantined.add_metric([], count_quarantined(session))
-                waiting = [entry for entry in queue_status(session, self.app.state.settings, now) if entry["live"]]
+                waiting = [entry for entry in queue_status(session, self.app.state.settings, now)
+                           if entry["live"]]
                 queue_length.add_metric([], len(waiting))
                 queue_oldest.add_metric([], max((entry["waited_s"] for entry in waiting), default=0.0))
         except Exception as exc:  # noqa: BLE001 - the database is down: say so, and still answer the scrape
@@ -306,9 +317,9 @@ def metrics_text(app: FastAPI) -> bytes:
 
 
 def install(app: FastAPI, metrics_dependencies: list | None = None) -> None:
-    """One-line log records, Sentry (when SENTRY_DSN is set), the request metrics middleware and ``GET /metrics``
-    (behind `metrics_dependencies`: its token). Call it before the routers are included: routes created after
-    ``sentry_sdk.init`` get its request details."""
+    """One-line log records, Sentry (when SENTRY_DSN is set), the request metrics middleware and ``GET
+    /metrics`` (behind `metrics_dependencies`: its token). Call it before the routers are included: routes
+    created after ``sentry_sdk.init`` get its request details."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import Response

@@ -1,5 +1,5 @@
-"""How good the predictions were: each succeeded run's actual wall time and executor core-seconds against what was
-predicted for the mode it ran in, per app and mode (median absolute % error)."""
+"""How good the predictions were: each succeeded run's actual wall time and executor core-seconds against what
+was predicted for the mode it ran in, per app and mode (median absolute % error)."""
 
 from __future__ import annotations
 
@@ -32,8 +32,9 @@ def summary(wall: list[float], core: list[float]) -> dict:
 
 
 def prediction_accuracy(session: Session, days: int, app_id: str | None = None) -> dict:
-    """Per app and mode, over the succeeded runs of the last `days` that had a prediction for the mode they ran in:
-    how many, and the median absolute % error of wall time and of core-seconds; and the same per mode overall."""
+    """Per app and mode, over the succeeded runs of the last `days` that had a prediction for the mode they
+    ran in: how many, and the median absolute % error of wall time and of core-seconds; and the same per mode
+    overall."""
     query = (select(Decision.app_id, Run.mode, Decision.predictions, Run.started_at, Run.finished_at,
                     Run.executor_core_s)
              .join(Run, Run.run_id == Decision.run_id)

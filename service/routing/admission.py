@@ -3,9 +3,9 @@ server waits for room instead of starting a standalone application, how long it 
 pool as a queued run sees it (the runs ahead of it already placed).
 
 A run waits when it may (the request's ``can_wait``), no server has room (the ``over-capacity`` or
-``queue-ahead`` rule decided), a server could take it once idle, the queue is not full, and the runs in progress
-are predicted to leave room sooner than a standalone application starts. The database side (enqueue, the long
-poll that admits, cancel) is in admission_store.py.
+``queue-ahead`` rule decided), a server could take it once idle, the queue is not full, and the runs in
+progress are predicted to leave room sooner than a standalone application starts. The database side (enqueue,
+the long poll that admits, cancel) is in admission_store.py.
 """
 
 from __future__ import annotations
@@ -42,18 +42,19 @@ class InProgress:
 
 
 def remaining_s(run: InProgress) -> float | None:
-    """A run's expected remaining time: its app's recent wall time on Connect less the time it has run. None when
-    there is nothing to go by: no Connect history, or it already ran longer than its app's runs take."""
+    """A run's expected remaining time: its app's recent wall time on Connect less the time it has run. None
+    when there is nothing to go by: no Connect history, or it already ran longer than its app's runs take."""
     if run.expected_s is None or run.elapsed_s >= run.expected_s:
         return None
     return run.expected_s - run.elapsed_s
 
 
-def predicted_wait_s(in_progress: Sequence[InProgress], ahead: Sequence[Queued], free_now: int = 0) -> float | None:
-    """How long until a run gets room: `free_now` rooms are open now, and each run in progress leaves room when its
-    remaining time is up; the runs ahead in the queue take the first rooms that open, each for its app's expected
-    wall time, in order; this run gets the next. None when no room is predicted to open (no run in progress with
-    a remaining time to go by)."""
+def predicted_wait_s(in_progress: Sequence[InProgress], ahead: Sequence[Queued],
+                     free_now: int = 0) -> float | None:
+    """How long until a run gets room: `free_now` rooms are open now, and each run in progress leaves room
+    when its remaining time is up; the runs ahead in the queue take the first rooms that open, each for its
+    app's expected wall time, in order; this run gets the next. None when no room is predicted to open (no run
+    in progress with a remaining time to go by)."""
     opens = [0.0] * free_now + [left for left in map(remaining_s, in_progress) if left is not None]
     heapq.heapify(opens)
     for queued in ahead:
@@ -96,7 +97,8 @@ def rooms_free(servers: Sequence[rules.ServerFacts], cores: float, now: datetime
 
 
 def fits_when_idle(servers: Sequence[rules.ServerFacts], cores: float, now: datetime, policy: Policy) -> bool:
-    """Some server that can take runs would have room for the run once it has none in flight: waiting can help."""
+    """Some server that can take runs would have room for the run once it has none in flight: waiting can
+    help."""
     return any(rules.unavailable_reason(server, now, policy) is None
                and rules.server_capacity(server, policy)[0] >= cores for server in servers)
 
@@ -109,19 +111,21 @@ class QueueChoice:
     message: str
 
 
-def choose(wait_s: float | None, startup_s: float, queue_length: int, max_length: int, fits: bool) -> QueueChoice:
-    """Wait in the queue, or run standalone now: waits when room is predicted sooner than a standalone start-up
-    and the queue has a place; `queue_length` counts the runs waiting now, without this one."""
+def choose(wait_s: float | None, startup_s: float, queue_length: int, max_length: int,
+           fits: bool) -> QueueChoice:
+    """Wait in the queue, or run standalone now: waits when room is predicted sooner than a standalone
+    start-up and the queue has a place; `queue_length` counts the runs waiting now, without this one."""
     if not fits:
-        return QueueChoice(False, "No Connect server could take it even with no other run, so it does not wait.")
+        return QueueChoice(False, "No Connect server could take it even with no other run, so it does not "
+                                  "wait.")
     if queue_length >= max_length:
         return QueueChoice(False, f"The admission queue is full ({max_length} runs), so it does not wait.")
     if wait_s is None:
-        return QueueChoice(False, "No run in progress has a history to predict when room opens, so it does not "
-                                  "wait.")
+        return QueueChoice(False, "No run in progress has a history to predict when room opens, so it does "
+                                  "not wait.")
     if wait_s >= startup_s:
-        return QueueChoice(False, f"Room is predicted in {wait_s:.0f} s, not sooner than a standalone start-up "
-                                  f"({startup_s:.0f} s), so it does not wait.")
+        return QueueChoice(False, f"Room is predicted in {wait_s:.0f} s, not sooner than a standalone "
+                                  f"start-up ({startup_s:.0f} s), so it does not wait.")
     return QueueChoice(True, f"Room is predicted in {wait_s:.0f} s, sooner than a standalone start-up "
                              f"({startup_s:.0f} s): it waits in the queue at position {queue_length + 1}.")
 

@@ -40,8 +40,9 @@ def aggregates(app: App | None) -> rules.AppAggregates:
         return rules.AppAggregates()
     return rules.AppAggregates(
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
-        connect_failure_streak=app.connect_failure_streak, last_connect_failure_at=app.last_connect_failure_at,
-        retry_granted_at=app.retry_granted_at, pinned_server=app.pinned_server_id,
+        connect_failure_streak=app.connect_failure_streak,
+        last_connect_failure_at=app.last_connect_failure_at, retry_granted_at=app.retry_granted_at,
+        pinned_server=app.pinned_server_id,
         recent_runs=tuple(summary_from_json(entry) for entry in app.recent_runs or ()))
 
 
@@ -62,8 +63,9 @@ def usage(app: App | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
 
 def sized_columns(sized: sizing.Sized | None) -> dict:
     """A run's resource columns from its sizing (all None for a Connect run, which has none)."""
-    return {"executor_memory": sized and sized.executor_memory, "executor_cores": sized and sized.executor_cores,
-            "num_executors": sized and sized.num_executors, "driver_memory": sized and sized.driver_memory}
+    return {"executor_memory": sized and sized.executor_memory,
+            "executor_cores": sized and sized.executor_cores, "num_executors": sized and sized.num_executors,
+            "driver_memory": sized and sized.driver_memory}
 
 
 def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
@@ -105,7 +107,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                  if verdict.mode == "standalone" else None)
         airflow = request.airflow
         run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
-               "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+               "created_at": now,
+               "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
                "server_id": verdict.server_id if verdict.mode == "connect" else None,
                "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
                "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
@@ -124,7 +127,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
                 run.update(mode="queued", status="queued", server_id=None, predicted_cores=0.0)
                 decision.update(mode="queued", rule="queue")
                 position = len(waiting.queued) + 1
-                waiting.queued.append(admission.Queued(run["run_id"], verdict.predicted_cores, expected_s, now))
+                waiting.queued.append(admission.Queued(run["run_id"], verdict.predicted_cores, expected_s,
+                                                       now))
                 queued_ahead += 1  # the runs after it in this batch wait behind it
                 new_entries.append({"run_id": run["run_id"], "app_id": request.app_id, "enqueued_at": now,
                                     "deadline_at": now + timedelta(seconds=settings.queue_max_wait_s),
@@ -141,7 +145,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
 
 
 def no_room(verdict: rules.Verdict) -> bool:
-    """The rules sent the run standalone only because no Connect server has room now: a verdict it may wait out."""
+    """The rules sent the run standalone only because no Connect server has room now: a verdict it may wait
+    out."""
     return verdict.mode == "standalone" and bool(verdict.reasons) and verdict.reasons[0].rule in admission.NO_ROOM_RULES
 
 
@@ -151,27 +156,32 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
     now = utcnow()
     connection = session.connection()
     pool = admission_store.with_run_limits(decision_store.read_pool(connection, default_server(settings),
-                                                                    **in_flight_cutoffs(policy.capacity, now)), settings)
+                                                                    **in_flight_cutoffs(policy.capacity,
+                                                                                        now)), settings)
     waiting = admission_store.Waiting(list(decision_store.read_queue(connection,
-                                                                     admission_store.polled_since(settings, now))))
+                                                                     admission_store.polled_since(settings,
+                                                                                                  now))))
     servers, queued_ahead = admission.place_ahead(pool, waiting.queued, now, policy)
     app = session.get(App, request.app_id)
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
         app=aggregates(app), servers=servers, queued_ahead=queued_ahead,
         cluster=read_cluster_facts(session.connection())), policy)
-    sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone" else None)
+    sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone"
+             else None)
     airflow = request.airflow
-    run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
-           "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
-           "try_number": airflow and airflow.try_number, **sized_columns(sized)}
+    run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id,
+           "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
+           "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
+           **sized_columns(sized)}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
-                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
-                "predictions": predictions_json(verdict), "sizing_reason": sized and sized.reason}
+                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
+                "created_at": now, "predictions": predictions_json(verdict),
+                "sizing_reason": sized and sized.reason}
     position = wait_s = None
     if request.can_wait and no_room(verdict):
-        choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now,
-                                                              policy, settings)
+        choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id,
+                                                              pool, now, policy, settings)
         decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
         if choice.wait:
             decision.update(mode="queued", rule="queue")
@@ -222,19 +232,20 @@ def asked_by(run: Run, session: Session) -> rules.Resources:
 
 def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str | None, policy: Policy,
               settings: Settings) -> DecisionOut:
-    """A standalone run ran out of memory: record its one rerun with more memory (sizing.oom_rerun) as a new run,
-    decided by the 'oom-rerun' rule. Asked again for the same run, the rerun recorded before."""
+    """A standalone run ran out of memory: record its one rerun with more memory (sizing.oom_rerun) as a new
+    run, decided by the 'oom-rerun' rule. Asked again for the same run, the rerun recorded before."""
     failed, _app = lifecycle.lock_run_and_app(session, run_id)
     if failed.oom_rerun_to:
         existing = session.scalars(select(Decision).where(Decision.run_id == failed.oom_rerun_to)).one()
         return decision_out(values(existing), values(session.get(Run, failed.oom_rerun_to)), settings)
     if failed.mode != "standalone":
-        raise Conflict(f"run {run_id} ran {failed.mode}; only a standalone run is rerun with more memory (a failed "
-                       f"Connect run falls back to standalone)")
+        raise Conflict(f"run {run_id} ran {failed.mode}; only a standalone run is rerun with more memory (a "
+                       f"failed Connect run falls back to standalone)")
     if failed.status != "failed":
         raise Conflict(f"run {run_id} is {failed.status}; report it failed before asking for its rerun")
     if failed.oom_rerun_of:
-        raise Conflict(f"run {run_id} is already the out-of-memory rerun of {failed.oom_rerun_of}: one rerun only")
+        raise Conflict(f"run {run_id} is already the out-of-memory rerun of {failed.oom_rerun_of}: one rerun "
+                       "only")
     ran_with = rules.Resources(driver_memory=failed.driver_memory, executor_memory=failed.executor_memory,
                                executor_cores=failed.executor_cores, num_executors=failed.num_executors)
     sized, why = sizing.oom_rerun(ran_with, where, policy)
@@ -248,7 +259,8 @@ def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str
               airflow_run_id=failed.airflow_run_id, try_number=failed.try_number, **sized_columns(sized))
     decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
                         mode="standalone", rule="oom-rerun",
-                        reasons=[{"rule": "oom-rerun", "metric": f"{where}_memory", "observed": ran_with_memory(
+                        reasons=[{"rule": "oom-rerun", "metric": f"{where}_memory",
+                                  "observed": ran_with_memory(
                             ran_with, where), "threshold": None, "message": message}],
                         policy_version=policy.full_version, request={"oom_rerun_of": run_id, "where": where},
                         sizing_reason=sized.reason)
@@ -271,16 +283,17 @@ def predictions_json(verdict: rules.Verdict) -> dict | None:
 
 def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
     """A finished run's actual figures beside what was predicted for the mode it ran in: wall time, executor
-    core-seconds, and each prediction's error in % of the actual (a succeeded run's only: a failed or cancelled
-    run did not do the work that was predicted). None while the run has not ended."""
+    core-seconds, and each prediction's error in % of the actual (a succeeded run's only: a failed or
+    cancelled run did not do the work that was predicted). None while the run has not ended."""
     if run.get("status") not in lifecycle.TERMINAL:
         return None
     started, finished = run.get("started_at"), run.get("finished_at")
     wall_s = (finished - started).total_seconds() if started and finished else None
     core_s = run.get("executor_core_s")
     predicted = (predictions or {}).get(run["mode"]) if run["status"] == "succeeded" else None
-    return {"mode": run["mode"], "status": run["status"], "wall_s": None if wall_s is None else round(wall_s, 2),
-            "core_s": core_s, "executors": run.get("executors_held"),
+    return {"mode": run["mode"], "status": run["status"],
+            "wall_s": None if wall_s is None else round(wall_s, 2), "core_s": core_s,
+            "executors": run.get("executors_held"),
             "wall_error_pct": error_pct(predicted and predicted.get("wall_s"), wall_s),
             "core_s_error_pct": error_pct(predicted and predicted.get("core_s"), core_s)}
 
@@ -290,7 +303,8 @@ def session_confs(run: Mapping) -> dict[str, str]:
     confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
     airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
                "tryNumber": run.get("try_number")}
-    confs.update({f"spark.router.airflow.{key}": str(value) for key, value in airflow.items() if value is not None})
+    confs.update({f"spark.router.airflow.{key}": str(value) for key,
+                  value in airflow.items() if value is not None})
     return confs
 
 
@@ -300,7 +314,8 @@ def default_server(settings: Settings) -> decision_store.DefaultServer:
 
 def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cores: float
               ) -> tuple[rules.ServerFacts, ...]:
-    """The pool with one more run of `cores` in flight on `server_id`: the next decision of the batch sees it."""
+    """The pool with one more run of `cores` in flight on `server_id`: the next decision of the batch
+    sees it."""
     return tuple(replace(server, in_flight_cores=server.in_flight_cores + cores,
                          in_flight_runs=server.in_flight_runs + 1) if server.server_id == server_id
                  else server for server in servers)
@@ -308,25 +323,29 @@ def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cor
 
 def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None,
                  position: int | None = None, predicted_wait_s: float | None = None) -> DecisionOut:
-    """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL is
-    its server's (`connect_url`), else the settings'; a queued one's position and predicted wait."""
+    """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL
+    is its server's (`connect_url`), else the settings'; a queued one's position and predicted wait."""
     queued = decision["mode"] == "queued"
-    return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
-                       reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
-                       connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
+    return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"],
+                       rule=decision["rule"], reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
+                       connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect"
+                       else None,
                        server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
                        decided_at=decision["created_at"], position=position if queued else None,
                        predicted_wait_s=(None if predicted_wait_s is None else round(predicted_wait_s, 1))
                        if queued else None, predictions=decision.get("predictions"),
                        actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
-                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None,
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect"
+                       else None,
                        sizing=sizing_out(decision, run))
 
 
 def scheduler_pool(reasons: list[dict]) -> str | None:
-    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
-    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
+    """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before
+    pools)."""
+    return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE),
+                None)
 
 def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
     """A standalone decision's sizing: the run's resources and the decision's reason (decisions stored before
@@ -348,14 +367,15 @@ def values(obj: Run | Decision) -> dict:
 # ------------------------------------------------------------------------------------------ admission
 
 def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> DecisionOut:
-    """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room with
-    every live run ahead of it placed first; sent standalone when the rules now say so for another reason (pinned,
-    the server down), when the queue's longest wait is up, when its client stopped asking, or when room is
-    predicted later than a standalone start-up; else still queued, with its position and predicted wait. A run no
-    longer queued answers its decision as it stands; one cancelled while queued is a conflict.
+    """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room
+    with every live run ahead of it placed first; sent standalone when the rules now say so for another reason
+    (pinned, the server down), when the queue's longest wait is up, when its client stopped asking, or when
+    room is predicted later than a standalone start-up; else still queued, with its position and predicted
+    wait. A run no longer queued answers its decision as it stands; one cancelled while queued is a conflict.
 
-    Admissions take the queue's row locks in queue order first, so that each sees the one before it; leaving the
-    queue is a conditional update (queued -> decided), so a run is decided once however many workers check it."""
+    Admissions take the queue's row locks in queue order first, so that each sees the one before it; leaving
+    the queue is a conditional update (queued -> decided), so a run is decided once however many workers check
+    it."""
     app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))
     if app_id is None:
         raise UnknownRun(run_id)
@@ -378,11 +398,13 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
     ahead = [admission.Queued(row.run_id, row.predicted_cores, row.expected_s, as_utc(row.enqueued_at))
              for row in rows if row.id < entry.id and as_utc(row.last_polled_at) >= since]
     pool = admission_store.with_run_limits(decision_store.read_pool(connection, default_server(settings),
-                                                                    **in_flight_cutoffs(policy.capacity, now)), settings)
+                                                                    **in_flight_cutoffs(policy.capacity,
+                                                                                        now)), settings)
     placed, queued_ahead = admission.place_ahead(pool, ahead, now, policy)
     request = DecisionRequest.model_validate(entry.request)
-    verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode, resources=resources(request),
-                                               app=aggregates(app), servers=placed, queued_ahead=queued_ahead,
+    verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
+                                               resources=resources(request), app=aggregates(app),
+                                               servers=placed, queued_ahead=queued_ahead,
                                                cluster=read_cluster_facts(connection)), policy)
     enqueued_at = as_utc(entry.enqueued_at)
     waited = f"It waited {(now - enqueued_at).total_seconds():.0f} s in the admission queue"
@@ -400,7 +422,8 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
             admission.rooms_free(pool, verdict.predicted_cores, now, policy))
         if wait_s is None or wait_s >= startup:
             why = ("no run in progress has a history to predict when room opens" if wait_s is None else
-                   f"room is now predicted in {wait_s:.0f} s, not sooner than a standalone start-up ({startup:.0f} s)")
+                   f"room is now predicted in {wait_s:.0f} s, not sooner than a standalone start-up "
+                   f"({startup:.0f} s)")
             return _leave(session, entry, run, verdict, now, policy, settings,
                           f"{waited}; {why}, so it runs standalone.")
         connection.execute(update(queue).where(queue.c.id == entry.id).values(last_polled_at=now,
@@ -413,8 +436,8 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
 
 def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
            settings: Settings, note: str) -> DecisionOut:
-    """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it is
-    still queued (a conditional update: whoever checks it at the same time finds it decided)."""
+    """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it
+    is still queued (a conditional update: whoever checks it at the same time finds it decided)."""
     connect = verdict.mode == "connect"
     reasons = [*rules.reasons_json(verdict),
                {"rule": "queue", "metric": "queued_s", "threshold": None, "message": note,
@@ -426,8 +449,9 @@ def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datet
                            .execution_options(synchronize_session=False))
     if left.rowcount == 1:
         session.execute(update(Decision).where(Decision.run_id == run.run_id)
-                        .values(mode=verdict.mode, rule=verdict.reasons[0].rule if verdict.reasons else "none",
-                                reasons=reasons, created_at=now, policy_version=policy.full_version,
+                        .values(mode=verdict.mode,
+                                rule=verdict.reasons[0].rule if verdict.reasons else "none", reasons=reasons,
+                                created_at=now, policy_version=policy.full_version,
                                 predictions=predictions_json(verdict))
                         .execution_options(synchronize_session=False))
         if verdict.grants_retry:
@@ -484,11 +508,12 @@ class DecisionBatcher:
                     results = await run_in_threadpool(self._decide, requests)
                 except Exception as exc:  # noqa: BLE001 - the database failed the batch
                     if len(batch) == 1 or (db.is_transient(exc) and not db.lost_a_race(exc)):
-                        # The database is away or too slow: each on its own would wait as long, one after another.
+                        # The database is away or too slow: each on its own would wait as long, one after
+                        # another.
                         results = [exc] * len(batch)
                     else:  # one request's failure must not be its neighbours': each is decided on its own
-                        log.warning("a batch of %d decisions failed (%s); deciding each on its own", len(batch),
-                                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                        log.warning("a batch of %d decisions failed (%s); deciding each on its own",
+                                    len(batch), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                         results = await run_in_threadpool(self._decide_each, requests)
                 for (_, future), result in zip(batch, results):
                     if future.done():  # the client went away

@@ -37,8 +37,8 @@ class BatchState:
 
 @dataclass(frozen=True)
 class DefaultServer:
-    """The server of SPARK_ROUTER_CONNECT_SERVER_ID and SPARK_ROUTER_CONNECT_URL: always in the pool; its URL is
-    the settings' until its listener reports one."""
+    """The server of SPARK_ROUTER_CONNECT_SERVER_ID and SPARK_ROUTER_CONNECT_URL: always in the pool; its URL
+    is the settings' until its listener reports one."""
 
     server_id: str
     connect_url: str
@@ -46,10 +46,11 @@ class DefaultServer:
 
 def read(connection: Connection, app_ids: list[str], default: DefaultServer, now: datetime, since: datetime,
          decided_since: datetime, polled_since: datetime) -> BatchState:
-    """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with the
-    pool of Connect servers and the load of the Connect runs in flight on each (``queries.in_flight``: running
-    since `since`, decided since `decided_since`), and the admission queue (its runs whose clients asked since
-    `polled_since`). `app_ids` sorted: concurrent batches then lock rows in the same order and cannot deadlock."""
+    """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with
+    the pool of Connect servers and the load of the Connect runs in flight on each (``queries.in_flight``:
+    running since `since`, decided since `decided_since`), and the admission queue (its runs whose clients
+    asked since `polled_since`). `app_ids` sorted: concurrent batches then lock rows in the same order and
+    cannot deadlock."""
     if connection.dialect.name == "postgresql":
         return _read_postgresql(connection, app_ids, default, now, since, decided_since, polled_since)
     return _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since)
@@ -66,8 +67,9 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
 
 
 def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
-    """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per server
-    ([predicted cores, runs]): the default server first (known to the router or not), then the others by id."""
+    """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per
+    server ([predicted cores, runs]): the default server first (known to the router or not), then the others
+    by id."""
     by_id = {row["server_id"]: row for row in rows}
     ordered = [default.server_id, *sorted(server_id for server_id in by_id if server_id != default.server_id)]
     facts = []
@@ -77,7 +79,8 @@ def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rul
             as_utc(row["last_heartbeat_at"]), bool(row["draining"]), executors=row.get("executors") or 0,
             executor_cores=row.get("executor_cores") or 0, max_executors=row.get("max_executors"),
             server_id=server_id,
-            connect_url=row.get("connect_url") or (default.connect_url if server_id == default.server_id else None),
+            connect_url=row.get("connect_url")
+            or (default.connect_url if server_id == default.server_id else None),
             in_flight_cores=float((load.get(server_id) or [0.0])[0] or 0.0),
             in_flight_runs=int((load.get(server_id) or [0, 0])[1] or 0)))
     return tuple(facts)
@@ -87,7 +90,8 @@ def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rul
 # The batch's rows travel as one JSON parameter each: encoding them is one call to the json module, and the
 # database unpacks them (json_populate_recordset), where arrays of 15 columns cost the driver far more.
 
-_CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"), literal_column("%(decided_since)s")).compile(
+_CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"),
+                                       literal_column("%(decided_since)s")).compile(
     dialect=postgresql.dialect(paramstyle="named"), compile_kwargs={"literal_binds": True})
 
 # New apps are created here as in history.apps.mark_seen, in the same statement as the read. The pool and the
@@ -180,18 +184,21 @@ _POOL = (
     .where(or_(_SERVERS.c.server_id == bindparam("server_id"),
                and_(_SERVERS.c.kind == "connect", _SERVERS.c.connect_url.is_not(None)))))
 _LOAD = (select(_RUNS.c.server_id, func.sum(_RUNS.c.predicted_cores), func.count())
-         .where(connect_in_flight(bindparam("since"), bindparam("decided_since"))).group_by(_RUNS.c.server_id))
+         .where(connect_in_flight(bindparam("since"),
+                                  bindparam("decided_since"))).group_by(_RUNS.c.server_id))
 _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
 
 
 def read_pool(connection: Connection, default: DefaultServer, since: datetime,
               decided_since: datetime) -> tuple[rules.ServerFacts, ...]:
-    """The pool of Connect servers with their load, as a decision sees it (two statements, either database)."""
+    """The pool of Connect servers with their load, as a decision sees it (two statements, either
+    database)."""
     params = {"server_id": default.server_id, "since": since, "decided_since": decided_since}
     rows = [row._asdict() for row in connection.execute(_POOL, params)]
     load: dict[str, list] = {}
-    for server_id, cores, runs in connection.execute(_LOAD, params):  # runs placed before the pool: the default's
+    for server_id, cores, runs in connection.execute(_LOAD, params):
+        # runs placed before the pool: the default's
         cores_before, runs_before = load.get(server_id or default.server_id, (0.0, 0))
         load[server_id or default.server_id] = [cores_before + float(cores or 0.0), runs_before + runs]
     return pool_facts(rows, load, default)
@@ -213,14 +220,17 @@ def queued_facts(rows) -> tuple[admission.Queued, ...]:
 
 
 def _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since) -> BatchState:
-    rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
+    rows = connection.execute(_SEEN_AND_LOCKED_APPS,
+                              [{"app_id": app_id, "created_at": now, "last_seen_at": now,
                                                        "recent_runs": []} for app_id in app_ids])
     apps = {row.app_id: row for row in rows}
-    return BatchState(apps, read_pool(connection, default, since, decided_since), read_queue(connection, polled_since))
+    return BatchState(apps, read_pool(connection, default, since, decided_since),
+                      read_queue(connection, polled_since))
 
 
 def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:
     if retries_granted:
-        connection.execute(_GRANT_RETRY, [{"b_app_id": app_id, "b_granted_at": now} for app_id in retries_granted])
+        connection.execute(_GRANT_RETRY,
+                           [{"b_app_id": app_id, "b_granted_at": now} for app_id in retries_granted])
     connection.execute(insert(_RUNS), runs)
     connection.execute(insert(Decision.__table__), decisions)

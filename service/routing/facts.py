@@ -49,11 +49,12 @@ class RunSummary:
     mode: str | None = None
     startup_ms: int | None = None  # submit (the launcher's "started") to the first stage; None: unknown
     executors: int | None = None  # standalone: the most executors its application held; Connect: None
-    executor_core_s: float | None = None  # standalone: cores held × its application's life; Connect: task time
+    # standalone: cores held × its application's life; Connect: task time
+    executor_core_s: float | None = None
 
 
-_CORE_FIELDS = itemgetter("task_time_ms", "shuffle_write_bytes", "disk_spilled_bytes", "peak_execution_memory_bytes",
-                          "duration_ms")
+_CORE_FIELDS = itemgetter("task_time_ms", "shuffle_write_bytes", "disk_spilled_bytes",
+                          "peak_execution_memory_bytes", "duration_ms")
 
 
 def summary_from_json(entry: Mapping) -> RunSummary:
@@ -190,7 +191,8 @@ def startup(samples: Sequence[StartupSample]) -> Startup | None:
 
 
 def cluster_facts(samples: Sequence[StartupSample]) -> ClusterFacts:
-    """The cluster's start-up per mode (medians over the samples) and the executor cores a standalone run held."""
+    """The cluster's start-up per mode (medians over the samples) and the executor cores a standalone run
+    held."""
     by_mode = {mode: [sample for sample in samples if sample.mode == mode] for mode in MODES}
     return ClusterFacts(
         standalone_startup=startup(by_mode["standalone"]), connect_startup=startup(by_mode["connect"]),
@@ -199,6 +201,7 @@ def cluster_facts(samples: Sequence[StartupSample]) -> ClusterFacts:
 
 
 def read_cluster_facts(connection: Connection, limit: int = STARTUP_SAMPLES) -> ClusterFacts:
-    """The cluster's facts from the last `limit` successful runs of each mode that have a start and a first stage
-    (one indexed read per mode: runs by mode and end)."""
-    return cluster_facts([StartupSample(*row) for mode in MODES for row in recent_startups(connection, mode, limit)])
+    """The cluster's facts from the last `limit` successful runs of each mode that have a start and a first
+    stage (one indexed read per mode: runs by mode and end)."""
+    return cluster_facts([StartupSample(*row) for mode in MODES
+                          for row in recent_startups(connection, mode, limit)])

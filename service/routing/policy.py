@@ -1,5 +1,6 @@
 """The routing policy: its knobs (a pydantic model), loading it from a YAML or TOML file, and the store that
-hands out the policy in force and re-reads the file when it changes. The rules that apply it are in rules.py."""
+hands out the policy in force and re-reads the file when it changes. The rules that apply it are in
+rules.py."""
 
 from __future__ import annotations
 
@@ -72,16 +73,20 @@ class PolicyModel(BaseModel):
 
 
 class ConnectFailures(PolicyModel):
-    max_consecutive: int = Field(3, ge=1, description="Consecutive Connect failures that send an app standalone.")
-    cooldown_days: float = Field(60, ge=0, le=3650, description="After this long, such an app gets one Connect try again.")
+    max_consecutive: int = Field(3, ge=1, description="Consecutive Connect failures that send an app "
+                                                      "standalone.")
+    cooldown_days: float = Field(60, ge=0, le=3650, description="After this long, such an app gets one "
+                                                                "Connect try again.")
 
 
 class ServerLimits(PolicyModel):
-    heartbeat_timeout_s: float = Field(30, gt=0, description="No listener heartbeat for this long = unhealthy.")
+    heartbeat_timeout_s: float = Field(30, gt=0, description="No listener heartbeat for this long = "
+                                                             "unhealthy.")
     executor_memory: Size = Field(parse_size("4g"), description="Executor memory of the shared server.")
     executor_cores: int = Field(4, ge=1, description="Cores per executor of the shared server.")
     max_executors: int = Field(10, ge=1, description="Most executors a run may ask for on the shared server.")
-    driver_memory: Size = Field(parse_size("4g"), description="Largest driver memory a Connect run may ask for.")
+    driver_memory: Size = Field(parse_size("4g"), description="Largest driver memory a Connect run may ask "
+                                                              "for.")
     unsupported_conf_prefixes: list[str] = Field(
         default_factory=lambda: ["spark.executor.", "spark.driver.", "spark.jars", "spark.files",
                                  "spark.archives", "spark.submit.", "spark.dynamicAllocation.",
@@ -94,12 +99,14 @@ class HistoryThresholds(PolicyModel):
     task_time_ms: int = Field(2 * 3600 * 1000, ge=0, description="Total executor run time of a run.")
     shuffle_write_bytes: Size = Field(parse_size("20g"))
     disk_spilled_bytes: Size = Field(parse_size("2g"))
-    peak_execution_memory_bytes: Size = Field(parse_size("2g"), description="Largest task's execution memory.")
+    peak_execution_memory_bytes: Size = Field(parse_size("2g"),
+                                              description="Largest task's execution memory.")
     duration_ms: int = Field(60 * 60 * 1000, ge=0, description="Wall time of a run.")
 
 
 class HistoryRule(PolicyModel):
-    window: int = Field(10, ge=1, le=RECENT_RUNS_KEPT, description="How many recent successful runs to look at "
+    window: int = Field(10, ge=1, le=RECENT_RUNS_KEPT, description="How many recent successful runs to look "
+                                                                   "at "
                                                                   "(the app keeps its last 100).")
     statistic: Literal["p90", "max"] = Field("p90", description="p90 forgives one odd run; max does not.")
     thresholds: HistoryThresholds = Field(default_factory=HistoryThresholds)
@@ -109,45 +116,53 @@ class Capacity(PolicyModel):
     cores: float = Field(8, gt=0, description="Cores the shared server can give to concurrent runs.")
     default_run_cores: float = Field(1, gt=0, description="Predicted load of a run with no history.")
     in_flight_max_age_s: float = Field(6 * 3600, gt=0, le=3650 * 86400,
-                                       description="A Connect run not finished after this long no longer counts.")
+                                       description="A Connect run not finished after this long no longer "
+                                                   "counts.")
     decided_max_age_s: float = Field(5 * 60, gt=0,
-                                     description="A decided run that has not started after this long no longer "
-                                                 "counts (the launcher starts a run seconds after its decision).")
+                                     description="A decided run that has not started after this long no "
+                                                 "longer counts (the launcher starts a run seconds after its "
+                                                 "decision).")
 
 
 class Sizing(PolicyModel):
-    """Right-sizing of standalone runs from the app's own history (sizing.py); the ceilings are per cluster."""
+    """Right-sizing of standalone runs from the app's own history (sizing.py); the ceilings are per
+    cluster."""
 
     enabled: bool = Field(True, description="Size standalone runs from their history; off: as asked.")
     allow_below_request: bool = Field(False, description="Give a run less executor memory or fewer executors "
-                                                         "than the developer asked for, when its history says so.")
+                                                         "than the developer asked for, when its history "
+                                                         "says so.")
     min_executor_memory: Size = Field(parse_size("512m"), description="The least executor memory a run sized "
                                                                       "below its request gets.")
-    max_executor_memory: Size = Field(parse_size("8g"), description="The most executor memory sizing gives: no "
-                                                                    "more than a worker of the cluster can hold.")
+    max_executor_memory: Size = Field(parse_size("8g"), description="The most executor memory sizing gives: "
+                                                                    "no more than a worker of the cluster "
+                                                                    "can hold.")
     max_executors: int = Field(10, ge=1, description="The most executors sizing gives a run.")
     max_driver_memory: Size = Field(parse_size("8g"), description="The most driver memory an out-of-memory "
                                                                   "rerun gets.")
-    executor_cores: int = Field(1, ge=1, description="Cores per executor of a run that does not ask: what the "
-                                                     "launcher gives it on a standalone cluster.")
+    executor_cores: int = Field(1, ge=1, description="Cores per executor of a run that does not ask: what "
+                                                     "the launcher gives it on a standalone cluster.")
     headroom: float = Field(1.25, ge=1, le=10, description="Memory over the measured need.")
-    spill_bytes: Size = Field(parse_size("64m"), description="A run that spilled more than this to disk had too "
-                                                             "little executor memory.")
-    spill_growth: float = Field(2.0, ge=1, le=16, description="Such a run's executor memory is multiplied by this.")
+    spill_bytes: Size = Field(parse_size("64m"), description="A run that spilled more than this to disk had "
+                                                             "too little executor memory.")
+    spill_growth: float = Field(2.0, ge=1, le=16, description="Such a run's executor memory is multiplied by "
+                                                              "this.")
     target_duration_s: float = Field(300, gt=0, description="Executors enough to do the task time of a run "
                                                             "(its statistic over the history window) in this "
                                                             "wall time.")
-    oom_rerun: bool = Field(True, description="Rerun a standalone run that ran out of memory once, with more.")
-    oom_growth: float = Field(2.0, gt=1, le=16, description="The rerun's memory: the failed run's times this, "
-                                                            "within the ceiling.")
+    oom_rerun: bool = Field(True,
+                            description="Rerun a standalone run that ran out of memory once, with more.")
+    oom_growth: float = Field(2.0, gt=1, le=16, description="The rerun's memory: the failed run's times "
+                                                            "this, within the ceiling.")
 
 
 class SchedulerPools(PolicyModel):
     light_max_task_time_ms: int = Field(
         2 * 60 * 1000, ge=0,
-        description="A Connect run of an app whose recent task time (history.statistic over history.window runs) is "
-                    "at most this runs in the server's `light` FAIR pool, ahead of the `heavy` pool's tasks; other "
-                    "runs, and apps with no successful run yet, in `heavy` (service/ops/fairscheduler.xml).")
+        description="A Connect run of an app whose recent task time (history.statistic over history.window "
+                    "runs) is at most this runs in the server's `light` FAIR pool, ahead of the `heavy` "
+                    "pool's tasks; other runs, and apps with no successful run yet, in `heavy` "
+                    "(service/ops/fairscheduler.xml).")
 
 
 class Policy(PolicyModel):
@@ -162,9 +177,9 @@ class Policy(PolicyModel):
     capacity: Capacity = Field(default_factory=Capacity)
     sizing: Sizing = Field(default_factory=Sizing)
     objective: Objective = Field(
-        "balanced", description="What the cost-aware rule picks the mode by, from both modes' predictions: makespan "
-                                "(the run's wall time), cost (its executor core-seconds), balanced (both, weighted "
-                                "by objective_time_weight), off (no cost-aware rule).")
+        "balanced", description="What the cost-aware rule picks the mode by, from both modes' predictions: "
+                                "makespan (the run's wall time), cost (its executor core-seconds), balanced "
+                                "(both, weighted by objective_time_weight), off (no cost-aware rule).")
     objective_time_weight: float = Field(0.5, ge=0, le=1, description="balanced: the weight of wall time; "
                                                                        "core-seconds get the rest.")
     scheduler_pools: SchedulerPools = Field(default_factory=SchedulerPools)
@@ -203,7 +218,8 @@ def parse_policy(data: object, source: str = "policy") -> Policy:
         raise PolicyError(f"{source}: {problems}") from exc
 
 
-# ------------------------------------------------------------------------------------------ the policy in force
+# ------------------------------------------------------------------------------------------ the policy in
+# force
 
 log = logging.getLogger(__name__)
 

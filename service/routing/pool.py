@@ -1,5 +1,5 @@
-"""The pool of Connect servers as placement sees it, for the API, the dashboard and `restart-server --rolling`:
-each server's health, drain flag, capacity, and the load of the Connect runs in flight on it."""
+"""The pool of Connect servers as placement sees it, for the API, the dashboard and `restart-server
+--rolling`: each server's health, drain flag, capacity, and the load of the Connect runs in flight on it."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from service.routing.policy import Policy
 
 
 def pool_status(session: Session, policy: Policy, settings: Settings) -> list[dict]:
-    """Every server of the pool, the default first: up, draining or down, whether it can take a run now (and why
-    not), its capacity and where that figure comes from, the predicted cores and the runs in flight on it."""
+    """Every server of the pool, the default first: up, draining or down, whether it can take a run now (and
+    why not), its capacity and where that figure comes from, the predicted cores and the runs in flight on
+    it."""
     now = utcnow()
     cutoffs = in_flight_cutoffs(policy.capacity, now)
     servers = admission_store.with_run_limits(
@@ -25,16 +26,18 @@ def pool_status(session: Session, policy: Policy, settings: Settings) -> list[di
     for server in servers:
         unavailable = rules.unavailable_reason(server, now, policy, f"Connect server {server.server_id}")
         capacity, source = rules.server_capacity(server, policy)
-        age = None if server.last_heartbeat_at is None else round((now - server.last_heartbeat_at).total_seconds(), 1)
+        age = None if server.last_heartbeat_at is None else round((now
+                                                                   - server.last_heartbeat_at).total_seconds(), 1)
         up = age is not None and age <= policy.server.heartbeat_timeout_s
         result.append({
             "server_id": server.server_id, "default": server.server_id == settings.connect_server_id,
-            "connect_url": server.connect_url, "status": ("draining" if server.draining else "up") if up else "down",
+            "connect_url": server.connect_url,
+            "status": ("draining" if server.draining else "up") if up else "down",
             "available": unavailable is None, "unavailable_reason": unavailable and unavailable.message,
-            "draining": server.draining, "last_heartbeat_at": server.last_heartbeat_at, "heartbeat_age_s": age,
-            "executors": server.executors, "executor_cores": server.executor_cores,
-            "max_executors": server.max_executors, "capacity_cores": round(capacity, 2), "capacity_source": source,
-            "in_flight_cores": round(server.in_flight_cores, 2),
+            "draining": server.draining, "last_heartbeat_at": server.last_heartbeat_at,
+            "heartbeat_age_s": age, "executors": server.executors, "executor_cores": server.executor_cores,
+            "max_executors": server.max_executors, "capacity_cores": round(capacity, 2),
+            "capacity_source": source, "in_flight_cores": round(server.in_flight_cores, 2),
             "free_cores": round(rules.free_cores(server, policy), 2),
             "in_flight_runs": runs.get(server.server_id, 0), "max_runs": server.max_runs,
             "room": rules.has_room(server, policy.capacity.default_run_cores, policy) and unavailable is None,

@@ -1,6 +1,7 @@
-"""Predictions for an app's next run, in each mode: its wall time and executor core-seconds on a Connect server
-(given the server's executors and the runs in flight on it) and as a separate (standalone) application (the
-cluster's measured start-up, then the run on the cores it gets). Pure functions over routing/facts.py's facts.
+"""Predictions for an app's next run, in each mode: its wall time and executor core-seconds on a Connect
+server (given the server's executors and the runs in flight on it) and as a separate (standalone) application
+(the cluster's measured start-up, then the run on the cores it gets). Pure functions over routing/facts.py's
+facts.
 
 - From the mode's own runs when the app ran in that mode; else from the other mode's runs, with a wider
   uncertainty (``CROSS_MODE_UNCERTAINTY`` more), since the modes differ (warm shared executors against its own
@@ -18,8 +19,8 @@ from dataclasses import asdict, dataclass
 from service.routing.facts import AppFacts, ClusterFacts, ModeFacts
 from service.routing.policy import Mode, Objective
 
-# The uncertainty stated with a prediction (± this fraction): at least SAME_MODE_UNCERTAINTY from the mode's own
-# runs, ONE_RUN_UNCERTAINTY from a single run, twice the runs' own spread when that is more; and
+# The uncertainty stated with a prediction (± this fraction): at least SAME_MODE_UNCERTAINTY from the mode's
+# own runs, ONE_RUN_UNCERTAINTY from a single run, twice the runs' own spread when that is more; and
 # CROSS_MODE_UNCERTAINTY more when it comes from the other mode's runs.
 SAME_MODE_UNCERTAINTY = 0.2
 ONE_RUN_UNCERTAINTY = 0.35
@@ -28,7 +29,8 @@ CROSS_MODE_UNCERTAINTY = 0.5
 
 @dataclass(frozen=True)
 class ConnectLoad:
-    """A Connect server as a prediction sees it: the cores a run there can share now and the runs' load on them."""
+    """A Connect server as a prediction sees it: the cores a run there can share now and the runs' load on
+    them."""
 
     server_id: str
     cores: float            # the cores its executors hold now (its capacity when it reports none)
@@ -89,8 +91,8 @@ def uncertainty(source: ModeFacts, cross_mode: bool) -> float:
 
 
 def connect_share(demand: float, cores: float, in_flight_cores: float) -> float:
-    """The cores a run that keeps `demand` cores busy gets on a server holding `cores`, shared (FAIR) with runs in
-    flight predicted to use `in_flight_cores`: in proportion to demand, never more than it needs."""
+    """The cores a run that keeps `demand` cores busy gets on a server holding `cores`, shared (FAIR) with
+    runs in flight predicted to use `in_flight_cores`: in proportion to demand, never more than it needs."""
     if demand <= 0:
         return 0.0
     share = cores if in_flight_cores <= 0 else cores * demand / (demand + in_flight_cores)
@@ -113,9 +115,10 @@ def basis(source: ModeFacts, cross_mode: bool) -> str:
 # ------------------------------------------------------------------------------------------- the predictions
 
 def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -> Prediction | None:
-    """The run on `server`: its Connect start-up (its own, else the cluster's, else none), then its work, slowed
-    when the server's cores shared with the runs in flight are fewer than the cores it kept busy; core-seconds:
-    its task time. From standalone runs when it never ran on Connect. None for an app never seen."""
+    """The run on `server`: its Connect start-up (its own, else the cluster's, else none), then its work,
+    slowed when the server's cores shared with the runs in flight are fewer than the cores it kept busy;
+    core-seconds: its task time. From standalone runs when it never ran on Connect. None for an app never
+    seen."""
     source = app.connect or app.standalone
     if source is None:
         return None
@@ -133,10 +136,10 @@ def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -
 
 
 def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None) -> Prediction | None:
-    """The run as its own application with `cores` executor cores (None: what standalone runs here held, else 1):
-    the cluster's measured start-up now, then its work (its own standalone runs' work; from Connect runs, its task
-    time spread over its cores); core-seconds: its measured ones, else its cores × its whole life. None for an app
-    never seen, or when no standalone run has measured the start-up it would pay."""
+    """The run as its own application with `cores` executor cores (None: what standalone runs here held, else
+    1): the cluster's measured start-up now, then its work (its own standalone runs' work; from Connect runs,
+    its task time spread over its cores); core-seconds: its measured ones, else its cores × its whole life.
+    None for an app never seen, or when no standalone run has measured the start-up it would pay."""
     source = app.standalone or app.connect
     if source is None:
         return None
@@ -154,11 +157,13 @@ def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None
     else:
         work = source.task_s / granted if source.task_s > 0 else source.work_s
         core_s = granted * (startup + work)
-    return Prediction("standalone", wall_s=startup + work, core_s=core_s, uncertainty=uncertainty(source, cross),
-                      basis=basis(source, cross), cross_mode=cross, startup_s=startup, cores=granted)
+    return Prediction("standalone", wall_s=startup + work, core_s=core_s,
+                      uncertainty=uncertainty(source, cross), basis=basis(source, cross), cross_mode=cross,
+                      startup_s=startup, cores=granted)
 
 
-def predict(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad | None, cores: float | None) -> Predictions:
+def predict(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad | None,
+            cores: float | None) -> Predictions:
     """Both modes' predictions for the app's next run; a note says why one is missing. `server`: the Connect
     server the run would go to (None: no server of the pool can take it: no Connect prediction)."""
     if not app.seen:
@@ -190,19 +195,20 @@ def score(prediction: Prediction, other: Prediction, objective: Objective, time_
 
 
 def better_mode(predictions: Predictions, objective: Objective, time_weight: float) -> Mode | None:
-    """The mode with the better objective (Connect on a tie: no new application for nothing); None without both
-    predictions, or with the objective off."""
+    """The mode with the better objective (Connect on a tie: no new application for nothing); None without
+    both predictions, or with the objective off."""
     connect, standalone = predictions.connect, predictions.standalone
     if connect is None or standalone is None or objective == "off":
         return None
-    if score(standalone, connect, objective, time_weight) < score(connect, standalone, objective, time_weight):
+    if score(standalone, connect, objective, time_weight) < score(connect, standalone, objective,
+                                                                  time_weight):
         return "standalone"
     return "connect"
 
 
 def error_pct(predicted: float | None, actual: float | None) -> float | None:
-    """A prediction's error in % of the actual figure (+: predicted too much); None when either is unknown or the
-    actual is zero (no % of nothing)."""
+    """A prediction's error in % of the actual figure (+: predicted too much); None when either is unknown or
+    the actual is zero (no % of nothing)."""
     if predicted is None or actual is None or actual <= 0:
         return None
     return round(100 * (predicted - actual) / actual, 1)

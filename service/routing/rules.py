@@ -4,8 +4,8 @@ scheduler pools its jobs run in.
 
 Each rule is ``(facts, policy) -> Verdict | None`` and is correct when called alone; ``decide`` applies them
 in order, the first verdict wins, and a Connect verdict is placed on a server (``place``). No rule touches the
-database or the clock: ``decide`` gets everything in ``DecisionFacts``, so every rule is testable without Spark
-and explainable in one sentence.
+database or the clock: ``decide`` gets everything in ``DecisionFacts``, so every rule is testable without
+Spark and explainable in one sentence.
 """
 
 from __future__ import annotations
@@ -75,7 +75,8 @@ class DecisionFacts:
     # The pool of Connect servers, the default server (SPARK_ROUTER_CONNECT_SERVER_ID) first, known to the
     # router or not: a Connect run no server can take (forced, pinned) goes there, as with one server.
     servers: tuple[ServerFacts, ...] = ()
-    # Runs in the admission queue ahead of this one that have no room yet (admission.place_ahead): they come first.
+    # Runs in the admission queue ahead of this one that have no room yet (admission.place_ahead): they come
+    # first.
     queued_ahead: int = 0
     cluster: ClusterFacts = field(default_factory=ClusterFacts)  # measured start-ups (routing/facts.py)
 
@@ -99,7 +100,8 @@ class Verdict:
     chosen_by_policy: bool = True
     server_id: str | None = None  # a Connect verdict's server, once placed
     connect_url: str | None = None
-    predictions: Predictions | None = None  # both modes' predictions for the run (decide sets them on every verdict)
+    # both modes' predictions for the run (decide sets them on every verdict)
+    predictions: Predictions | None = None
 
 
 Rule = Callable[[DecisionFacts, Policy], Verdict | None]
@@ -108,7 +110,8 @@ Rule = Callable[[DecisionFacts, Policy], Verdict | None]
 # ------------------------------------------------------------------------------------------------- the rules
 
 def admin_pin(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """An admin pinned the app to a mode, or to one Connect server: standalone while that server cannot take runs."""
+    """An admin pinned the app to a mode, or to one Connect server: standalone while that server cannot take
+    runs."""
     app = facts.app
     if app.pinned_mode is None:
         return None
@@ -119,11 +122,13 @@ def admin_pin(facts: DecisionFacts, policy: Policy) -> Verdict | None:
         reason = None if server is None else unavailable_reason(server, facts.now, policy, name)
         if server is None or reason is not None:
             problem = reason.message if reason else f"{name} is not in the pool (it reports no Connect URL)."
-            return Verdict("standalone", (Reason("admin-pin", f"An admin pinned this app to {name}{why}. {problem} "
-                                                              f"The run goes standalone."),), chosen_by_policy=False)
+            return Verdict("standalone", (Reason("admin-pin", f"An admin pinned this app to {name}{why}. "
+                                                              f"{problem} The run goes standalone."),),
+                           chosen_by_policy=False)
         return Verdict("connect", (Reason("admin-pin", f"An admin pinned this app to {name}{why}."),),
                        chosen_by_policy=False)
-    return Verdict(app.pinned_mode, (Reason("admin-pin", f"An admin pinned this app to {app.pinned_mode}{why}."),),
+    return Verdict(app.pinned_mode,
+                   (Reason("admin-pin", f"An admin pinned this app to {app.pinned_mode}{why}."),),
                    chosen_by_policy=False)
 
 
@@ -132,7 +137,8 @@ def forced_mode(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     if facts.requested_mode == "auto":
         return None
     return Verdict(facts.requested_mode,
-                   (Reason("forced", f"The request forced {facts.requested_mode} mode."),), chosen_by_policy=False)
+                   (Reason("forced", f"The request forced {facts.requested_mode} mode."),),
+                   chosen_by_policy=False)
 
 
 def connect_incompatible(facts: DecisionFacts, policy: Policy) -> Verdict | None:
@@ -154,8 +160,10 @@ def connect_failure_streak(facts: DecisionFacts, policy: Policy) -> Verdict | No
     cooled_down = app.last_connect_failure_at is None or facts.now - app.last_connect_failure_at >= cooldown
     # A granted try that never reported back stops blocking once it is too old to be running.
     retry_pending = (app.retry_granted_at is not None
-                     and (app.last_connect_failure_at is None or app.retry_granted_at > app.last_connect_failure_at)
-                     and (facts.now - app.retry_granted_at).total_seconds() < policy.capacity.in_flight_max_age_s)
+                     and (app.last_connect_failure_at is None
+                          or app.retry_granted_at > app.last_connect_failure_at)
+                     and (facts.now
+                          - app.retry_granted_at).total_seconds() < policy.capacity.in_flight_max_age_s)
     if cooled_down and not retry_pending:
         return None  # the one try: later rules decide as usual, and a Connect verdict grants it
     since = (f" (last on {app.last_connect_failure_at:%Y-%m-%d})" if app.last_connect_failure_at else "")
@@ -167,17 +175,20 @@ def connect_failure_streak(facts: DecisionFacts, policy: Policy) -> Verdict | No
                                          app.connect_failure_streak, knobs.max_consecutive),))
 
 
-def unavailable_reason(server: ServerFacts | None, now: datetime, policy: Policy, name: str = "The Connect server"
+def unavailable_reason(server: ServerFacts | None, now: datetime, policy: Policy, name: str = "The Connect "
+                                                                                              "server"
                        ) -> Reason | None:
     """Why the server cannot take a new run (unhealthy: no recent heartbeat; or draining), or None: it can."""
     timeout = policy.server.heartbeat_timeout_s
     if server is None or server.last_heartbeat_at is None:
-        return Reason("server-unhealthy", f"{name} has never sent a heartbeat.", "heartbeat_age_s", "never", timeout)
+        return Reason("server-unhealthy", f"{name} has never sent a heartbeat.", "heartbeat_age_s", "never",
+                      timeout)
     if server.draining:
         return Reason("server-draining", f"{name} is draining for a restart.")
     age = (now - server.last_heartbeat_at).total_seconds()
     if age > timeout:
-        return Reason("server-unhealthy", f"{name}'s last heartbeat was {age:.0f} s ago (limit {timeout:g} s).",
+        return Reason("server-unhealthy", f"{name}'s last heartbeat was {age:.0f} s ago (limit {timeout:g} "
+                                          "s).",
                       "heartbeat_age_s", round(age, 1), timeout)
     return None
 
@@ -194,7 +205,8 @@ def server_unavailable(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     if len(facts.servers) <= 1:  # one server (or none known): said as ever
         server = facts.servers[0] if facts.servers else None
         return Verdict("standalone", (unavailable_reason(server, facts.now, policy),))
-    return Verdict("standalone", tuple(unavailable_reason(server, facts.now, policy, f"Connect server {server.server_id}")
+    return Verdict("standalone",
+                   tuple(unavailable_reason(server, facts.now, policy, f"Connect server {server.server_id}")
                                        for server in facts.servers))
 
 
@@ -205,15 +217,15 @@ def needs_own_application(facts: DecisionFacts, policy: Policy) -> Verdict | Non
                    ("driver_memory", asked.driver_memory, limits.driver_memory))
     for name, value, limit in size_checks:
         if value is not None and value > limit:
-            reasons.append(Reason("needs-own-application", f"It asks for {name} {format_bytes(value)}, more than "
-                                                           f"the shared server's {format_bytes(limit)}.",
+            reasons.append(Reason("needs-own-application", f"It asks for {name} {format_bytes(value)}, more "
+                                                           f"than the shared server's {format_bytes(limit)}.",
                                   name, value, limit))
     count_checks = (("executor_cores", asked.executor_cores, limits.executor_cores),
                     ("num_executors", asked.num_executors, limits.max_executors))
     for name, value, limit in count_checks:
         if value is not None and value > limit:
-            reasons.append(Reason("needs-own-application", f"It asks for {name} {value}, more than the shared "
-                                                           f"server's {limit}.", name, value, limit))
+            reasons.append(Reason("needs-own-application", f"It asks for {name} {value}, more than the "
+                                                           f"shared server's {limit}.", name, value, limit))
     for key in sorted(asked.spark_conf):
         prefix = next((p for p in limits.unsupported_conf_prefixes if key.startswith(p)), None)
         if prefix:
@@ -260,7 +272,8 @@ def history_over_thresholds(facts: DecisionFacts, policy: Policy) -> Verdict | N
         if observed > limit:
             reasons.append(Reason("history-over-threshold",
                                   f"The {kind} of {metric} over the last {len(runs)} successful runs is "
-                                  f"{show(observed)}, over the threshold of {show(limit)}.", metric, observed, limit))
+                                  f"{show(observed)}, over the threshold of {show(limit)}.", metric, observed,
+                                  limit))
     return Verdict("standalone", tuple(reasons)) if reasons else None
 
 
@@ -282,8 +295,8 @@ UNBOUNDED_EXECUTORS = 2**31 - 1  # Spark's maxExecutors when none is set: no cei
 
 def server_capacity(server: ServerFacts | None, policy: Policy) -> tuple[float, str]:
     """The cores the Connect server can give concurrent runs, and where that figure comes from: its
-    dynamic-allocation ceiling times the cores of an executor, else the cores its executors hold (a server with a
-    fixed set of executors, or local[N]), else the policy's capacity.cores."""
+    dynamic-allocation ceiling times the cores of an executor, else the cores its executors hold (a server
+    with a fixed set of executors, or local[N]), else the policy's capacity.cores."""
     if server is not None and server.max_executors and server.max_executors < UNBOUNDED_EXECUTORS:
         ceiling = server.max_executors
         if server.executors > 0:
@@ -292,8 +305,8 @@ def server_capacity(server: ServerFacts | None, policy: Policy) -> tuple[float, 
                                             f"{per_executor:g} cores")
         per_executor = policy.server.executor_cores
         return float(ceiling * per_executor), (f"its dynamic-allocation ceiling of {ceiling} executors × "
-                                               f"{per_executor} cores (the policy's server.executor_cores: it holds "
-                                               f"no executor to measure)")
+                                               f"{per_executor} cores (the policy's server.executor_cores: "
+                                               f"it holds no executor to measure)")
     if server is not None and server.executor_cores > 0:
         return float(server.executor_cores), f"the {server.executor_cores} cores its executors hold"
     return policy.capacity.cores, "the policy's capacity.cores; the server has not reported its executors"
@@ -310,7 +323,8 @@ def runs_full(server: ServerFacts) -> bool:
 
 
 def has_room(server: ServerFacts, cores: float, policy: Policy) -> bool:
-    """Room for a run of `cores` on the server: a run slot free, and that many cores free of runs in flight."""
+    """Room for a run of `cores` on the server: a run slot free, and that many cores free of runs in
+    flight."""
     return not runs_full(server) and free_cores(server, policy) >= cores
 
 
@@ -319,15 +333,16 @@ def queue_ahead(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     if facts.queued_ahead <= 0:
         return None
     runs = f"{facts.queued_ahead} run{'s' if facts.queued_ahead != 1 else ''}"
-    return Verdict("standalone", (Reason("queue-ahead", f"{runs} wait in the admission queue for room ahead of this "
-                                                        f"one.", "queued_ahead", facts.queued_ahead, 0),),
+    return Verdict("standalone", (Reason("queue-ahead", f"{runs} wait in the admission queue for room ahead "
+                                                        f"of this one.", "queued_ahead", facts.queued_ahead,
+                                                        0),),
                    predicted_cores=predicted_cores(facts.app, policy))
 
 
 def over_capacity(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """No Connect server has room: on each, the runs in flight plus this one would need more cores than it has, or
-    it has as many runs as it takes at once. Judged over the servers that can take a run; when none can, over
-    every server of the pool."""
+    """No Connect server has room: on each, the runs in flight plus this one would need more cores than it
+    has, or it has as many runs as it takes at once. Judged over the servers that can take a run; when none
+    can, over every server of the pool."""
     cores = predicted_cores(facts.app, policy)
     pool = available_servers(facts, policy) or list(facts.servers) or [ServerFacts(None, False)]
     if any(has_room(server, cores, policy) for server in pool):
@@ -336,20 +351,20 @@ def over_capacity(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     if not slotted:  # every server has all the runs it takes: that is what to say, whatever the cores
         best = min(pool, key=lambda server: server.in_flight_runs - (server.max_runs or 0))
         where = "the server" if len(facts.servers) <= 1 else f"{best.server_id}, the one with the fewest"
-        message = (f"No Connect server has room: {where} has {best.in_flight_runs} runs in flight, as many as it "
-                   f"takes at once ({best.max_runs}, SPARK_ROUTER_SERVER_MAX_RUNS).")
+        message = (f"No Connect server has room: {where} has {best.in_flight_runs} runs in flight, as many "
+                   f"as it takes at once ({best.max_runs}, SPARK_ROUTER_SERVER_MAX_RUNS).")
         return Verdict("standalone", (Reason("over-capacity", message, "in_flight_runs", best.in_flight_runs,
                                              best.max_runs),), predicted_cores=cores)
     best = max(slotted, key=lambda server: free_cores(server, policy))
     limit, source = server_capacity(best, policy)
     total = best.in_flight_cores + cores
     if len(facts.servers) <= 1:
-        message = (f"Connect runs in flight are predicted to use {best.in_flight_cores:.1f} cores; with this run's "
-                   f"{cores:.1f} that is over the server's {limit:g} ({source}).")
+        message = (f"Connect runs in flight are predicted to use {best.in_flight_cores:.1f} cores; with this "
+                   f"run's {cores:.1f} that is over the server's {limit:g} ({source}).")
     else:
-        message = (f"No Connect server has room for this run's {cores:.1f} cores: on {best.server_id}, the one with "
-                   f"the most, runs in flight are predicted to use {best.in_flight_cores:.1f} of its {limit:g} "
-                   f"({source}).")
+        message = (f"No Connect server has room for this run's {cores:.1f} cores: on {best.server_id}, the "
+                   f"one with the most, runs in flight are predicted to use {best.in_flight_cores:.1f} of "
+                   f"its {limit:g} ({source}).")
     return Verdict("standalone", (Reason("over-capacity", message, "predicted_cores", round(total, 2),
                                          round(limit, 2)),), predicted_cores=cores)
 
@@ -364,14 +379,15 @@ def connect_by_default(facts: DecisionFacts, policy: Policy) -> Verdict:
     thresholds, kind, reasons = policy.history.thresholds, policy.history.statistic, []
     for metric, show in HISTORY_METRICS.items():
         observed, limit = statistic([getattr(run, metric) for run in runs], kind), getattr(thresholds, metric)
-        reasons.append(Reason("within-limits", f"The {kind} of {metric} over the last {len(runs)} successful runs "
-                                               f"is {show(observed)}, under {show(limit)}.", metric, observed, limit))
+        reasons.append(Reason("within-limits", f"The {kind} of {metric} over the last {len(runs)} successful "
+                                               f"runs is {show(observed)}, under {show(limit)}.", metric,
+                                               observed, limit))
     return Verdict("connect", tuple(reasons), predicted_cores=predicted_cores(facts.app, policy))
 
 
 def requested_cores(resources: Resources) -> float | None:
-    """The executor cores a standalone run asks for: num_executors × executor_cores (None unless both are asked:
-    a cluster manager decides the rest)."""
+    """The executor cores a standalone run asks for: num_executors × executor_cores (None unless both are
+    asked: a cluster manager decides the rest)."""
     if resources.num_executors is None or resources.executor_cores is None:
         return None
     return float(resources.num_executors * resources.executor_cores)
@@ -390,7 +406,8 @@ def connect_load(server: ServerFacts, policy: Policy) -> ConnectLoad:
 
 
 def target_server(facts: DecisionFacts, policy: Policy) -> ServerFacts | None:
-    """The server a Connect run of the app would go to (as ``place`` chooses), or None when none can take it."""
+    """The server a Connect run of the app would go to (as ``place`` chooses), or None when none can
+    take it."""
     candidates = available_servers(facts, policy)
     pinned = next((s for s in candidates if s.server_id == facts.app.pinned_server), None)
     if pinned is not None and facts.app.pinned_mode == "connect":
@@ -403,7 +420,8 @@ def run_predictions(facts: DecisionFacts, policy: Policy, server_id: str | None 
     server = (next((s for s in facts.servers if s.server_id == server_id), None) if server_id
               else target_server(facts, policy))
     return predict(app_facts(facts.app.recent_runs, policy.history.window), facts.cluster,
-                   connect_load(server, policy) if server is not None else None, requested_cores(facts.resources))
+                   connect_load(server, policy) if server is not None else None,
+                   requested_cores(facts.resources))
 
 
 def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
@@ -419,8 +437,8 @@ def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     on_connect = (f"{connect.wall_s:.0f} s ±{connect.uncertainty:.0%} and {connect.core_s:.0f} core-s on "
                   f"{connect.server_id} ({round(connect.cores, 1):g} of its cores; runs in flight "
                   f"{connect.in_flight_cores or 0:.1f})")
-    alone = (f"{standalone.wall_s:.0f} s ±{standalone.uncertainty:.0%} and {standalone.core_s:.0f} core-s standalone "
-             f"(incl. {standalone.startup_s:.0f} s start-up)")
+    alone = (f"{standalone.wall_s:.0f} s ±{standalone.uncertainty:.0%} and {standalone.core_s:.0f} core-s "
+             f"standalone (incl. {standalone.startup_s:.0f} s start-up)")
     weight = (f" ({policy.objective_time_weight:g} time, {1 - policy.objective_time_weight:g} core-s)"
               if policy.objective == "balanced" else "")
     first, second = (on_connect, alone) if mode == "connect" else (alone, on_connect)
@@ -429,7 +447,8 @@ def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
     chosen, other = (connect, standalone) if mode == "connect" else (standalone, connect)
     weigh = policy.objective, policy.objective_time_weight
     return Verdict(mode, (Reason("cost-aware", message, f"objective_{policy.objective}",
-                                 round(score(chosen, other, *weigh), 3), round(score(other, chosen, *weigh), 3)),),
+                                 round(score(chosen, other, *weigh), 3),
+                                 round(score(other, chosen, *weigh), 3)),),
                    predicted_cores=predicted_cores(facts.app, policy) if mode == "connect" else 0.0,
                    predictions=predictions)
 
@@ -440,9 +459,9 @@ RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
-    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool and
-    says the server's scheduler pool for its jobs. Every verdict carries both modes' predictions for the run (on
-    the server it was placed on)."""
+    """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool
+    and says the server's scheduler pool for its jobs. Every verdict carries both modes' predictions for the
+    run (on the server it was placed on)."""
     verdict = next((v for rule in RULES if (v := rule(facts, policy)) is not None), None)
     verdict = with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy)
     if verdict.mode == "connect":
@@ -456,10 +475,10 @@ def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
 
 
 def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
-    """The server a Connect run goes to: the app's pinned server; else, of the servers that can take a run, the one
-    with the most free cores (the first of the pool on a tie); else (a forced or pinned run no server can take) the
-    default server. Every Connect run counts its predicted cores on its server, forced and pinned ones too. With
-    more than one server, a last reason says which server and why."""
+    """The server a Connect run goes to: the app's pinned server; else, of the servers that can take a run,
+    the one with the most free cores (the first of the pool on a tie); else (a forced or pinned run no server
+    can take) the default server. Every Connect run counts its predicted cores on its server, forced and
+    pinned ones too. With more than one server, a last reason says which server and why."""
     if verdict.mode != "connect" or not facts.servers:
         return verdict
     cores = verdict.predicted_cores or predicted_cores(facts.app, policy)
@@ -473,12 +492,13 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
         others = ", ".join(f"{s.server_id} {free_cores(s, policy):.1f} of {server_capacity(s, policy)[0]:g}"
                            for s in candidates if s is not chosen)
         why = (f"Placed on {chosen.server_id}, the server with the most free capacity: "
-               f"{free_cores(chosen, policy):.1f} of its {server_capacity(chosen, policy)[0]:g} cores free of runs "
-               f"in flight" + (f" (others: {others})." if others else "; no other server can take a run now."))
+               f"{free_cores(chosen, policy):.1f} of its {server_capacity(chosen, policy)[0]:g} cores free "
+               f"of runs in flight"
+               + (f" (others: {others})." if others else "; no other server can take a run now."))
     else:
         chosen = facts.servers[0]
-        why = (f"Placed on {chosen.server_id}, the default server: no server of the pool can take a run now, and "
-               f"the run was forced or pinned to Connect.")
+        why = (f"Placed on {chosen.server_id}, the default server: no server of the pool can take a run now, "
+               f"and the run was forced or pinned to Connect.")
     reasons = verdict.reasons
     if len(facts.servers) > 1 or facts.app.pinned_server:
         reasons += (Reason("placement", why, "free_cores", round(free_cores(chosen, policy), 2), cores),)
@@ -486,37 +506,39 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
                    connect_url=chosen.connect_url)
 
 
-# The FAIR pools of the Connect server that runs go to (service/ops/fairscheduler.xml; a fixed set, since Spark never
-# removes a pool it has created).
+# The FAIR pools of the Connect server that runs go to (service/ops/fairscheduler.xml; a fixed set, since
+# Spark never removes a pool it has created).
 LIGHT_POOL, HEAVY_POOL = "light", "heavy"
 SCHEDULER_POOL_RULE = "scheduler-pool"
 
 
 def scheduler_pool(app: AppAggregates, policy: Policy) -> Reason:
-    """The server's scheduler pool for a Connect run of the app, as a reason whose `observed` is the pool: light when
-    its recent task time is at most the policy's limit (its jobs then get free cores before heavy runs' tasks),
-    heavy otherwise and while no successful run shows it is light."""
+    """The server's scheduler pool for a Connect run of the app, as a reason whose `observed` is the pool:
+    light when its recent task time is at most the policy's limit (its jobs then get free cores before heavy
+    runs' tasks), heavy otherwise and while no successful run shows it is light."""
     runs = list(app.recent_runs)[-policy.history.window:]
     limit, kind = policy.scheduler_pools.light_max_task_time_ms, policy.history.statistic
     if not runs:
-        return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {HEAVY_POOL} pool: no successful run yet "
-                                           f"shows a task time of at most {format_ms(limit)}.",
+        return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {HEAVY_POOL} pool: no successful "
+                                           f"run yet shows a task time of at most {format_ms(limit)}.",
                       "scheduler_pool", HEAVY_POOL, None)
     observed = statistic([run.task_time_ms for run in runs], kind)
     pool, compared = (LIGHT_POOL, "at most") if observed <= limit else (HEAVY_POOL, "over")
-    return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {pool} pool: the {kind} of task_time_ms over the "
-                                       f"last {len(runs)} successful runs is {format_ms(observed)}, {compared} "
-                                       f"{format_ms(limit)}.", "scheduler_pool", pool, None)
+    return Reason(SCHEDULER_POOL_RULE, f"Its jobs run in the server's {pool} pool: the {kind} of "
+                                       f"task_time_ms over the last {len(runs)} successful runs is "
+                                       f"{format_ms(observed)}, {compared} {format_ms(limit)}.",
+                                       "scheduler_pool", pool, None)
 
 
 def with_retry_flag(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
-    """A Connect verdict of the policy for an app over its failure streak is the cool-down's one try: mark it."""
+    """A Connect verdict of the policy for an app over its failure streak is the cool-down's one try:
+    mark it."""
     if (verdict.mode != "connect" or not verdict.chosen_by_policy
             or facts.app.connect_failure_streak < policy.connect_failures.max_consecutive):
         return verdict
     note = Reason("connect-retry", f"After {facts.app.connect_failure_streak} Connect failures and the "
-                                   f"{policy.connect_failures.cooldown_days:g}-day cool-down, this run is the "
-                                   f"app's one Connect try.")
+                                   f"{policy.connect_failures.cooldown_days:g}-day cool-down, this run is "
+                                   f"the app's one Connect try.")
     return replace(verdict, reasons=(note, *verdict.reasons), grants_retry=True)
 
 

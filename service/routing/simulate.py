@@ -1,6 +1,7 @@
 """What would change under a candidate policy: each app's mode today and under the candidate, and how many
-recent runs (and task-hours) would move; and a replay of the apps' kept runs under the candidate: for each run,
-the predictions the candidate would have made from the runs before it, against what the run actually did."""
+recent runs (and task-hours) would move; and a replay of the apps' kept runs under the candidate: for each
+run, the predictions the candidate would have made from the runs before it, against what the run actually
+did."""
 
 from __future__ import annotations
 
@@ -19,20 +20,23 @@ from service.routing.predict import error_pct
 
 
 def routine_facts(app: rules.AppAggregates, cluster: ClusterFacts, now) -> rules.DecisionFacts:
-    """An ordinary run of the app: no forced mode or special resources, an idle healthy server with room (those
-    change by the minute, not with the policy), the cluster's start-up as measured now."""
+    """An ordinary run of the app: no forced mode or special resources, an idle healthy server with room
+    (those change by the minute, not with the policy), the cluster's start-up as measured now."""
     return rules.DecisionFacts(now=now, requested_mode="auto", resources=rules.Resources(), app=app,
-                               servers=(rules.ServerFacts(last_heartbeat_at=now, draining=False),), cluster=cluster)
+                               servers=(rules.ServerFacts(last_heartbeat_at=now, draining=False),),
+                               cluster=cluster)
 
 
-def routine_mode(app: rules.AppAggregates, policy: Policy, now, cluster: ClusterFacts | None = None) -> rules.Verdict:
+def routine_mode(app: rules.AppAggregates, policy: Policy, now,
+                 cluster: ClusterFacts | None = None) -> rules.Verdict:
     """The mode an ordinary run of the app would get (see routine_facts)."""
     return rules.decide(routine_facts(app, cluster or ClusterFacts(), now), policy)
 
 
 def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts, now) -> list[dict]:
-    """Each kept run of the app (oldest first) as the candidate would have seen it, from the runs before it: the
-    mode it would choose, and what it would predict for the mode the run actually ran in, against the actual."""
+    """Each kept run of the app (oldest first) as the candidate would have seen it, from the runs before it:
+    the mode it would choose, and what it would predict for the mode the run actually ran in, against the
+    actual."""
     runs: list[RunSummary] = list(app.recent_runs)
     replayed = []
     for i, run in enumerate(runs):
@@ -48,14 +52,15 @@ def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts, now)
             "actual_core_s": run.executor_core_s,
             "wall_error_pct": error_pct(predicted.wall_s if predicted else None, actual_wall),
             "core_s_error_pct": error_pct(predicted.core_s if predicted else None, run.executor_core_s),
-            "candidate_wall_s": chosen.wall_s if chosen else None, "candidate_core_s": chosen.core_s if chosen else None})
+            "candidate_wall_s": chosen.wall_s if chosen else None,
+            "candidate_core_s": chosen.core_s if chosen else None})
     return replayed
 
 
 def replay_report(per_app: dict[str, list[dict]]) -> dict:
-    """Per app and mode: the candidate's prediction errors; in all: runs, how many would run in another mode, and
-    the actual wall time and core-seconds against what the candidate predicted for its own choices (over the runs
-    it predicted)."""
+    """Per app and mode: the candidate's prediction errors; in all: runs, how many would run in another mode,
+    and the actual wall time and core-seconds against what the candidate predicted for its own choices (over
+    the runs it predicted)."""
     apps, totals = [], {"runs": 0, "runs_in_another_mode": 0, "predicted_runs": 0, "actual_wall_s": 0.0,
                         "actual_core_s": 0.0, "candidate_wall_s": 0.0, "candidate_core_s": 0.0}
     for app_id, runs in sorted(per_app.items()):
@@ -64,7 +69,8 @@ def replay_report(per_app: dict[str, list[dict]]) -> dict:
             wall = [run["wall_error_pct"] for run in ran if run["wall_error_pct"] is not None]
             core = [run["core_s_error_pct"] for run in ran if run["core_s_error_pct"] is not None]
             if wall or core:
-                apps.append({"app_id": app_id, "mode": mode, "runs": max(len(wall), len(core)), **summary(wall, core)})
+                apps.append({"app_id": app_id, "mode": mode, "runs": max(len(wall), len(core)),
+                             **summary(wall, core)})
         for run in runs:
             totals["runs"] += 1
             totals["runs_in_another_mode"] += run["candidate_mode"] != run["ran"]
@@ -90,7 +96,8 @@ def simulate(session: Session, current: Policy, candidate: Policy, days: int) ->
     replayed: dict[str, list[dict]] = {}
     for app in session.scalars(select(App).order_by(App.app_id)):
         facts = aggregates(app)
-        today, tomorrow = routine_mode(facts, current, now, cluster), routine_mode(facts, candidate, now, cluster)
+        today, tomorrow = routine_mode(facts, current, now, cluster), routine_mode(facts, candidate, now,
+                                                                                   cluster)
         runs, task_ms = recent.get(app.app_id, (0, 0))
         task_hours = round(as_bigint(task_ms) / 3_600_000, 4)
         apps.append({"app_id": app.app_id, "current_mode": today.mode, "current_rule": today.reasons[0].rule,
@@ -104,5 +111,6 @@ def simulate(session: Session, current: Policy, candidate: Policy, days: int) ->
             totals[f"runs_to_{tomorrow.mode}"] += runs
             totals[f"task_hours_to_{tomorrow.mode}"] += task_hours
         replayed[app.app_id] = replay(facts, candidate, cluster, now)
-    return {"current_policy_version": current.full_version, "candidate_policy_version": candidate.full_version,
-            "days": days, "apps": apps, "totals": totals, "replay": replay_report(replayed)}
+    return {"current_policy_version": current.full_version,
+            "candidate_policy_version": candidate.full_version, "days": days, "apps": apps, "totals": totals,
+            "replay": replay_report(replayed)}

@@ -1,10 +1,10 @@
-"""Right-sized standalone runs: executor memory and count from the app's own history, within the policy's guard
-rails (``sizing.*``), and one more try with more memory for a run that ran out of it. Pure functions, like the
-rules: no database, no clock; each result says why in one sentence.
+"""Right-sized standalone runs: executor memory and count from the app's own history, within the policy's
+guard rails (``sizing.*``), and one more try with more memory for a run that ran out of it. Pure functions,
+like the rules: no database, no clock; each result says why in one sentence.
 
 Memory follows Spark's unified memory model: an executor's heap less 300 MiB reserved, times
-spark.memory.fraction (0.6), is shared by the tasks it runs at once (one per core); a task that needs more than
-its share spills to disk. So a task's need becomes a heap of ``300 MiB + need x cores / 0.6``.
+spark.memory.fraction (0.6), is shared by the tasks it runs at once (one per core); a task that needs more
+than its share spills to disk. So a task's need becomes a heap of ``300 MiB + need x cores / 0.6``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class Sized:
 
     def spark_resources(self) -> dict[str, str | int]:
         """The resources in spark-submit's terms (sizes in whole MiB: 1536m), the unset ones left out."""
-        values = {"executor_memory": None if self.executor_memory is None else spark_size(self.executor_memory),
+        values = {"executor_memory": None if self.executor_memory is None
+                  else spark_size(self.executor_memory),
                   "num_executors": self.num_executors, "executor_cores": self.executor_cores,
                   "driver_memory": None if self.driver_memory is None else spark_size(self.driver_memory)}
         return {name: value for name, value in values.items() if value is not None}
@@ -76,7 +77,8 @@ def heap_for(task_need: float, cores: int) -> float:
 
 
 def task_share(executor_memory: int, cores: int) -> float:
-    """The execution memory one of an executor's `cores` concurrent tasks can have (the inverse of heap_for)."""
+    """The execution memory one of an executor's `cores` concurrent tasks can have (the inverse of
+    heap_for)."""
     return max(executor_memory - RESERVED_MEMORY, 0) * MEMORY_FRACTION / cores
 
 
@@ -84,8 +86,9 @@ def task_share(executor_memory: int, cores: int) -> float:
 
 def memory_need(runs: Sequence[RunUsage], cores: int, policy: Policy) -> tuple[float, str] | None:
     """The executor heap the runs say a run with `cores` per executor needs, and why; None: nothing to go by.
-    The larger of: the statistic of the largest task's peak execution memory, plus headroom; and, for runs that
-    spilled more than sizing.spill_bytes to disk, sizing.spill_growth times the memory a task had then."""
+    The larger of: the statistic of the largest task's peak execution memory, plus headroom; and, for runs
+    that spilled more than sizing.spill_bytes to disk, sizing.spill_growth times the memory a task had
+    then."""
     knobs, kind = policy.sizing, policy.history.statistic
     needs: list[tuple[float, str]] = []
     peak = statistic([run.peak_execution_memory_bytes for run in runs], kind) if runs else 0
@@ -109,8 +112,8 @@ def memory_need(runs: Sequence[RunUsage], cores: int, policy: Policy) -> tuple[f
 
 
 def executors_need(runs: Sequence[RunUsage], cores: int, policy: Policy) -> tuple[int, str] | None:
-    """Executors of `cores` cores enough to do the statistic of the runs' task time in sizing.target_duration_s;
-    None: nothing to go by."""
+    """Executors of `cores` cores enough to do the statistic of the runs' task time in
+    sizing.target_duration_s; None: nothing to go by."""
     kind, target_s = policy.history.statistic, policy.sizing.target_duration_s
     task_ms = statistic([run.task_time_ms for run in runs], kind) if runs else 0
     if task_ms <= 0:
@@ -122,9 +125,10 @@ def executors_need(runs: Sequence[RunUsage], cores: int, policy: Policy) -> tupl
 # ---------------------------------------------------------------------------------------------- the sizing
 
 def size(asked: Resources, history: Sequence[RunUsage], policy: Policy) -> Sized:
-    """A standalone run's executor memory and count from the app's last successful runs (policy.history.window),
-    within the guard rails: never below what was asked (unless sizing.allow_below_request), never above the
-    ceilings (sizing.max_executor_memory, sizing.max_executors) unless the developer asked for more."""
+    """A standalone run's executor memory and count from the app's last successful runs
+    (policy.history.window), within the guard rails: never below what was asked (unless
+    sizing.allow_below_request), never above the ceilings (sizing.max_executor_memory, sizing.max_executors)
+    unless the developer asked for more."""
     knobs = policy.sizing
     runs = list(history)[-policy.history.window:]
     if not knobs.enabled:
@@ -135,18 +139,20 @@ def size(asked: Resources, history: Sequence[RunUsage], policy: Policy) -> Sized
     memory, memory_why = bounded_memory(asked.executor_memory, memory_need(runs, cores, policy), policy)
     count, count_why = bounded_count(asked.num_executors, executors_need(runs, cores, policy), policy)
     sized = memory != asked.executor_memory or count != asked.num_executors
-    # Sizing assumed `cores` per executor: say so to spark-submit too (a standalone cluster's default is all of a
-    # worker's cores).
+    # Sizing assumed `cores` per executor: say so to spark-submit too (a standalone cluster's default is all
+    # of a worker's cores).
     executor_cores = asked.executor_cores or (cores if sized else None)
     return Sized(memory, count, executor_cores, asked.driver_memory,
                  f"Sized by the last {len(runs)} successful runs: {memory_why}; {count_why}.")
 
 
 def as_asked(asked: Resources, reason: str) -> Sized:
-    return Sized(asked.executor_memory, asked.num_executors, asked.executor_cores, asked.driver_memory, reason)
+    return Sized(asked.executor_memory, asked.num_executors, asked.executor_cores, asked.driver_memory,
+                 reason)
 
 
-def bounded_memory(asked: int | None, need: tuple[float, str] | None, policy: Policy) -> tuple[int | None, str]:
+def bounded_memory(asked: int | None, need: tuple[float, str] | None, policy: Policy) -> tuple[int | None,
+                                                                                               str]:
     """The executor memory from the need, within the rails, and how it came about (a clause)."""
     knobs = policy.sizing
     given = "the memory asked for" if asked is not None else "Spark's default"
@@ -162,7 +168,8 @@ def bounded_memory(asked: int | None, need: tuple[float, str] | None, policy: Po
     floor = knobs.min_executor_memory if knobs.allow_below_request else base
     if memory < floor:
         memory = floor
-        notes.append(f"raised to sizing.min_executor_memory, {format_bytes(floor)}" if knobs.allow_below_request
+        notes.append(f"raised to sizing.min_executor_memory, {format_bytes(floor)}"
+                     if knobs.allow_below_request
                      else f"kept at {given}, {format_bytes(floor)}")
     if memory == base and asked is None:
         return None, f"executor memory {given} ({why}: {format_bytes(figure)} is enough)"
@@ -189,21 +196,25 @@ def bounded_count(asked: int | None, need: tuple[int, str] | None, policy: Polic
 # -------------------------------------------------------------------------------------- out-of-memory rerun
 
 def oom_rerun(ran_with: Resources, where: OomWhere, policy: Policy) -> tuple[Sized | None, str]:
-    """The resources of the one rerun of a run that ran out of memory: sizing.oom_growth times the memory where it
-    ran out (executor or driver), within its ceiling; None (and why) when there is no more to give."""
+    """The resources of the one rerun of a run that ran out of memory: sizing.oom_growth times the memory
+    where it ran out (executor or driver), within its ceiling; None (and why) when there is no more to
+    give."""
     knobs = policy.sizing
     if not knobs.oom_rerun:
         return None, "Out-of-memory reruns are off (sizing.oom_rerun)."
-    current = (ran_with.executor_memory if where == "executor" else ran_with.driver_memory) or SPARK_DEFAULT_MEMORY
+    current = (ran_with.executor_memory if where == "executor"
+               else ran_with.driver_memory) or SPARK_DEFAULT_MEMORY
     ceiling, knob = ((knobs.max_executor_memory, "sizing.max_executor_memory") if where == "executor"
                      else (knobs.max_driver_memory, "sizing.max_driver_memory"))
     memory = min(round_up(current * knobs.oom_growth), ceiling)
     if memory <= current:
-        return None, (f"The run ran out of {where} memory with {format_bytes(current)}, already at the ceiling "
-                      f"({knob}, {format_bytes(ceiling)}): no rerun with more.")
+        return None, (f"The run ran out of {where} memory with {format_bytes(current)}, already at the "
+                      f"ceiling ({knob}, {format_bytes(ceiling)}): no rerun with more.")
     capped = f", capped at {knob}" if memory == ceiling and memory < current * knobs.oom_growth else ""
     reason = (f"The run ran out of {where} memory with {format_bytes(current)}; rerun once with "
               f"{format_bytes(memory)} ({knobs.oom_growth:g}x{capped}).")
     if where == "executor":
-        return Sized(memory, ran_with.num_executors, ran_with.executor_cores, ran_with.driver_memory, reason), reason
-    return Sized(ran_with.executor_memory, ran_with.num_executors, ran_with.executor_cores, memory, reason), reason
+        return Sized(memory, ran_with.num_executors, ran_with.executor_cores, ran_with.driver_memory,
+                     reason), reason
+    return Sized(ran_with.executor_memory, ran_with.num_executors, ran_with.executor_cores, memory,
+                 reason), reason

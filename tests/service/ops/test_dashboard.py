@@ -43,8 +43,8 @@ def ok(response: httpx.Response) -> dict:
 def heartbeat(client, server_id: str = SERVER, **fields) -> None:
     beat = {"server_id": server_id, "spark_app_id": "local-1", "kind": "connect", "spark_version": "4.3.0",
             "start_time_ms": int((time.time() - 2 * 3600) * 1000), "ui_url": "http://127.0.0.1:4040",
-            "active_sessions": 1, "queue_size": 2, "spool_files": 3, "spool_bytes": 4096, "dropped_records": 1,
-            **fields}
+            "active_sessions": 1, "queue_size": 2, "spool_files": 3, "spool_bytes": 4096,
+            "dropped_records": 1, **fields}
     ok(client.post("/api/v1/ingest/heartbeat", json=beat))
 
 
@@ -57,10 +57,12 @@ def stages(client, decision: dict, **metrics) -> None:
     now_ms = int(time.time() * 1000)
     stage = {"app_id": decision["app_id"], "run_id": decision["run_id"], "stage_id": next(_stage_ids),
              "attempt": 0, "status": "succeeded", "name": "collect at app.py:12", "num_tasks": 4,
-             "submission_time_ms": now_ms - 1500, "completion_time_ms": now_ms, "duration_ms": 1500, **metrics}
+             "submission_time_ms": now_ms - 1500, "completion_time_ms": now_ms, "duration_ms": 1500,
+             **metrics}
     if decision["mode"] == "connect":
         stage.update(connect_session_id="session-1", connect_operation_id="op-1")
-    ok(client.post("/api/v1/ingest/stages", json={"server_id": SERVER, "spark_app_id": "local-1", "stages": [stage]}))
+    ok(client.post("/api/v1/ingest/stages",
+                   json={"server_id": SERVER, "spark_app_id": "local-1", "stages": [stage]}))
 
 
 def run(client, app_id: str, *, fail: str | None = None, **metrics) -> dict:
@@ -81,7 +83,8 @@ def make_history(client) -> dict:
     orders = [run(client, "etl.orders", executor_run_time_ms=60_000 * i, disk_spilled_bytes=MB * i,
                   memory_spilled_bytes=2 * MB * i, shuffle_write_bytes=10 * MB) for i in (1, 2, 3, 4)]
     # Its first run goes to Connect (no history yet); its 5 GiB of spill sends the next ones standalone.
-    heavy = [run(client, "etl.heavy", executor_run_time_ms=500_000, disk_spilled_bytes=5 * GB) for _ in range(4)]
+    heavy = [run(client, "etl.heavy", executor_run_time_ms=500_000, disk_spilled_bytes=5 * GB)
+             for _ in range(4)]
     failed = run(client, "etl.flaky", fail="connect", executor_run_time_ms=1_000)
     fallback = ok(client.post(f"/api/v1/runs/{failed['run_id']}/fallback", json={"reason": "server gone"}))
     ok(client.post(f"/api/v1/runs/{fallback['run_id']}/events", json={"event": "started"}))
@@ -112,7 +115,8 @@ def test_dashboard_json_over_real_history(client):
 
     summary = ok(client.get("/api/v1/dashboard/summary", params={"days": 1}))
     # 4 orders + 1 heavy + 1 flaky on Connect; 3 heavy standalone; 1 fallback.
-    assert (summary["decisions"], summary["connect"], summary["standalone"], summary["fallbacks"]) == (10, 6, 3, 1)
+    assert (summary["decisions"], summary["connect"], summary["standalone"], summary["fallbacks"]) == (10, 6,
+                                                                                                       3, 1)
     assert summary["fallback_rate"] == round(1 / 6, 4) and summary["connect_failures"] == 1
     assert summary["in_flight"] == {"connect": 0, "standalone": 0}
     assert summary["task_time_ms"]["connect"] == 600_000 + 500_000 + 1_000
@@ -121,7 +125,8 @@ def test_dashboard_json_over_real_history(client):
     for bucket, days in (("hour", 1), ("day", 3)):
         timeline = ok(client.get("/api/v1/dashboard/decisions", params={"days": days, "bucket": bucket}))
         assert len(timeline["series"]) >= days * (24 if bucket == "hour" else 1)
-        totals = {key: sum(row[key] for row in timeline["series"]) for key in ("connect", "standalone", "fallback")}
+        totals = {key: sum(row[key] for row in timeline["series"])
+                  for key in ("connect", "standalone", "fallback")}
         assert totals == {"connect": 6, "standalone": 3, "fallback": 1}, bucket
 
     apps = ok(client.get("/api/v1/dashboard/apps", params={"days": 7}))
@@ -169,7 +174,8 @@ def test_executors_over_time_per_connect_server(client):
     heartbeat(client, executors=1, executor_cores=1, max_executors=2)
     heartbeat(client, server_id="standalone-run-1", kind="standalone", executors=3, executor_cores=3)
     with client.app.state.sessions() as session:  # the first beat 10 minutes ago, the others now
-        session.execute(text("UPDATE heartbeats SET received_at = :at WHERE id = (SELECT min(id) FROM heartbeats)"),
+        session.execute(text("UPDATE heartbeats SET received_at = :at WHERE id = (SELECT min(id) FROM "
+                             "heartbeats)"),
                         {"at": utcnow() - timedelta(minutes=10)})
         session.commit()
     data = ok(client.get("/api/v1/dashboard/executors", params={"minutes": 60}))
@@ -193,18 +199,22 @@ def test_each_connect_server_of_the_pool_with_its_load_and_decisions_by_server(c
     default, b, old = servers[SERVER], servers["connect-b"], servers["connect-old"]
     assert default["pool"]["default"] and not b["pool"]["default"] and old["pool"] is None
     assert [first["server_id"], second["server_id"], third["server_id"]] == [SERVER, "connect-b", SERVER]
-    assert (default["pool"]["in_flight_runs"], default["pool"]["in_flight_cores"], default["pool"]["free_cores"]) == (
+    assert (default["pool"]["in_flight_runs"], default["pool"]["in_flight_cores"],
+            default["pool"]["free_cores"]) == (
         2, 2.0, 6.0)
-    assert (b["pool"]["capacity_cores"], b["pool"]["free_cores"], b["pool"]["connect_url"]) == (8.0, 7.0, "sc://b:15002")
+    assert (b["pool"]["capacity_cores"], b["pool"]["free_cores"],
+            b["pool"]["connect_url"]) == (8.0, 7.0, "sc://b:15002")
     assert b["pool"]["available"] and "the 8 cores its executors hold" in b["pool"]["capacity_source"]
     ok(client.post(f"/api/v1/runs/{first['run_id']}/events", json={"event": "succeeded"}))
     ok(client.put("/api/v1/admin/apps/etl.s/pin", json={"mode": "standalone"}))
     decide(client, "etl.s")
     ok(client.put("/api/v1/admin/apps/etl.b/pin", json={"mode": "connect", "server_id": "connect-b"}))
     assert ok(client.get("/api/v1/dashboard/apps/etl.b"))["pinned_server_id"] == "connect-b"
-    assert {a["app_id"]: a["pinned_server_id"] for a in ok(client.get("/api/v1/dashboard/apps"))}["etl.b"] == "connect-b"
+    assert {a["app_id"]: a["pinned_server_id"]
+            for a in ok(client.get("/api/v1/dashboard/apps"))}["etl.b"] == "connect-b"
     by_server = ok(client.get("/api/v1/dashboard/decisions/by-server", params={"days": 1}))
-    assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1}, {"server_id": SERVER, "decisions": 2}]
+    assert by_server["servers"] == [{"server_id": "connect-b", "decisions": 1},
+                                    {"server_id": SERVER, "decisions": 2}]
     assert (by_server["standalone"], by_server["fallback"]) == (1, 0)
     recent = ok(client.get("/api/v1/dashboard/decisions/recent", params={"limit": 4}))
     assert [d["server_id"] for d in recent] == [None, SERVER, "connect-b", SERVER]
@@ -236,9 +246,11 @@ def test_server_down_and_draining(client):
 def test_standalone_listeners_show_only_while_they_report(client):
     heartbeat(client)
     heartbeat(client, server_id="standalone-run-1", kind="standalone")
-    assert [s["server_id"] for s in ok(client.get("/api/v1/dashboard/servers"))] == [SERVER, "standalone-run-1"]
+    assert [s["server_id"] for s in ok(client.get("/api/v1/dashboard/servers"))] == [SERVER,
+                                                                                     "standalone-run-1"]
     with client.app.state.sessions() as session:
-        session.execute(text("UPDATE servers SET last_heartbeat_at = :at"), {"at": utcnow().replace(year=2020)})
+        session.execute(text("UPDATE servers SET last_heartbeat_at = :at"),
+                        {"at": utcnow().replace(year=2020)})
         session.commit()
     assert [s["server_id"] for s in ok(client.get("/api/v1/dashboard/servers"))] == [SERVER]
 
@@ -271,8 +283,8 @@ def _browser_tools():
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.fail("The Python package playwright is missing: `pip install playwright` (it drives the system "
-                    "Chromium; do not run `playwright install`).")
+        pytest.fail("The Python package playwright is missing: `pip install playwright` (it drives the "
+                    "system Chromium; do not run `playwright install`).")
     return sync_playwright, CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
 
 
@@ -282,9 +294,11 @@ def served(tmp_path):
     its HTTP API."""
     token = "dash-s3cret"
     process = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path / "state",
-                            env={"SPARK_ROUTER_API_TOKEN": token, "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
+                            env={"SPARK_ROUTER_API_TOKEN": token,
+                                 "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
     try:
-        with httpx.Client(base_url=process.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        with httpx.Client(base_url=process.url, timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as http:
             made = make_history(http)
             yield process, http, token, made
     finally:
@@ -312,7 +326,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             page.wait_for_selector("[data-testid=auth-needed]", timeout=15_000)
             assert page.is_visible("#token-panel")
             page.fill("#token-input", token)
-            heartbeat(http, executors=2, executor_cores=2, max_executors=4)  # fresh: up whatever the test's pace
+            # fresh: up whatever the test's pace
+            heartbeat(http, executors=2, executor_cores=2, max_executors=4)
             page.click("#token-form button[type=submit]")
             page.wait_for_selector("main[data-ready=true]", timeout=15_000)
             assert page.evaluate("localStorage.getItem('spark-router.api-token')") == token
@@ -339,7 +354,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "cores in flight" in page.inner_text("[data-testid=load]")
             assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             # Widths set from data still apply under the policy (through the CSSOM, not a style attribute).
-            assert page.locator("[data-testid=apps-row] .bar").first.evaluate("n => n.getBoundingClientRect().width") > 0
+            assert page.locator("[data-testid=apps-row] .bar").first.evaluate("n => "
+                                                                              "n.getBoundingClientRect().width") > 0
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")
@@ -350,7 +366,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert runs.count() == 4
             newest = runs.nth(0).inner_text()
             assert made["orders"][-1]["run_id"] in newest and "succeeded" in newest and "within-limits" in newest
-            assert "4 min 0 s" in newest and "4.00 MiB" in newest  # task time and disk spill of the newest run
+            # task time and disk spill of the newest run
+            assert "4 min 0 s" in newest and "4.00 MiB" in newest
             assert page.locator("tr.reason-row").count() == 4  # each run's decision reason under it
             assert page.locator("[data-testid=chart-task-time] circle").count() == 4
             assert page.locator("[data-testid=chart-spill] circle").count() == 8  # disk and memory per run
@@ -372,17 +389,19 @@ def test_pages_in_headless_chromium(served, tmp_path):
 
 
 def test_a_hostile_ui_url_is_never_a_link(tmp_path):
-    """Issue 13, item 8: a heartbeat's ui_url was stored unchecked and rendered as a link, next to the API token
-    kept in the browser's localStorage. Ingest now stores such a URL as null; a row an older router stored is
-    still shown as text, not as a link. The page also shows the quarantined stage records."""
+    """Issue 13, item 8: a heartbeat's ui_url was stored unchecked and rendered as a link, next to the API
+    token kept in the browser's localStorage. Ingest now stores such a URL as null; a row an older router
+    stored is still shown as text, not as a link. The page also shows the quarantined stage records."""
     sync_playwright, chromium = _browser_tools()
     token = "dash-s3cret"
     database = tmp_path / "router.db"
     process = RouterProcess(f"sqlite:///{database}", tmp_path / "state",
-                            env={"SPARK_ROUTER_API_TOKEN": token, "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
+                            env={"SPARK_ROUTER_API_TOKEN": token,
+                                 "SPARK_ROUTER_CONNECT_SERVER_ID": SERVER}).start()
     hostile = "javascript:alert(document.cookie)"
     try:
-        with httpx.Client(base_url=process.url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as http:
+        with httpx.Client(base_url=process.url, timeout=30,
+                          headers={"Authorization": f"Bearer {token}"}) as http:
             heartbeat(http, ui_url=hostile, connect_url=hostile)
             assert ok(http.get("/api/v1/servers"))[0]["ui_url"] is None
             heartbeat(http, server_id="connect-other", ui_url="https://spark.example:4040")
@@ -406,13 +425,16 @@ def test_a_hostile_ui_url_is_never_a_link(tmp_path):
                 page.wait_for_selector("main[data-ready=true]", timeout=15_000)
 
                 hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.getAttribute('href'))")
-                assert hrefs and all(href.startswith(("/", "?", "#", "http://", "https://")) for href in hrefs), hrefs
+                assert hrefs and all(href.startswith(("/", "?", "#", "http://", "https://"))
+                                     for href in hrefs), hrefs
                 assert page.locator("a[href^='javascript' i]").count() == 0
-                shown = page.locator("[data-testid=server]", has_text=SERVER).locator("[data-testid=spark-ui]")
+                shown = page.locator("[data-testid=server]",
+                                     has_text=SERVER).locator("[data-testid=spark-ui]")
                 assert shown.evaluate("node => node.tagName") == "SPAN"
                 assert hostile in shown.inner_text() and "no link" in shown.inner_text()
                 shown.click()
-                other = page.locator("[data-testid=server]", has_text="connect-other").locator("[data-testid=spark-ui]")
+                other = page.locator("[data-testid=server]",
+                                     has_text="connect-other").locator("[data-testid=spark-ui]")
                 assert other.get_attribute("href") == "https://spark.example:4040"
 
                 assert page.inner_text("[data-testid=quarantine-total]").startswith("1 in the last 30 days")

@@ -23,7 +23,8 @@ def queued(expected_s, cores=1.0, run_id="q") -> Queued:
 
 def server(server_id="a", runs=0, max_runs=1, cores=0.0, draining=False, beat_age_s=1.0) -> rules.ServerFacts:
     return rules.ServerFacts(NOW - timedelta(seconds=beat_age_s), draining, executors=2, executor_cores=8,
-                             server_id=server_id, in_flight_cores=cores, in_flight_runs=runs, max_runs=max_runs)
+                             server_id=server_id, in_flight_cores=cores, in_flight_runs=runs,
+                             max_runs=max_runs)
 
 
 def test_remaining_time_is_the_apps_wall_time_less_what_it_ran():
@@ -67,9 +68,11 @@ def test_no_prediction_without_a_run_to_go_by():
 
 def test_runs_ahead_are_placed_first_come_first_served():
     pool = (server("a", runs=0, max_runs=1), server("b", runs=0, max_runs=1))
-    placed, waiting = admission.place_ahead(pool, [queued(10, run_id="1"), queued(10, run_id="2")], NOW, Policy())
+    placed, waiting = admission.place_ahead(pool, [queued(10, run_id="1"), queued(10, run_id="2")], NOW,
+                                            Policy())
     assert [s.in_flight_runs for s in placed] == [1, 1] and waiting == 0
-    placed, waiting = admission.place_ahead(pool, [queued(10, run_id=str(i)) for i in range(3)], NOW, Policy())
+    placed, waiting = admission.place_ahead(pool, [queued(10, run_id=str(i)) for i in range(3)], NOW,
+                                            Policy())
     assert waiting == 1  # the third finds no room
 
 
@@ -104,7 +107,8 @@ def test_the_rules_see_no_room_past_the_run_limit_and_behind_the_queue():
     facts = rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(), app=app,
                                 servers=(server("a", runs=1, max_runs=1),))
     verdict = rules.decide(facts, Policy())
-    assert (verdict.mode, verdict.reasons[0].rule, verdict.reasons[0].observed) == ("standalone", "over-capacity", 1)
+    assert (verdict.mode, verdict.reasons[0].rule, verdict.reasons[0].observed) == ("standalone",
+                                                                                    "over-capacity", 1)
     assert "as many as it takes at once (1" in verdict.reasons[0].message
     roomy = rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(), app=app,
                                 servers=(server("a", runs=0, max_runs=1),), queued_ahead=2)
@@ -112,7 +116,8 @@ def test_the_rules_see_no_room_past_the_run_limit_and_behind_the_queue():
     assert verdict.reasons[0].rule == "queue-ahead" and verdict.reasons[0].message.startswith("2 runs wait")
     # A brand-new app is not held back by capacity, nor by the queue (no-history comes first, as before).
     new = rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
-                              app=rules.AppAggregates(), servers=(server("a", runs=1, max_runs=1),), queued_ahead=1)
+                              app=rules.AppAggregates(), servers=(server("a", runs=1, max_runs=1),),
+                              queued_ahead=1)
     assert rules.decide(new, Policy()).reasons[0].rule == "no-history"
     # Forced to Connect: as before, the queue does not hold it.
     forced = rules.DecisionFacts(now=NOW, requested_mode="connect", resources=rules.Resources(), app=app,
@@ -124,6 +129,6 @@ def test_placement_prefers_a_server_with_a_free_run_slot():
     app = rules.AppAggregates(recent_runs=(rules.RunSummary(1000, 0, 0, 0, 60_000),))
     full = server("a", runs=1, max_runs=1)  # more free cores, but no run slot
     slot = server("b", runs=0, max_runs=1, cores=4)
-    verdict = rules.decide(rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(), app=app,
-                                               servers=(full, slot)), Policy())
+    verdict = rules.decide(rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
+                                               app=app, servers=(full, slot)), Policy())
     assert verdict.mode == "connect" and verdict.server_id == "b"

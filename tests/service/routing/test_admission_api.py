@@ -1,6 +1,6 @@
-"""The admission queue through the API and the database, on SQLite and PostgreSQL: queued instead of standalone
-when room comes sooner than a start-up, the long poll that admits, first come first served, cancel, the
-queue's bounds, a router restart, and two admitters at once."""
+"""The admission queue through the API and the database, on SQLite and PostgreSQL: queued instead of
+standalone when room comes sooner than a start-up, the long poll that admits, first come first served, cancel,
+the queue's bounds, a router restart, and two admitters at once."""
 
 from __future__ import annotations
 
@@ -48,18 +48,20 @@ def heartbeat(client):
 
 
 def seed_connect_history(client, app_id, wall_s, runs=3):
-    """Successful Connect runs of the app, each `wall_s` long (as the launcher reports them), an hour ago, in the
-    app's window of recent runs (light: the policy sends it to Connect)."""
+    """Successful Connect runs of the app, each `wall_s` long (as the launcher reports them), an hour ago, in
+    the app's window of recent runs (light: the policy sends it to Connect)."""
     with client.app.state.sessions() as session:
         ended = utcnow() - timedelta(hours=1)
         summaries = [{"run_id": f"seed-{app_id}-{i}", "task_time_ms": 1000, "shuffle_write_bytes": 0,
-                      "disk_spilled_bytes": 0, "peak_execution_memory_bytes": 0, "duration_ms": int(wall_s * 1000)}
+                      "disk_spilled_bytes": 0, "peak_execution_memory_bytes": 0,
+                      "duration_ms": int(wall_s * 1000)}
                      for i in range(runs)]
         session.merge(App(app_id=app_id, recent_runs=summaries))
         for i in range(runs):
             session.add(Run(run_id=f"seed-{app_id}-{i}", app_id=app_id, mode="connect", status="succeeded",
-                            created_at=ended - timedelta(seconds=wall_s + 1), started_at=ended - timedelta(seconds=wall_s),
-                            finished_at=ended, server_id=SERVER))
+                            created_at=ended - timedelta(seconds=wall_s + 1),
+                            started_at=ended - timedelta(seconds=wall_s), finished_at=ended,
+                            server_id=SERVER))
         session.commit()
 
 
@@ -106,7 +108,8 @@ def test_no_room_and_a_short_wait_queues_then_admits_when_the_holder_ends(client
     assert LONG_S - 5 < queued["predicted_wait_s"] <= LONG_S
     assert queued["connect_url"] is None and queued["server_id"] is None
     assert queued["reasons"][0]["rule"] == "over-capacity"
-    assert queued["reasons"][-1]["message"].startswith(f"Room is predicted in {queued['predicted_wait_s']:.0f} s")
+    assert queued["reasons"][-1]["message"].startswith(f"Room is predicted in "
+                                                       f"{queued['predicted_wait_s']:.0f} s")
     assert client.get(f"/api/v1/runs/{queued['run_id']}").json()["status"] == "queued"
     # The same request without can_wait: standalone, as without a queue.
     assert decide(client, "etl.short")["mode"] == "standalone"
@@ -136,7 +139,8 @@ def test_the_long_poll_answers_as_soon_as_room_opens(client):
     started = time.monotonic()
     admitted = admission(client, queued["run_id"], wait=20)
     assert admitted["mode"] == "connect"
-    assert time.monotonic() - started < 5  # answered within a check of the room opening, not at the end of wait
+    # answered within a check of the room opening, not at the end of wait
+    assert time.monotonic() - started < 5
 
 
 def test_no_queue_when_the_wait_is_longer_than_a_start_up_or_unknown(database_url, tmp_path):
@@ -286,7 +290,8 @@ def test_two_admitters_at_once_admit_once_and_never_past_the_room(pg_url, tmp_pa
             def check(run_id):
                 barrier.wait()
                 with app.state.sessions() as session:
-                    answers.append((run_id, decider.admit(session, run_id, app.state.policies.get(), settings)))
+                    answers.append((run_id,
+                                    decider.admit(session, run_id, app.state.policies.get(), settings)))
 
             threads = [threading.Thread(target=check, args=(run_id,)) for run_id in (*queued, *queued)]
             for thread in threads:

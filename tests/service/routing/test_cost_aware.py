@@ -37,7 +37,8 @@ ONE_SERVER = (server(),)
 def facts(runs=TYPICAL, servers=ONE_SERVER, cluster=STARTUP_38, resources=None, **app) -> rules.DecisionFacts:
     return rules.DecisionFacts(now=NOW, requested_mode=app.pop("mode", "auto"),
                                resources=resources or rules.Resources(num_executors=2, executor_cores=1),
-                               app=rules.AppAggregates(recent_runs=runs, **app), servers=servers, cluster=cluster)
+                               app=rules.AppAggregates(recent_runs=runs, **app), servers=servers,
+                               cluster=cluster)
 
 
 def test_a_heavy_app_stays_on_connect_when_a_separate_application_costs_more():
@@ -64,7 +65,8 @@ def test_the_objective_knob_picks(objective, expected):
                            Policy(objective=objective))
     assert verdict.mode == expected and verdict.reasons[0].rule == "cost-aware"
     assert verdict.reasons[0].metric == f"objective_{objective}"
-    assert verdict.reasons[0].observed <= verdict.reasons[0].threshold  # the chosen mode's score is the better
+    # the chosen mode's score is the better
+    assert verdict.reasons[0].observed <= verdict.reasons[0].threshold
 
 
 def test_a_standalone_verdict_names_its_startup_first():
@@ -79,7 +81,8 @@ def test_a_standalone_verdict_names_its_startup_first():
 def test_the_load_on_the_server_moves_the_choice():
     # Standalone on 2 cores: 38 s + 300 s; Connect: 302 s on an idle server, 602 s when its cores are shared.
     policy, resources = Policy(objective="makespan"), rules.Resources(num_executors=2, executor_cores=1)
-    assert rules.decide(facts(runs=LONG, servers=(server(cores=2),), resources=resources), policy).mode == "connect"
+    assert rules.decide(facts(runs=LONG, servers=(server(cores=2),), resources=resources),
+                        policy).mode == "connect"
     assert rules.decide(facts(runs=LONG, servers=LOADED, resources=resources), policy).mode == "standalone"
 
 
@@ -87,7 +90,8 @@ def test_the_hard_rules_come_first():
     policy = Policy(objective="makespan", history={"thresholds": {"disk_spilled_bytes": 100}})
     spilling = (connect_run(spill=1000),) * 3
     assert rules.decide(facts(runs=spilling), policy).reasons[0].rule == "history-over-threshold"
-    assert rules.decide(facts(pinned_mode="connect", runs=LONG, servers=LOADED), policy).reasons[0].rule == "admin-pin"
+    assert rules.decide(facts(pinned_mode="connect", runs=LONG, servers=LOADED),
+                        policy).reasons[0].rule == "admin-pin"
     assert rules.decide(facts(connect_incompatible="x.py:1 sc", runs=LONG), policy).mode == "standalone"
     assert rules.decide(facts(mode="connect", runs=LONG, servers=LOADED), policy).reasons[0].rule == "forced"
     big = rules.Resources(executor_memory=64 << 30)

@@ -50,7 +50,8 @@ def complete_run(client, decision: dict, *, ok=True, failure_kind="app", **metri
         stage.update(connect_session_id="s", connect_operation_id="op")
     body = {"server_id": SERVER, "spark_app_id": "local-1", "stages": [stage]}
     assert client.post("/api/v1/ingest/stages", json=body).json()["accepted"] == 1
-    event = {"event": "succeeded"} if ok else {"event": "failed", "failure_kind": failure_kind, "message": "x"}
+    event = {"event": "succeeded"} if ok else {"event": "failed", "failure_kind": failure_kind,
+                                               "message": "x"}
     response = client.post(f"/api/v1/runs/{run_id}/events", json=event)
     assert response.status_code == 200, response.text
 
@@ -350,9 +351,11 @@ def test_simulate_totals_match_a_direct_count(settings, tmp_path):
     settings.policy_file = tmp_path / "policy.yaml"
     router = TestClient(create_app(settings))
     heartbeat(router)
-    for app_id, shuffle in (("sim.light", 1000), ("sim.mid", parse_size("5g")), ("sim.heavy", parse_size("30g"))):
+    for app_id, shuffle in (("sim.light", 1000), ("sim.mid", parse_size("5g")),
+                            ("sim.heavy", parse_size("30g"))):
         for _ in range(2):
-            complete_run(router, decide(router, app_id), shuffle_write_bytes=shuffle, executor_run_time_ms=7_200_000)
+            complete_run(router, decide(router, app_id), shuffle_write_bytes=shuffle,
+                         executor_run_time_ms=7_200_000)
     candidate = {"capacity": {"cores": 100000}, "history": {"thresholds": {"shuffle_write_bytes": "1g"}}}
     result = router.post("/api/v1/policy/simulate", json={"policy": candidate, "days": 30}).json()
     modes = {a["app_id"]: (a["current_mode"], a["candidate_mode"]) for a in result["apps"]}
@@ -394,8 +397,8 @@ def test_policy_file_hot_reload(settings, tmp_path):
 
 
 def count_batches(monkeypatch, fail_first: bool = False) -> list[int]:
-    """The sizes of the batches the batcher decides, as they come; with fail_first, the first batch fails as if
-    the database went away."""
+    """The sizes of the batches the batcher decides, as they come; with fail_first, the first batch fails as
+    if the database went away."""
     sizes: list[int] = []
     real_make_decisions = decider.make_decisions
 
@@ -409,10 +412,11 @@ def count_batches(monkeypatch, fail_first: bool = False) -> list[int]:
     return sizes
 
 
-def test_concurrent_requests_share_a_batch_and_a_failed_batch_is_retried_request_by_request(settings, monkeypatch):
+def test_concurrent_requests_share_a_batch_and_a_failed_batch_is_retried_request_by_request(settings,
+                                                                                            monkeypatch):
     """The batcher: requests that arrive together are decided in one batch; when storing the batch fails, each
-    of its requests is decided on its own (one request's failure is not its neighbours'), and the next batch is
-    decided as usual."""
+    of its requests is decided on its own (one request's failure is not its neighbours'), and the next batch
+    is decided as usual."""
     app = create_app(settings)
     batch_sizes = count_batches(monkeypatch, fail_first=True)
 
@@ -427,12 +431,14 @@ def test_concurrent_requests_share_a_batch_and_a_failed_batch_is_retried_request
         app.state.engine.dispose()
     assert batch_sizes == [3, 1, 1, 1, 1]
     assert [decision.app_id for decision in retried] == ["etl.0", "etl.1", "etl.2"]
-    assert decided.app_id == "etl.next" and decided.rule == "server-unhealthy"  # no heartbeat in this database
+    # no heartbeat in this database
+    assert decided.app_id == "etl.next" and decided.rule == "server-unhealthy"
 
 
 def test_requests_on_their_way_join_the_batch(settings, monkeypatch):
-    """A request reaches decide() a few event-loop turns after its bytes arrive (body, dependencies): the batcher
-    waits for those on their way, so that requests that arrive together share one batch even when staggered."""
+    """A request reaches decide() a few event-loop turns after its bytes arrive (body, dependencies): the
+    batcher waits for those on their way, so that requests that arrive together share one batch even when
+    staggered."""
     app = create_app(settings)
     batch_sizes = count_batches(monkeypatch)
 
@@ -456,7 +462,8 @@ def test_requests_on_their_way_join_the_batch(settings, monkeypatch):
 
 # ------------------------------------------------------------------- one request never fails another (item 4)
 
-BAD_AIRFLOW = [{"dag_id": "d", "task_id": "t\x00x", "run_id": "r"},                  # NUL: PostgreSQL refuses it
+# NUL: PostgreSQL refuses it
+BAD_AIRFLOW = [{"dag_id": "d", "task_id": "t\x00x", "run_id": "r"},
                {"dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 2**31},  # past an Integer
                {"dag_id": "d", "task_id": "t", "run_id": "r", "try_number": 2**63}]  # past SQLite's integers
 
@@ -481,7 +488,8 @@ def test_a_request_the_database_would_refuse_is_422_and_its_neighbours_are_decid
         thread.join()
     statuses = [getattr(answers[i], "status_code", 500) for i in range(len(bodies))]
     assert statuses == [200] * 3 + [422] * 3 + [200] * 9, [str(answers[i])[:200] for i in range(len(bodies))]
-    assert [answers[i].json()["detail"][0]["loc"][-1] for i in (3, 4, 5)] == ["task_id", "try_number", "try_number"]
+    assert [answers[i].json()["detail"][0]["loc"][-1] for i in (3, 4, 5)] == ["task_id", "try_number",
+                                                                              "try_number"]
 
 
 POISON_SQLITE = ("CREATE TRIGGER poison BEFORE INSERT ON runs WHEN NEW.app_id = 'etl.poison' "
@@ -497,12 +505,14 @@ def test_a_request_that_fails_in_the_database_never_fails_its_batch(settings, mo
     app = create_app(settings)
     engine = app.state.engine
     with engine.begin() as connection:
-        connection.exec_driver_sql(POISON_POSTGRESQL if engine.dialect.name == "postgresql" else POISON_SQLITE)
+        connection.exec_driver_sql(POISON_POSTGRESQL if engine.dialect.name == "postgresql"
+                                   else POISON_SQLITE)
     batch_sizes = count_batches(monkeypatch)
     app_ids = [f"etl.{i}" for i in range(5)] + ["etl.poison"] + [f"etl.{i}" for i in range(5, 10)]
 
     async def together():
-        return await asyncio.gather(*[app.state.decider.decide(DecisionRequest(app_id=app_id)) for app_id in app_ids],
+        return await asyncio.gather(*[app.state.decider.decide(DecisionRequest(app_id=app_id))
+                                      for app_id in app_ids],
                                     return_exceptions=True)
 
     try:

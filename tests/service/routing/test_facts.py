@@ -1,5 +1,5 @@
-"""Per-app facts per mode and the cluster's measured start-up: pure functions, and what runs store through the real
-API (SQLite and PostgreSQL) for them."""
+"""Per-app facts per mode and the cluster's measured start-up: pure functions, and what runs store through the
+real API (SQLite and PostgreSQL) for them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from service.routing.facts import RunSummary, StartupSample
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
 
 
-def run(mode="connect", wall_s=10.0, startup_s=2.0, task_s=8.0, executors=None, core_s=None, spill=0) -> RunSummary:
+def run(mode="connect", wall_s=10.0, startup_s=2.0, task_s=8.0, executors=None, core_s=None,
+        spill=0) -> RunSummary:
     return RunSummary(task_time_ms=int(task_s * 1000), shuffle_write_bytes=100, disk_spilled_bytes=spill,
                       peak_execution_memory_bytes=50, duration_ms=int(wall_s * 1000), mode=mode,
                       startup_ms=None if startup_s is None else int(startup_s * 1000), executors=executors,
@@ -113,7 +114,8 @@ def test_a_first_stage_before_the_start_counts_as_zero():
     assert sample("standalone", -3).startup_s == 0.0
 
 
-# ----------------------------------------------------------------------------- what runs store, through the API
+# ----------------------------------------------------------------------------- what runs store, through the
+# API
 
 def ok(response) -> dict:
     assert response.status_code == 200, response.text
@@ -124,7 +126,8 @@ def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def standalone_run(client, app_id: str, spark_app_id: str, startup_s: float, life_s: float, cores: int) -> str:
+def standalone_run(client, app_id: str, spark_app_id: str, startup_s: float, life_s: float,
+                   cores: int) -> str:
     """A standalone run as the launcher and its application's listener report it: started, a heartbeat of its
     executors, a stage `startup_s` after the start, succeeded; its start moved back so that its application
     lived `life_s` before it ended."""
@@ -137,8 +140,8 @@ def standalone_run(client, app_id: str, spark_app_id: str, startup_s: float, lif
         session.commit()
     spark_start = started + timedelta(seconds=startup_s)
     ok(client.post("/api/v1/ingest/heartbeat", json={
-        "server_id": spark_app_id, "spark_app_id": spark_app_id, "kind": "standalone", "start_time_ms": ms(spark_start),
-        "executors": cores, "executor_cores": cores}))
+        "server_id": spark_app_id, "spark_app_id": spark_app_id, "kind": "standalone",
+        "start_time_ms": ms(spark_start), "executors": cores, "executor_cores": cores}))
     stage = {"app_id": app_id, "run_id": run_id, "stage_id": 0, "attempt": 0, "status": "succeeded",
              "submission_time_ms": ms(spark_start), "completion_time_ms": ms(spark_start) + 1000,
              "executor_run_time_ms": 5000, "num_tasks": 2}
@@ -171,7 +174,8 @@ def test_the_cluster_startup_is_measured_over_recent_standalone_runs(client):
         cluster = facts.read_cluster_facts(connection)
         assert facts.read_cluster_facts(connection, limit=1).standalone_startup.runs == 1
     startup = cluster.standalone_startup
-    assert (startup.runs, round(startup.median_s), round(startup.low_s), round(startup.high_s)) == (3, 30, 18, 51)
+    assert (startup.runs, round(startup.median_s), round(startup.low_s), round(startup.high_s)) == (3, 30, 18,
+                                                                                                    51)
 
 
 def test_a_connect_runs_core_seconds_are_its_task_time(client):
@@ -180,7 +184,8 @@ def test_a_connect_runs_core_seconds_are_its_task_time(client):
     decision = ok(client.post("/api/v1/decisions", json={"app_id": "etl.c", "mode": "connect"}))
     ok(client.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": "started"}))
     stage = {"app_id": "etl.c", "run_id": decision["run_id"], "connect_operation_id": "op", "stage_id": 0,
-             "attempt": 0, "status": "succeeded", "submission_time_ms": ms(utcnow()), "executor_run_time_ms": 7500}
+             "attempt": 0, "status": "succeeded", "submission_time_ms": ms(utcnow()),
+             "executor_run_time_ms": 7500}
     ok(client.post("/api/v1/ingest/stages", json={"server_id": "connect-local", "spark_app_id": "local-1",
                                                    "stages": [stage]}))
     ok(client.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": "succeeded"}))

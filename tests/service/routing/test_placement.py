@@ -20,7 +20,8 @@ def server(server_id: str, in_flight=0.0, age_s=5.0, draining=False, cores=None)
     """A server heard from `age_s` ago; `cores`: the cores its executors hold (else the policy's 8)."""
     return rules.ServerFacts(last_heartbeat_at=None if age_s is None else NOW - timedelta(seconds=age_s),
                              draining=draining, executors=1 if cores else 0, executor_cores=cores or 0,
-                             server_id=server_id, connect_url=f"sc://{server_id}:15002", in_flight_cores=in_flight)
+                             server_id=server_id, connect_url=f"sc://{server_id}:15002",
+                             in_flight_cores=in_flight)
 
 
 def facts(*servers, mode="auto", recent_runs=(LIGHT,) * 3, **app) -> rules.DecisionFacts:
@@ -37,7 +38,8 @@ def test_a_run_goes_to_the_server_with_the_most_free_cores_and_says_so():
     assert verdict.mode == "connect" and verdict.server_id == "b" and verdict.connect_url == "sc://b:15002"
     placement = verdict.reasons[-1]
     assert placement.rule == "placement" and placement.observed == 7.0 and placement.threshold == 2.0
-    assert placement.message.startswith("Placed on b, the server with the most free capacity: 7.0 of its 8 cores")
+    assert placement.message.startswith("Placed on b, the server with the most free capacity: 7.0 of its 8 "
+                                        "cores")
     assert "a 3.0 of 8" in placement.message
     assert verdict.reasons[0].rule == "within-limits"  # the rule that chose Connect stays first
 
@@ -85,7 +87,8 @@ def test_over_capacity_only_when_no_server_has_room():
     assert "No Connect server has room for this run's 2.0 cores: on b, the one with the most" in reason.message
     assert reason.observed == 8.5 and reason.threshold == 8
     # A full server that cannot take runs anyway does not count as room, nor as load.
-    assert decide(facts(server("a", draining=True), server("b", in_flight=6.5))).reasons[0].rule == "over-capacity"
+    assert decide(facts(server("a", draining=True),
+                        server("b", in_flight=6.5))).reasons[0].rule == "over-capacity"
 
 
 def test_a_pinned_app_stays_on_its_server_while_it_can_take_runs():
@@ -95,7 +98,8 @@ def test_a_pinned_app_stays_on_its_server_while_it_can_take_runs():
     assert verdict.reasons[0].rule == "admin-pin" and "Connect server a: needs the GPU jars" in verdict.reasons[0].message
     assert verdict.reasons[-1].message == "Placed on a, the server an admin pinned the app to."
     assert verdict.predicted_cores == 2.0  # its load counts on its server
-    draining = decide(facts(server("a", draining=True), server("b"), pinned_mode="connect", pinned_server="a"))
+    draining = decide(facts(server("a", draining=True), server("b"), pinned_mode="connect",
+                            pinned_server="a"))
     assert draining.mode == "standalone" and draining.reasons[0].rule == "admin-pin"
     assert "Connect server a is draining for a restart" in draining.reasons[0].message
     gone = decide(facts(server("b"), pinned_mode="connect", pinned_server="a"))

@@ -1,5 +1,6 @@
 """The pool of Connect servers through the API and the decision store, on SQLite and PostgreSQL: servers
-register by heartbeat with their Connect URL, decisions spread over them by load, pins, drains, the pool view."""
+register by heartbeat with their Connect URL, decisions spread over them by load, pins, drains, the pool
+view."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ def complete_run(client, decision: dict, **metrics) -> None:
     """What the launcher and the listener do for one run: start, one stage, success."""
     run_id = decision["run_id"]
     client.post(f"/api/v1/runs/{run_id}/events", json={"event": "started"})
-    stage = {"app_id": decision["app_id"], "run_id": run_id, "stage_id": 1, "attempt": 0, "status": "succeeded",
-             "num_tasks": 1, **metrics}
-    body = {"server_id": decision["server_id"] or DEFAULT, "spark_app_id": f"spark-{run_id}", "stages": [stage]}
+    stage = {"app_id": decision["app_id"], "run_id": run_id, "stage_id": 1, "attempt": 0,
+             "status": "succeeded", "num_tasks": 1, **metrics}
+    body = {"server_id": decision["server_id"] or DEFAULT, "spark_app_id": f"spark-{run_id}",
+            "stages": [stage]}
     assert client.post("/api/v1/ingest/stages", json=body).json()["accepted"] == 1
     assert client.post(f"/api/v1/runs/{run_id}/events", json={"event": "succeeded"}).status_code == 200
 
@@ -56,7 +58,8 @@ def test_new_apps_spread_over_the_pool_each_with_its_servers_url(pool):
     assert [d["server_id"] for d in decisions] == [DEFAULT, "connect-b", DEFAULT, "connect-b"]
     assert [d["connect_url"] for d in decisions[:2]] == ["sc://127.0.0.1:15002", "sc://b.example:15002"]
     assert decisions[1]["reasons"][-1]["rule"] == "placement"
-    assert decisions[1]["reasons"][-1]["message"].startswith("Placed on connect-b, the server with the most free")
+    assert decisions[1]["reasons"][-1]["message"].startswith("Placed on connect-b, the server with the most "
+                                                             "free")
     run = pool.get(f"/api/v1/runs/{decisions[1]['run_id']}").json()
     assert run["server_id"] == "connect-b" and run["decision"]["connect_url"] == "sc://b.example:15002"
     assert loads(pool) == {DEFAULT: 2.0, "connect-b": 2.0}
@@ -65,7 +68,8 @@ def test_new_apps_spread_over_the_pool_each_with_its_servers_url(pool):
 def test_within_a_batch_each_decision_sees_the_ones_before(pool):
     requests = [DecisionRequest(app_id=f"burst.{i}") for i in range(6)]
     with pool.app.state.engine.begin() as connection:
-        results = decider.make_decisions(connection, requests, pool.app.state.policies.get(), pool.app.state.settings)
+        results = decider.make_decisions(connection, requests, pool.app.state.policies.get(),
+                                         pool.app.state.settings)
     assert [r.server_id for r in results] == [DEFAULT, "connect-b"] * 3
     assert loads(pool) == {DEFAULT: 3.0, "connect-b": 3.0}
 
@@ -125,7 +129,8 @@ def test_a_pinned_app_stays_on_its_server(pool):
 
 
 def test_pins_to_a_server_are_checked(pool):
-    assert pool.put("/api/v1/admin/apps/x/pin", json={"mode": "connect", "server_id": "nope"}).status_code == 404
+    assert pool.put("/api/v1/admin/apps/x/pin",
+                    json={"mode": "connect", "server_id": "nope"}).status_code == 404
     response = pool.put("/api/v1/admin/apps/x/pin", json={"mode": "standalone", "server_id": "connect-b"})
     assert response.status_code == 422 and "needs mode connect" in response.text
 
@@ -133,7 +138,8 @@ def test_pins_to_a_server_are_checked(pool):
 def test_runs_from_before_the_pool_count_on_the_default_server(pool):
     first = decide(pool, "etl.old")
     with pool.app.state.sessions() as session:
-        session.execute(update(Run).where(Run.run_id == first["run_id"]).values(server_id=None, predicted_cores=5))
+        session.execute(update(Run).where(Run.run_id == first["run_id"]).values(server_id=None,
+                                                                                predicted_cores=5))
         session.commit()
     assert loads(pool) == {DEFAULT: 5.0, "connect-b": 0.0}
     assert decide(pool, "etl.new")["server_id"] == "connect-b"

@@ -1,6 +1,6 @@
-"""A pool of two real Connect servers (the shared one and a second one): runs spread over both, a silent server
-gets no runs, a pinned app stays on its server, and a rolling restart while runs keep arriving sends none of
-them standalone for want of a server and kills no running work."""
+"""A pool of two real Connect servers (the shared one and a second one): runs spread over both, a silent
+server gets no runs, a pinned app stays on its server, and a rolling restart while runs keep arriving sends
+none of them standalone for want of a server and kills no running work."""
 
 from __future__ import annotations
 
@@ -49,7 +49,8 @@ class Run:
 
     def __init__(self, env, app_id: str, app: Path, *args: str):
         self.app_id = app_id
-        self.process = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", app_id, str(app), *(["--", *args] if args
+        self.process = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", app_id, str(app),
+                                         *(["--", *args] if args
                                                                                                else [])],
                                         env=env, cwd=env["SPARK_ROUTER_STATE_DIR"], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)

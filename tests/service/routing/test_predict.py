@@ -12,15 +12,16 @@ from service.routing.predict import ConnectLoad, Prediction, Predictions
 def mode(name="connect", runs=3, wall_s=20.0, startup_s=2.0, task_s=18.0, core_s=None, executors=None,
          spread=0.0) -> ModeFacts:
     work = wall_s - (startup_s or 0.0)
-    return ModeFacts(mode=name, runs=runs, wall_s=wall_s, wall_spread=spread, startup_s=startup_s, work_s=work,
-                     task_s=task_s, parallelism=task_s / work if work else 0.0, shuffle_write_bytes=0,
-                     disk_spilled_bytes=0, peak_execution_memory_bytes=0, executors=executors,
-                     core_s=task_s if core_s is None and name == "connect" else core_s)
+    return ModeFacts(mode=name, runs=runs, wall_s=wall_s, wall_spread=spread, startup_s=startup_s,
+                     work_s=work, task_s=task_s, parallelism=task_s / work if work else 0.0,
+                     shuffle_write_bytes=0, disk_spilled_bytes=0, peak_execution_memory_bytes=0,
+                     executors=executors, core_s=task_s if core_s is None and name == "connect" else core_s)
 
 
 def cluster(standalone_s=30.0, connect_s=2.0, cores=2.0) -> ClusterFacts:
     return ClusterFacts(
-        standalone_startup=None if standalone_s is None else Startup(standalone_s, standalone_s, standalone_s, 5),
+        standalone_startup=None if standalone_s is None
+        else Startup(standalone_s, standalone_s, standalone_s, 5),
         connect_startup=None if connect_s is None else Startup(connect_s, connect_s, connect_s, 5),
         standalone_executor_cores=cores)
 
@@ -48,7 +49,8 @@ def test_work_slows_in_proportion_when_the_run_gets_fewer_cores():
 
 
 @pytest.mark.parametrize(("runs", "spread", "cross", "expected"), [
-    (1, 0.0, False, 0.35), (3, 0.0, False, 0.2), (3, 0.3, False, 0.6), (3, 0.0, True, 0.7), (1, 0.0, True, 0.85)])
+    (1, 0.0, False, 0.35), (3, 0.0, False, 0.2), (3, 0.3, False, 0.6), (3, 0.0, True, 0.7),
+    (1, 0.0, True, 0.85)])
 def test_uncertainty(runs, spread, cross, expected):
     assert predict.uncertainty(mode(runs=runs, spread=spread), cross) == pytest.approx(expected)
 
@@ -56,7 +58,8 @@ def test_uncertainty(runs, spread, cross, expected):
 def test_error_pct():
     assert predict.error_pct(12, 10) == 20.0
     assert predict.error_pct(8, 10) == -20.0
-    assert predict.error_pct(None, 10) is None and predict.error_pct(5, 0) is None and predict.error_pct(5, None) is None
+    assert predict.error_pct(None, 10) is None and predict.error_pct(5, 0) is None and predict.error_pct(5,
+                                                                                                         None) is None
 
 
 # ------------------------------------------------------------------------------------------------ Connect
@@ -157,7 +160,8 @@ def test_as_json_rounds_and_keeps_every_field():
 def two(connect_wall, connect_core, standalone_wall, standalone_core) -> Predictions:
     def p(name, wall, core):
         return Prediction(name, wall, core, 0.2, "x", False, 0.0, 1.0)
-    return Predictions(p("connect", connect_wall, connect_core), p("standalone", standalone_wall, standalone_core))
+    return Predictions(p("connect", connect_wall, connect_core),
+                       p("standalone", standalone_wall, standalone_core))
 
 
 @pytest.mark.parametrize(("objective", "expected"), [("makespan", "standalone"), ("cost", "connect"),

@@ -1,5 +1,5 @@
-"""Predictions through the real API, on SQLite and PostgreSQL: stored with the decision, the actual figures beside
-them once the run ends, and their accuracy per app and mode."""
+"""Predictions through the real API, on SQLite and PostgreSQL: stored with the decision, the actual figures
+beside them once the run ends, and their accuracy per app and mode."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def run_it(client, decision: dict, wall_s: float, startup_s: float, task_ms: int
         session.commit()
     stage = {"app_id": decision["app_id"], "run_id": run_id, "connect_operation_id": f"op{stage_id}",
              "stage_id": stage_id, "attempt": 0, "status": "succeeded",
-             "submission_time_ms": ms(started + timedelta(seconds=startup_s)), "executor_run_time_ms": task_ms}
+             "submission_time_ms": ms(started + timedelta(seconds=startup_s)),
+             "executor_run_time_ms": task_ms}
     ok(client.post("/api/v1/ingest/stages", json={"server_id": SERVER, "spark_app_id": "app-connect",
                                                    "stages": [stage]}))
     ok(client.post(f"/api/v1/runs/{run_id}/events", json={"event": "succeeded"}))
@@ -56,7 +57,8 @@ def test_a_decision_carries_both_predictions_and_the_run_its_actual_figures(clie
     assert connect["server_id"] == SERVER and connect["basis"] == "1 Connect run" and not connect["cross_mode"]
     # From the Connect run: its 8 s of task time on the 2 cores standalone runs held, after the 20 s start-up.
     assert standalone["cross_mode"] and standalone["startup_s"] == pytest.approx(20, abs=0.2)
-    assert standalone["wall_s"] == pytest.approx(24, abs=0.5) and standalone["core_s"] == pytest.approx(48, abs=1)
+    assert standalone["wall_s"] == pytest.approx(24, abs=0.5) and standalone["core_s"] == pytest.approx(48,
+                                                                                                        abs=1)
     assert second["rule"] == "cost-aware" and second["mode"] == "connect"
     assert "(incl. 20 s start-up)" in second["reasons"][0]["message"]
     assert second["actual"] is None  # not run yet
@@ -97,7 +99,8 @@ def test_simulate_replays_the_kept_runs_under_the_candidate(client):
     connect_beat(client)
     for stage_id, wall_s in ((1, 10), (2, 12), (3, 14)):
         run_it(client, decide(client), wall_s=wall_s, startup_s=1, task_ms=8000, stage_id=stage_id)
-    result = ok(client.post("/api/v1/policy/simulate", json={"policy": {"objective": "makespan"}, "days": 30}))
+    result = ok(client.post("/api/v1/policy/simulate",
+                            json={"policy": {"objective": "makespan"}, "days": 30}))
     replay = result["replay"]
     [app] = [row for row in replay["apps"] if row["app_id"] == "etl.p"]
     # Runs 2 and 3 predicted from the runs before them: 10 s against 12 s, then the median 11 s against 14 s.

@@ -1,6 +1,6 @@
-"""Predictions with real Spark: a standalone run measures the cluster's start-up, Connect runs on the shared server
-give the app its history, and the next run's decision shows both predictions and, once it ran, its actual figures
-beside them."""
+"""Predictions with real Spark: a standalone run measures the cluster's start-up, Connect runs on the shared
+server give the app its history, and the next run's decision shows both predictions and, once it ran, its
+actual figures beside them."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ LIGHT = REPO / "examples" / "apps" / "light_aggregation.py"
 
 def run(env, app_id: str, *options: str) -> str:
     done = subprocess.run([SPARK_ROUTER, "run", "--app-id", app_id, *options, str(LIGHT), "--", "200000"],
-                          env=env, cwd=env["SPARK_ROUTER_STATE_DIR"], capture_output=True, text=True, timeout=600, check=False)
+                          env=env, cwd=env["SPARK_ROUTER_STATE_DIR"], capture_output=True, text=True,
+                          timeout=600, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     return done.stdout + done.stderr
 
@@ -54,7 +55,8 @@ def test_a_connect_run_shows_its_predictions_and_its_actual_outcome(router, conn
     assert actual["status"] == "succeeded" and actual["mode"] == detail["mode"] and actual["wall_s"] > 0
     assert actual["wall_error_pct"] is not None
     if detail["mode"] == "connect":  # on the shared server: its task time is what it cost
-        wait_until(lambda: latest_run(router, app_id)["decision"]["actual"]["core_s"], 30, "the run's task time")
+        wait_until(lambda: latest_run(router, app_id)["decision"]["actual"]["core_s"], 30, "the run's task "
+                                                                                           "time")
         assert latest_run(router, app_id)["decision"]["actual"]["core_s_error_pct"] is not None
     accuracy = router.get("/api/v1/predictions/accuracy", app_id=app_id)
     assert [row["mode"] for row in accuracy["apps"]] == [detail["mode"]] or len(accuracy["apps"]) >= 1

@@ -17,7 +17,8 @@ LIGHT = rules.RunSummary(task_time_ms=240_000, shuffle_write_bytes=10 << 20, dis
                      peak_execution_memory_bytes=64 << 20, duration_ms=120_000)
 
 
-def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, servers=None, **app) -> rules.DecisionFacts:
+def facts(mode="auto", resources=None, server=HEALTHY, in_flight=0.0, servers=None,
+          **app) -> rules.DecisionFacts:
     """One server (None: the default server, never heard from) with `in_flight` cores of load, or a pool."""
     app.setdefault("recent_runs", (LIGHT,) * 5)
     if servers is None:
@@ -117,14 +118,15 @@ def test_unhealthy_or_draining_server_sends_standalone():
 
 def test_requests_beyond_the_shared_server_go_standalone():
     big = rules.Resources(executor_memory=parse_size("8g"), executor_cores=8, num_executors=50,
-                      spark_conf={"spark.executor.memoryOverhead": "2g", "spark.sql.shuffle.partitions": "400",
-                                  "spark.jars.packages": "x:y:1"})
+                      spark_conf={"spark.executor.memoryOverhead": "2g",
+                                  "spark.sql.shuffle.partitions": "400", "spark.jars.packages": "x:y:1"})
     verdict = decide(facts(resources=big))
     assert verdict.mode == "standalone"
     flagged = {(r.metric, r.observed) for r in verdict.reasons}
     assert ("executor_memory", 8 << 30) in flagged and ("executor_cores", 8) in flagged
     assert ("num_executors", 50) in flagged
-    assert ("spark_conf", "spark.executor.memoryOverhead") in flagged and ("spark_conf", "spark.jars.packages") in flagged
+    assert ("spark_conf", "spark.executor.memoryOverhead") in flagged and ("spark_conf",
+                                                                           "spark.jars.packages") in flagged
     assert ("spark_conf", "spark.sql.shuffle.partitions") not in flagged
 
 
@@ -166,7 +168,8 @@ def test_only_the_window_counts():
     old_heavy = (heavy(task_time_ms=10 * 3600 * 1000),) * 5
     runs = old_heavy + (LIGHT,) * 10
     assert decide(facts(recent_runs=runs)).mode == "connect"
-    assert decide(facts(recent_runs=runs), Policy(history={"window": 15, "statistic": "max"})).mode == "standalone"
+    assert decide(facts(recent_runs=runs),
+                  Policy(history={"window": 15, "statistic": "max"})).mode == "standalone"
 
 
 def test_statistic():
@@ -191,7 +194,8 @@ def server(executors=0, executor_cores=0, max_executors=None) -> rules.ServerFac
 
 @pytest.mark.parametrize("facts_of_server, cores, source", [
     # Dynamic allocation: the ceiling times the cores of the executors it holds now (2 of 3 cores each).
-    (server(executors=2, executor_cores=6, max_executors=4), 12, "dynamic-allocation ceiling of 4 executors × 3"),
+    (server(executors=2, executor_cores=6, max_executors=4), 12, "dynamic-allocation ceiling of 4 executors "
+                                                                 "× 3"),
     # Scaled to zero: the ceiling times the policy's cores per executor (4).
     (server(max_executors=2), 8, "the policy's server.executor_cores"),
     # A fixed set of executors (local[N], or no dynamic allocation): the cores they hold.
@@ -218,7 +222,8 @@ def test_over_capacity_uses_the_servers_reported_capacity_and_says_which():
     # A big server takes what the knob would refuse.
     big = server(executors=4, executor_cores=16, max_executors=10)
     assert rules.over_capacity(facts(server=big, in_flight=20.0), Policy()) is None
-    assert "capacity.cores" in rules.over_capacity(facts(server=None, in_flight=20.0), Policy()).reasons[0].message
+    assert "capacity.cores" in rules.over_capacity(facts(server=None, in_flight=20.0),
+                                                   Policy()).reasons[0].message
 
 
 def test_connect_verdicts_carry_their_predicted_load():

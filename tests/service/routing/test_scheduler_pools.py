@@ -1,5 +1,5 @@
-"""The Connect server's FAIR scheduler pools: which pool a Connect run's jobs go to (a pure rule), the fixed set the
-server ships, and the pool carried from the decision to the Connect session."""
+"""The Connect server's FAIR scheduler pools: which pool a Connect run's jobs go to (a pure rule), the fixed
+set the server ships, and the pool carried from the decision to the Connect session."""
 
 from __future__ import annotations
 
@@ -28,8 +28,8 @@ def pools_of_the_shipped_file() -> dict[str, dict[str, str]]:
 def test_an_app_of_short_runs_goes_to_the_light_pool_and_says_why():
     reason = rules.scheduler_pool(facts(recent_runs=(SECONDS,) * 3).app, Policy())
     assert (reason.rule, reason.metric, reason.observed) == ("scheduler-pool", "scheduler_pool", "light")
-    assert reason.message == ("Its jobs run in the server's light pool: the p90 of task_time_ms over the last 3 "
-                              "successful runs is 4.0 s, at most 2.0 min.")
+    assert reason.message == ("Its jobs run in the server's light pool: the p90 of task_time_ms over the "
+                              "last 3 successful runs is 4.0 s, at most 2.0 min.")
 
 
 def test_an_app_over_the_limit_goes_to_the_heavy_pool():
@@ -94,14 +94,15 @@ print("CONFS", os.environ["SPARK_ROUTER_SESSION_CONFS"])
 
 
 def test_the_router_s_pool_reaches_the_connect_session_over_the_apps_own(tmp_path):
-    """A real router decides; the launcher hands the app the session confs its session factory sets: the router's
-    pool wins over one the app names (a pool of its own naming would stay on the server for good)."""
+    """A real router decides; the launcher hands the app the session confs its session factory sets: the
+    router's pool wins over one the app names (a pool of its own naming would stay on the server for good)."""
     router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path).start()
     try:
         app = tmp_path / "app.py"
         app.write_text(PRINT_CONFS)
         lines: list[str] = []
-        settings = Settings(state_dir=tmp_path / "state", url=router.url, connect_url=f"sc://127.0.0.1:{free_port()}")
+        settings = Settings(state_dir=tmp_path / "state", url=router.url,
+                            connect_url=f"sc://127.0.0.1:{free_port()}")
         result = Launcher(settings, on_line=lines.append, on_event=lambda _e: None).run(
             RunRequest(app_id="etl.pool", app=str(app), mode="connect", fallback=False,
                        spark_conf={"spark.scheduler.pool": "mine", "spark.sql.shuffle.partitions": "4"}))

@@ -1,6 +1,6 @@
-"""On the real Connect server: a run's jobs run in the FAIR pool the router told it, the server's fixed set of pools
-(service/ops/fairscheduler.xml) is the one it reads, and a light app moves to the light pool once its history
-shows it is light."""
+"""On the real Connect server: a run's jobs run in the FAIR pool the router told it, the server's fixed set of
+pools (service/ops/fairscheduler.xml) is the one it reads, and a light app moves to the light pool once its
+history shows it is light."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def stage_pools(connect_server) -> dict[int, str]:
 
 
 def settled_stage_pools(connect_server) -> dict[int, str]:
-    """The stages once the server is idle and its status API has caught up (the listener bus is asynchronous: the
-    warm-up query's stages may still be on their way)."""
+    """The stages once the server is idle and its status API has caught up (the listener bus is asynchronous:
+    the warm-up query's stages may still be on their way)."""
     def unchanged():
         first = stage_pools(connect_server)
         time.sleep(2)
@@ -48,12 +48,14 @@ def run_and_get_pools(router, connect_server, state_dir, app_id: str) -> tuple[d
     return run, set(new.values())
 
 
-def test_a_run_gets_the_pool_it_was_told_and_a_light_app_moves_to_the_light_pool(router, connect_server, state_dir):
+def test_a_run_gets_the_pool_it_was_told_and_a_light_app_moves_to_the_light_pool(router, connect_server,
+                                                                                 state_dir):
     app_id = f"pools.{uuid.uuid4().hex[:6]}"
     first, pools = run_and_get_pools(router, connect_server, state_dir, app_id)
     told = router.get(f"/api/v1/runs/{first['run_id']}")["decision"]["scheduler_pool"]
     # New: not yet shown to be light. Its jobs run in the pool it was told; some stages of a run land in the
-    # server's default pool (seen on this server: not yet explained, see docs/operator-guide.md), never in the other.
+    # server's default pool (seen on this server: not yet explained, see docs/operator-guide.md), never in the
+    # other.
     assert told == "heavy" and "heavy" in pools and pools <= {"heavy", "default"}
     # Its history now shows seconds of task time: the next run is light, and its jobs run in that pool.
     second, pools = run_and_get_pools(router, connect_server, state_dir, app_id)

@@ -55,7 +55,8 @@ def test_an_app_that_needs_less_than_sparks_defaults_is_left_at_them():
 # ------------------------------------------------------------------------------------------------- memory
 
 def test_peak_execution_memory_sizes_the_heap_with_headroom():
-    # 600 MiB a task, +25 %: 750 MiB of execution memory = 300 MiB reserved + 750 / 0.6 = 1550 MiB, rounded up.
+    # 600 MiB a task, +25 %: 750 MiB of execution memory = 300 MiB reserved + 750 / 0.6 = 1550 MiB, rounded
+    # up.
     sized = sizing.size(Resources(executor_memory=512 * MiB), runs(peak=600 * MiB), Policy())
     assert sized.executor_memory == 1600 * MiB
     assert sized.executor_cores == 1  # the cores the figure assumed, said to spark-submit
@@ -82,7 +83,8 @@ def test_never_below_what_was_asked():
 
 def test_below_the_ask_when_the_policy_allows_it_down_to_the_floor():
     knobs = policy(allow_below_request=True)
-    assert sizing.size(Resources(executor_memory=4 * GiB), runs(peak=300 * MiB), knobs).executor_memory == 960 * MiB
+    assert sizing.size(Resources(executor_memory=4 * GiB), runs(peak=300 * MiB),
+                       knobs).executor_memory == 960 * MiB
     floor = sizing.size(Resources(executor_memory=4 * GiB), runs(peak=MiB), knobs)
     assert floor.executor_memory == 512 * MiB and "sizing.min_executor_memory" in floor.reason
 
@@ -94,7 +96,8 @@ def test_the_ceiling_caps_what_sizing_gives():
 
 
 def test_an_ask_over_the_ceiling_is_kept_the_developer_asked_for_it():
-    sized = sizing.size(Resources(executor_memory=16 * GiB), runs(peak=20 * GiB), policy(max_executor_memory="6g"))
+    sized = sizing.size(Resources(executor_memory=16 * GiB), runs(peak=20 * GiB),
+                        policy(max_executor_memory="6g"))
     assert sized.executor_memory == 16 * GiB
 
 
@@ -145,7 +148,8 @@ def test_p90_forgives_one_odd_run_and_max_does_not():
     history = runs(9, peak=100 * MiB) + runs(1, peak=2 * GiB)
     assert sizing.size(Resources(), history, Policy()).executor_memory is None
     strict = policy(history={"statistic": "max"})
-    assert sizing.size(Resources(), history, strict).executor_memory == sizing.round_up(sizing.heap_for(2.5 * GiB, 1))
+    assert sizing.size(Resources(), history,
+                       strict).executor_memory == sizing.round_up(sizing.heap_for(2.5 * GiB, 1))
 
 
 def test_only_the_history_window_counts():
@@ -171,11 +175,13 @@ def test_the_executor_ceiling_is_named():
 
 def test_never_fewer_executors_than_asked_unless_allowed():
     assert sizing.size(Resources(num_executors=6), runs(), Policy()).num_executors == 6
-    assert sizing.size(Resources(num_executors=6), runs(), policy(allow_below_request=True)).num_executors == 1
+    assert sizing.size(Resources(num_executors=6), runs(),
+                       policy(allow_below_request=True)).num_executors == 1
 
 
 def test_more_executors_than_asked_when_the_task_time_needs_them():
-    sized = sizing.size(Resources(num_executors=2), runs(task_time_ms=60 * 60_000), policy(target_duration_s=600))
+    sized = sizing.size(Resources(num_executors=2), runs(task_time_ms=60 * 60_000),
+                        policy(target_duration_s=600))
     assert sized.num_executors == 6 and "task time, 60.0 min, in 10.0 min" in sized.reason
 
 
@@ -195,10 +201,12 @@ def test_spark_resources_in_whole_mib():
     assert sized.spark_resources() == {"executor_memory": "1600m", "num_executors": 3, "executor_cores": 1,
                                        "driver_memory": "1025m"}
     assert sizing.Sized(None, None, None, None, "why.").spark_resources() == {}
-    assert sizing.Sized(0, 0, None, None, "why.").spark_resources() == {"executor_memory": "0m", "num_executors": 0}
+    assert sizing.Sized(0, 0, None, None, "why.").spark_resources() == {"executor_memory": "0m",
+                                                                        "num_executors": 0}
 
 
-@pytest.mark.parametrize("size, expected", [(GiB, "1024m"), (GiB + 1, "1025m"), (1, "1m"), (1536 * MiB, "1536m")])
+@pytest.mark.parametrize("size, expected",
+                         [(GiB, "1024m"), (GiB + 1, "1025m"), (1, "1m"), (1536 * MiB, "1536m")])
 def test_spark_size_rounds_up_to_whole_mib(size, expected):
     assert sizing.spark_size(size) == expected
 
@@ -209,24 +217,27 @@ def test_heap_and_task_share_are_inverse(need, cores):
     assert sizing.task_share(sizing.heap_for(need, cores), cores) == pytest.approx(need)
 
 
-# ----------------------------------------------------------------------------------------- out-of-memory rerun
+# ----------------------------------------------------------------------------------------- out-of-memory
+# rerun
 
 def test_an_executor_out_of_memory_reruns_with_twice_the_memory():
     sized, reason = sizing.oom_rerun(Resources(executor_memory=512 * MiB, num_executors=2, executor_cores=1),
                                      "executor", Policy())
     assert sized is not None
     assert (sized.executor_memory, sized.num_executors, sized.executor_cores) == (GiB, 2, 1)
-    assert reason == sized.reason == ("The run ran out of executor memory with 512.0 MiB; rerun once with 1.0 GiB "
-                                      "(2x).")
+    assert reason == sized.reason == ("The run ran out of executor memory with 512.0 MiB; rerun once with "
+                                      "1.0 GiB (2x).")
 
 
 def test_an_out_of_memory_rerun_stays_within_the_ceiling():
-    sized, reason = sizing.oom_rerun(Resources(executor_memory=5 * GiB), "executor", policy(max_executor_memory="8g"))
+    sized, reason = sizing.oom_rerun(Resources(executor_memory=5 * GiB), "executor",
+                                     policy(max_executor_memory="8g"))
     assert sized.executor_memory == 8 * GiB and "capped at sizing.max_executor_memory" in reason
 
 
 def test_no_rerun_at_the_ceiling():
-    sized, reason = sizing.oom_rerun(Resources(executor_memory=GiB), "executor", policy(max_executor_memory="1g"))
+    sized, reason = sizing.oom_rerun(Resources(executor_memory=GiB), "executor",
+                                     policy(max_executor_memory="1g"))
     assert sized is None and "already at the ceiling" in reason and one_sentence(reason)
 
 
@@ -259,4 +270,5 @@ def test_bad_knobs_are_refused_naming_them(knobs):
 
 def test_knobs_take_sparks_size_forms():
     knobs = policy(max_executor_memory="12g", min_executor_memory="768m", spill_bytes="1g").sizing
-    assert (knobs.max_executor_memory, knobs.min_executor_memory, knobs.spill_bytes) == (12 * GiB, 768 * MiB, GiB)
+    assert (knobs.max_executor_memory, knobs.min_executor_memory, knobs.spill_bytes) == (12 * GiB, 768 * MiB,
+                                                                                         GiB)

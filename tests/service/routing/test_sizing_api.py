@@ -1,5 +1,5 @@
-"""Sized standalone decisions and out-of-memory reruns through the API, over real stored history (ingested the way
-the listener sends it), on SQLite and PostgreSQL."""
+"""Sized standalone decisions and out-of-memory reruns through the API, over real stored history (ingested the
+way the listener sends it), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def test_a_connect_fallback_is_sized_from_the_history_and_keeps_the_ask(router):
 
 def test_an_out_of_memory_run_is_rerun_once_with_twice_the_memory(router):
     app_id = "etl.oom"
-    decision = decide(router, app_id, mode="standalone", resources={"executor_memory": "512m", "num_executors": 2})
+    decision = decide(router, app_id, mode="standalone",
+                      resources={"executor_memory": "512m", "num_executors": 2})
     fail(router, decision)
     response = oom_rerun(router, decision["run_id"], reason="java.lang.OutOfMemoryError: Java heap space")
     assert response.status_code == 200, response.text
