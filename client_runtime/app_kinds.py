@@ -10,6 +10,7 @@ the app starts on Spark Connect, and how spark-submit runs it standalone. The la
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -32,7 +33,7 @@ class AppKind(ABC):
     def describe(self) -> str:
         """What runs on Connect, for the log: ``python job.py``, ``java com.acme.Main``."""
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - a hook: most kinds need no check
         """Before a run is decided: raises an ArtifactError naming what this kind needs and is missing."""
 
     @abstractmethod
@@ -44,7 +45,7 @@ class AppKind(ABC):
     def standalone_command(self, submit: list[str], args: list[str]) -> list[str]:
         """Complete a spark-submit command (master, name, resources, confs so far) to run this app."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 - a hook: most kinds hold nothing
         """Let go of anything held for a Connect run that will not come (a standalone run, a stop, the
         end)."""
 
@@ -63,10 +64,9 @@ class PythonApp(AppKind):
                       on_line: Callable[[str], None]) -> AppProcess:
         """``python -u APP ARGS`` in the preloaded interpreter (a new one if there is none)."""
         process, self._interpreter = self._interpreter or runner.start(), None
-        try:
+        # If it died while preloading (a broken pipe), its output and exit code say why.
+        with contextlib.suppress(BrokenPipeError):
             runner.hand_over(process, self.app.main, args, env, workdir, self.app.pythonpath)
-        except BrokenPipeError:  # it died while preloading: its output and exit code say why
-            pass
         return AppProcess(process, on_line)
 
     def standalone_command(self, submit: list[str], args: list[str]) -> list[str]:

@@ -232,7 +232,8 @@ class Launcher:
             self.on_event(f"router: {decision.mode} (run {decision.run_id}): {' '.join(decision.reasons)}")
             return decision
         mode = request.mode if request.mode != "auto" else self.settings.mode_if_router_unreachable
-        why = "forced" if request.mode != "auto" else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable"
+        why = ("forced" if request.mode != "auto"
+               else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable")
         self.on_event(f"running {mode} ({why})")
         return self._local_decision(request, mode, why)
 

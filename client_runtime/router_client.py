@@ -53,9 +53,11 @@ class RouterClient:
             response = connection.getresponse()
             status, text = response.status, response.read().decode(errors="replace")
         except TimeoutError as exc:
-            raise RouterUnavailable(f"router at {self.url} unreachable: no answer within {self.timeout_s:g} s") from exc
+            raise RouterUnavailable(
+                f"router at {self.url} unreachable: no answer within {self.timeout_s:g} s") from exc
         except (OSError, http.client.HTTPException) as exc:
-            raise RouterUnavailable(f"router at {self.url} unreachable: {exc.__class__.__name__}: {exc}") from exc
+            raise RouterUnavailable(
+                f"router at {self.url} unreachable: {exc.__class__.__name__}: {exc}") from exc
         finally:
             connection.close()
         if status >= 500:

@@ -44,13 +44,15 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0,
                                 description="Largest request body the router takes (413 past it), refused "
-                                            "before it is read; 16 MiB holds a batch of 10,000 stage records.")
+                                            "before it is read; 16 MiB holds a batch of 10,000 stage "
+                                            "records.")
     # `spark-router serve`'s connections (service/api/http_server.py): slow or stalled clients cannot hold
     # them.
     header_read_timeout_s: float = Field(default=10, gt=0,
                                          description="How long a connection may take to send a whole request "
                                                      "head, from its opening or the end of the previous "
-                                                     "answer; then it is closed (408 if part of a head came).")
+                                                     "answer; then it is closed (408 if part of a head "
+                                                     "came).")
     body_read_timeout_s: float = Field(default=30, gt=0,
                                        description="How long a request body may take to arrive after its "
                                                    "head; then 408 and the connection is closed.")
@@ -150,7 +152,8 @@ class Settings(BaseSettings):
     listener_jar: Path = Field(default=REPO_ROOT / "listener" / "build" / "spark-router-listener.jar")
     listener_spool_max_bytes: int = 256 * 1024 * 1024
     java_home: Path | None = Field(default=None, description="JDK 17; default $JAVA_HOME or the system one.")
-    session_jar: Path = Field(default=REPO_ROOT / "client_runtime" / "java" / "build" / "spark-router-session.jar",
+    session_jar: Path = Field(default=REPO_ROOT / "client_runtime" / "java" / "build"
+                              / "spark-router-session.jar",
                               description="The session helper of JVM apps "
                                           "(io.sparkrouter.session.RouterSession).")
     jvm_jars_dir: Path | None = Field(default=None,

@@ -88,41 +88,19 @@ class HealthProbe:
             future.set_result(None)
 
 
-def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
-    settings = settings or get_settings()
-    url = settings.resolved_database_url
-    engine = db.get_engine(url, db.Bounds.of(settings))
-    if migrate and url.startswith("sqlite"):  # an in-memory database is the engine's own
+def _migrate(engine: Engine, url: str) -> None:
+    if url.startswith("sqlite"):  # an in-memory database is the engine's own
         db.upgrade(engine)
-    elif migrate:  # without the statement timeout: a migration may take longer than any request should
-        migrations = db.make_engine(url, pool_size=1, max_overflow=0)
-        try:
-            db.upgrade(migrations)
-        finally:
-            migrations.dispose()
-    app = FastAPI(title="Spark Connect Router",
-                  description="Routes each Spark application run to a shared Spark Connect server or a "
-                              "separate Spark application, from its run history.",
-                  version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.engine = engine
-    app.state.sessions = db.session_factory(engine)
-    app.state.policies = PolicyStore(settings.policy_file)
-    app.state.decider = DecisionBatcher(engine, app.state.policies, settings)
-    # Tokens and the body-size limit before any body is read; the request metrics (added after: outside it)
-    # count what it refuses.
-    app.add_middleware(RequestGuard, settings=settings)
-    observability.install(app, metrics_dependencies=[Depends(require_metrics_token)])
-    for module in (ingest_routes, history_routes, decision_routes, prediction_routes):
-        app.include_router(module.router)
-    app.include_router(admin_routes.router)
-    app.include_router(admin_routes.policy_router)
-    app.include_router(admin_routes.restarts_router)
-    app.include_router(admin_routes.pool_router)
-    app.include_router(dashboard_routes.router)
-    app.include_router(dashboard_routes.pages)
-    app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")
+        return
+    # Without the statement timeout: a migration may take longer than any request should.
+    migrations = db.make_engine(url, pool_size=1, max_overflow=0)
+    try:
+        db.upgrade(migrations)
+    finally:
+        migrations.dispose()
 
+
+def _handle_errors(app: FastAPI, settings: Settings) -> None:
     # The domain's errors, and nothing broader: a programming error stays a 500 with its traceback in the log.
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
@@ -166,6 +144,38 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
         return JSONResponse({"detail": error_details([{"loc": exc.loc, "msg": str(exc),
                                                        "type": "value_error"}])},
                             status_code=422)
+
+
+def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    url = settings.resolved_database_url
+    engine = db.get_engine(url, db.Bounds.of(settings))
+    if migrate:
+        _migrate(engine, url)
+    app = FastAPI(title="Spark Connect Router",
+                  description="Routes each Spark application run to a shared Spark Connect server or a "
+                              "separate Spark application, from its run history.",
+                  version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = db.session_factory(engine)
+    app.state.policies = PolicyStore(settings.policy_file)
+    app.state.decider = DecisionBatcher(engine, app.state.policies, settings)
+    # Tokens and the body-size limit before any body is read; the request metrics (added after: outside it)
+    # count what it refuses.
+    app.add_middleware(RequestGuard, settings=settings)
+    observability.install(app, metrics_dependencies=[Depends(require_metrics_token)])
+    for module in (ingest_routes, history_routes, decision_routes, prediction_routes):
+        app.include_router(module.router)
+    app.include_router(admin_routes.router)
+    app.include_router(admin_routes.policy_router)
+    app.include_router(admin_routes.restarts_router)
+    app.include_router(admin_routes.pool_router)
+    app.include_router(dashboard_routes.router)
+    app.include_router(dashboard_routes.pages)
+    app.mount("/static", StaticFiles(directory=dashboard_routes.STATIC_DIR), name="static")
+
+    _handle_errors(app, settings)
 
     @app.get("/livez", tags=["health"])
     def livez() -> dict:

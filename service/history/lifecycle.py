@@ -3,6 +3,8 @@ current."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
@@ -70,7 +72,8 @@ def measure_executors(session: Session, run: Run) -> None:
     if run.mode != "standalone" or run.finished_at is None:
         return
     # A standalone listener reports under its Spark application's id (spark.router.listener.serverId unset).
-    spark_app_id = session.scalar(select(StageMetric.spark_app_id).where(StageMetric.run_id == run.run_id).limit(1))
+    spark_app_id = session.scalar(
+        select(StageMetric.spark_app_id).where(StageMetric.run_id == run.run_id).limit(1))
     if spark_app_id is None:
         return
     executors, cores = session.execute(select(func.max(Heartbeat.executors),
@@ -120,22 +123,42 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
     launcher reruns standalone is failed with failure_kind "pending" until the rerun ends, which settles it
     (see _settle)."""
     run, app = lock_run_and_app(session, run_id)
-    now = utcnow()
     if run.status in TERMINAL:
         if event == run.status or event == "started":
             return run
         raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
+    _check_event(session, run, event, failure_kind)
+    replaced = _rerun_of(session, run) if event in TERMINAL else None
+    _apply(session, app, run, event, failure_kind, message, exit_code, utcnow())
+    if replaced is not None:
+        _settle(app, replaced, event)
+    session.commit()
+    return run
+
+
+def _check_event(session: Session, run: Run, event: str, failure_kind: str | None) -> None:
+    """Refuse an event the run cannot take now; a queued run that is cancelled leaves the queue."""
     if run.status == "queued":  # waiting in the admission queue: it can only be cancelled, which takes it out
         if event != "cancelled":
-            raise Conflict(f"run {run_id} waits in the admission queue; it cannot be {event} before it is "
-                           f"admitted (GET /api/v1/runs/{run_id}/admission)")
-        session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == run_id))
+            raise Conflict(f"run {run.run_id} waits in the admission queue; it cannot be {event} before it "
+                           f"is admitted (GET /api/v1/runs/{run.run_id}/admission)")
+        session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == run.run_id))
     if failure_kind == "pending" and run.mode != "connect":
-        raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to "
+        raise Conflict(f"run {run.run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to "
                        f"settle its failure")
-    # The Connect run this one reruns: the same app, whose row is locked already, so the order holds.
-    replaced = (session.scalars(select(Run).where(Run.run_id == run.fallback_of).with_for_update()).one_or_none()
-                if run.fallback_of and event in TERMINAL else None)
+    if event == "failed" and failure_kind is None:
+        raise Conflict("a failed run needs failure_kind: connect, app or pending")
+
+
+def _rerun_of(session: Session, run: Run) -> Run | None:
+    """The Connect run this one reruns: the same app, whose row is locked already, so the order holds."""
+    if not run.fallback_of:
+        return None
+    return session.scalars(select(Run).where(Run.run_id == run.fallback_of).with_for_update()).one_or_none()
+
+
+def _apply(session: Session, app: App, run: Run, event: str, failure_kind: str | None, message: str | None,
+           exit_code: int | None, now: datetime) -> None:
     if event == "started":
         run.status, run.started_at = "running", run.started_at or now
     elif event == "succeeded":
@@ -145,8 +168,6 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
             app.connect_failure_streak, app.last_connect_success_at, app.retry_granted_at = 0, now, None
         remember_success(session, app, run)
     elif event == "failed":
-        if failure_kind is None:
-            raise Conflict("a failed run needs failure_kind: connect, app or pending")
         run.status, run.finished_at, run.exit_code = "failed", now, exit_code
         run.failure_kind, run.failure_message = failure_kind, message
         if run.mode == "connect" and failure_kind == "connect":
@@ -155,10 +176,6 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         # Stopped from outside: neither the app's failure nor Connect's, so no streak and no failure counts.
         run.status, run.finished_at, run.exit_code = "cancelled", now, exit_code
         run.failure_message = message
-    if replaced is not None:
-        _settle(app, replaced, event)
-    session.commit()
-    return run
 
 
 def count_connect_failure(app: App, now) -> None:

@@ -10,6 +10,7 @@ from any worker.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -192,10 +193,8 @@ class RequestMetrics:
     def _tag(scope: dict, body: bytearray) -> None:
         params = dict(scope.get("path_params") or {})
         if body and "app_id" not in params:
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 params["app_id"] = json.loads(body).get("app_id")
-            except (ValueError, AttributeError):
-                pass
         set_run_tags(**{key: params.get(key) for key in ("app_id", "run_id", "server_id")})
 
 

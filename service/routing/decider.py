@@ -147,7 +147,8 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
 def no_room(verdict: rules.Verdict) -> bool:
     """The rules sent the run standalone only because no Connect server has room now: a verdict it may wait
     out."""
-    return verdict.mode == "standalone" and bool(verdict.reasons) and verdict.reasons[0].rule in admission.NO_ROOM_RULES
+    return (verdict.mode == "standalone" and bool(verdict.reasons)
+            and verdict.reasons[0].rule in admission.NO_ROOM_RULES)
 
 
 def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
@@ -515,7 +516,7 @@ class DecisionBatcher:
                         log.warning("a batch of %d decisions failed (%s); deciding each on its own",
                                     len(batch), str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                         results = await run_in_threadpool(self._decide_each, requests)
-                for (_, future), result in zip(batch, results):
+                for (_, future), result in zip(batch, results, strict=True):
                     if future.done():  # the client went away
                         continue
                     if isinstance(result, Exception):

@@ -99,11 +99,13 @@ _CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"),
 _READ_POSTGRESQL = f"""
 WITH seen AS (
     INSERT INTO apps (app_id, created_at, last_seen_at, recent_runs, connect_failure_streak)
-    SELECT app_id, %(now)s, %(now)s, '[]', 0 FROM json_array_elements_text(%(app_ids)s) AS app_id ORDER BY app_id
+    SELECT app_id, %(now)s, %(now)s, '[]', 0 FROM json_array_elements_text(%(app_ids)s) AS app_id
+    ORDER BY app_id
     ON CONFLICT (app_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
     RETURNING *),
 load AS (
-    SELECT coalesce(server_id, %(server_id)s) AS server_id, json_build_array(sum(predicted_cores), count(*)) AS cores
+    SELECT coalesce(server_id, %(server_id)s) AS server_id,
+           json_build_array(sum(predicted_cores), count(*)) AS cores
     FROM runs WHERE {_CONNECT_IN_FLIGHT} GROUP BY 1),
 pool AS (
     SELECT server.server_id, server.connect_url, server.last_heartbeat_at, server.draining,
@@ -113,7 +115,8 @@ pool AS (
                        WHERE heartbeats.server_id = server.server_id
                        ORDER BY received_at DESC, id DESC LIMIT 1) AS beat ON true
     WHERE server.server_id = %(server_id)s OR (server.kind = 'connect' AND server.connect_url IS NOT NULL))
-SELECT seen.*, (SELECT json_agg(pool) FROM pool) AS pool, (SELECT json_object_agg(server_id, cores) FROM load) AS load,
+SELECT seen.*, (SELECT json_agg(pool) FROM pool) AS pool,
+       (SELECT json_object_agg(server_id, cores) FROM load) AS load,
        (SELECT json_agg(json_build_array(run_id, predicted_cores, expected_s, enqueued_at) ORDER BY id)
         FROM admission_queue WHERE last_polled_at >= %(polled_since)s) AS queued
 FROM seen
@@ -125,12 +128,13 @@ WITH granted AS (
     WHERE app_id IN (SELECT json_array_elements_text(%(granted)s))),
 new_runs AS (
     INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, server_id, dag_id, task_id,
-                      airflow_run_id, try_number, executor_memory, executor_cores, num_executors, driver_memory)
+                      airflow_run_id, try_number, executor_memory, executor_cores, num_executors,
+                      driver_memory)
     SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, server_id, dag_id, task_id, airflow_run_id,
            try_number, executor_memory, executor_cores, num_executors, driver_memory
     FROM json_populate_recordset(NULL::runs, %(runs)s))
-INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request,
-                       predictions, sizing_reason)
+INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version,
+                       request, predictions, sizing_reason)
 SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions,
        sizing_reason
 FROM json_populate_recordset(NULL::decisions, %(decisions)s)

@@ -4,6 +4,7 @@ rules.py."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -206,7 +207,8 @@ def load_policy(path: Path) -> Policy:
         else:
             data = yaml.safe_load(text) or {}
     except Exception as exc:
-        raise PolicyError(f"policy file {path} is not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from exc
+        kind = path.suffix.lstrip(".") or "YAML"
+        raise PolicyError(f"policy file {path} is not valid {kind}: {exc}") from exc
     return parse_policy(data, str(path))
 
 
@@ -244,10 +246,8 @@ class PolicyStore:
             except OSError:
                 mtime = None
             if mtime != self._mtime:
-                try:
+                with contextlib.suppress(PolicyError):  # logged in reload; the last good policy stays
                     self.reload()
-                except PolicyError:
-                    pass  # logged in reload; the last good policy stays
         return self._policy
 
     def reload(self) -> Policy:

@@ -26,8 +26,8 @@ def pool_status(session: Session, policy: Policy, settings: Settings) -> list[di
     for server in servers:
         unavailable = rules.unavailable_reason(server, now, policy, f"Connect server {server.server_id}")
         capacity, source = rules.server_capacity(server, policy)
-        age = None if server.last_heartbeat_at is None else round((now
-                                                                   - server.last_heartbeat_at).total_seconds(), 1)
+        age = (None if server.last_heartbeat_at is None
+               else round((now - server.last_heartbeat_at).total_seconds(), 1))
         up = age is not None and age <= policy.server.heartbeat_timeout_s
         result.append({
             "server_id": server.server_id, "default": server.server_id == settings.connect_server_id,

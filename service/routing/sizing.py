@@ -174,7 +174,8 @@ def bounded_memory(asked: int | None, need: tuple[float, str] | None, policy: Po
     if memory == base and asked is None:
         return None, f"executor memory {given} ({why}: {format_bytes(figure)} is enough)"
     if memory == base:
-        return asked, f"executor memory {format_bytes(memory)} as asked ({why}: {format_bytes(figure)} is enough)"
+        return asked, (f"executor memory {format_bytes(memory)} as asked "
+                       f"({why}: {format_bytes(figure)} is enough)")
     return memory, (f"executor memory {format_bytes(memory)}, as {why}" + "".join(f", {n}" for n in notes))
 
 

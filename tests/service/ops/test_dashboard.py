@@ -150,7 +150,8 @@ def test_dashboard_json_over_real_history(client):
 
     detail = ok(client.get(f"/api/v1/dashboard/runs/{made['fallback']['run_id']}"))
     assert detail["fallback_of"] == made["failed"]["run_id"] and detail["mode"] == "standalone"
-    assert detail["decision"]["rule"] == "fallback" and "server gone" in detail["decision"]["reasons"][0]["message"]
+    assert detail["decision"]["rule"] == "fallback"
+    assert "server gone" in detail["decision"]["reasons"][0]["message"]
     assert detail["decision"]["request"] == {"fallback_of": made["failed"]["run_id"]}
     assert [stage["executor_run_time_ms"] for stage in detail["stages"]] == [2_000]
     failed = ok(client.get(f"/api/v1/dashboard/runs/{made['failed']['run_id']}"))
@@ -335,7 +336,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert page.inner_text("[data-testid=server-status]") == "UP"
             server = page.inner_text("[data-testid=server]")
             assert SERVER in server and "Spark 4.3.0" in server and "ago" in server
-            assert page.inner_text("[data-testid=listener]") == "queue 2 · spool 3 files (4.00 KiB) · dropped 1"
+            listener = page.inner_text("[data-testid=listener]")
+            assert listener == "queue 2 · spool 3 files (4.00 KiB) · dropped 1"
             assert page.inner_text("[data-testid=executors]") == "2 executors · 2 cores · ceiling 4"
             assert page.locator("[data-testid=executors-chart] rect[data-executors='2']").count() >= 1
             assert page.locator("[data-testid=executors-line]").count() >= 1
@@ -354,8 +356,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             assert "cores in flight" in page.inner_text("[data-testid=load]")
             assert page.inner_text("[data-testid=by-server-row]").split()[:2] == [SERVER, "6"]
             # Widths set from data still apply under the policy (through the CSSOM, not a style attribute).
-            assert page.locator("[data-testid=apps-row] .bar").first.evaluate("n => "
-                                                                              "n.getBoundingClientRect().width") > 0
+            bar = page.locator("[data-testid=apps-row] .bar").first
+            assert bar.evaluate("n => n.getBoundingClientRect().width") > 0
             page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
 
             page.click("[data-testid=apps-row] a:text-is('etl.orders')")
@@ -365,7 +367,8 @@ def test_pages_in_headless_chromium(served, tmp_path):
             runs = page.locator("[data-testid=runs-row]")
             assert runs.count() == 4
             newest = runs.nth(0).inner_text()
-            assert made["orders"][-1]["run_id"] in newest and "succeeded" in newest and "within-limits" in newest
+            assert made["orders"][-1]["run_id"] in newest
+            assert "succeeded" in newest and "within-limits" in newest
             # task time and disk spill of the newest run
             assert "4 min 0 s" in newest and "4.00 MiB" in newest
             assert page.locator("tr.reason-row").count() == 4  # each run's decision reason under it

@@ -84,7 +84,8 @@ def test_over_capacity_only_when_no_server_has_room():
     verdict = decide(facts(server("a", in_flight=7), server("b", in_flight=6.5)))
     assert verdict.mode == "standalone" and verdict.reasons[0].rule == "over-capacity"
     [reason] = verdict.reasons
-    assert "No Connect server has room for this run's 2.0 cores: on b, the one with the most" in reason.message
+    assert "No Connect server has room for this run's 2.0 cores: on b, the one with the most" \
+        in reason.message
     assert reason.observed == 8.5 and reason.threshold == 8
     # A full server that cannot take runs anyway does not count as room, nor as load.
     assert decide(facts(server("a", draining=True),
@@ -95,7 +96,8 @@ def test_a_pinned_app_stays_on_its_server_while_it_can_take_runs():
     pool = (server("a", in_flight=6), server("b"))
     verdict = decide(facts(*pool, pinned_mode="connect", pinned_server="a", pin_reason="needs the GPU jars"))
     assert verdict.mode == "connect" and verdict.server_id == "a" and not verdict.chosen_by_policy
-    assert verdict.reasons[0].rule == "admin-pin" and "Connect server a: needs the GPU jars" in verdict.reasons[0].message
+    assert verdict.reasons[0].rule == "admin-pin"
+    assert "Connect server a: needs the GPU jars" in verdict.reasons[0].message
     assert verdict.reasons[-1].message == "Placed on a, the server an admin pinned the app to."
     assert verdict.predicted_cores == 2.0  # its load counts on its server
     draining = decide(facts(server("a", draining=True), server("b"), pinned_mode="connect",

@@ -4,6 +4,7 @@ none of them standalone for want of a server and kills no running work."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -145,7 +146,8 @@ def test_a_rolling_restart_while_runs_arrive_sends_none_standalone_and_kills_not
     for run in slow + arriving:
         detail = first_run(router, run.app_id)
         assert detail["decision"]["rule"] not in FOR_WANT_OF_A_SERVER, (run.app_id, detail["decision"])
-        assert detail["mode"] == "connect" and detail["status"] == "succeeded" and detail["fell_back_to"] is None
+        assert detail["mode"] == "connect" and detail["status"] == "succeeded"
+        assert detail["fell_back_to"] is None
     assert {first_run(router, run.app_id)["server_id"] for run in slow} == {
         connect_server.settings.connect_server_id, second.server_id}  # the drains waited for both
     # Both servers were restarted, one at a time: each is a new Spark application now.
@@ -175,7 +177,5 @@ def test_a_server_whose_heartbeat_stops_gets_no_runs_and_the_other_takes_them(ro
             assert run["fell_back_to"] is None
         os.killpg(pid, signal.SIGKILL)  # the last test: it need not come back, nor report once more
     finally:
-        try:
-            os.kill(pid, signal.SIGCONT)  # after a failure: retire() stops it
-        except ProcessLookupError:
-            pass
+        with contextlib.suppress(ProcessLookupError):  # after a failure: retire() stops it
+            os.kill(pid, signal.SIGCONT)

@@ -58,8 +58,8 @@ def test_uncertainty(runs, spread, cross, expected):
 def test_error_pct():
     assert predict.error_pct(12, 10) == 20.0
     assert predict.error_pct(8, 10) == -20.0
-    assert predict.error_pct(None, 10) is None and predict.error_pct(5, 0) is None and predict.error_pct(5,
-                                                                                                         None) is None
+    assert predict.error_pct(None, 10) is None and predict.error_pct(5, 0) is None
+    assert predict.error_pct(5, None) is None
 
 
 # ------------------------------------------------------------------------------------------------ Connect

@@ -54,7 +54,8 @@ def test_a_decision_carries_both_predictions_and_the_run_its_actual_figures(clie
     second = decide(client)
     connect, standalone = second["predictions"]["connect"], second["predictions"]["standalone"]
     assert connect["wall_s"] == pytest.approx(10, abs=0.5) and connect["core_s"] == 8.0
-    assert connect["server_id"] == SERVER and connect["basis"] == "1 Connect run" and not connect["cross_mode"]
+    assert connect["server_id"] == SERVER and connect["basis"] == "1 Connect run"
+    assert not connect["cross_mode"]
     # From the Connect run: its 8 s of task time on the 2 cores standalone runs held, after the 20 s start-up.
     assert standalone["cross_mode"] and standalone["startup_s"] == pytest.approx(20, abs=0.2)
     assert standalone["wall_s"] == pytest.approx(24, abs=0.5) and standalone["core_s"] == pytest.approx(48,

@@ -58,7 +58,8 @@ def test_a_history_of_spill_sizes_a_run_up(router):
     second = decide(router, app_id, mode="standalone", resources=asked)
     # Twice the memory a task had: 300 MiB + 2 x (1024 - 300) MiB = 1748 MiB, rounded up to 64 MiB.
     sized = second["sizing"]
-    assert sized["executor_memory"] == "1792m" and sized["executor_cores"] == 1 and sized["num_executors"] == 1
+    assert sized["executor_memory"] == "1792m"
+    assert sized["executor_cores"] == 1 and sized["num_executors"] == 1
     assert "spilled up to 3.0 GiB to disk with 1.0 GiB executors" in sized["reason"]
     assert router.get(f"/api/v1/runs/{second['run_id']}").json()["executor_memory"] == 1792 * MiB
     # It spilled again with 1792m: more still, up to the ceiling.
@@ -103,7 +104,8 @@ def test_an_out_of_memory_run_is_rerun_once_with_twice_the_memory(router):
     response = oom_rerun(router, decision["run_id"], reason="java.lang.OutOfMemoryError: Java heap space")
     assert response.status_code == 200, response.text
     rerun = response.json()
-    assert rerun["mode"] == "standalone" and rerun["rule"] == "oom-rerun" and rerun["run_id"] != decision["run_id"]
+    assert rerun["mode"] == "standalone" and rerun["rule"] == "oom-rerun"
+    assert rerun["run_id"] != decision["run_id"]
     assert rerun["sizing"]["executor_memory"] == "1024m" and rerun["sizing"]["num_executors"] == 2
     assert rerun["sizing"]["reason"] == ("The run ran out of executor memory with 512.0 MiB; rerun once with "
                                          "1.0 GiB (2x).")
