@@ -51,7 +51,8 @@ class AppKind(ABC):
 
 
 class PythonApp(AppKind):
-    def __init__(self, app: ResolvedApp, settings: Settings, interpreter: subprocess.Popen | None = None):
+    def __init__(self, app: ResolvedApp, settings: Settings,
+                 interpreter: subprocess.Popen[bytes] | None = None):
         """``interpreter``: one from ``runner.start()``, already preloading (else a Connect run starts
         one)."""
         super().__init__(app, settings)
@@ -96,7 +97,7 @@ class JvmApp(AppKind):
         return jvm.submit_command(submit, self.settings, self.app.main, str(self.app.main_class), args)
 
 
-def preload(app: str, mode: str) -> subprocess.Popen | None:
+def preload(app: str, mode: str) -> subprocess.Popen[bytes] | None:
     """For a Python app that may go to Connect: its interpreter, started now, so that its imports overlap the
     app's fetching and the router's answer. None otherwise."""
     if mode == "standalone" or app.endswith(".jar"):
@@ -104,7 +105,8 @@ def preload(app: str, mode: str) -> subprocess.Popen | None:
     return runner.start()
 
 
-def kind_of(app: ResolvedApp, settings: Settings, interpreter: subprocess.Popen | None = None) -> AppKind:
+def kind_of(app: ResolvedApp, settings: Settings,
+            interpreter: subprocess.Popen[bytes] | None = None) -> AppKind:
     """The kind of a resolved app; ``interpreter`` (a preloading one) goes to a Python app, or is stopped."""
     if app.main_class:
         if interpreter is not None:

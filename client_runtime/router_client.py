@@ -115,7 +115,8 @@ class RouterClient:
                 "message": message and storable(message[-10_000:]), "exit_code": exit_code}
         answer = self._call_idempotent("POST", f"/api/v1/runs/{run_id}/events",
                                        {k: v for k, v in body.items() if v is not None})
-        return answer["status"]
+        status: str = answer["status"]
+        return status
 
     def fallback(self, run_id: str, reason: str | None = None) -> DecisionAnswer:
         """The standalone rerun of a failed Connect run."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -118,10 +119,10 @@ def _short_input(value: Any) -> Any:
     return None
 
 
-def error_details(errors: list[dict]) -> list[dict]:
+def error_details(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Pydantic's (or FastAPI's) validation errors in the one 422 shape of every endpoint:
     ``{"loc": [...], "msg": "...", "type": "...", "input": <short scalar, if any>}``."""
-    details = []
+    details: list[dict[str, Any]] = []
     for error in errors[:50]:
         kind = error.get("type", "value_error")
         pattern = (error.get("ctx") or {}).get("pattern")

@@ -88,8 +88,9 @@ def get_run(run_id: RunIdPath, request: Request, session: SessionDep) -> RunDeta
     decision = session.query(Decision).filter(Decision.run_id == run_id).one_or_none()
     if decision is not None:
         server = session.get(Server, run.server_id) if run.server_id else None
+        connect_url = server.connect_url if server else None
         detail.decision = decider.decision_out(decider.values(decision), decider.values(run),
-                                                 request.app.state.settings, server and server.connect_url)
+                                                 request.app.state.settings, connect_url)
     return detail
 
 

@@ -111,6 +111,7 @@ def lock_run_and_app(session: Session, run_id: str) -> tuple[Run, App]:
     if app_id is None:
         raise UnknownRun(run_id)
     app = lock_app(session, app_id)
+    assert app is not None, "a run's app is never deleted"
     run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one()
     return run, app
 

@@ -4,6 +4,7 @@ was predicted for the mode it ran in, per app and mode (median absolute % error)
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,22 +17,22 @@ from service.routing.predict import error_pct
 MAX_RUNS = 20_000
 
 
-def run_errors(predictions: dict | None, mode: str, wall_s: float | None, core_s: float | None
+def run_errors(predictions: dict[str, Any] | None, mode: str, wall_s: float | None, core_s: float | None
                ) -> tuple[float | None, float | None]:
     """The % errors (wall time, core-seconds) of what was predicted for `mode` against the actual figures."""
     predicted = (predictions or {}).get(mode) or {}
     return error_pct(predicted.get("wall_s"), wall_s), error_pct(predicted.get("core_s"), core_s)
 
 
-def summary(wall: list[float], core: list[float]) -> dict:
-    def med(values):
+def summary(wall: list[float], core: list[float]) -> dict[str, Any]:
+    def med(values: list[float]) -> float | None:
         value = median(abs(v) for v in values)
         return None if value is None else round(value, 1)
     return {"wall_count": len(wall), "wall_median_abs_error_pct": med(wall),
             "core_s_count": len(core), "core_s_median_abs_error_pct": med(core)}
 
 
-def prediction_accuracy(session: Session, days: int, app_id: str | None = None) -> dict:
+def prediction_accuracy(session: Session, days: int, app_id: str | None = None) -> dict[str, Any]:
     """Per app and mode, over the succeeded runs of the last `days` that had a prediction for the mode they
     ran in: how many, and the median absolute % error of wall time and of core-seconds; and the same per mode
     overall."""

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
+from typing import Any
 
 from sqlalchemy import Connection
 
@@ -57,7 +58,7 @@ _CORE_FIELDS = itemgetter("task_time_ms", "shuffle_write_bytes", "disk_spilled_b
                           "peak_execution_memory_bytes", "duration_ms")
 
 
-def summary_from_json(entry: Mapping) -> RunSummary:
+def summary_from_json(entry: Mapping[str, Any]) -> RunSummary:
     """A stored summary (a dict from App.recent_runs) as a RunSummary; entries from before 0008 lack the new
     fields, which are then unknown."""
     task, shuffle, spill, peak, duration = _CORE_FIELDS(entry)

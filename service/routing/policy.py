@@ -9,6 +9,7 @@ import hashlib
 import logging
 import math
 import re
+import sys
 import threading
 from functools import cached_property
 from pathlib import Path
@@ -202,8 +203,12 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from exc
     try:
         if path.suffix == ".toml":
-            import tomllib
-            data = tomllib.loads(text)
+            if sys.version_info < (3, 11):  # tomllib is new in 3.11; the project runs on 3.10 too
+                raise PolicyError(f"policy file {path}: TOML needs Python 3.11 or later; use YAML")
+            else:
+                import tomllib
+
+                data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text) or {}
     except Exception as exc:

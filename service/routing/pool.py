@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from client_runtime.settings import Settings
@@ -13,7 +15,7 @@ from service.routing.decider import default_server
 from service.routing.policy import Policy
 
 
-def pool_status(session: Session, policy: Policy, settings: Settings) -> list[dict]:
+def pool_status(session: Session, policy: Policy, settings: Settings) -> list[dict[str, Any]]:
     """Every server of the pool, the default first: up, draining or down, whether it can take a run now (and
     why not), its capacity and where that figure comes from, the predicted cores and the runs in flight on
     it."""

@@ -15,6 +15,7 @@ facts.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from service.routing.facts import AppFacts, ClusterFacts, ModeFacts
 from service.routing.policy import Mode, Objective
@@ -65,14 +66,14 @@ class Predictions:
     def of(self, mode: str) -> Prediction | None:
         return self.connect if mode == "connect" else self.standalone if mode == "standalone" else None
 
-    def as_json(self) -> dict | None:
+    def as_json(self) -> dict[str, Any] | None:
         """As stored with the decision and shown by the API; None when there is no prediction at all."""
         if self.connect is None and self.standalone is None:
             return {"connect": None, "standalone": None, "note": self.note} if self.note else None
         return {"connect": _rounded(self.connect), "standalone": _rounded(self.standalone), "note": self.note}
 
 
-def _rounded(prediction: Prediction | None) -> dict | None:
+def _rounded(prediction: Prediction | None) -> dict[str, Any] | None:
     if prediction is None:
         return None
     values = asdict(prediction)

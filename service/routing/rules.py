@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from service.routing.facts import ClusterFacts, RunSummary, app_facts
 from service.routing.policy import Mode, Policy, format_bytes, format_ms
@@ -204,10 +204,12 @@ def server_unavailable(facts: DecisionFacts, policy: Policy) -> Verdict | None:
         return None
     if len(facts.servers) <= 1:  # one server (or none known): said as ever
         server = facts.servers[0] if facts.servers else None
-        return Verdict("standalone", (unavailable_reason(server, facts.now, policy),))
-    return Verdict("standalone",
-                   tuple(unavailable_reason(server, facts.now, policy, f"Connect server {server.server_id}")
-                                       for server in facts.servers))
+        reasons = [unavailable_reason(server, facts.now, policy)]
+    else:
+        reasons = [unavailable_reason(server, facts.now, policy, f"Connect server {server.server_id}")
+                   for server in facts.servers]
+    # None of them is available, so each has its reason.
+    return Verdict("standalone", tuple(reason for reason in reasons if reason is not None))
 
 
 def needs_own_application(facts: DecisionFacts, policy: Policy) -> Verdict | None:
@@ -542,6 +544,6 @@ def with_retry_flag(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> V
     return replace(verdict, reasons=(note, *verdict.reasons), grants_retry=True)
 
 
-def reasons_json(verdict: Verdict) -> list[dict]:
+def reasons_json(verdict: Verdict) -> list[dict[str, Any]]:
     return [{"rule": r.rule, "metric": r.metric, "observed": r.observed, "threshold": r.threshold,
              "message": r.message} for r in verdict.reasons]
