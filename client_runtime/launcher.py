@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, failures, runner, sentry
+from client_runtime import artifacts, compat, failures, protocol, runner, sentry
 from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.protocol import (
@@ -77,14 +77,19 @@ class Decision:
     reasons: list[str]
     from_router: bool
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
+    sized: dict = field(default_factory=dict)  # a standalone run's sized resources (RESOURCE_NAMES), over the ask
 
     @classmethod
     def of(cls, answer: DecisionAnswer) -> Decision:
         """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a run)."""
         assert answer.run_id is not None, "a recorded decision has a run"
         return cls(answer.run_id, answer.mode, answer.connect_url, answer.session_confs,
-                   [reason.message for reason in answer.reasons], from_router=True,
-                   scheduler_pool=answer.scheduler_pool)
+                   [reason.message for reason in answer.reasons]
+                   + ([answer.sizing["reason"]] if answer.sizing and answer.sizing.get("reason") else []),
+                   from_router=True,
+                   scheduler_pool=answer.scheduler_pool,
+                   sized={name: value for name, value in (answer.sizing or {}).items()
+                          if name in protocol.RESOURCE_NAMES and value is not None})
 
 
 class Launcher:
@@ -447,7 +452,8 @@ class Launcher:
             self.on_event(f"WARNING: listener jar {settings.listener_jar} not found: this run's metrics are not "
                           f"recorded (build it with `make listener`)")
         conf.update(decision.session_confs)
-        resources = request.resources
+        # The router's sizing (never below the ask unless its policy allows) over what the request asked.
+        resources = {**request.resources, **decision.sized}
         for option in ("driver_memory", "executor_memory", "driver_cores", "executor_cores"):
             if resources.get(option) is not None:
                 command += [f"--{option.replace('_', '-')}", str(resources[option])]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 # --------------------------------------------------------------------------------- attribution of stages
 
@@ -110,7 +110,8 @@ def resources(driver_memory: str | int | None = None, executor_memory: str | int
     given: dict[str, Any] = {"driver_memory": driver_memory, "executor_memory": executor_memory,
                              "driver_cores": driver_cores, "executor_cores": executor_cores,
                              "num_executors": num_executors}
-    return Resources(**{name: value for name, value in given.items() if value is not None})
+    # The keys are Resources' own, and each value has its field's type: the signature says so.
+    return cast(Resources, {name: value for name, value in given.items() if value is not None})
 
 
 # ----------------------------------------------------------------------------- the router's decision
@@ -143,6 +144,8 @@ class DecisionAnswer:
     server_id: str | None = None
     dry_run: bool = False
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (light or heavy)
+    # A standalone run's resources sized from its history (spark-submit's terms; unset ones left out) and why.
+    sizing: dict[str, Any] | None = None
     # mode "queued" (a request with can_wait): its place in the admission queue and predicted wait for room
     position: int | None = None
     predicted_wait_s: float | None = None
@@ -159,4 +162,4 @@ class DecisionAnswer:
                    policy_version=answer["policy_version"], server_id=answer.get("server_id"),
                    dry_run=bool(answer.get("dry_run", False)), scheduler_pool=answer.get("scheduler_pool"),
                    position=answer.get("position"), predicted_wait_s=answer.get("predicted_wait_s"),
-                   raw=answer)
+                   sizing=answer.get("sizing"), raw=answer)

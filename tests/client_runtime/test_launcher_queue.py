@@ -1,5 +1,6 @@
-"""The launcher in the router's admission queue, against a real router process (no Spark): it waits on the long
-poll with its progress printed, takes the admission when room opens, and a stop while queued cancels the run."""
+"""The launcher in the router's admission queue, against a real router process (no Spark): it waits on the
+long poll with its progress printed, takes the admission when room opens, and a stop while queued cancels the
+run."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ SERVER = "connect-local"
 @pytest.fixture
 def queue_router(tmp_path):
     url = f"sqlite:///{tmp_path / 'router.db'}"
-    router = RouterProcess(url, tmp_path / "state", env={"SPARK_ROUTER_SERVER_MAX_RUNS": "1",
-                                                          "SPARK_ROUTER_QUEUE_STANDALONE_STARTUP_S": "120"}).start()
+    env = {"SPARK_ROUTER_SERVER_MAX_RUNS": "1", "SPARK_ROUTER_QUEUE_STANDALONE_STARTUP_S": "120"}
+    router = RouterProcess(url, tmp_path / "state", env=env).start()
     engine = create_engine(url)
     ended = utcnow() - timedelta(hours=1)
     from sqlalchemy.orm import Session
@@ -32,11 +33,12 @@ def queue_router(tmp_path):
     with Session(engine) as session:  # two apps with Connect history: a 60 s one and a 5 s one
         for app_id, wall_s in (("etl.long", 60), ("etl.short", 5)):
             session.add(App(app_id=app_id, recent_runs=[{
-                "run_id": f"seed-{app_id}", "task_time_ms": 1000, "shuffle_write_bytes": 0, "disk_spilled_bytes": 0,
-                "peak_execution_memory_bytes": 0, "duration_ms": wall_s * 1000}]))
+                "run_id": f"seed-{app_id}", "task_time_ms": 1000, "shuffle_write_bytes": 0,
+                "disk_spilled_bytes": 0, "peak_execution_memory_bytes": 0, "duration_ms": wall_s * 1000}]))
             session.add(Run(run_id=f"seed-{app_id}", app_id=app_id, mode="connect", status="succeeded",
-                            created_at=ended - timedelta(seconds=wall_s), started_at=ended - timedelta(seconds=wall_s),
-                            finished_at=ended, server_id=SERVER))
+                            created_at=ended - timedelta(seconds=wall_s),
+                            started_at=ended - timedelta(seconds=wall_s), finished_at=ended,
+                            server_id=SERVER))
         session.commit()
     engine.dispose()
     beat = {"server_id": SERVER, "spark_app_id": "app-connect", "kind": "connect", "executors": 2,
