@@ -1,5 +1,6 @@
-"""Real parts the tests and the benchmarks both start: a router process, PostgreSQL databases, free ports, javac'd
-jars, and waiting for a state. Not shipped (tests/ and bench/ import it from the repository's root)."""
+"""Real parts the tests and the benchmarks both start: a router process, PostgreSQL databases, free ports,
+javac'd jars, and waiting for a state. Not shipped (tests/ and bench/ import it from the repository's
+root)."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ class RouterProcess:
 
     def __init__(self, database_url: str, state_dir: Path, port: int | None = None, env: dict | None = None,
                  workers: int | None = None):
-        self.workers = workers  # None: `spark-router serve`; N: `spark-router serve --workers N`, as in production
+        # None: `spark-router serve`; N: `spark-router serve --workers N`, as in production
+        self.workers = workers
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = state_dir / f"router-{self.port}.log"
@@ -102,8 +104,8 @@ def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 0.3):
 
 
 def compile_jar(jar: Path, sources: list[Path], classpath: list[Path], main_class: str | None = None) -> Path:
-    """javac the sources against classpath into jar (Main-Class main_class, if given): how the tests build JVM apps,
-    with no build tool and no Spark in the jar."""
+    """javac the sources against classpath into jar (Main-Class main_class, if given): how the tests build JVM
+    apps, with no build tool and no Spark in the jar."""
     java = os.environ.get("JAVA_HOME") or "/usr/lib/jvm/java-17-openjdk-amd64"
     classes = jar.parent / f"{jar.stem}-classes"
     classes.mkdir(parents=True, exist_ok=True)

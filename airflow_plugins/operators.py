@@ -101,6 +101,7 @@ class SparkRouterOperator(BaseOperator):
         spark_conf: dict[str, Any] | None = None,
         fallback: bool = True,
         idempotent: bool = True,
+        can_wait: bool = True,
         run_timeout: timedelta | float | None = None,
         connect_timeout: timedelta | float | None = None,
         router_timeout: timedelta | float | None = None,
@@ -128,6 +129,8 @@ class SparkRouterOperator(BaseOperator):
         self.spark_conf = spark_conf
         self.fallback = fallback
         self.idempotent = idempotent
+        # An auto run may wait in the router's admission queue (long polls; on_kill cancels it there too).
+        self.can_wait = can_wait
         self.run_timeout = _seconds(run_timeout, "run_timeout")
         self.connect_timeout = _seconds(connect_timeout, "connect_timeout")
         self.router_timeout = _seconds(router_timeout, "router_timeout")
@@ -181,6 +184,7 @@ class SparkRouterOperator(BaseOperator):
             spark_conf=_spark_conf(self.spark_conf),
             fallback=bool(self.fallback),
             idempotent=bool(self.idempotent),
+            can_wait=bool(self.can_wait),
             airflow={"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
                      "try_number": ti.try_number},
             main_class=_text(self.main_class, "main_class", required=False),

@@ -12,7 +12,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness import RouterProcess, compile_jar, create_pg_database, drop_pg_database, free_port, wait_until
+# bench/ runs as scripts: the repo goes on the path before its harness is imported.
+from harness import (  # noqa: E402
+    RouterProcess,
+    compile_jar,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    wait_until,
+)
 
 __all__ = [
     "REPO",

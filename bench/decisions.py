@@ -108,7 +108,8 @@ def main() -> None:
             for name, result in best.items():
                 show(name, result, connections)
             ratio = best["decisions"]["requests_per_s"] / best["livez"]["requests_per_s"]
-            print(f"decisions: ratio decisions/trivial at {connections} connections = {ratio:.2f} (target >= 0.5)")
+            print(f"decisions: ratio decisions/trivial at {connections} connections = {ratio:.2f} (target >= "
+                  "0.5)")
         paced = steady_rate(router.url, decisions, args.rate, args.seconds)
         print(f"decisions: at a steady {paced['requests_per_s']:,.0f}/s: p50 {paced['p50_ms']:.1f} ms, "
               f"p90 {paced['p90_ms']:.1f} ms, p99 {paced['p99_ms']:.1f} ms, errors {paced['errors']} "
@@ -123,8 +124,9 @@ def main() -> None:
         total = sum(count for _, _, count in rules)
         # The bench's runs never finish: the server's capacity fills up at once, and most decisions go through
         # every rule to over-capacity (rule 7).
-        print(f"decisions: stored {total:,} decisions in {batches:,} batches (a batch's decisions share their "
-              f"time), by mode and rule: " + ", ".join(f"{mode}/{rule} {count:,}" for mode, rule, count in rules))
+        print(f"decisions: stored {total:,} decisions in {batches:,} batches (a batch's decisions share "
+              f"their time), by mode and rule: "
+              + ", ".join(f"{mode}/{rule} {count:,}" for mode, rule, count in rules))
     finally:
         stop.set()
         router.stop()

@@ -39,7 +39,8 @@ package bench;
 
 public class ClientStart {
     public static void main(String[] args) {
-        org.apache.spark.sql.SparkSession spark = io.sparkrouter.session.RouterSession.builder().getOrCreate();
+        org.apache.spark.sql.SparkSession spark =
+            io.sparkrouter.session.RouterSession.builder().getOrCreate();
         spark.sql("SELECT 1").collectAsList();
     }
 }
@@ -56,14 +57,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="Connect and standalone runs, for the ratio")
     parser.add_argument("--pairs", type=int, default=15, help="bare and auto runs, for the overhead")
-    parser.add_argument("--jar-runs", type=int, default=3, help="Connect and standalone runs of the light jar, "
+    parser.add_argument("--jar-runs", type=int, default=3, help="Connect and standalone runs of the light "
+                                                                "jar, "
                                                                  "and bare JVM client starts (0: none)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
     connect_url = f"sc://127.0.0.1:{settings.connect_port}"
     router = RouterProcess(f"sqlite:///{base / 'router.db'}", base, env={
-        "SPARK_ROUTER_CONNECT_URL": connect_url, "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id}).start()
+        "SPARK_ROUTER_CONNECT_URL": connect_url,
+        "SPARK_ROUTER_CONNECT_SERVER_ID": settings.connect_server_id}).start()
     settings = settings.model_copy(update={"url": router.url})
     connect_server.start(settings, progress=lambda _m: None)
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
@@ -91,20 +94,21 @@ def python_modes(env: dict, bare_env: dict, runs: int, pairs: int) -> None:
     for _ in range(runs):
         times["connect"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "connect",
                                        str(APP)], env))
-        times["standalone"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode", "standalone",
-                                          str(APP)], env))
+        times["standalone"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.e2e", "--mode",
+                                          "standalone", str(APP)], env))
     for _ in range(pairs):
         times["bare"].append(timed([sys.executable, str(APP)], bare_env))
         times["auto"].append(timed([SPARK_ROUTER, "run", "--app-id", "bench.auto", str(APP)], env))
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
-        print(f"e2e_modes: {name:<10} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
+        print(f"e2e_modes: {name:<10} median {medians[name]:6.2f} s  "
+              f"({', '.join(f'{v:.2f}' for v in values)})")
     print(f"e2e_modes: standalone / connect = {medians['standalone'] / medians['connect']:.1f}x "
           f"(target >= 6x)")
-    paired = statistics.median(auto - bare for auto, bare in zip(times["auto"], times["bare"]))
-    print(f"e2e_modes: router + launcher overhead (auto run - bare client run) = {paired * 1000:.0f} ms, median "
-          f"of {pairs} pairs ({(medians['auto'] - medians['bare']) * 1000:.0f} ms between the medians) "
-          f"(target <= 50 ms)")
+    paired = statistics.median(auto - bare for auto, bare in zip(times["auto"], times["bare"], strict=True))
+    print(f"e2e_modes: router + launcher overhead (auto run - bare client run) = {paired * 1000:.0f} ms, "
+          f"median of {pairs} pairs ({(medians['auto'] - medians['bare']) * 1000:.0f} ms between the "
+          f"medians) (target <= 50 ms)")
 
 
 def jar_modes(base: Path, env: dict, runs: int) -> None:
@@ -112,7 +116,8 @@ def jar_modes(base: Path, env: dict, runs: int) -> None:
     settings = Settings()
     examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
     (base / "ClientStart.java").write_text(CLIENT_START)
-    jar = compile_jar(base / "bench-apps.jar", [examples / "LightAggregation.java", base / "ClientStart.java"],
+    jar = compile_jar(base / "bench-apps.jar",
+                      [examples / "LightAggregation.java", base / "ClientStart.java"],
                       jvm.compile_classpath(settings))
     classpath = ":".join(map(str, [jar, *jvm.connect_classpath(settings)]))
     bare_env = {**env, "SPARK_ROUTER_MODE": "connect", "SPARK_ROUTER_ARTIFACTS": str(jar)}
@@ -127,8 +132,10 @@ def jar_modes(base: Path, env: dict, runs: int) -> None:
         times["jvm client start"].append(timed(bare, bare_env))
     medians = {name: statistics.median(values) for name, values in times.items()}
     for name, values in times.items():
-        print(f"e2e_modes: {name:<16} median {medians[name]:6.2f} s  ({', '.join(f'{v:.2f}' for v in values)})")
-    print(f"e2e_modes: jar standalone / jar connect = {medians['jar standalone'] / medians['jar connect']:.1f}x")
+        print(f"e2e_modes: {name:<16} median {medians[name]:6.2f} s  "
+              f"({', '.join(f'{v:.2f}' for v in values)})")
+    print(f"e2e_modes: jar standalone / jar connect = "
+          f"{medians['jar standalone'] / medians['jar connect']:.1f}x")
 
 
 if __name__ == "__main__":

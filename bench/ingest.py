@@ -27,15 +27,17 @@ def main() -> None:
     router = RouterProcess(url, Path(tempfile.mkdtemp(prefix="bench-ingest-")), workers=2).start()
     try:
         script = Path(tempfile.mkdtemp()) / "ingest.lua"
-        script.write_text((HERE / "ingest.lua").read_text().replace('args[1] or "500"', f'args[1] or "{args.batch}"'))
+        script.write_text((HERE / "ingest.lua").read_text().replace('args[1] or "500"', f'args[1] or '
+                                                                                        f'"{args.batch}"'))
         result = wrk(router.url, script, args.seconds, args.connections)
         with create_engine(url).connect() as connection:
             stored = connection.execute(text("SELECT count(*) FROM stage_metrics")).scalar()
         sent = (result["requests"]) * args.batch
-        print(f"ingest: {result['requests']} batches of {args.batch} in {args.seconds} s with {args.connections} "
-              f"connections; errors {result['errors']}")
+        print(f"ingest: {result['requests']} batches of {args.batch} in {args.seconds} s with "
+              f"{args.connections} connections; errors {result['errors']}")
         print(f"ingest: {result['requests_per_s'] * args.batch:,.0f} stage records/s into PostgreSQL "
-              f"(target >= 20,000); batch latency p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} ms")
+              f"(target >= 20,000); batch latency p50 {result['p50_ms']:.0f} ms, p99 {result['p99_ms']:.0f} "
+              "ms")
         print(f"ingest: stored {stored:,} of ~{sent:,} sent (batches in flight at the end may be cut off)")
     finally:
         router.stop()

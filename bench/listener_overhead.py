@@ -25,7 +25,8 @@ from service.ops import connect_server
 WORKLOAD = """
 import sys, time
 from client_runtime.session import connect_session
-spark = connect_session(sys.argv[1], {"spark.router.appId": "bench.overhead", "spark.router.runId": sys.argv[3]})
+confs = {"spark.router.appId": "bench.overhead", "spark.router.runId": sys.argv[3]}
+spark = connect_session(sys.argv[1], confs)
 started = time.perf_counter()
 for i in range(int(sys.argv[2])):
     spark.range(0, 200_000, 1, 4).selectExpr(f"id % {10 + i} AS k").groupBy("k").count().collect()
@@ -66,25 +67,27 @@ def main() -> None:
         for name, values in times.items():
             print(f"listener_overhead: {name:<8} listener: median {statistics.median(values):.3f} s over "
                   f"{len(values)} runs of {args.queries} queries ({', '.join(f'{v:.2f}' for v in values)})")
-        # Each round runs both, one after the other: the ratio within a round is spared the drift across rounds
-        # (the servers' JIT warming up, the machine's other load).
-        paired = statistics.median(w / wo for w, wo in zip(times["with"], times["without"]))
+        # Each round runs both, one after the other: the ratio within a round is spared the drift across
+        # rounds (the servers' JIT warming up, the machine's other load).
+        paired = statistics.median(w / wo for w, wo in zip(times["with"], times["without"], strict=True))
         ratio = statistics.median(times["with"]) / statistics.median(times["without"])
-        print(f"listener_overhead: wall-time ratio with/without = {paired:.3f}, the median of the {args.rounds} "
-              f"rounds' ratios ({ratio:.3f} between the medians) (target <= 1.02)")
+        print(f"listener_overhead: wall-time ratio with/without = {paired:.3f}, the median of the "
+              f"{args.rounds} rounds' ratios ({ratio:.3f} between the medians) (target <= 1.02)")
         time.sleep(2)
         runs = router.get("/api/v1/apps/bench.overhead/runs", limit=100)
-        print(f"listener_overhead: the router received {sum(r['num_stages'] for r in runs)} stage records from "
-              f"{len(runs)} runs")
+        print(f"listener_overhead: the router received {sum(r['num_stages'] for r in runs)} stage records "
+              f"from {len(runs)} runs")
         # Spark's own account of the time our callbacks took on its listener bus (LiveListenerBus timers),
         # which no machine noise blurs: since the server started, warm-up round included.
         with_ui = f"http://127.0.0.1:{servers['with'].connect_ui_port}/metrics/json/"
         timers = httpx.get(with_ui, timeout=10).json()["timers"]
-        timer = next(v for k, v in timers.items() if k.endswith("listenerProcessingTime." + connect_server.LISTENER_CLASS))
+        timer = next(v for k, v in timers.items()
+                     if k.endswith("listenerProcessingTime." + connect_server.LISTENER_CLASS))
         bus_ms = timer["count"] * timer["mean"]
         print(f"listener_overhead: the listener's callbacks took {bus_ms:.0f} ms on Spark's listener bus for "
-              f"{timer['count']} events (max {timer['max']:.1f} ms), against {sum(times['with']):.1f} s of workload "
-              f"on that server: {bus_ms / 10 / sum(times['with']):.2f}% (Spark's LiveListenerBus timer)")
+              f"{timer['count']} events (max {timer['max']:.1f} ms), against {sum(times['with']):.1f} s of "
+              f"workload on that server: {bus_ms / 10 / sum(times['with']):.2f}% (Spark's LiveListenerBus "
+              "timer)")
     finally:
         for settings in servers.values():
             connect_server.stop(settings, progress=lambda _m: None)

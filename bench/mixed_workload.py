@@ -1,15 +1,16 @@
-"""A fixed, seeded mixed workload of real apps, run four ways on one Spark standalone cluster: all on the Connect
-server, all standalone, routed by the router's threshold rules once every app has its history, and routed by
-predictions ("predictive": the cost-aware rule, the queue in front of the server, right-sized standalone runs).
+"""A fixed, seeded mixed workload of real apps, run four ways on one Spark standalone cluster: all on the
+Connect server, all standalone, routed by the router's threshold rules once every app has its history, and
+routed by predictions ("predictive": the cost-aware rule, the queue in front of the server, right-sized
+standalone runs).
 
-Many light apps (a small aggregation: seconds of task time) and a few heavy ones (a wide shuffle and a window that
-spills: minutes) arrive on a schedule and go through a pool of a few slots, as Airflow tasks through a pool. Every
-run is `spark-router run` with the resources the app asks for. Per pass it prints: makespan, light-app wall time
-p50/p95, heavy-app wall times, executor core-seconds (the master's JSON, sampled every second: the cores each
-application holds, integrated over the pass) and driver JVMs started, failures, the load average at its start and
-end, and the error of the router's wall-time predictions (median absolute % error against the run's actual wall
-time, over every run with a prediction and over the runs of apps that had run twice before). Then the ratios to
-each static choice and whether each target is met:
+Many light apps (a small aggregation: seconds of task time) and a few heavy ones (a wide shuffle and a window
+that spills: minutes) arrive on a schedule and go through a pool of a few slots, as Airflow tasks through a
+pool. Every run is `spark-router run` with the resources the app asks for. Per pass it prints: makespan,
+light-app wall time p50/p95, heavy-app wall times, executor core-seconds (the master's JSON, sampled every
+second: the cores each application holds, integrated over the pass) and driver JVMs started, failures, the
+load average at its start and end, and the error of the router's wall-time predictions (median absolute %
+error against the run's actual wall time, over every run with a prediction and over the runs of apps that had
+run twice before). Then the ratios to each static choice and whether each target is met:
 
     routed:     makespan <= the better static choice; core-seconds <= all-standalone's;
                 light-app p95 <= all-Connect's (the targets of the threshold rules);
@@ -18,10 +19,10 @@ each static choice and whether each target is met:
                 two runs of an app (issue 22).
 
 The cluster: 2 workers of 2 cores and 2 GiB (4 cores on a 2-core machine: the CPU is shared, as drivers and
-clients need it too). The Connect server runs with the shared server settings (service/ops/connect-server.conf)
-and its FAIR pools (service/ops/fairscheduler.xml), its ceiling the executors the cluster has room for; the
-router's policy is the built-in one scaled to this cluster (see POLICY; the predictive pass adds PREDICTIVE).
-Figures and what they mean: docs/benchmarks.md.
+clients need it too). The Connect server runs with the shared server settings
+(service/ops/connect-server.conf) and its FAIR pools (service/ops/fairscheduler.xml), its ceiling the
+executors the cluster has room for; the router's policy is the built-in one scaled to this cluster (see
+POLICY; the predictive pass adds PREDICTIVE). Figures and what they mean: docs/benchmarks.md.
 
 The passes run all standalone, all on Connect, routed, then predictive, each Connect pass on a server started
 afresh: the two static passes give every app its history (each app has run twice when the routed pass begins,
@@ -33,6 +34,7 @@ Usage: python bench/mixed_workload.py [--quick] [--seed 7] [--connect-conf KEY=V
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -73,16 +75,18 @@ POLICY = {
     # The scheduler pools' limit (built in: 2 min of task time) by the same rule: times by 1/4.
     "scheduler_pools": {"light_max_task_time_ms": 30 * 1000},
 }
-# Issue 22's knobs, each used when the router knows it (a router before them runs both routed passes on POLICY): the
-# routed pass keeps to the threshold rules (no cost-aware rule, standalone runs as asked); the predictive pass has
-# the cost-aware rule (balanced objective) and right-sizing, its ceilings this cluster's (workers of 2 GiB; 2
-# executors, as the heavy apps ask: more JVMs on 2 real cores only slow each other) and its target time by the rule
-# above (built in 5 min: 75 s).
+# Issue 22's knobs, each used when the router knows it (a router before them runs both routed passes on
+# POLICY): the static passes and the routed one keep to the threshold rules (no cost-aware rule, standalone
+# runs as asked, so the baselines are the runs the developers asked for); the predictive pass has the
+# cost-aware rule (balanced objective) and right-sizing, its ceilings this cluster's (workers of 2 GiB; 2
+# executors, as the heavy apps ask: more JVMs on 2 real cores only slow each other) and its target time by
+# the rule above (built in 5 min: 75 s).
 ROUTED = {"objective": "off", "sizing": {"enabled": False}}
 PREDICTIVE = {"objective": "balanced",
-              "sizing": {"enabled": True, "max_executor_memory": "1g", "max_executors": 2, "max_driver_memory": "1g",
-                         "target_duration_s": 75}}
-TARGETS = {"makespan": 1.0, "core_seconds_vs_connect": 1.3, "light_p95_vs_connect": 0.5, "prediction_error": 0.30}
+              "sizing": {"enabled": True, "max_executor_memory": "1g", "max_executors": 2,
+                         "max_driver_memory": "1g", "target_duration_s": 75}}
+TARGETS = {"makespan": 1.0, "core_seconds_vs_connect": 1.3, "light_p95_vs_connect": 0.5,
+           "prediction_error": 0.30}
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,8 @@ def workload(seed: int, quick: bool) -> list[Job]:
     rng = random.Random(seed)
     light_apps, light_runs, mean_gap_s = (2, 3, 6.0) if quick else (4, 10, 9.0)
     heavy_rows = [2_500_000] if quick else [2_500_000, 3_000_000]
-    sizes = {f"bench.light-{i}": rng.choice([200_000, 500_000, 1_000_000, 2_000_000]) for i in range(light_apps)}
+    sizes = {f"bench.light-{i}": rng.choice([200_000, 500_000, 1_000_000, 2_000_000])
+             for i in range(light_apps)}
     jobs, at = [], 0.0
     for _ in range(light_runs):
         at += rng.expovariate(1 / mean_gap_s)
@@ -157,8 +162,9 @@ def workload(seed: int, quick: bool) -> list[Job]:
                         ("--num-executors", "1", "--executor-cores", "1", "--executor-memory", "512m")))
     span = at
     for index, rows in enumerate(heavy_rows):
-        jobs.append(Job(round(2.0 + span * index / len(heavy_rows), 1), f"bench.heavy-{index}", "heavy", HEAVY_APP,
-                        rows, ("--num-executors", "2", "--executor-cores", "1", "--executor-memory", "512m")))
+        jobs.append(Job(round(2.0 + span * index / len(heavy_rows), 1), f"bench.heavy-{index}", "heavy",
+                        HEAVY_APP, rows,
+                        ("--num-executors", "2", "--executor-cores", "1", "--executor-memory", "512m")))
     return sorted(jobs, key=lambda job: job.at_s)
 
 
@@ -192,7 +198,7 @@ class ClusterMeter(threading.Thread):
 
     def core_seconds(self, start: float, end: float) -> dict[str, float]:
         totals = {"connect": 0.0, "standalone": 0.0}
-        for (t, apps), (t_next, _) in zip(self.samples, self.samples[1:]):
+        for (t, apps), (t_next, _) in itertools.pairwise(self.samples):
             overlap = min(t_next, end) - max(t, start)
             if overlap <= 0:
                 continue
@@ -201,27 +207,29 @@ class ClusterMeter(threading.Thread):
         return totals
 
     def drivers_started(self, start: float, end: float) -> int:
-        return sum(1 for first, name in self.seen.values() if start <= first <= end + 5 and name != CONNECT_APP_NAME)
+        return sum(1 for first,
+                   name in self.seen.values() if start <= first <= end + 5 and name != CONNECT_APP_NAME)
 
 
-def run_job(job: Job, mode: str, env: dict, log_dir: Path, index: int, arrived: float) -> Outcome:
+def run_job(job: Job, mode: str, env: dict, log_dir: Path, index: int, arrived: float,
+            options: tuple[str, ...] = ()) -> Outcome:
     log = log_dir / f"{index:02d}-{job.app_id}.log"
-    command = [SPARK_ROUTER, "run", "--app-id", job.app_id, "--mode", mode, *job.resources, str(job.app),
-               "--", str(job.rows)]
+    command = [SPARK_ROUTER, "run", "--app-id", job.app_id, "--mode", mode, *options, *job.resources,
+               str(job.app), "--", str(job.rows)]
     started = time.time()
     with open(log, "w") as out:
-        result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, timeout=1800,
-                                check=False)
+        result = subprocess.run(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO,
+                                timeout=1800, check=False)
     finished = time.time()
     text = log.read_text(errors="replace")
     modes = re.findall(r"\[spark-router\] starting (connect|standalone) run", text)
-    run_ids = re.findall(r"\[spark-router\] router: (?:connect|standalone) \(run ([\w.-]+)\)", text)
+    run_ids = re.findall(r"\[spark-router\] router: (?:connect|standalone|queued) \(run ([\w.-]+)\)", text)
     return Outcome(job, arrived, started, finished, result.returncode, modes[0] if modes else None,
                    fell_back="falling back to standalone" in text, run_id=run_ids[0] if run_ids else None)
 
 
 def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int, logs: Path,
-             meter: ClusterMeter) -> PassFigures:
+             meter: ClusterMeter, options: tuple[str, ...] = ()) -> PassFigures:
     """The jobs at their arrival times through a pool of `concurrency` slots (first come, first served)."""
     log_dir = logs / name
     log_dir.mkdir(parents=True)
@@ -231,17 +239,17 @@ def run_pass(name: str, jobs: list[Job], mode: str, env: dict, concurrency: int,
         futures = []
         for index, job in enumerate(jobs):
             time.sleep(max(0.0, start + job.at_s - time.time()))
-            futures.append(pool.submit(run_job, job, mode, env, log_dir, index, time.time()))
+            futures.append(pool.submit(run_job, job, mode, env, log_dir, index, time.time(), options))
         outcomes = [future.result() for future in futures]
     end = max(o.finished for o in outcomes)
-    return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end), meter.drivers_started(start, end),
-                       (load_before, os.getloadavg()[0]))
+    return PassFigures(name, outcomes, end - start, meter.core_seconds(start, end),
+                       meter.drivers_started(start, end), (load_before, os.getloadavg()[0]))
 
 
 def prediction_errors(router: RouterProcess, figures: PassFigures, earlier: list[Outcome]) -> None:
-    """Each run's error of its wall-time prediction (the router's: its decision's `actual.wall_error_pct`, for the
-    mode it ran in), into `figures`; also apart, for the runs of apps that had finished twice before the run
-    started (`earlier`: every run of the passes before, and this pass's own)."""
+    """Each run's error of its wall-time prediction (the router's: its decision's `actual.wall_error_pct`, for
+    the mode it ran in), into `figures`; also apart, for the runs of apps that had finished twice before the
+    run started (`earlier`: every run of the passes before, and this pass's own)."""
     done = [*earlier, *figures.outcomes]
     for outcome in figures.outcomes:
         if outcome.run_id is None:
@@ -300,14 +308,15 @@ def show(figures: PassFigures) -> None:
     print(f"mixed_workload: {figures.name:<15} makespan {figures.makespan_s:6.1f} s | light p50 "
           f"{percentile(light, 50):5.1f} s p95 {percentile(light, 95):5.1f} s | heavy "
           f"{', '.join(f'{w:.1f}' for w in heavy)} s | core-s {figures.total_core_seconds:6.0f} "
-          f"(server {figures.core_seconds['connect']:.0f}, standalone apps {figures.core_seconds['standalone']:.0f}) | "
-          f"drivers {figures.drivers_started} | failures {figures.failures} | "
-          f"load {figures.load[0]:.1f}->{figures.load[1]:.1f} | "
+          f"(server {figures.core_seconds['connect']:.0f}, standalone apps "
+          f"{figures.core_seconds['standalone']:.0f}) | drivers {figures.drivers_started} | failures "
+          f"{figures.failures} | load {figures.load[0]:.1f}->{figures.load[1]:.1f} | "
           f"wall prediction error median {median_pct(figures.prediction_errors)} over "
           f"{len(figures.prediction_errors)} runs, {median_pct(figures.prediction_errors_after_two)} over "
           f"{len(figures.prediction_errors_after_two)} after two runs of the app | "
           f"{', '.join(f'{k} {v}' for k, v in sorted(modes.items()))}"
-          + (f" | fallbacks {sum(o.fell_back for o in figures.outcomes)}" if any(o.fell_back for o in figures.outcomes)
+          + (f" | fallbacks {sum(o.fell_back for o in figures.outcomes)}"
+             if any(o.fell_back for o in figures.outcomes)
              else ""), flush=True)
 
 
@@ -319,14 +328,17 @@ def ratios_to(figures: PassFigures, others: tuple[PassFigures, ...]) -> dict:
     ratios = {}
     for other in others:
         ratios[other.name] = {"makespan": figures.makespan_s / other.makespan_s,
-                              "core_seconds": figures.total_core_seconds / max(other.total_core_seconds, 1e-9),
+                              "core_seconds": figures.total_core_seconds / max(other.total_core_seconds,
+                                                                               1e-9),
                               "light_p95": p95(figures) / p95(other)}
-        print(f"mixed_workload: {figures.name} / {other.name:<15} makespan {ratios[other.name]['makespan']:.2f}, "
-              f"core-seconds {ratios[other.name]['core_seconds']:.2f}, light p95 {ratios[other.name]['light_p95']:.2f}")
+        print(f"mixed_workload: {figures.name} / {other.name:<15} makespan "
+              f"{ratios[other.name]['makespan']:.2f}, core-seconds {ratios[other.name]['core_seconds']:.2f}, "
+              f"light p95 {ratios[other.name]['light_p95']:.2f}")
     return ratios
 
 
-def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures, predictive: PassFigures) -> dict:
+def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures,
+            predictive: PassFigures) -> dict:
     """The ratios of the routed passes to the static ones, and the targets, met or not."""
     best = min(connect, standalone, key=lambda f: f.makespan_s)
     ratios = {routed.name: ratios_to(routed, (connect, standalone)),
@@ -344,13 +356,14 @@ def compare(connect: PassFigures, standalone: PassFigures, routed: PassFigures, 
         f"{best.makespan_s:.1f} s): {predictive.makespan_s / best.makespan_s:.2f}x":
             predictive.makespan_s <= TARGETS["makespan"] * best.makespan_s,
         f"predictive core-seconds <= {TARGETS['core_seconds_vs_connect']:.1f}x all-Connect's "
-        f"({connect.total_core_seconds:.0f}): {predictive.total_core_seconds / max(connect.total_core_seconds, 1e-9):.2f}x":
+        f"({connect.total_core_seconds:.0f}): "
+        f"{predictive.total_core_seconds / max(connect.total_core_seconds, 1e-9):.2f}x":
             predictive.total_core_seconds <= TARGETS["core_seconds_vs_connect"] * connect.total_core_seconds,
-        f"predictive light-app p95 <= {TARGETS['light_p95_vs_connect']:.1f}x all-Connect's ({p95(connect):.1f} s): "
-        f"{p95(predictive) / p95(connect):.2f}x":
+        f"predictive light-app p95 <= {TARGETS['light_p95_vs_connect']:.1f}x all-Connect's "
+        f"({p95(connect):.1f} s): {p95(predictive) / p95(connect):.2f}x":
             p95(predictive) <= TARGETS["light_p95_vs_connect"] * p95(connect),
-        f"predictive median absolute wall-time prediction error <= {TARGETS['prediction_error'] * 100:.0f} % after "
-        f"two runs of an app: {median_pct(errors)} over {len(errors)} runs":
+        f"predictive median absolute wall-time prediction error <= {TARGETS['prediction_error'] * 100:.0f} % "
+        f"after two runs of an app: {median_pct(errors)} over {len(errors)} runs":
             bool(errors) and statistics.median(errors) <= TARGETS["prediction_error"],
     })
     for target, met in targets.items():
@@ -365,12 +378,14 @@ def show_accuracy(router: RouterProcess) -> None:
     except Exception as exc:  # noqa: BLE001 - a router without it: the per-pass figures above stand
         print(f"mixed_workload: the router's prediction accuracy: not available ({exc})", flush=True)
         return
-    print(f"mixed_workload: the router's prediction accuracy: {json.dumps(accuracy, default=str)[:2000]}", flush=True)
+    print(f"mixed_workload: the router's prediction accuracy: {json.dumps(accuracy, default=str)[:2000]}",
+          flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smaller workload: a smoke run of a few minutes")
+    parser.add_argument("--quick", action="store_true", help="a smaller workload: a smoke run of a few "
+                                                             "minutes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, help="slots of the pool (default 3, quick 2)")
     parser.add_argument("--connect-conf", action="append", default=[], metavar="KEY=VALUE",
@@ -381,9 +396,9 @@ def main() -> None:
     jobs = workload(args.seed, args.quick)
     base = Path(tempfile.mkdtemp(prefix="bench-mixed-"))
     logs = base / "logs"
-    print(f"mixed_workload: {sum(j.kind == 'light' for j in jobs)} light and {sum(j.kind == 'heavy' for j in jobs)} "
-          f"heavy runs per pass over {jobs[-1].at_s:.0f} s of arrivals, {concurrency} slots, seed {args.seed}; "
-          f"state in {base}", flush=True)
+    print(f"mixed_workload: {sum(j.kind == 'light' for j in jobs)} light and "
+          f"{sum(j.kind == 'heavy' for j in jobs)} heavy runs per pass over {jobs[-1].at_s:.0f} s of "
+          f"arrivals, {concurrency} slots, seed {args.seed}; state in {base}", flush=True)
     began, load_at_start = time.time(), os.getloadavg()
     print(f"mixed_workload: load average at the start {load_at_start[0]:.1f} / {load_at_start[1]:.1f} / "
           f"{load_at_start[2]:.1f} (1, 5, 15 min)", flush=True)
@@ -391,7 +406,8 @@ def main() -> None:
                         connect_server_id=SERVER_ID,
                         connect_server_conf=dict(pair.split("=", 1) for pair in args.connect_conf))
     cluster = spark_cluster.start(settings, workers=2, worker_cores=2, worker_memory="2g", port=free_port(),
-                                  ui_port=free_port(), progress=lambda m: print(f"mixed_workload: cluster: {m}",
+                                  ui_port=free_port(),
+                                  progress=lambda m: print(f"mixed_workload: cluster: {m}",
                                                                                 flush=True))
     policy = base / "policy.json"  # JSON is YAML
     policy.write_text(json.dumps(POLICY))
@@ -409,7 +425,8 @@ def main() -> None:
     def server_up(why: str) -> None:
         print(f"mixed_workload: starting the Connect server on the cluster ({why})", flush=True)
         started = time.time()
-        connect_server.start(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
+        connect_server.start(settings,
+                             progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
         wait_for_heartbeat(router, started)
 
     def use_policy(policy_data: dict) -> None:
@@ -419,32 +436,37 @@ def main() -> None:
         print(f"mixed_workload: policy {answer.json()['policy_version']} in force", flush=True)
 
     def fresh_server(why: str) -> None:
-        # Idle executors of the last pass would otherwise hold the cluster's cores for their 5-minute timeouts.
-        connect_server.stop(settings, progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
+        # Idle executors of the last pass would otherwise hold the cluster's cores for their 5-minute
+        # timeouts.
+        connect_server.stop(settings,
+                            progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
         server_up(why)
 
     try:
         passes: list[PassFigures] = []
 
-        def one_pass(name: str, mode: str) -> PassFigures:
-            figures = run_pass(name, jobs, mode, env, concurrency, logs, meter)
+        def one_pass(name: str, mode: str, options: tuple[str, ...] = ()) -> PassFigures:
+            figures = run_pass(name, jobs, mode, env, concurrency, logs, meter, options)
             wait_for_actuals(router, figures)
             prediction_errors(router, figures, [o for f in passes for o in f.outcomes])
             show(figures)
             passes.append(figures)
             return figures
 
+        # The static passes and the routed one run as asked (no right-sizing, no cost-aware rule).
+        known = set(router.get("/api/v1/policy")["policy"])
+        use_policy({**POLICY, **{k: v for k, v in ROUTED.items() if k in known}, "version": "bench-routed"})
         # All standalone first: it needs no shared server, whose executors would hold the cluster's cores.
         standalone = one_pass("all-standalone", "standalone")
         server_up("all-Connect pass")
         connect = one_pass("all-connect", "connect")
         # The two static passes were the warm-up: every app has run twice, so the router has its history.
-        known = set(router.get("/api/v1/policy")["policy"])
         fresh_server("routed pass")
-        use_policy({**POLICY, **{k: v for k, v in ROUTED.items() if k in known}, "version": "bench-routed"})
-        routed = one_pass("routed", "auto")
+        # Without the admission queue: as before issue 22 (a run with no room on Connect runs standalone).
+        routed = one_pass("routed", "auto", ("--no-wait",))
         fresh_server("predictive pass")
-        use_policy({**POLICY, **{k: v for k, v in PREDICTIVE.items() if k in known}, "version": "bench-predictive"})
+        use_policy({**POLICY, **{k: v for k, v in PREDICTIVE.items() if k in known},
+                    "version": "bench-predictive"})
         predictive = one_pass("predictive", "auto")
         result = compare(connect, standalone, routed, predictive)
         show_accuracy(router)
@@ -461,14 +483,15 @@ def main() -> None:
                                     "load_average": f.load, "prediction_errors": f.prediction_errors,
                                     "prediction_errors_after_two": f.prediction_errors_after_two,
                                     "modes": [[o.job.app_id, o.mode, round(o.wall_s, 1),
-                                               round(o.started - o.arrived, 1), o.run_id] for o in f.outcomes]}
+                                               round(o.started - o.arrived, 1), o.run_id]
+                                              for o in f.outcomes]}
                            for f in passes},
                 "ratios": result["ratios"], "targets": {k: bool(v) for k, v in result["targets"].items()},
                 "median_queue_wait_s": {f.name: statistics.median(o.started - o.arrived for o in f.outcomes)
                                         for f in passes}}, indent=2))
     finally:
-        for cleanup in (meter.stop, lambda: connect_server.stop(settings, progress=lambda _m: None), router.stop,
-                        lambda: spark_cluster.stop(settings, progress=lambda _m: None)):
+        for cleanup in (meter.stop, lambda: connect_server.stop(settings, progress=lambda _m: None),
+                        router.stop, lambda: spark_cluster.stop(settings, progress=lambda _m: None)):
             try:
                 cleanup()
             except Exception as exc:  # noqa: BLE001 - the others must still run

@@ -35,7 +35,8 @@ def heartbeats(url: str, stop: threading.Event) -> None:
 
 
 def make_history(http: httpx.Client) -> dict[str, float]:
-    """One successful run per app whose task time over a minute gives its predicted load; returns the loads."""
+    """One successful run per app whose task time over a minute gives its predicted load; returns the
+    loads."""
     loads = {}
     for i in range(APPS):
         app_id, load = f"bench.app{i}", LOADS[i % len(LOADS)]
@@ -44,7 +45,8 @@ def make_history(http: httpx.Client) -> dict[str, float]:
         http.post(f"/api/v1/runs/{run_id}/events", json={"event": "started"}).raise_for_status()
         stage = {"app_id": app_id, "run_id": run_id, "stage_id": 1, "attempt": 0, "status": "succeeded",
                  "num_tasks": 1, "executor_run_time_ms": int(load * 60_000)}
-        http.post("/api/v1/ingest/stages", json={"server_id": decision["server_id"], "spark_app_id": f"s-{run_id}",
+        http.post("/api/v1/ingest/stages",
+                  json={"server_id": decision["server_id"], "spark_app_id": f"s-{run_id}",
                                                  "stages": [stage]}).raise_for_status()
         http.post(f"/api/v1/runs/{run_id}/events", json={"event": "succeeded"}).raise_for_status()
         loads[app_id] = load
@@ -68,7 +70,8 @@ def measure(workers: int | None, runs: int, concurrency: int) -> None:
     beat.start()
     try:
         with httpx.Client(base_url=router.url, timeout=30) as http:
-            wait_until(lambda: all(s["available"] for s in http.get("/api/v1/pool").json()), 30, "both servers")
+            wait_until(lambda: all(s["available"] for s in http.get("/api/v1/pool").json()), 30, "both "
+                                                                                                 "servers")
             loads = make_history(http)
             decisions = burst(router.url, runs, concurrency)
             pool = {s["server_id"]: s for s in http.get("/api/v1/pool").raise_for_status().json()}
@@ -79,7 +82,8 @@ def measure(workers: int | None, runs: int, concurrency: int) -> None:
         largest = max(loads.values())
         how = f"{workers} uvicorn workers" if workers else "spark-router serve (one worker)"
         print(f"placement: {how}: {runs} concurrent runs ({concurrency} at a time): "
-              + ", ".join(f"{server_id} {placed[server_id]} runs / {cores[server_id]:.1f} cores" for server_id in SERVERS)
+              + ", ".join(f"{server_id} {placed[server_id]} runs / {cores[server_id]:.1f} cores"
+                          for server_id in SERVERS)
               + f"; difference {difference:.1f} cores, one run's load at most {largest:.1f} "
               f"({'within' if difference <= largest else 'OVER'}); standalone {standalone}")
     finally:

@@ -1,8 +1,8 @@
 """Restarting Connect servers while decisions keep arriving: the seconds during which no Connect server could
 take a run (target with --rolling: 0), and the decisions sent standalone for want of a server (target: 0).
 
-A router (SQLite) and local Connect servers with the listener. A steady stream of decisions (new apps, each run
-reported finished at once, so that the drains need not wait for them) runs all along, and the pool is read
+A router (SQLite) and local Connect servers with the listener. A steady stream of decisions (new apps, each
+run reported finished at once, so that the drains need not wait for them) runs all along, and the pool is read
 every 0.2 s. One server (default): `spark-router restart-server`, the drained restart: its whole
 restart is a window without a Connect server. --rolling: two servers, `spark-router restart-server --rolling`:
 one at a time, the other takes the runs.
@@ -56,9 +56,11 @@ class Stream:
         with httpx.Client(base_url=self.url, timeout=30) as http:
             n = 0
             while not self.stop.is_set():
-                decision = http.post("/api/v1/decisions", json={"app_id": f"stream.{n}"}).raise_for_status().json()
+                decision = http.post("/api/v1/decisions",
+                                     json={"app_id": f"stream.{n}"}).raise_for_status().json()
                 for event in ("started", "succeeded"):  # a short run: it holds no server
-                    http.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": event}).raise_for_status()
+                    http.post(f"/api/v1/runs/{decision['run_id']}/events",
+                              json={"event": event}).raise_for_status()
                 self.decisions.append(decision)
                 n += 1
                 self.stop.wait(1 / self.rate)
@@ -99,8 +101,8 @@ def main() -> None:
     command += ["--rolling"] if args.rolling else []
     what = f"{len(server_ids)} servers, rolling" if args.rolling else "1 server"
     try:
-        wait_until(lambda: len([s for s in router.get("/api/v1/pool") if s["available"]]) == len(server_ids), 60,
-                   "every server's first heartbeat")
+        wait_until(lambda: len([s for s in router.get("/api/v1/pool") if s["available"]]) == len(server_ids),
+                   60, "every server's first heartbeat")
         for attempt in range(args.times):
             with Stream(router.url, args.rate) as stream:
                 time.sleep(3)  # the stream is under way before the restart begins
@@ -115,7 +117,8 @@ def main() -> None:
             print(f"restart: {what}: attempt {attempt + 1}: restart-server took {elapsed:.1f} s ({each})")
             print(f"restart: {what}: attempt {attempt + 1}: seconds with no Connect server to take a run "
                   f"{stream.unavailable_s:.1f} (target 0 with --rolling); decisions {len(stream.decisions)}, "
-                  f"standalone for want of a server {len(stream.for_want_of_a_server())} (target 0 with --rolling)")
+                  f"standalone for want of a server {len(stream.for_want_of_a_server())} (target 0 with "
+                  "--rolling)")
     finally:
         for server_id in server_ids:
             connect_server.stop(connect_server.member_settings(settings, server_id), progress=lambda _m: None)

@@ -1,4 +1,5 @@
-"""Turning APP (a .py file, a directory, a zip or wheel, a jar, or an s3:// URI of one) into something to run."""
+"""Turning APP (a .py file, a directory, a zip or wheel, a jar, or an s3:// URI of one) into something
+to run."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ def resolve(app: str, workdir: Path, main_class: str | None = None) -> ResolvedA
         return ResolvedApp(source=path, main=path.resolve(), pythonpath=[path.resolve().parent])
     if path.suffix in (".zip", ".whl"):
         return _from_archive(path, workdir)
-    raise ArtifactError(f"{app}: expected a .py file, a directory, a .zip or .whl, a .jar, or an s3:// URI of one")
+    raise ArtifactError(f"{app}: expected a .py file, a directory, a .zip or .whl, a .jar, or an s3:// URI "
+                        "of one")
 
 
 def _from_jar(path: Path, main_class: str | None) -> ResolvedApp:
@@ -91,16 +93,20 @@ def _from_archive(path: Path, workdir: Path) -> ResolvedApp:
     with archive:
         names = archive.namelist()
         main_name = next((name for name in MAIN_NAMES if name in names), None)
-        package = next((n.split("/")[0] for n in names if n.count("/") == 1 and n.endswith("/__main__.py")), None)
+        package = next((n.split("/")[0] for n in names if n.count("/") == 1 and n.endswith("/__main__.py")),
+                       None)
         main = workdir / "main" / "app_main.py"
         main.parent.mkdir(parents=True, exist_ok=True)
         if main_name is not None:
             main.write_bytes(archive.read(main_name))
         elif package is not None:
             # A wheel: run its package as `python -m package` would, from the archive on the path.
-            main.write_text(f"import runpy\nrunpy.run_module({package!r}, run_name='__main__', alter_sys=True)\n")
+            main.write_text(f"import runpy\nrunpy.run_module({package!r}, run_name='__main__', "
+                            "alter_sys=True)\n")
         else:
-            raise ArtifactError(f"{path} has no __main__.py or main.py at its root, nor a package with __main__.py")
+            raise ArtifactError(f"{path} has no __main__.py or main.py at its root, nor a package with "
+                                "__main__.py")
     # Spark ships .zip files to executors and imports from them; a wheel is a zip under another name.
     shipped = path if path.suffix == ".zip" else shutil.copyfile(path, workdir / f"{path.stem}.zip")
-    return ResolvedApp(source=path, main=main, pythonpath=[Path(shipped).resolve()], artifacts=[Path(shipped).resolve()])
+    return ResolvedApp(source=path, main=main, pythonpath=[Path(shipped).resolve()],
+                       artifacts=[Path(shipped).resolve()])

@@ -62,7 +62,8 @@ def failure_summary(outcome: Outcome) -> str:
     if outcome.stopped_because:
         return outcome.stopped_because
     tail = outcome.tail
-    last = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].startswith("Traceback (most recent")), None)
+    last = next((i for i in range(len(tail) - 1, -1, -1) if tail[i].startswith("Traceback (most recent")),
+                None)
     if last is not None:  # the traceback's frames are indented; the first line that is not is the exception
         raised = next((line for line in tail[last + 1:] if PYTHON_EXCEPTION_LINE.match(line)), None)
         if raised:

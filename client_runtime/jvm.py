@@ -1,12 +1,13 @@
-"""JVM apps: one jar, both modes. The command lines that run a jar's main class on Spark Connect (``java`` with
-Spark's JVM Connect client) and standalone (``spark-submit --class``), and the classpath to compile against.
+"""JVM apps: one jar, both modes. The command lines that run a jar's main class on Spark Connect (``java``
+with Spark's JVM Connect client) and standalone (``spark-submit --class``), and the classpath to compile
+against.
 
 A jar is built once against Spark's API (``spark-router classpath``) and carries no Spark of its own; which
 Spark it meets is decided at launch:
 
 - Connect: ``java -cp APP.jar:<session helper>:<Connect client classpath> MAIN ARGS``. The Connect client
-  classpath is what Spark's own launcher gives a remote (Connect) shell: the JVM Connect client jar and Spark's
-  jars without the classic SQL implementation and the Connect server. With those absent, the unified
+  classpath is what Spark's own launcher gives a remote (Connect) shell: the JVM Connect client jar and
+  Spark's jars without the classic SQL implementation and the Connect server. With those absent, the unified
   ``SparkSession.builder()`` builds Connect sessions (from ``SPARK_REMOTE``) even in an app that does not use
   the session helper.
 - Standalone: ``spark-submit --class MAIN --jars <session helper>,<listener> APP.jar ARGS``.
@@ -25,8 +26,8 @@ from client_runtime.spark_env import SparkEnvironmentError, java_home, spark_hom
 SESSION_CLASS = "io.sparkrouter.session.RouterSession"
 CONNECT_CLIENT_GLOB = "connect-repl/spark-connect-client-jvm_*.jar"
 # Left out of a Connect client's classpath, as Spark's launcher does for a remote shell: the classic SQL
-# implementation and the Connect server (which would make the builder classic), and the API and common jars the
-# Connect client jar carries its own copy of.
+# implementation and the Connect server (which would make the builder classic), and the API and common jars
+# the Connect client jar carries its own copy of.
 NOT_IN_CONNECT_CLIENT = ("spark-sql_", "spark-connect_", "spark-sql-api_", "spark-connect-common_")
 # What an app compiles against: the unified SparkSession, Dataset, functions, the Java UDF interfaces.
 # scala-reflect: javac needs it to read the signatures of udf() and friends (TypeTags).
@@ -38,7 +39,8 @@ CLIENT_LOG_CONFIG = Path(__file__).resolve().parent / "java" / "log4j2-connect-c
 
 
 class JvmAppError(ArtifactError):
-    """A JVM app cannot be launched here (a jar of ours or Spark's missing); the message says how to fix it."""
+    """A JVM app cannot be launched here (a jar of ours or Spark's missing); the message says how to fix
+    it."""
 
 
 def jars_dir(settings: Settings) -> Path:
@@ -61,7 +63,8 @@ def _spark_jars(directory: Path, prefixes: tuple[str, ...], include: bool) -> li
 
 
 def compile_classpath(settings: Settings) -> list[Path]:
-    """The session helper and Spark's API jars: what `spark-router classpath` prints for javac, sbt, Gradle."""
+    """The session helper and Spark's API jars: what `spark-router classpath` prints for javac, sbt,
+    Gradle."""
     return [session_jar(settings), *_spark_jars(jars_dir(settings), API_JARS, include=True)]
 
 
@@ -104,7 +107,8 @@ def connect_command(settings: Settings, jar: Path, main_class: str, args: list[s
     return [str(java_home(settings) / "bin" / "java"), *options, "-cp", classpath, main_class, *args]
 
 
-def submit_command(command: list[str], settings: Settings, jar: Path, main_class: str, args: list[str]) -> list[str]:
+def submit_command(command: list[str], settings: Settings, jar: Path, main_class: str,
+                   args: list[str]) -> list[str]:
     """Completes a spark-submit command (master, name, confs so far) for a jar: the session helper joins the
     jars spark-submit ships (it keeps only the last --jars), then ``--class MAIN APP.jar ARGS``."""
     command = list(command)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from client_runtime import artifacts, compat, failures, runner, sentry
+from client_runtime import artifacts, compat, failures, protocol, runner, sentry
 from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.protocol import (
@@ -55,6 +55,7 @@ class RunRequest:
     airflow: dict | None = None                # dag_id, task_id, run_id, try_number
     cwd: str | None = None                     # where the app runs, as with spark-submit; default: ours
     main_class: str | None = None              # a jar's class to run (default: its manifest's Main-Class)
+    can_wait: bool = True                      # an auto run may wait in the router's queue for room on Connect
 
 
 @dataclass
@@ -76,14 +77,19 @@ class Decision:
     reasons: list[str]
     from_router: bool
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
+    sized: dict = field(default_factory=dict)  # a standalone run's sized resources (RESOURCE_NAMES), over the ask
 
     @classmethod
     def of(cls, answer: DecisionAnswer) -> Decision:
         """The router's decision of a run (a decision the launcher asks for is never a dry run: it has a run)."""
         assert answer.run_id is not None, "a recorded decision has a run"
         return cls(answer.run_id, answer.mode, answer.connect_url, answer.session_confs,
-                   [reason.message for reason in answer.reasons], from_router=True,
-                   scheduler_pool=answer.scheduler_pool)
+                   [reason.message for reason in answer.reasons]
+                   + ([answer.sizing["reason"]] if answer.sizing and answer.sizing.get("reason") else []),
+                   from_router=True,
+                   scheduler_pool=answer.scheduler_pool,
+                   sized={name: value for name, value in (answer.sizing or {}).items()
+                          if name in protocol.RESOURCE_NAMES and value is not None})
 
 
 class Launcher:
@@ -127,6 +133,9 @@ class Launcher:
             if request.mode == "auto":
                 self._record_compatibility(request.app_id, app)
             decision = self._decide(request)
+            if decision is None:  # stopped while it waited in the router's queue: nothing ran
+                return LaunchResult(exit_code=143, run_id="", mode="queued",
+                                    runs=[{"mode": "queued", "status": "cancelled", "exit_code": 143}])
             sentry.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
             falls_back = request.fallback and request.idempotent
@@ -196,10 +205,15 @@ class Launcher:
                           f"e.g. {findings[0]}")
         self._call_router(lambda: self.router.record_compatibility(app_id, [f.as_dict() for f in findings]))
 
-    def _decide(self, request: RunRequest) -> Decision:
+    def _decide(self, request: RunRequest) -> Decision | None:
         try:
             answer = None if self._router_down else self.router.decide(
-                request.app_id, request.mode, request.resources, request.spark_conf, request.airflow)
+                request.app_id, request.mode, request.resources, request.spark_conf, request.airflow,
+                can_wait=request.can_wait and request.mode == "auto")
+            if answer is not None and answer.mode == "queued":
+                answer = self._await_admission(answer)
+                if answer is None:
+                    return None
         except RouterUnavailable as exc:
             self._router_down = True
             answer = None
@@ -212,6 +226,47 @@ class Launcher:
         why = "forced" if request.mode != "auto" else "SPARK_ROUTER_MODE_IF_ROUTER_UNREACHABLE, since the router is unreachable"
         self.on_event(f"running {mode} ({why})")
         return self._local_decision(request, mode, why)
+
+    # One long poll of a queued run's admission: short enough that a stop is seen within it.
+    ADMISSION_POLL_S = 10.0
+
+    def _await_admission(self, answer: DecisionAnswer) -> DecisionAnswer | None:
+        """Wait for a queued run's admission without busy polling (long polls, each in a thread, so that a stop is
+        seen at once): its decision once admitted or sent standalone; None when the launcher was stopped while it
+        waited, after the router was told the run is cancelled (which takes it out of the queue)."""
+        run_id, shown = answer.run_id, None
+        while answer.mode == "queued":
+            progress = (answer.position, round(answer.predicted_wait_s or 0))
+            if progress != shown:
+                self.on_event(f"queued at position {answer.position}, predicted wait {progress[1]} s (run {run_id})")
+                shown = progress
+            box: dict = {}
+            done = threading.Event()
+
+            def poll(box=box, done=done):
+                try:
+                    box["answer"] = self.router.admission(run_id, self.ADMISSION_POLL_S)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+                    box["error"] = exc
+                finally:
+                    done.set()
+
+            threading.Thread(target=poll, name="spark-router-admission", daemon=True).start()
+            try:
+                while not done.wait(0.2):
+                    if self._cancelled.is_set():
+                        break
+            except BaseException:  # Ctrl-C, Airflow's timeout: out of the queue, then on
+                self._cancelled.set()
+            if self._cancelled.is_set():
+                self.on_event(f"stopped while queued: run {run_id} is cancelled")
+                self._call_router(lambda: self.router.report(run_id, "cancelled",
+                                                             message="stopped while it waited in the queue"))
+                return None
+            if "error" in box:
+                raise box["error"]
+            answer = box["answer"]
+        return answer
 
     def _local_decision(self, request: RunRequest, mode: str, why: str) -> Decision:
         run_id = f"local-{uuid.uuid4().hex[:12]}"
@@ -397,7 +452,8 @@ class Launcher:
             self.on_event(f"WARNING: listener jar {settings.listener_jar} not found: this run's metrics are not "
                           f"recorded (build it with `make listener`)")
         conf.update(decision.session_confs)
-        resources = request.resources
+        # The router's sizing (never below the ask unless its policy allows) over what the request asked.
+        resources = {**request.resources, **decision.sized}
         for option in ("driver_memory", "executor_memory", "driver_cores", "executor_cores"):
             if resources.get(option) is not None:
                 command += [f"--{option.replace('_', '-')}", str(resources[option])]

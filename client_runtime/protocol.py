@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, cast
 
 # --------------------------------------------------------------------------------- attribution of stages
 
@@ -110,7 +110,8 @@ def resources(driver_memory: str | int | None = None, executor_memory: str | int
     given: dict[str, Any] = {"driver_memory": driver_memory, "executor_memory": executor_memory,
                              "driver_cores": driver_cores, "executor_cores": executor_cores,
                              "num_executors": num_executors}
-    return Resources(**{name: value for name, value in given.items() if value is not None})
+    # The keys are Resources' own, and each value has its field's type: the signature says so.
+    return cast(Resources, {name: value for name, value in given.items() if value is not None})
 
 
 # ----------------------------------------------------------------------------- the router's decision
@@ -134,7 +135,7 @@ class DecisionAnswer:
 
     run_id: str | None  # None for a dry run
     app_id: str
-    mode: Mode
+    mode: Mode | Literal["queued"]
     rule: str
     reasons: list[Reason]
     connect_url: str | None
@@ -143,6 +144,11 @@ class DecisionAnswer:
     server_id: str | None = None
     dry_run: bool = False
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (light or heavy)
+    # A standalone run's resources sized from its history (spark-submit's terms; unset ones left out) and why.
+    sizing: dict[str, Any] | None = None
+    # mode "queued" (a request with can_wait): its place in the admission queue and predicted wait for room
+    position: int | None = None
+    predicted_wait_s: float | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -155,4 +161,5 @@ class DecisionAnswer:
                    session_confs=dict(answer.get("session_confs") or {}),
                    policy_version=answer["policy_version"], server_id=answer.get("server_id"),
                    dry_run=bool(answer.get("dry_run", False)), scheduler_pool=answer.get("scheduler_pool"),
-                   raw=answer)
+                   position=answer.get("position"), predicted_wait_s=answer.get("predicted_wait_s"),
+                   sizing=answer.get("sizing"), raw=answer)

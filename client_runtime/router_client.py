@@ -44,9 +44,9 @@ class RouterClient:
         self.timeout_s = timeout_s
         self.report_retry_s = report_retry_s
 
-    def _call(self, method: str, path: str, json_body: Any = None) -> Any:
+    def _call(self, method: str, path: str, json_body: Any = None, extra_s: float = 0.0) -> Any:
         connection_class = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        connection = connection_class(self._host, self._port, timeout=self.timeout_s)
+        connection = connection_class(self._host, self._port, timeout=self.timeout_s + extra_s)
         body = None if json_body is None else json.dumps(json_body).encode()
         try:
             connection.request(method, self._prefix + path, body=body, headers=self._headers)
@@ -84,11 +84,14 @@ class RouterClient:
 
     def decide(self, app_id: str, mode: RequestedMode = "auto", resources: Resources | None = None,
                spark_conf: dict[str, str] | None = None, airflow: dict[str, Any] | None = None,
-               dry_run: bool = False) -> DecisionAnswer:
-        """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded."""
+               dry_run: bool = False, can_wait: bool = False) -> DecisionAnswer:
+        """A decision for a new run; ``dry_run``: only where it would go and why, nothing recorded; ``can_wait``:
+        the answer may be mode queued (then ``admission`` until it is not)."""
         body: dict[str, Any] = {"app_id": app_id, "mode": mode}
         if dry_run:
             body["dry_run"] = True
+        if can_wait:
+            body["can_wait"] = True
         if resources:
             body["resources"] = {k: v for k, v in resources.items() if v is not None}
         if spark_conf:
@@ -96,6 +99,11 @@ class RouterClient:
         if airflow:
             body["airflow"] = airflow
         return DecisionAnswer.from_json(self._call("POST", "/api/v1/decisions", body))
+
+    def admission(self, run_id: str, wait_s: float) -> DecisionAnswer:
+        """A queued run's admission, held by the router up to `wait_s` while it stays queued (a long poll)."""
+        return DecisionAnswer.from_json(self._call("GET", f"/api/v1/runs/{run_id}/admission?wait={wait_s:g}",
+                                                   extra_s=wait_s))
 
     def report(self, run_id: str, event: RunEventName, failure_kind: FailureKind | None = None,
                message: str | None = None, exit_code: int | None = None) -> str:

@@ -76,6 +76,24 @@ class Settings(BaseSettings):
                                                                   "of the router's pool.")
     policy_file: Path | None = Field(default=None, description="Routing policy (YAML or TOML); re-read when it "
                                                                "changes. Default: the built-in policy.")
+    # issue 22 queue: room on a Connect server, and the admission queue in front of the pool
+    # (service/routing/admission.py; docs/operator-guide.md, "The admission queue").
+    server_max_runs: int = Field(default=8, ge=1,
+                                 description="Connect runs one server of the pool takes at once (decided or running); "
+                                             "past it the server has no room. Each run is a session on the server's "
+                                             "one driver; 8 is what the default policy's capacity (8 cores, 1 per run "
+                                             "with no history) lets in anyway.")
+    queue_max_length: int = Field(default=100, ge=0,
+                                  description="Runs the admission queue holds at most; past it a run that finds no "
+                                              "room is decided as without a queue (0: no queue).")
+    queue_max_wait_s: float = Field(default=300, gt=0,
+                                    description="The longest a run waits in the queue; then it runs standalone.")
+    queue_standalone_startup_s: float = Field(
+        default=30, gt=0, description="What a standalone application's start-up is taken to cost while the router "
+                                      "has measured none: a run queues only when its predicted wait is shorter.")
+    queue_poll_max_s: float = Field(default=30, gt=0, le=300,
+                                    description="The longest one admission long poll (GET /api/v1/runs/{id}/admission"
+                                                "?wait=S) is held open; a client asks again after it.")
 
     # The launcher (`spark-router run`) and the Airflow operator.
     router_timeout_s: float = Field(default=3.0, gt=0, description="How long to wait for the router's decision.")

@@ -12,7 +12,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import argparse
 
-# Every other import is made where it is needed: `spark-router run` builds the whole parser, this module included.
+# Every other import is made where it is needed: `spark-router run` builds the whole parser, this module
+# included.
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,9 +22,11 @@ def _serve(args: argparse.Namespace) -> int:
     from service.api import http_server
 
     settings = get_settings()
-    workers = args.workers or os.environ.get("WEB_CONCURRENCY") or 1  # uvicorn's variable, as the image sets it
+    # uvicorn's variable, as the image sets it
+    workers = args.workers or os.environ.get("WEB_CONCURRENCY") or 1
     if not str(workers).isdigit() or int(workers) < 1:
-        print(f"error: --workers / WEB_CONCURRENCY must be a whole number of 1 or more (got {workers!r})", file=sys.stderr)
+        print(f"error: --workers / WEB_CONCURRENCY must be a whole number of 1 or more (got {workers!r})",
+              file=sys.stderr)
         return 2
     http_server.serve(settings, args.host or settings.host, args.port or settings.port, workers=int(workers),
                       log_level=args.log_level, access_log=args.access_log)
@@ -57,7 +60,8 @@ def _connect_server(args: argparse.Namespace) -> int:
                 print(json.dumps(statuses, indent=2))
             else:
                 for status in statuses:
-                    _print_connect_server(status["server_id"] + (" (default)" if status["default"] else ""), status)
+                    _print_connect_server(status["server_id"] + (" (default)" if status["default"] else ""),
+                                          status)
             return 0 if any(status["running"] for status in statuses) else 3
     except connect_server.ConnectServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -81,10 +85,12 @@ def _cluster(args: argparse.Namespace) -> int:
     try:
         if args.action == "start":
             state = spark_cluster.start(settings, workers=args.workers, worker_cores=args.worker_cores,
-                                        worker_memory=args.worker_memory, port=args.port or spark_cluster.DEFAULT_PORT,
+                                        worker_memory=args.worker_memory,
+                                        port=args.port or spark_cluster.DEFAULT_PORT,
                                         ui_port=args.ui_port or spark_cluster.DEFAULT_UI_PORT)
-            print(f"Run the Connect server on it:  spark-router connect-server start --master {state.master_url}\n"
-                  f"Standalone runs go there with: export SPARK_ROUTER_STANDALONE_MASTER={state.master_url}")
+            print(f"Run the Connect server on it:  spark-router connect-server start --master "
+                  f"{state.master_url}\nStandalone runs go there with: export "
+                  f"SPARK_ROUTER_STANDALONE_MASTER={state.master_url}")
         elif args.action == "stop":
             spark_cluster.stop(settings)
         else:
@@ -111,16 +117,17 @@ def _print_cluster(status: dict) -> None:
     print(f"running since {status['since']} at {status['master_url']} (master pid {status['master_pid']})\n"
           f"  UI:      {status['ui_url']}\n  logs:    {status['logs']}\n"
           f"  workers: {status['workers_alive']} alive of {status['workers_started']} started\n"
-          f"  cores:   {status['cores_used']} used, {status['cores'] - status['cores_used']} free of {status['cores']}\n"
-          f"  memory:  {mem(status['memory_used_mb'])} used, {mem(status['memory_mb'] - status['memory_used_mb'])} "
-          f"free of {mem(status['memory_mb'])}")
+          f"  cores:   {status['cores_used']} used, {status['cores'] - status['cores_used']} free of "
+          f"{status['cores']}\n  memory:  {mem(status['memory_used_mb'])} used, "
+          f"{mem(status['memory_mb'] - status['memory_used_mb'])} free of {mem(status['memory_mb'])}")
     for worker in status["workers"]:
-        print(f"  worker {worker['id']} {worker['state']}: cores {worker['cores_used']} used, {worker['cores_free']} "
-              f"free; memory {mem(worker['memory_used_mb'])} used, {mem(worker['memory_free_mb'])} free")
+        print(f"  worker {worker['id']} {worker['state']}: cores {worker['cores_used']} used, "
+              f"{worker['cores_free']} free; memory {mem(worker['memory_used_mb'])} used, "
+              f"{mem(worker['memory_free_mb'])} free")
     print(f"  apps running: {len(status['apps'])} (completed: {status['completed_apps']})")
     for app in status["apps"]:
-        print(f"    {app['id']} {app['name']!r}: {app['cores']} core(s), {mem(app['memory_per_executor_mb'])} per "
-              f"executor, for {app['duration_s']:.0f} s")
+        print(f"    {app['id']} {app['name']!r}: {app['cores']} core(s), "
+              f"{mem(app['memory_per_executor_mb'])} per executor, for {app['duration_s']:.0f} s")
 
 
 def _db_upgrade(_args: argparse.Namespace) -> int:
@@ -138,8 +145,9 @@ def _restart_server(args: argparse.Namespace) -> int:
     from service.ops.admin_client import AdminClient
 
     if args.rolling and (args.server_id or args.deployment or args.ui_url):
-        print("error: --rolling restarts every server of the pool: --server-id, --deployment and --ui-url name one "
-              "(for a pool on Kubernetes, SPARK_ROUTER_KUBERNETES_DEPLOYMENTS names each server's Deployment)",
+        print("error: --rolling restarts every server of the pool: --server-id, --deployment and --ui-url "
+              "name one (for a pool on Kubernetes, SPARK_ROUTER_KUBERNETES_DEPLOYMENTS names each server's "
+              "Deployment)",
               file=sys.stderr)
         return 2
     overrides = {"restart_backend": args.backend, "restart_command": args.command,
@@ -182,27 +190,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, help="port (default SPARK_ROUTER_PORT or 8765)")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log every request")
-    serve.add_argument("--workers", type=int, help="worker processes (default WEB_CONCURRENCY or 1); each holds up "
-                                                   "to SPARK_ROUTER_MAX_CONNECTIONS connections")
+    serve.add_argument("--workers", type=int, help="worker processes (default WEB_CONCURRENCY or 1); each "
+                                                   "holds up to SPARK_ROUTER_MAX_CONNECTIONS connections")
     serve.set_defaults(func=_serve)
 
     server = commands.add_parser(
         "connect-server", help=ROUTER_COMMANDS["connect-server"],
-        description="Start, stop or inspect a local Spark Connect server (from pyspark, bound to 127.0.0.1, with "
-                    "the router's listener). State, logs and Spark local dirs live under SPARK_ROUTER_STATE_DIR. "
-                    "Several run side by side with --server-id: each reports its Connect URL to the router, which "
-                    "places runs on the least loaded one.",
+        description="Start, stop or inspect a local Spark Connect server (from pyspark, bound to 127.0.0.1, "
+                    "with the router's listener). State, logs and Spark local dirs live under "
+                    "SPARK_ROUTER_STATE_DIR. Several run side by side with --server-id: each reports its "
+                    "Connect URL to the router, which places runs on the least loaded one.",
         epilog="Without --server-id: the default server (SPARK_ROUTER_CONNECT_SERVER_ID, ports 15002/4040); "
                "`status` then lists every local server. Another --server-id keeps its state under "
-               "SPARK_ROUTER_STATE_DIR/connect-servers/ID and runs on free ports (the same ones again after a "
-               "stop) unless --port/--ui-port say otherwise. Exit codes: 0 done, 1 failed, 3 status: not running.")
+               "SPARK_ROUTER_STATE_DIR/connect-servers/ID and runs on free ports (the same ones again after "
+               "a stop) unless --port/--ui-port say otherwise. Exit codes: 0 done, 1 failed, 3 status: not "
+               "running.")
     server.add_argument("action", choices=["start", "stop", "status"])
-    server.add_argument("--server-id", help="which server of the local pool (default SPARK_ROUTER_CONNECT_SERVER_ID, "
-                                            "or connect-local)")
-    server.add_argument("--port", type=int, help="gRPC port (default server: SPARK_ROUTER_CONNECT_PORT or 15002; "
-                                                 "others: a free one)")
-    server.add_argument("--ui-port", type=int, help="Spark UI port (default server: SPARK_ROUTER_CONNECT_UI_PORT or "
-                                                    "4040; others: a free one)")
+    server.add_argument("--server-id", help="which server of the local pool (default "
+                                            "SPARK_ROUTER_CONNECT_SERVER_ID, or connect-local)")
+    server.add_argument("--port", type=int, help="gRPC port (default server: SPARK_ROUTER_CONNECT_PORT or "
+                                                 "15002; others: a free one)")
+    server.add_argument("--ui-port", type=int, help="Spark UI port (default server: "
+                                                    "SPARK_ROUTER_CONNECT_UI_PORT or 4040; others: a free "
+                                                    "one)")
     server.add_argument("--master", help="local[N], or spark://host:port to run on a standalone cluster (see "
                                          "`spark-router cluster`) with dynamic allocation (default "
                                          "SPARK_ROUTER_CONNECT_MASTER or local[2])")
@@ -211,44 +221,51 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     cluster = commands.add_parser(
         "cluster", help=ROUTER_COMMANDS["cluster"],
-        description="Start, stop or inspect a Spark standalone cluster (Spark's own cluster manager, from pyspark's "
-                    "jars) bound to 127.0.0.1. Logs, work dirs, local dirs and pids live under "
+        description="Start, stop or inspect a Spark standalone cluster (Spark's own cluster manager, from "
+                    "pyspark's jars) bound to 127.0.0.1. Logs, work dirs, local dirs and pids live under "
                     "SPARK_ROUTER_STATE_DIR/cluster. `start` returns once every worker is registered.",
         epilog="Then: spark-router connect-server start --master spark://127.0.0.1:7077, and "
-               "SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077 for standalone runs. Exit codes: 0 done, "
-               "1 failed, 3 status: not running.")
+               "SPARK_ROUTER_STANDALONE_MASTER=spark://127.0.0.1:7077 for standalone runs. Exit codes: 0 "
+               "done, 1 failed, 3 status: not running.")
     cluster.add_argument("action", choices=["start", "stop", "status"])
     cluster.add_argument("--workers", type=int, default=2, help="workers to start (default 2)")
     cluster.add_argument("--worker-cores", type=int, default=1, help="cores each worker offers (default 1)")
     cluster.add_argument("--worker-memory", default="1g",
                          help="memory each worker offers to executors, in Spark's form (default 1g)")
     cluster.add_argument("--port", type=int, help="master port (default 7077)")
-    cluster.add_argument("--ui-port", type=int, help="master web UI port, also its JSON at /json/ (default 8080)")
+    cluster.add_argument("--ui-port", type=int, help="master web UI port, also its JSON at /json/ (default "
+                                                     "8080)")
     cluster.add_argument("--json", action="store_true", help="status as JSON")
     cluster.set_defaults(func=_cluster)
 
     restart_cmd = commands.add_parser(
         "restart-server", help=ROUTER_COMMANDS["restart-server"],
-        description="The drained restart of a Connect server: new runs go to the other servers of the pool (or "
-                    "standalone when there is none), running client work is waited for (router, listener "
-                    "heartbeat, Spark REST API), then the server restarts and must answer a warm-up query and "
-                    "report from its new application before it is undrained. --rolling restarts every server of "
-                    "the pool that is up, one at a time, and never drains the last one that can take runs.",
-        epilog="Exit codes: 0 restarted, 3 skipped (still busy after the window; with --rolling also: no other "
-               "server could take runs), 1 failed, 2 bad usage. With --rolling the worst outcome of any server.")
+        description="The drained restart of a Connect server: new runs go to the other servers of the pool "
+                    "(or standalone when there is none), running client work is waited for (router, listener "
+                    "heartbeat, Spark REST API), then the server restarts and must answer a warm-up query "
+                    "and report from its new application before it is undrained. --rolling restarts every "
+                    "server of the pool that is up, one at a time, and never drains the last one that can "
+                    "take runs.",
+        epilog="Exit codes: 0 restarted, 3 skipped (still busy after the window; with --rolling also: no "
+               "other server could take runs), 1 failed, 2 bad usage. With --rolling the worst outcome of "
+               "any server.")
     restart_cmd.add_argument("--rolling", action="store_true",
-                             help="restart every server of the pool (GET /api/v1/pool) that is up, one at a time")
+                             help="restart every server of the pool (GET /api/v1/pool) that is up, one at a "
+                                  "time")
     restart_cmd.add_argument("--window", type=float, help="seconds to wait for idle (default "
                                                           "SPARK_ROUTER_RESTART_WINDOW_S or 1800)")
-    restart_cmd.add_argument("--force", action="store_true", help="restart even if still busy after the window")
+    restart_cmd.add_argument("--force", action="store_true", help="restart even if still busy after the "
+                                                                  "window")
     restart_cmd.add_argument("--backend", choices=["local", "kubernetes", "command"],
                              help="how to restart (default SPARK_ROUTER_RESTART_BACKEND or local)")
-    restart_cmd.add_argument("--command", help="for --backend command: the shell command that restarts the server")
+    restart_cmd.add_argument("--command", help="for --backend command: the shell command that restarts the "
+                                               "server")
     restart_cmd.add_argument("--namespace", help="for --backend kubernetes: the Deployment's namespace")
     restart_cmd.add_argument("--deployment", help="for --backend kubernetes: the Connect server's Deployment")
-    restart_cmd.add_argument("--server-id", help="which server of the pool (default SPARK_ROUTER_CONNECT_SERVER_ID "
-                                                 "or connect-local); the local backend restarts the local server "
-                                                 "of that id (`connect-server start --server-id`)")
+    restart_cmd.add_argument("--server-id", help="which server of the pool (default "
+                                                 "SPARK_ROUTER_CONNECT_SERVER_ID or connect-local); the "
+                                                 "local backend restarts the local server of that id "
+                                                 "(`connect-server start --server-id`)")
     restart_cmd.add_argument("--ui-url", help="the server's Spark UI/REST URL (default "
                                               "SPARK_ROUTER_CONNECT_UI_URL or http://127.0.0.1:<ui port>)")
     restart_cmd.set_defaults(func=_restart_server)

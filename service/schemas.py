@@ -34,7 +34,6 @@ from client_runtime.protocol import (
     ID_RULE,
     RUN_ID_MAX,
     FailureKind,
-    Mode,
     RequestedMode,
     RunEventName,
 )
@@ -386,6 +385,10 @@ class DecisionRequest(Strict):
     airflow: AirflowContext | None = None
     dry_run: bool = Field(False, strict=True, description="Only say where a run would go and why: no run is recorded, no "
                                              "capacity held, no cool-down try granted (run_id is null).")
+    can_wait: bool = Field(False, strict=True, description="The caller can wait for room on a Connect server: when "
+                           "none has room and room is predicted sooner than a standalone start-up, the answer is "
+                           "mode queued (then GET /api/v1/runs/{run_id}/admission until admitted) instead of "
+                           "standalone.")
 
 
 class ReasonOut(BaseModel):
@@ -394,6 +397,17 @@ class ReasonOut(BaseModel):
     observed: float | str | None
     threshold: float | str | None
     message: str
+
+
+class SizingOut(BaseModel):
+    """A standalone run's resources as sized from its history (sizes in Spark's forms, whole MiB: 1536m), what
+    the launcher gives spark-submit; null: Spark's default (nothing asked, nothing sized)."""
+
+    executor_memory: str | None
+    num_executors: int | None
+    executor_cores: int | None
+    driver_memory: str | None
+    reason: str = Field(description="Why, in one sentence.")
 
 
 class PredictionOut(BaseModel):
@@ -457,7 +471,9 @@ class PredictionAccuracyOut(BaseModel):
 class DecisionOut(BaseModel):
     run_id: str | None = Field(description="The run this decision created; null for a dry run.")
     app_id: str
-    mode: Mode
+    mode: Literal["connect", "standalone", "queued"] = Field(
+        description="queued (only for a request with can_wait): the run waits for room; ask "
+                    "GET /api/v1/runs/{run_id}/admission until it is connect or standalone.")
     rule: str
     reasons: list[ReasonOut]
     connect_url: str | None = Field(description="Where to connect: the Connect URL of the server the run was "
@@ -472,6 +488,10 @@ class DecisionOut(BaseModel):
     policy_version: str
     decided_at: datetime
     dry_run: bool = Field(False, description="True when nothing was recorded (the request's dry_run).")
+    sizing: SizingOut | None = Field(None, description="A standalone run's resources, sized from the app's history "
+                                                       "within the policy's guard rails; null for Connect runs.")
+    position: int | None = Field(None, description="A queued run's place in the admission queue (1: next).")
+    predicted_wait_s: float | None = Field(None, description="A queued run's predicted wait for room, in seconds.")
     predictions: PredictionsOut | None = Field(None, description="Both modes' predictions for the run; null: none "
                                                                  "(a fallback rerun).")
     actual: ActualOut | None = Field(None, description="Once the run ended: its actual figures beside the "
@@ -510,6 +530,12 @@ class FallbackRequest(Strict):
     reason: str | None = text(2_000, default=None)
 
 
+class OomRerunRequest(Strict):
+    where: Literal["executor", "driver"] = Field("executor", description="Where the run ran out of memory: "
+                                                                         "that memory grows.")
+    reason: str | None = text(2_000, default=None)
+
+
 class RunDetail(RunOut):
     started_at: datetime | None
     finished_at: datetime | None
@@ -518,6 +544,14 @@ class RunDetail(RunOut):
     exit_code: int | None
     fallback_of: str | None
     fell_back_to: str | None
+    oom_rerun_of: str | None = Field(None, description="The standalone run that ran out of memory, which this "
+                                                       "one reruns with more.")
+    oom_rerun_to: str | None = Field(None, description="This run ran out of memory: its rerun with more.")
+    executor_memory: int | None = Field(None, description="Bytes: what a standalone run was given (null: Spark's "
+                                                          "default; Connect runs: the server's).")
+    executor_cores: int | None = None
+    num_executors: int | None = None
+    driver_memory: int | None = None
     dag_id: str | None
     task_id: str | None
     airflow_run_id: str | None
@@ -626,6 +660,24 @@ class PoolServerOut(BaseModel):
     in_flight_cores: float = Field(description="Predicted cores of the Connect runs in flight on it.")
     free_cores: float
     in_flight_runs: int
+    max_runs: int | None = Field(None, description="Connect runs it takes at once (SPARK_ROUTER_SERVER_MAX_RUNS).")
+    room: bool = Field(False, description="It can take a run of the policy's default size now: available, a run "
+                                          "slot and the cores free.")
+
+
+class QueuedRunOut(BaseModel):
+    """A run waiting in the admission queue for room on a Connect server."""
+
+    run_id: str
+    app_id: str
+    position: int | None = Field(description="Its place in the queue (1: next); null: its client stopped asking, "
+                                              "so it no longer holds a place.")
+    enqueued_at: datetime
+    waited_s: float
+    predicted_wait_s: float | None = Field(description="Its predicted wait for room, as last checked.")
+    deadline_at: datetime = Field(description="When it runs standalone if still waiting (SPARK_ROUTER_QUEUE_MAX_WAIT_S).")
+    predicted_cores: float
+    live: bool = Field(description="Its client asked lately (a long poll within SPARK_ROUTER_QUEUE_POLL_MAX_S + 15 s).")
 
 
 class ServerActivity(BaseModel):

@@ -85,7 +85,8 @@ def import_cycles(component: str) -> list[list[str]]:
     for path in modules(component):
         module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
         graph[module] = imported(path)
-    graph = {module: {name for name in names if name in graph and name != module} for module, names in graph.items()}
+    graph = {module: {name for name in names if name in graph and name != module} for module,
+             names in graph.items()}
     cycles, done = [], set()
 
     def visit(module: str, path: list[str]) -> None:

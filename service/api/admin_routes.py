@@ -19,11 +19,12 @@ from service.api.error_responses import BODY, errors
 from service.db.models import Restart, Server
 from service.errors import Invalid, UnknownServer
 from service.history import apps, queries
-from service.routing import pool, simulate
+from service.routing import admission_store, pool, simulate
 from service.routing.policy import PolicyError, parse_policy
 from service.schemas import (
     PinRequest,
     PoolServerOut,
+    QueuedRunOut,
     RestartIn,
     RestartOut,
     ServerActivity,
@@ -49,6 +50,13 @@ def get_pool(request: Request, session: SessionDep) -> list[dict]:
     the most free cores."""
     state = request.app.state
     return pool.pool_status(session, state.policies.get(), state.settings)
+
+
+@pool_router.get("/queue", response_model=list[QueuedRunOut])
+def get_queue(request: Request, session: SessionDep) -> list[dict]:
+    """The admission queue: the runs waiting for room on a Connect server, first come first, each with its
+    position, how long it has waited and its predicted wait."""
+    return admission_store.queue_status(session, request.app.state.settings)
 
 
 @router.put("/apps/{app_id:path}/pin", responses=errors(404, *BODY))

@@ -16,6 +16,7 @@ from service.api.deps import AppIdPath, RunIdPath, ServerIdQuery, SessionDep, re
 from service.api.error_responses import errors
 from service.errors import Invalid, UnknownApp, UnknownRun
 from service.ops import dashboard_queries
+from service.routing import admission_store
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -33,6 +34,12 @@ def get_servers(request: Request, session: SessionDep) -> list[dict]:
     heartbeat's age, uptime, the listener's queue and spool, the last restart, and each Connect server's place in
     the pool (capacity, load in flight, whether it can take a run)."""
     return dashboard_queries.servers(session, request.app.state.policies.get(), request.app.state.settings)
+
+
+@router.get("/queue")
+def get_queue(request: Request, session: SessionDep) -> list[dict]:
+    """The admission queue: runs waiting for room on a Connect server, first come first, with their positions."""
+    return admission_store.queue_status(session, request.app.state.settings)
 
 
 @router.get("/executors")

@@ -1,6 +1,10 @@
 """Routing decisions and the run lifecycle, for the launcher and the Airflow operator."""
 
-from fastapi import APIRouter, Depends, Request, Response
+import asyncio
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import RunIdPath, SessionDep, require_api_token
@@ -10,7 +14,14 @@ from service.errors import UnknownRun
 from service.history import lifecycle
 from service.ops import observability
 from service.routing import decider
-from service.schemas import DecisionOut, DecisionRequest, FallbackRequest, RunDetail, RunEvent
+from service.schemas import (
+    DecisionOut,
+    DecisionRequest,
+    FallbackRequest,
+    OomRerunRequest,
+    RunDetail,
+    RunEvent,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["decisions"], dependencies=[Depends(require_api_token)],
                    responses=errors(401, 422, 503))
@@ -32,6 +43,38 @@ async def post_decision(body: DecisionRequest, request: Request) -> Response:
 def _preview(state, body: DecisionRequest) -> DecisionOut:
     with state.sessions() as session:
         return decider.preview(session, body, state.policies.get(), state.settings)
+
+
+# How often a long poll checks the queue again: the database is the one place every worker sees (a run's end
+# may be reported to another worker), and a second is small beside the waits the queue is for.
+ADMISSION_CHECK_S = 1.0
+
+
+@router.get("/runs/{run_id}/admission", response_model=DecisionOut, responses=errors(404, 409))
+async def get_admission(run_id: RunIdPath, request: Request,
+                        wait: Annotated[float, Query(ge=0, le=300, allow_inf_nan=False,
+                                                     description="Seconds to hold the answer while the run stays "
+                                                                 "queued (at most SPARK_ROUTER_QUEUE_POLL_MAX_S).")] = 0
+                        ) -> Response:
+    """A queued run's admission (long poll): answers as soon as the run leaves the queue, with its decision
+    (connect and its server, or standalone: the queue's longest wait is up, or room is predicted later than a
+    standalone start-up), or after `wait` seconds with mode queued, its position and predicted wait. A run not
+    queued answers its decision at once; one cancelled while queued: 409."""
+    state = request.app.state
+    deadline = time.monotonic() + min(wait, state.settings.queue_poll_max_s)
+    while True:
+        decision = await run_in_threadpool(_admit, state, run_id)
+        if decision.mode != "queued" or time.monotonic() + ADMISSION_CHECK_S > deadline:
+            break
+        await asyncio.sleep(ADMISSION_CHECK_S)
+    if decision.mode != "queued":
+        observability.count_decision(decision, request)
+    return Response(decision.model_dump_json(), media_type="application/json")
+
+
+def _admit(state, run_id: str) -> DecisionOut:
+    with state.sessions() as session:
+        return decider.admit(session, run_id, state.policies.get(), state.settings)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=errors(404))
@@ -62,4 +105,14 @@ def post_fallback(run_id: RunIdPath, body: FallbackRequest, request: Request, se
     """The Connect run failed and will be rerun standalone: returns the new run and its decision."""
     state = request.app.state
     decision = decider.fallback(session, run_id, body.reason, state.policies.get(), state.settings)
+    return observability.count_decision(decision, request)
+
+
+@router.post("/runs/{run_id}/oom-rerun", response_model=DecisionOut, responses=errors(404, 409, *BODY))
+def post_oom_rerun(run_id: RunIdPath, body: OomRerunRequest, request: Request, session: SessionDep) -> DecisionOut:
+    """The standalone run failed out of memory: returns its one rerun with more memory (the policy's
+    sizing.oom_growth, within the ceiling), a new run. 409 when there is no more to give (at the ceiling, or
+    the run is a rerun already)."""
+    state = request.app.state
+    decision = decider.oom_rerun(session, run_id, body.where, body.reason, state.policies.get(), state.settings)
     return observability.count_decision(decision, request)

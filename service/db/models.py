@@ -160,7 +160,8 @@ class Run(MetricColumns, Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
     # decided -> running -> succeeded | failed | cancelled, as the launcher reports (cancelled: stopped from
-    # outside, neither the app's failure nor Connect's); a run seen only through the listener
+    # outside, neither the app's failure nor Connect's); queued -> decided when a run waited in the admission
+    # queue (AdmissionQueueEntry) or queued -> cancelled; a run seen only through the listener
     # (no decision, no reports: a notebook, the warm-up query) is "observed" and never counts as in flight.
     status: Mapped[str] = mapped_column(String(20), default="observed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -173,6 +174,16 @@ class Run(MetricColumns, Base):
     exit_code: Mapped[int | None] = mapped_column(Integer)
     fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
     fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    # A standalone run that ran out of memory is rerun once with more (routing/sizing.py): the failed run and
+    # its rerun point at each other.
+    oom_rerun_of: Mapped[str | None] = mapped_column(String(100))
+    oom_rerun_to: Mapped[str | None] = mapped_column(String(100))
+    # The resources a standalone run was given (sized from its history, or as asked); None: Spark's default,
+    # and on Connect runs (the server's executors).
+    executor_memory: Mapped[int | None] = mapped_column(BigInteger)
+    executor_cores: Mapped[int | None] = mapped_column(Integer)
+    num_executors: Mapped[int | None] = mapped_column(Integer)
+    driver_memory: Mapped[int | None] = mapped_column(BigInteger)
     predicted_cores: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # The Connect server a Connect run was placed on; None on runs decided before the pool (the default
     # server's).
@@ -216,6 +227,27 @@ class Decision(Base):
     # What the router predicted for the run in each mode (routing/predict.py: Predictions.as_json); None: no
     # prediction (an app never seen, a fallback). The run's actual figures are on its row.
     predictions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    # A standalone decision's sizing (the resources it gave are the run's): why, in one sentence.
+    sizing_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AdmissionQueueEntry(Base):
+    """A run waiting for room on a Connect server (its run's status is "queued"), first come first served.
+    The row goes when the run leaves the queue: admitted, sent standalone, or cancelled."""
+
+    __tablename__ = "admission_queue"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+                                    autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
+    app_id: Mapped[str] = mapped_column(String(200))
+    enqueued_at: Mapped[datetime] = mapped_column()
+    deadline_at: Mapped[datetime] = mapped_column()  # then it runs standalone (SPARK_ROUTER_QUEUE_MAX_WAIT_S)
+    last_polled_at: Mapped[datetime] = mapped_column()  # its client's last long poll (a silent one gave up)
+    predicted_cores: Mapped[float] = mapped_column(Float, default=0.0)
+    expected_s: Mapped[float | None] = mapped_column(Float)  # its app's recent wall time on Connect, if known
+    predicted_wait_s: Mapped[float | None] = mapped_column(Float)  # as last predicted
+    request: Mapped[dict] = mapped_column(JSON)  # the decision request, decided again at admission
 
 
 class StageMetric(MetricColumns, Base):

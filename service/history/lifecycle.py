@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from client_runtime.protocol import SETTLED_BY
-from service.db.models import RECENT_RUNS_KEPT, App, Heartbeat, Run, Server, StageMetric, utcnow
+from service.db.models import (
+    RECENT_RUNS_KEPT,
+    AdmissionQueueEntry,
+    App,
+    Heartbeat,
+    Run,
+    Server,
+    StageMetric,
+    utcnow,
+)
 from service.errors import Conflict, UnknownRun
 from service.history.apps import lock_app
 
@@ -33,12 +42,14 @@ def run_startup_ms(run: Run) -> int | None:
 
 
 def run_summary(run: Run) -> dict:
-    """What the policy keeps of a successful run (routing.facts.RunSummary fields)."""
+    """What the policy keeps of a successful run (routing.facts.RunSummary fields; and for sizing, the
+    executors it was given)."""
     return {"run_id": run.run_id, "task_time_ms": run.executor_run_time_ms,
             "shuffle_write_bytes": run.shuffle_write_bytes, "disk_spilled_bytes": run.disk_spilled_bytes,
             "peak_execution_memory_bytes": run.peak_execution_memory_bytes, "duration_ms": run_duration_ms(run) or 0,
             "mode": run.mode if run.mode in ("connect", "standalone") else None, "startup_ms": run_startup_ms(run),
-            "executors": run.executors_held, "executor_core_s": run.executor_core_s}
+            "executors": run.executors_held, "executor_core_s": run.executor_core_s,
+            "executor_memory": run.executor_memory, "executor_cores": run.executor_cores}
 
 
 def measure_executors(session: Session, run: Run) -> None:
@@ -101,7 +112,7 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
            message: str | None = None, exit_code: int | None = None) -> Run:
     """Apply a lifecycle event. Reporting the same final state twice is harmless; contradicting it is not.
 
-    decided -> running -> succeeded | failed | cancelled. A failed Connect run that the launcher reruns
+    decided -> running -> succeeded | failed | cancelled; queued -> cancelled. A failed Connect run that the launcher reruns
     standalone is failed with failure_kind "pending" until the rerun ends, which settles it (see _settle)."""
     run, app = lock_run_and_app(session, run_id)
     now = utcnow()
@@ -109,6 +120,11 @@ def report(session: Session, run_id: str, event: str, failure_kind: str | None =
         if event == run.status or event == "started":
             return run
         raise Conflict(f"run {run_id} already {run.status}; cannot mark it {event}")
+    if run.status == "queued":  # waiting in the admission queue: it can only be cancelled, which takes it out
+        if event != "cancelled":
+            raise Conflict(f"run {run_id} waits in the admission queue; it cannot be {event} before it is admitted "
+                           f"(GET /api/v1/runs/{run_id}/admission)")
+        session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == run_id))
     if failure_kind == "pending" and run.mode != "connect":
         raise Conflict(f"run {run_id} ran {run.mode}: only a Connect run waits for a standalone rerun to settle "
                        f"its failure")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, select, text, update
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from client_runtime import protocol
@@ -42,7 +44,8 @@ def attribution_from_user_id(record: StageRecord) -> StageRecord:
     """An app that built its own Connect session carries no spark.router.* confs, but the launcher put its
     app and run into the Connect user id (``router:<app_id>:<run_id>``)."""
     attribution = protocol.attribution_of_user_id(record.connect_user_id) if record.app_id is None else None
-    if attribution is None:  # not such a user id, or its ids break the rule of ids: the stage stays unattributed
+    if attribution is None:
+        # not such a user id, or its ids break the rule of ids: the stage stays unattributed
         return record
     app_id, run_id = attribution
     return record.model_copy(update={"app_id": app_id, "run_id": run_id})
@@ -78,8 +81,9 @@ def ingest_stages(session: Session, batch: StageBatch, quarantine_retention: tim
     aside when the batch was validated, and those naming another app's run) go to the quarantine, with their
     reasons.
 
-    Rows are written in one order, whatever the order of the batch: stage attempts by their key, apps and runs by
-    their ids, so that concurrent batches holding the same stages wait for each other instead of deadlocking."""
+    Rows are written in one order, whatever the order of the batch: stage attempts by their key, apps and runs
+    by their ids, so that concurrent batches holding the same stages wait for each other instead of
+    deadlocking."""
     records = [attribution_from_user_id(record) for record in batch.stages]
     foreign, new_runs = _runs_of_other_apps(session, records, batch.spark_app_id)
     batch.set_aside(foreign)
@@ -90,7 +94,8 @@ def ingest_stages(session: Session, batch: StageBatch, quarantine_retention: tim
     if not records:
         session.commit()
         return IngestResult(accepted=0, duplicates=0, unattributed=0, quarantined=quarantined)
-    rows = sorted((_stage_row(batch, record) for record in records), key=lambda row: (row["stage_id"], row["attempt"]))
+    rows = sorted((_stage_row(batch, record) for record in records),
+                  key=lambda row: (row["stage_id"], row["attempt"]))
     per_run = _insert_new_stages(session, rows)  # what was new, summed per (app, run)
     accepted = sum(run["num_stages"] for run in per_run)
     unattributed = sum(run["num_stages"] for run in per_run if run["app_id"] is None)
@@ -121,18 +126,19 @@ def _runs_of_other_apps(session: Session, records: list[StageRecord], spark_app_
     exist yet. A run belongs to one app: the app it was decided for, or the first to send stages for it (in a
     batch, the first record naming it), so a record naming app B with a run of app A is set aside, never added
     to A's run."""
-    claims = [(i, record.app_id, run_id_for(record, spark_app_id)) for i, record in enumerate(records)
-              if record.app_id is not None]
+    claims = [(i, record.app_id, run_id) for i, record in enumerate(records)
+              if record.app_id is not None and (run_id := run_id_for(record, spark_app_id)) is not None]
     if not claims:
         return {}, set()
     owners = dict(session.execute(select(Run.run_id, Run.app_id)
                                   .where(Run.run_id.in_(sorted({run_id for _, _, run_id in claims})))).all())
     new_runs = {run_id for _, _, run_id in claims} - set(owners)
-    reasons = {}
+    reasons: dict[int, str] = {}
     for i, app_id, run_id in claims:
         owner = owners.setdefault(run_id, app_id)
         if owner != app_id:
-            reasons[i] = f"run_id: run {run_id!r} belongs to app {owner!r}, not {app_id!r} (a run belongs to one app)"
+            reasons[i] = (f"run_id: run {run_id!r} belongs to app {owner!r}, not {app_id!r} "
+                          "(a run belongs to one app)")
     return reasons, new_runs
 
 
@@ -143,7 +149,8 @@ def _check_owners(session: Session, per_run: list[dict]) -> None:
     if not per_run:
         return
     claimed = {run["run_id"]: run["app_id"] for run in per_run}
-    for run_id, owner in session.execute(select(Run.run_id, Run.app_id).where(Run.run_id.in_(sorted(claimed)))):
+    for run_id, owner in session.execute(select(Run.run_id,
+                                                Run.app_id).where(Run.run_id.in_(sorted(claimed)))):
         if owner != claimed[run_id]:
             raise Unavailable(f"run {run_id!r} was created for app {owner!r} by a concurrent batch; retry")
 
@@ -180,26 +187,28 @@ def _insert_new_stages(session: Session, rows: list[dict]) -> list[dict]:
 
 
 def _copy_new_stages(session: Session, rows: list[dict]) -> list[dict]:
-    """PostgreSQL: COPY the batch into a temporary table, move the new attempts over (in key order) and sum them
-    in the same statement. A multi-row INSERT would carry 40 parameters per row, which the driver rewrites on
-    every batch (several times slower). The driver's errors come out as SQLAlchemy's, as from any statement:
-    a deadlock or a timeout is a 503, and a lost connection is dropped from the pool."""
+    """PostgreSQL: COPY the batch into a temporary table, move the new attempts over (in key order) and sum
+    them in the same statement. A multi-row INSERT would carry 40 parameters per row, which the driver
+    rewrites on every batch (several times slower). The driver's errors come out as SQLAlchemy's, as from any
+    statement: a deadlock or a timeout is a 503, and a lost connection is dropped from the pool."""
     connection = session.connection()
     names = ", ".join(_COLUMNS)
     now = utcnow()
     with db.driver_errors(connection, "COPY incoming_stages"):
-        cursor = connection.connection.dbapi_connection.cursor()
+        driver = connection.connection.dbapi_connection
+        assert driver is not None, "a connection in use has its driver's connection"
+        cursor = driver.cursor()
         # Per connection, made once: no constraints, emptied at every commit.
         cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS incoming_stages ON COMMIT DELETE ROWS AS "
                        f"SELECT {names} FROM stage_metrics WITH NO DATA")
         with cursor.copy(f"COPY incoming_stages ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([now if name == "ingested_at" else row.get(name) for name in _COLUMNS])
-        cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM incoming_stages "
-                       f"ORDER BY stage_id, attempt ON CONFLICT (spark_app_id, stage_id, attempt) DO NOTHING "
-                       f"RETURNING *) {_per_run_sums('new', 'postgresql')}")
-        columns = [column.name for column in cursor.description]
-        summed = [dict(zip(columns, row)) for row in cursor.fetchall()]
+        cursor.execute(f"WITH new AS (INSERT INTO stage_metrics ({names}) SELECT {names} FROM "
+                       f"incoming_stages ORDER BY stage_id, attempt ON CONFLICT (spark_app_id, stage_id, "
+                       f"attempt) DO NOTHING RETURNING *) {_per_run_sums('new', 'postgresql')}")
+        columns = [column[0] for column in cursor.description]  # DB-API: each column's name comes first
+        summed = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         cursor.execute("TRUNCATE incoming_stages")  # the same transaction may ingest again (tests, replays)
     return _typed(summed)
 
@@ -231,16 +240,20 @@ def _add_to_runs(session: Session, per_run: list[dict]) -> None:
     def latest(column, new):
         return greatest(func.coalesce(column, new), func.coalesce(new, column))
 
-    values: dict = {name: run[name] + least(bindparam(f"d_{name}"), INT64_MAX - run[name]) for name in SUMMED_METRICS}
+    values: dict = {name: run[name] + least(bindparam(f"d_{name}"), INT64_MAX - run[name])
+                    for name in SUMMED_METRICS}
     values.update({name: greatest(run[name], bindparam(f"d_{name}")) for name in MAX_METRICS})
     values["num_stages"] = run.num_stages + bindparam("d_num_stages")
     values["num_failed_stages"] = run.num_failed_stages + bindparam("d_num_failed_stages")
-    values["first_stage_at"] = earliest(run.first_stage_at, bindparam("d_first_stage_at", type_=run.first_stage_at.type))
-    values["last_stage_at"] = latest(run.last_stage_at, bindparam("d_last_stage_at", type_=run.last_stage_at.type))
+    values["first_stage_at"] = earliest(run.first_stage_at,
+                                        bindparam("d_first_stage_at", type_=run.first_stage_at.type))
+    values["last_stage_at"] = latest(run.last_stage_at,
+                                     bindparam("d_last_stage_at", type_=run.last_stage_at.type))
     names = ("num_stages", "num_failed_stages", "first_stage_at", "last_stage_at", *METRICS)
-    params = [{"b_run_id": summed["run_id"], **{f"d_{name}": summed[name] for name in names}} for summed in per_run]
-    session.connection().execute(update(Run.__table__).where(run.run_id == bindparam("b_run_id")).values(values),
-                                 params)
+    params = [{"b_run_id": summed["run_id"], **{f"d_{name}": summed[name] for name in names}}
+              for summed in per_run]
+    statement = update(cast(Table, Run.__table__)).where(run.run_id == bindparam("b_run_id")).values(values)
+    session.connection().execute(statement, params)
 
 
 def _count_unattributed(session: Session, batch: StageBatch, count: int) -> None:

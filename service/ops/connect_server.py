@@ -1,6 +1,7 @@
-"""A local Spark Connect server for development, tests, the demo and the benchmarks: the one shipped in pyspark,
-bound to 127.0.0.1, with our listener registered and the server settings shared with the image and the chart
-(connect-server.conf), on local[N] or on a standalone cluster (spark://, e.g. one of `spark-router cluster`)."""
+"""A local Spark Connect server for development, tests, the demo and the benchmarks: the one shipped in
+pyspark, bound to 127.0.0.1, with our listener registered and the server settings shared with the image and
+the chart (connect-server.conf), on local[N] or on a standalone cluster (spark://, e.g. one of `spark-router
+cluster`)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ SERVER_CONF_FILE = Path(__file__).with_name("connect-server.conf")
 
 
 def read_properties(text: str) -> dict[str, str]:
-    """The keys and values of a spark-defaults.conf: a key, blanks or '=', the value; '#' starts a comment line."""
+    """The keys and values of a spark-defaults.conf: a key, blanks or '=', the value; '#' starts a comment
+    line."""
     conf = {}
     for line in text.splitlines():
         line = line.strip()
@@ -42,7 +44,8 @@ SERVER_CONF = read_properties(SERVER_CONF_FILE.read_text())
 
 
 # spark.scheduler.mode=FAIR alone shares nothing: jobs land in the "default" pool, which is FIFO unless an
-# allocation file says otherwise. The fixed set of pools the router assigns runs to (one file, see its header).
+# allocation file says otherwise. The fixed set of pools the router assigns runs to (one file, see its
+# header).
 SCHEDULER_POOLS_FILE = Path(__file__).with_name("fairscheduler.xml")
 
 
@@ -80,12 +83,13 @@ _SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 def member_settings(settings: Settings, server_id: str | None) -> Settings:
     """The settings of local server `server_id` of the pool: the default server's are the settings themselves;
-    another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on the
-    ports it ran on before (free ones the first time)."""
+    another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on
+    the ports it ran on before (free ones the first time)."""
     if server_id is None or server_id == settings.connect_server_id:
         return settings
     if not _SERVER_ID.match(server_id):
-        raise ConnectServerError(f"server id {server_id!r}: use letters, digits, '.', '_' and '-' (at most 100)")
+        raise ConnectServerError(f"server id {server_id!r}: use letters, digits, '.', '_' and '-' (at most "
+                                 "100)")
     member = settings.model_copy(update={"connect_server_id": server_id,
                                          "state_dir": settings.state_dir / POOL_DIR / server_id})
     try:
@@ -98,7 +102,8 @@ def member_settings(settings: Settings, server_id: str | None) -> Settings:
 def local_server_ids(settings: Settings) -> list[str]:
     """The default server and every other local server that has a state dir, by id."""
     others = sorted(path.name for path in (settings.state_dir / POOL_DIR).glob("*") if path.is_dir())
-    return [settings.connect_server_id, *(server_id for server_id in others if server_id != settings.connect_server_id)]
+    return [settings.connect_server_id,
+            *(server_id for server_id in others if server_id != settings.connect_server_id)]
 
 
 def free_port() -> int:
@@ -119,10 +124,10 @@ def read_state(settings: Settings) -> ServerState | None:
 
 
 def server_conf(settings: Settings, master: str) -> dict[str, str]:
-    """The shared settings; on a cluster also the executors' size and the dynamic-allocation ceiling (by default
-    as many executors as a cluster of `spark-router cluster` has room for); then SPARK_ROUTER_CONNECT_SERVER_CONF.
-    On local[N] the dynamic-allocation settings are left out: Spark ignores them there, and the listener would
-    report a ceiling of executors the server does not have."""
+    """The shared settings; on a cluster also the executors' size and the dynamic-allocation ceiling (by
+    default as many executors as a cluster of `spark-router cluster` has room for); then
+    SPARK_ROUTER_CONNECT_SERVER_CONF. On local[N] the dynamic-allocation settings are left out: Spark ignores
+    them there, and the listener would report a ceiling of executors the server does not have."""
     conf = dict(SERVER_CONF)
     if master.startswith("local"):
         conf = {key: value for key, value in conf.items() if not key.startswith("spark.dynamicAllocation.")}
@@ -185,7 +190,8 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
           server_id: str | None = None) -> ServerState:
     """Start the server in the background and return once it has answered a warm-up query. `master`: default
     SPARK_ROUTER_CONNECT_MASTER (local[2]); spark://host:port runs it on a standalone cluster. `server_id`:
-    a server of the local pool other than the default one, on free ports unless `port`, `ui_port` are given."""
+    a server of the local pool other than the default one, on free ports unless `port`, `ui_port` are
+    given."""
     settings = member_settings(settings, server_id)
     master = master or settings.connect_master
     port = port or settings.connect_port
@@ -198,7 +204,8 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
     deadline = time.monotonic() + 15  # a server that was just stopped may take a moment to let go of it
     while port_open(port):
         if time.monotonic() > deadline:
-            raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with --port")
+            raise ConnectServerError(f"port {port} on 127.0.0.1 is taken by another process: pick one with "
+                                     "--port")
         time.sleep(0.5)
     base = settings.connect_server_dir
     for sub in ("logs", "local"):
@@ -218,12 +225,14 @@ def start(settings: Settings, port: int | None = None, ui_port: int | None = Non
         log.flush()
         # Its own session, so that a Ctrl-C in the starting terminal does not kill the server.
         command = server_command(settings, port, ui_port, with_listener, master)
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   env=env, start_new_session=True)
     state = ServerState(pid=process.pid, port=port, ui_port=ui_port,
-                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file), master=master)
+                        started_at=datetime.now(timezone.utc).isoformat(), log_file=str(log_file),
+                        master=master)
     _state_file(settings).write_text(json.dumps(state.__dict__))
-    progress(f"starting Connect server (pid {process.pid}) on {state.url}, master {master}, logs in {log_file}")
+    progress(f"starting Connect server (pid {process.pid}) on {state.url}, master {master}, logs in "
+             f"{log_file}")
     try:
         _wait_ready(state, process, settings.connect_start_timeout_s, progress)
     except BaseException:
@@ -241,7 +250,8 @@ def _wait_ready(state: ServerState, process: subprocess.Popen, timeout_s: float,
                 raise ConnectServerError(f"Connect server exited with code {process.returncode}; "
                                          f"last log lines:\n{tail(Path(state.log_file))}")
             if time.monotonic() > deadline:
-                raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see {state.log_file}")
+                raise ConnectServerError(f"Connect server not listening after {timeout_s:.0f} s; see "
+                                         f"{state.log_file}")
             time.sleep(0.25)
         progress("listening; running a warm-up query")
         started = time.monotonic()
@@ -280,7 +290,8 @@ class WarmUp:
         try:
             _, stderr = self.process.communicate(url + "\n", timeout=self.timeout_s + 30)
         except subprocess.TimeoutExpired as exc:
-            raise ConnectServerError(f"warm-up query on {url} did not finish in {self.timeout_s:.0f} s") from exc
+            raise ConnectServerError(
+                f"warm-up query on {url} did not finish in {self.timeout_s:.0f} s") from exc
         if self.process.returncode != 0:
             raise ConnectServerError(f"warm-up query on {url} failed:\n{stderr[-2000:]}")
 
@@ -315,9 +326,9 @@ def status(settings: Settings) -> dict:
     state = read_state(settings)
     if state is None:
         return {"running": False, "state_dir": str(settings.connect_server_dir)}
-    return {"running": True, "pid": state.pid, "url": state.url, "ui_url": f"http://127.0.0.1:{state.ui_port}",
-            "since": state.started_at, "log_file": state.log_file, "accepting": port_open(state.port),
-            "master": state.master or None}
+    return {"running": True, "pid": state.pid, "url": state.url,
+            "ui_url": f"http://127.0.0.1:{state.ui_port}", "since": state.started_at,
+            "log_file": state.log_file, "accepting": port_open(state.port), "master": state.master or None}
 
 
 def pool_status(settings: Settings) -> list[dict]:

@@ -22,6 +22,7 @@ from client_runtime.sentry import init_sentry, set_run_tags
 from service.db.models import utcnow
 from service.history.queries import count_quarantined
 from service.ops import dashboard_queries
+from service.routing.admission_store import queue_status
 from service.routing.pool import pool_status
 
 if TYPE_CHECKING:
@@ -239,7 +240,13 @@ class DatabaseCollector:
         pool = {field: GaugeMetricFamily(f"spark_router_pool_{field}", text, labels=["server_id"]) for field, text in (
             ("in_flight_cores", "Predicted cores of the Connect runs in flight on the server."),
             ("capacity_cores", "Cores the server can give concurrent runs, as placement counts them."),
-            ("available", "1 when the server can take a new run (heard from lately, not draining)."))}
+            ("available", "1 when the server can take a new run (heard from lately, not draining)."),
+            ("in_flight_runs", "Connect runs in flight on the server (decided or running)."),
+            ("max_runs", "Connect runs the server takes at once (SPARK_ROUTER_SERVER_MAX_RUNS)."))}
+        queue_length = GaugeMetricFamily("spark_router_queue_length", "Runs waiting in the admission queue for room "
+                                         "on a Connect server (their clients still asking).")
+        queue_oldest = GaugeMetricFamily("spark_router_queue_oldest_wait_seconds", "How long the run waiting longest "
+                                         "in the admission queue has waited (0: none waits).")
         database = GaugeMetricFamily("spark_router_database_up", "1 when the scrape could read the database.")
         try:
             policy = self.app.state.policies.get()
@@ -264,6 +271,9 @@ class DatabaseCollector:
                 for mode in ("connect", "standalone"):
                     in_flight.add_metric([mode], counts.get(mode, 0))
                 quarantined.add_metric([], count_quarantined(session))
+                waiting = [entry for entry in queue_status(session, self.app.state.settings, now) if entry["live"]]
+                queue_length.add_metric([], len(waiting))
+                queue_oldest.add_metric([], max((entry["waited_s"] for entry in waiting), default=0.0))
         except Exception as exc:  # noqa: BLE001 - the database is down: say so, and still answer the scrape
             log.warning("metrics: cannot read the database: %s", str(exc).splitlines()[0])
             database.add_metric([], 0)
@@ -276,6 +286,8 @@ class DatabaseCollector:
         yield from pool.values()
         yield in_flight
         yield quarantined
+        yield queue_length
+        yield queue_oldest
 
 
 def metrics_text(app: FastAPI) -> bytes:

@@ -8,23 +8,25 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime import protocol
 from client_runtime.settings import Settings
 from service.db import engine as db
-from service.db.models import App, Decision, Run, utcnow
-from service.errors import Conflict
+from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
+from service.errors import Conflict, UnknownRun
 from service.history import lifecycle
+from service.history.apps import lock_app
 from service.history.queries import in_flight_cutoffs
-from service.routing import decision_store, rules
+from service.routing import admission, admission_store, decision_store, rules, sizing
 from service.routing.facts import read_cluster_facts, summary_from_json
 from service.routing.policy import Policy
 from service.routing.predict import error_pct
-from service.schemas import DecisionOut, DecisionRequest, ReasonOut
+from service.schemas import DecisionOut, DecisionRequest, ReasonOut, SizingOut
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,23 @@ def resources(request: DecisionRequest) -> rules.Resources:
     return rules.Resources(**request.resources.model_dump(), spark_conf=dict(request.spark_conf))
 
 
+def usage(app: App | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
+    """What sizing reads of the app's recent successful runs. A Connect run ran with the shared server's
+    executors; a standalone run with what it was given (older summaries do not say: Spark's default)."""
+    server = policy.server
+    return tuple(sizing.RunUsage(
+        entry["task_time_ms"], entry["disk_spilled_bytes"], entry["peak_execution_memory_bytes"],
+        *((server.executor_memory, server.executor_cores) if entry.get("mode") == "connect"
+          else (entry.get("executor_memory"), entry.get("executor_cores"))))
+        for entry in (app.recent_runs if app is not None else None) or ())
+
+
+def sized_columns(sized: sizing.Sized | None) -> dict:
+    """A run's resource columns from its sizing (all None for a Connect run, which has none)."""
+    return {"executor_memory": sized and sized.executor_memory, "executor_cores": sized and sized.executor_cores,
+            "num_executors": sized and sized.num_executors, "driver_memory": sized and sized.driver_memory}
+
+
 def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
                    settings: Settings) -> list[DecisionOut | Exception]:
     """Decide a batch of requests and store every decision with its run, in the caller's transaction: the
@@ -55,17 +74,24 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     the policy cannot decide gets its exception in its place; the others are stored."""
     now = utcnow()
     state = decision_store.read(connection, sorted({request.app_id for request in requests}),
-                                default_server(settings), now, **in_flight_cutoffs(policy.capacity, now))
+                                default_server(settings), now, **in_flight_cutoffs(policy.capacity, now),
+                                polled_since=admission_store.polled_since(settings, now))
     apps = {app_id: aggregates(row) for app_id, row in state.apps.items()}
-    servers, cluster = state.servers, read_cluster_facts(connection)
+    # The runs waiting in the queue come first: the pool as it is once they are placed (those with room).
+    pool = admission_store.with_run_limits(state.servers, settings)
+    servers, queued_ahead = admission.place_ahead(pool, state.queued, now, policy)
+    waiting = admission_store.Waiting(list(state.queued))
+    cluster = read_cluster_facts(connection)
     results: list[DecisionOut | Exception] = []
-    new_runs, new_decisions, retries_granted = [], [], []
+    new_runs, new_decisions, retries_granted, new_entries = [], [], [], []
     for request in requests:
         app = apps[request.app_id]
         try:
             verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode,
                                                        resources=resources(request), app=app, servers=servers,
-                                                       cluster=cluster), policy)
+                                                       queued_ahead=queued_ahead, cluster=cluster), policy)
+            queue = (admission_store.consider(connection, waiting, verdict, request.app_id, pool, now, policy,
+                                              settings) if request.can_wait and no_room(verdict) else None)
         except Exception as exc:  # one request's failure is not the batch's
             log.exception("no decision for app %s", request.app_id)
             results.append(exc)
@@ -75,49 +101,89 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
             apps[request.app_id] = replace(app, retry_granted_at=now)
         if verdict.mode == "connect":
             servers = with_load(servers, verdict.server_id, verdict.predicted_cores)
+        sized = (sizing.size(resources(request), usage(state.apps[request.app_id], policy), policy)
+                 if verdict.mode == "standalone" else None)
         airflow = request.airflow
         run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
                "created_at": now, "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
                "server_id": verdict.server_id if verdict.mode == "connect" else None,
                "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
-               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number}
+               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
+               **sized_columns(sized)}
         decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
                     "requested_mode": request.mode, "mode": verdict.mode,
                     "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                     "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict)}
+                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict),
+                    "sizing_reason": sized and sized.reason}
+        position = wait_s = None
+        if queue is not None:
+            choice, wait_s, expected_s, startup = queue
+            decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
+            if choice.wait:
+                run.update(mode="queued", status="queued", server_id=None, predicted_cores=0.0)
+                decision.update(mode="queued", rule="queue")
+                position = len(waiting.queued) + 1
+                waiting.queued.append(admission.Queued(run["run_id"], verdict.predicted_cores, expected_s, now))
+                queued_ahead += 1  # the runs after it in this batch wait behind it
+                new_entries.append({"run_id": run["run_id"], "app_id": request.app_id, "enqueued_at": now,
+                                    "deadline_at": now + timedelta(seconds=settings.queue_max_wait_s),
+                                    "last_polled_at": now, "predicted_cores": verdict.predicted_cores,
+                                    "expected_s": expected_s, "predicted_wait_s": wait_s,
+                                    "request": request.model_dump(mode="json")})
         new_runs.append(run)
         new_decisions.append(decision)
-        results.append(decision_out(decision, run, settings, verdict.connect_url))
+        results.append(decision_out(decision, run, settings, verdict.connect_url, position, wait_s))
     if new_runs:
         decision_store.write(connection, new_runs, new_decisions, retries_granted, now)
+        admission_store.enqueue(connection, new_entries)
     return results
+
+
+def no_room(verdict: rules.Verdict) -> bool:
+    """The rules sent the run standalone only because no Connect server has room now: a verdict it may wait out."""
+    return verdict.mode == "standalone" and bool(verdict.reasons) and verdict.reasons[0].rule in admission.NO_ROOM_RULES
 
 
 def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
     """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
     held; no cool-down try granted; the app not created or marked seen."""
     now = utcnow()
-    servers = decision_store.read_pool(session.connection(), default_server(settings),
-                                       **in_flight_cutoffs(policy.capacity, now))
+    connection = session.connection()
+    pool = admission_store.with_run_limits(decision_store.read_pool(connection, default_server(settings),
+                                                                    **in_flight_cutoffs(policy.capacity, now)), settings)
+    waiting = admission_store.Waiting(list(decision_store.read_queue(connection,
+                                                                     admission_store.polled_since(settings, now))))
+    servers, queued_ahead = admission.place_ahead(pool, waiting.queued, now, policy)
+    app = session.get(App, request.app_id)
     verdict = rules.decide(rules.DecisionFacts(
         now=now, requested_mode=request.mode, resources=resources(request),
-        app=aggregates(session.get(App, request.app_id)), servers=servers,
+        app=aggregates(app), servers=servers, queued_ahead=queued_ahead,
         cluster=read_cluster_facts(session.connection())), policy)
+    sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone" else None)
     airflow = request.airflow
     run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id, "dag_id": airflow and airflow.dag_id,
            "task_id": airflow and airflow.task_id, "airflow_run_id": airflow and airflow.run_id,
-           "try_number": airflow and airflow.try_number}
+           "try_number": airflow and airflow.try_number, **sized_columns(sized)}
     decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
                 "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
-                "predictions": predictions_json(verdict)}
-    return decision_out(decision, run, settings, verdict.connect_url).model_copy(update={"dry_run": True})
+                "predictions": predictions_json(verdict), "sizing_reason": sized and sized.reason}
+    position = wait_s = None
+    if request.can_wait and no_room(verdict):
+        choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id, pool, now,
+                                                              policy, settings)
+        decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
+        if choice.wait:
+            decision.update(mode="queued", rule="queue")
+            position = len(waiting.queued) + 1
+    return decision_out(decision, run, settings, verdict.connect_url, position, wait_s).model_copy(
+        update={"dry_run": True})
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
              settings: Settings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
-    failed, _app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
+    failed, app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
     if failed.mode != "connect":
         raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
@@ -126,20 +192,77 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
     now = utcnow()
     why = reason or failed.failure_message or "it failed"
     message = f"The Connect run {run_id} failed ({why[:300]}); rerunning as a separate application."
+    sized = sizing.size(asked_by(failed, session), usage(app, policy), policy)
     run = Run(run_id=new_run_id(), app_id=failed.app_id, mode="standalone", status="decided", created_at=now,
               fallback_of=run_id, dag_id=failed.dag_id, task_id=failed.task_id,
-              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number)
+              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number, **sized_columns(sized))
     decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
                         mode="standalone", rule="fallback",
                         reasons=[{"rule": "fallback", "metric": None, "observed": None, "threshold": None,
                                   "message": message}],
-                        policy_version=policy.full_version, request={"fallback_of": run_id})
+                        policy_version=policy.full_version, request={"fallback_of": run_id},
+                        sizing_reason=sized.reason)
     failed.fell_back_to = run.run_id
     session.add(run)
     session.flush()
     session.add(decision)
     session.commit()
     return decision_out(values(decision), values(run), settings)
+
+
+def asked_by(run: Run, session: Session) -> rules.Resources:
+    """The resources the run's own request asked for (none known: Spark's defaults)."""
+    request = session.scalar(select(Decision.request).where(Decision.run_id == run.run_id)) or {}
+    try:
+        return resources(DecisionRequest.model_validate({"app_id": run.app_id, **{
+            key: request[key] for key in ("resources", "spark_conf") if key in request}}))
+    except ValueError:  # stored by an older router in another form: no ask to keep to
+        return rules.Resources()
+
+
+def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str | None, policy: Policy,
+              settings: Settings) -> DecisionOut:
+    """A standalone run ran out of memory: record its one rerun with more memory (sizing.oom_rerun) as a new run,
+    decided by the 'oom-rerun' rule. Asked again for the same run, the rerun recorded before."""
+    failed, _app = lifecycle.lock_run_and_app(session, run_id)
+    if failed.oom_rerun_to:
+        existing = session.scalars(select(Decision).where(Decision.run_id == failed.oom_rerun_to)).one()
+        return decision_out(values(existing), values(session.get(Run, failed.oom_rerun_to)), settings)
+    if failed.mode != "standalone":
+        raise Conflict(f"run {run_id} ran {failed.mode}; only a standalone run is rerun with more memory (a failed "
+                       f"Connect run falls back to standalone)")
+    if failed.status != "failed":
+        raise Conflict(f"run {run_id} is {failed.status}; report it failed before asking for its rerun")
+    if failed.oom_rerun_of:
+        raise Conflict(f"run {run_id} is already the out-of-memory rerun of {failed.oom_rerun_of}: one rerun only")
+    ran_with = rules.Resources(driver_memory=failed.driver_memory, executor_memory=failed.executor_memory,
+                               executor_cores=failed.executor_cores, num_executors=failed.num_executors)
+    sized, why = sizing.oom_rerun(ran_with, where, policy)
+    if sized is None:
+        raise Conflict(f"run {run_id} is not rerun: {why}")
+    now = utcnow()
+    said = f" ({reason[:300]})" if reason else ""
+    message = f"The standalone run {run_id} ran out of {where} memory{said}; rerunning it once with more."
+    run = Run(run_id=new_run_id(), app_id=failed.app_id, mode="standalone", status="decided", created_at=now,
+              oom_rerun_of=run_id, dag_id=failed.dag_id, task_id=failed.task_id,
+              airflow_run_id=failed.airflow_run_id, try_number=failed.try_number, **sized_columns(sized))
+    decision = Decision(run_id=run.run_id, app_id=failed.app_id, created_at=now, requested_mode="standalone",
+                        mode="standalone", rule="oom-rerun",
+                        reasons=[{"rule": "oom-rerun", "metric": f"{where}_memory", "observed": ran_with_memory(
+                            ran_with, where), "threshold": None, "message": message}],
+                        policy_version=policy.full_version, request={"oom_rerun_of": run_id, "where": where},
+                        sizing_reason=sized.reason)
+    failed.oom_rerun_to = run.run_id
+    session.add(run)
+    session.flush()
+    session.add(decision)
+    session.commit()
+    return decision_out(values(decision), values(run), settings)
+
+
+def ran_with_memory(ran_with: rules.Resources, where: sizing.OomWhere) -> int:
+    memory = ran_with.executor_memory if where == "executor" else ran_with.driver_memory
+    return memory or sizing.SPARK_DEFAULT_MEMORY
 
 
 def predictions_json(verdict: rules.Verdict) -> dict | None:
@@ -177,32 +300,154 @@ def default_server(settings: Settings) -> decision_store.DefaultServer:
 
 def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cores: float
               ) -> tuple[rules.ServerFacts, ...]:
-    """The pool with `cores` more in flight on `server_id`: the next decision of the batch sees this one's run."""
-    return tuple(replace(server, in_flight_cores=server.in_flight_cores + cores) if server.server_id == server_id
+    """The pool with one more run of `cores` in flight on `server_id`: the next decision of the batch sees it."""
+    return tuple(replace(server, in_flight_cores=server.in_flight_cores + cores,
+                         in_flight_runs=server.in_flight_runs + 1) if server.server_id == server_id
                  else server for server in servers)
 
 
-def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None) -> DecisionOut:
+def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None,
+                 position: int | None = None, predicted_wait_s: float | None = None) -> DecisionOut:
     """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL is
-    its server's (`connect_url`), else the settings'."""
+    its server's (`connect_url`), else the settings'; a queued one's position and predicted wait."""
+    queued = decision["mode"] == "queued"
     return DecisionOut(run_id=run["run_id"], app_id=run["app_id"], mode=decision["mode"], rule=decision["rule"],
                        reasons=[ReasonOut(**reason) for reason in decision["reasons"]],
                        connect_url=(connect_url or settings.connect_url) if decision["mode"] == "connect" else None,
                        server_id=run.get("server_id") if decision["mode"] == "connect" else None,
                        session_confs=session_confs(run), policy_version=decision["policy_version"],
-                       decided_at=decision["created_at"], predictions=decision.get("predictions"),
+                       decided_at=decision["created_at"], position=position if queued else None,
+                       predicted_wait_s=(None if predicted_wait_s is None else round(predicted_wait_s, 1))
+                       if queued else None, predictions=decision.get("predictions"),
                        actual=actual_outcome(run, decision.get("predictions")) if run["run_id"] else None,
-                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None)
+                       scheduler_pool=scheduler_pool(decision["reasons"]) if decision["mode"] == "connect" else None,
+                       sizing=sizing_out(decision, run))
 
 
 def scheduler_pool(reasons: list[dict]) -> str | None:
     """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before pools)."""
     return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE), None)
 
+def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
+    """A standalone decision's sizing: the run's resources and the decision's reason (decisions stored before
+    sizing have none)."""
+    if decision["mode"] != "standalone" or not decision.get("sizing_reason"):
+        return None
+    sized = sizing.Sized(run.get("executor_memory"), run.get("num_executors"), run.get("executor_cores"),
+                         run.get("driver_memory"), decision["sizing_reason"])
+    spark = sized.spark_resources()
+    return SizingOut(executor_memory=spark.get("executor_memory"), num_executors=sized.num_executors,
+                     executor_cores=sized.executor_cores, driver_memory=spark.get("driver_memory"),
+                     reason=sized.reason)
 
 def values(obj: Run | Decision) -> dict:
     """An ORM object's column values."""
     return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
+
+
+# ------------------------------------------------------------------------------------------ admission
+
+def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> DecisionOut:
+    """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room with
+    every live run ahead of it placed first; sent standalone when the rules now say so for another reason (pinned,
+    the server down), when the queue's longest wait is up, when its client stopped asking, or when room is
+    predicted later than a standalone start-up; else still queued, with its position and predicted wait. A run no
+    longer queued answers its decision as it stands; one cancelled while queued is a conflict.
+
+    Admissions take the queue's row locks in queue order first, so that each sees the one before it; leaving the
+    queue is a conditional update (queued -> decided), so a run is decided once however many workers check it."""
+    app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))
+    if app_id is None:
+        raise UnknownRun(run_id)
+    app = lock_app(session, app_id)  # apps, then runs: the order of decisions and lifecycle events
+    connection = session.connection()
+    now = utcnow()
+    queue = AdmissionQueueEntry.__table__
+    rows = connection.execute(select(queue).order_by(queue.c.id).with_for_update()).all()
+    run = session.scalars(select(Run).where(Run.run_id == run_id).with_for_update()).one()
+    decision = session.scalars(select(Decision).where(Decision.run_id == run_id)).one_or_none()
+    if decision is None:
+        raise Conflict(f"run {run_id} was not decided by the router (it has no decision to wait for)")
+    entry = next((row for row in rows if row.run_id == run_id), None)
+    if run.status == "cancelled" and decision.mode == "queued":
+        raise Conflict(f"run {run_id} was cancelled while it waited in the admission queue")
+    if run.status != "queued" or entry is None:
+        session.rollback()
+        return _stored(session, decision, run, settings)
+    since = admission_store.polled_since(settings, now)
+    ahead = [admission.Queued(row.run_id, row.predicted_cores, row.expected_s, as_utc(row.enqueued_at))
+             for row in rows if row.id < entry.id and as_utc(row.last_polled_at) >= since]
+    pool = admission_store.with_run_limits(decision_store.read_pool(connection, default_server(settings),
+                                                                    **in_flight_cutoffs(policy.capacity, now)), settings)
+    placed, queued_ahead = admission.place_ahead(pool, ahead, now, policy)
+    request = DecisionRequest.model_validate(entry.request)
+    verdict = rules.decide(rules.DecisionFacts(now=now, requested_mode=request.mode, resources=resources(request),
+                                               app=aggregates(app), servers=placed, queued_ahead=queued_ahead,
+                                               cluster=read_cluster_facts(connection)), policy)
+    enqueued_at = as_utc(entry.enqueued_at)
+    waited = f"It waited {(now - enqueued_at).total_seconds():.0f} s in the admission queue"
+    if no_room(verdict):
+        startup = admission_store.startup_s(connection, settings)
+        if as_utc(entry.last_polled_at) < since:
+            return _leave(session, entry, run, verdict, now, policy, settings,
+                          f"{waited}; its client stopped asking, so it runs standalone.")
+        if now >= as_utc(entry.deadline_at):
+            return _leave(session, entry, run, verdict, now, policy, settings,
+                          f"{waited}, the queue's longest wait ({settings.queue_max_wait_s:g} s, "
+                          f"SPARK_ROUTER_QUEUE_MAX_WAIT_S), so it runs standalone.")
+        wait_s = admission.predicted_wait_s(
+            admission_store.in_progress(connection, pool, now, policy, settings.connect_server_id), ahead,
+            admission.rooms_free(pool, verdict.predicted_cores, now, policy))
+        if wait_s is None or wait_s >= startup:
+            why = ("no run in progress has a history to predict when room opens" if wait_s is None else
+                   f"room is now predicted in {wait_s:.0f} s, not sooner than a standalone start-up ({startup:.0f} s)")
+            return _leave(session, entry, run, verdict, now, policy, settings,
+                          f"{waited}; {why}, so it runs standalone.")
+        connection.execute(update(queue).where(queue.c.id == entry.id).values(last_polled_at=now,
+                                                                               predicted_wait_s=wait_s))
+        session.commit()
+        return decision_out(values(decision), values(run), settings, None, len(ahead) + 1, wait_s)
+    then = "then room opened" if verdict.mode == "connect" else "then the policy decided it anew"
+    return _leave(session, entry, run, verdict, now, policy, settings, f"{waited}; {then}.")
+
+
+def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
+           settings: Settings, note: str) -> DecisionOut:
+    """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it is
+    still queued (a conditional update: whoever checks it at the same time finds it decided)."""
+    connect = verdict.mode == "connect"
+    reasons = [*rules.reasons_json(verdict),
+               {"rule": "queue", "metric": "queued_s", "threshold": None, "message": note,
+                "observed": round((now - as_utc(entry.enqueued_at)).total_seconds(), 1)}]
+    left = session.execute(update(Run).where(Run.run_id == run.run_id, Run.status == "queued")
+                           .values(status="decided", mode=verdict.mode, created_at=now,
+                                   server_id=verdict.server_id if connect else None,
+                                   predicted_cores=verdict.predicted_cores if connect else 0.0)
+                           .execution_options(synchronize_session=False))
+    if left.rowcount == 1:
+        session.execute(update(Decision).where(Decision.run_id == run.run_id)
+                        .values(mode=verdict.mode, rule=verdict.reasons[0].rule if verdict.reasons else "none",
+                                reasons=reasons, created_at=now, policy_version=policy.full_version,
+                                predictions=predictions_json(verdict))
+                        .execution_options(synchronize_session=False))
+        if verdict.grants_retry:
+            session.execute(update(App).where(App.app_id == run.app_id).values(retry_granted_at=now)
+                            .execution_options(synchronize_session=False))
+        session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.id == entry.id))
+    session.commit()
+    session.expire_all()
+    run = session.get(Run, run.run_id)
+    decision = session.scalars(select(Decision).where(Decision.run_id == run.run_id)).one()
+    return _stored(session, decision, run, settings, verdict.connect_url if connect else None)
+
+
+def _stored(session: Session, decision: Decision, run: Run, settings: Settings,
+            connect_url: str | None = None) -> DecisionOut:
+    """A decision as stored, with its server's Connect URL."""
+    if connect_url is None and run.server_id:
+        server = session.get(Server, run.server_id)
+        connect_url = server and server.connect_url
+    return decision_out(values(decision), values(run), settings, connect_url)
 
 
 class DecisionBatcher:

@@ -21,9 +21,9 @@ from sqlalchemy import Connection, and_, bindparam, func, insert, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
 from service.db import engine as db
-from service.db.models import App, Decision, Heartbeat, Run, Server, as_utc
+from service.db.models import AdmissionQueueEntry, App, Decision, Heartbeat, Run, Server, as_utc
 from service.history.queries import connect_in_flight
-from service.routing import rules
+from service.routing import admission, rules
 
 
 @dataclass
@@ -32,6 +32,7 @@ class BatchState:
 
     apps: dict  # app_id -> the app's row (App columns)
     servers: tuple[rules.ServerFacts, ...]  # the default server first
+    queued: tuple[admission.Queued, ...] = ()  # the runs waiting in the admission queue, first come first
 
 
 @dataclass(frozen=True)
@@ -44,14 +45,14 @@ class DefaultServer:
 
 
 def read(connection: Connection, app_ids: list[str], default: DefaultServer, now: datetime, since: datetime,
-         decided_since: datetime) -> BatchState:
+         decided_since: datetime, polled_since: datetime) -> BatchState:
     """Creates the apps not seen before, marks all seen, locks their rows until commit and reads them, with the
     pool of Connect servers and the load of the Connect runs in flight on each (``queries.in_flight``: running
-    since `since`, decided since `decided_since`). `app_ids` sorted: concurrent batches then lock rows in the
-    same order and cannot deadlock."""
+    since `since`, decided since `decided_since`), and the admission queue (its runs whose clients asked since
+    `polled_since`). `app_ids` sorted: concurrent batches then lock rows in the same order and cannot deadlock."""
     if connection.dialect.name == "postgresql":
-        return _read_postgresql(connection, app_ids, default, now, since, decided_since)
-    return _read_sqlite(connection, app_ids, default, now, since, decided_since)
+        return _read_postgresql(connection, app_ids, default, now, since, decided_since, polled_since)
+    return _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since)
 
 
 def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
@@ -64,9 +65,9 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
         _write_sqlite(connection, runs, decisions, retries_granted, now)
 
 
-def pool_facts(rows, load: dict[str, float], default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
-    """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per server:
-    the default server first (known to the router or not), then the others by id."""
+def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
+    """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per server
+    ([predicted cores, runs]): the default server first (known to the router or not), then the others by id."""
     by_id = {row["server_id"]: row for row in rows}
     ordered = [default.server_id, *sorted(server_id for server_id in by_id if server_id != default.server_id)]
     facts = []
@@ -77,7 +78,8 @@ def pool_facts(rows, load: dict[str, float], default: DefaultServer) -> tuple[ru
             executor_cores=row.get("executor_cores") or 0, max_executors=row.get("max_executors"),
             server_id=server_id,
             connect_url=row.get("connect_url") or (default.connect_url if server_id == default.server_id else None),
-            in_flight_cores=float(load.get(server_id) or 0.0)))
+            in_flight_cores=float((load.get(server_id) or [0.0])[0] or 0.0),
+            in_flight_runs=int((load.get(server_id) or [0, 0])[1] or 0)))
     return tuple(facts)
 
 
@@ -97,7 +99,7 @@ WITH seen AS (
     ON CONFLICT (app_id) DO UPDATE SET last_seen_at = excluded.last_seen_at
     RETURNING *),
 load AS (
-    SELECT coalesce(server_id, %(server_id)s) AS server_id, sum(predicted_cores) AS cores
+    SELECT coalesce(server_id, %(server_id)s) AS server_id, json_build_array(sum(predicted_cores), count(*)) AS cores
     FROM runs WHERE {_CONNECT_IN_FLIGHT} GROUP BY 1),
 pool AS (
     SELECT server.server_id, server.connect_url, server.last_heartbeat_at, server.draining,
@@ -107,7 +109,9 @@ pool AS (
                        WHERE heartbeats.server_id = server.server_id
                        ORDER BY received_at DESC, id DESC LIMIT 1) AS beat ON true
     WHERE server.server_id = %(server_id)s OR (server.kind = 'connect' AND server.connect_url IS NOT NULL))
-SELECT seen.*, (SELECT json_agg(pool) FROM pool) AS pool, (SELECT json_object_agg(server_id, cores) FROM load) AS load
+SELECT seen.*, (SELECT json_agg(pool) FROM pool) AS pool, (SELECT json_object_agg(server_id, cores) FROM load) AS load,
+       (SELECT json_agg(json_build_array(run_id, predicted_cores, expected_s, enqueued_at) ORDER BY id)
+        FROM admission_queue WHERE last_polled_at >= %(polled_since)s) AS queued
 FROM seen
 """
 
@@ -117,13 +121,14 @@ WITH granted AS (
     WHERE app_id IN (SELECT json_array_elements_text(%(granted)s))),
 new_runs AS (
     INSERT INTO runs (run_id, app_id, mode, status, created_at, predicted_cores, server_id, dag_id, task_id,
-                      airflow_run_id, try_number)
+                      airflow_run_id, try_number, executor_memory, executor_cores, num_executors, driver_memory)
     SELECT run_id, app_id, mode, status, %(now)s, predicted_cores, server_id, dag_id, task_id, airflow_run_id,
-           try_number
+           try_number, executor_memory, executor_cores, num_executors, driver_memory
     FROM json_populate_recordset(NULL::runs, %(runs)s))
 INSERT INTO decisions (run_id, app_id, created_at, requested_mode, mode, rule, reasons, policy_version, request,
-                       predictions)
-SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions
+                       predictions, sizing_reason)
+SELECT run_id, app_id, %(now)s, requested_mode, mode, rule, reasons, policy_version, request, predictions,
+       sizing_reason
 FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 """
 
@@ -136,15 +141,16 @@ def _cursor(connection: Connection):
         yield cursor
 
 
-def _read_postgresql(connection, app_ids, default, now, since, decided_since) -> BatchState:
+def _read_postgresql(connection, app_ids, default, now, since, decided_since, polled_since) -> BatchState:
     with _cursor(connection) as cursor:
         rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
-                                                 "decided_since": decided_since,
+                                                 "decided_since": decided_since, "polled_since": polled_since,
                                                  "server_id": default.server_id}).fetchall()
     first = rows[0]
     servers = [{**server, "last_heartbeat_at": server["last_heartbeat_at"] and
                 datetime.fromisoformat(server["last_heartbeat_at"])} for server in first.pool or ()]
-    return BatchState({row.app_id: row for row in rows}, pool_facts(servers, first.load or {}, default))
+    return BatchState({row.app_id: row for row in rows}, pool_facts(servers, first.load or {}, default),
+                      queued_facts(first.queued or ()))
 
 
 def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
@@ -173,7 +179,7 @@ _POOL = (
     .select_from(_SERVERS.outerjoin(_BEATS, _BEATS.c.id == _LATEST_BEAT))
     .where(or_(_SERVERS.c.server_id == bindparam("server_id"),
                and_(_SERVERS.c.kind == "connect", _SERVERS.c.connect_url.is_not(None)))))
-_LOAD = (select(_RUNS.c.server_id, func.sum(_RUNS.c.predicted_cores))
+_LOAD = (select(_RUNS.c.server_id, func.sum(_RUNS.c.predicted_cores), func.count())
          .where(connect_in_flight(bindparam("since"), bindparam("decided_since"))).group_by(_RUNS.c.server_id))
 _GRANT_RETRY = (update(_APPS).where(_APPS.c.app_id == bindparam("b_app_id"))
                 .values(retry_granted_at=bindparam("b_granted_at")))
@@ -184,18 +190,33 @@ def read_pool(connection: Connection, default: DefaultServer, since: datetime,
     """The pool of Connect servers with their load, as a decision sees it (two statements, either database)."""
     params = {"server_id": default.server_id, "since": since, "decided_since": decided_since}
     rows = [row._asdict() for row in connection.execute(_POOL, params)]
-    load: dict[str, float] = {}
-    for server_id, cores in connection.execute(_LOAD, params):  # runs placed before the pool: the default's
-        key = server_id or default.server_id
-        load[key] = load.get(key, 0.0) + float(cores or 0.0)
+    load: dict[str, list] = {}
+    for server_id, cores, runs in connection.execute(_LOAD, params):  # runs placed before the pool: the default's
+        cores_before, runs_before = load.get(server_id or default.server_id, (0.0, 0))
+        load[server_id or default.server_id] = [cores_before + float(cores or 0.0), runs_before + runs]
     return pool_facts(rows, load, default)
 
 
-def _read_sqlite(connection, app_ids, default, now, since, decided_since) -> BatchState:
+_QUEUE = AdmissionQueueEntry.__table__
+_QUEUED = (select(_QUEUE.c.run_id, _QUEUE.c.predicted_cores, _QUEUE.c.expected_s, _QUEUE.c.enqueued_at)
+           .where(_QUEUE.c.last_polled_at >= bindparam("polled_since")).order_by(_QUEUE.c.id))
+
+
+def read_queue(connection: Connection, polled_since: datetime) -> tuple[admission.Queued, ...]:
+    """The runs waiting in the admission queue whose clients asked since `polled_since`, first come first."""
+    return queued_facts(connection.execute(_QUEUED, {"polled_since": polled_since}))
+
+
+def queued_facts(rows) -> tuple[admission.Queued, ...]:
+    return tuple(admission.Queued(run_id, float(cores or 0.0), expected_s, as_utc(enqueued_at))
+                 for run_id, cores, expected_s, enqueued_at in rows)
+
+
+def _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since) -> BatchState:
     rows = connection.execute(_SEEN_AND_LOCKED_APPS, [{"app_id": app_id, "created_at": now, "last_seen_at": now,
                                                        "recent_runs": []} for app_id in app_ids])
     apps = {row.app_id: row for row in rows}
-    return BatchState(apps, read_pool(connection, default, since, decided_since))
+    return BatchState(apps, read_pool(connection, default, since, decided_since), read_queue(connection, polled_since))
 
 
 def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:

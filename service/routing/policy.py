@@ -115,6 +115,33 @@ class Capacity(PolicyModel):
                                                  "counts (the launcher starts a run seconds after its decision).")
 
 
+class Sizing(PolicyModel):
+    """Right-sizing of standalone runs from the app's own history (sizing.py); the ceilings are per cluster."""
+
+    enabled: bool = Field(True, description="Size standalone runs from their history; off: as asked.")
+    allow_below_request: bool = Field(False, description="Give a run less executor memory or fewer executors "
+                                                         "than the developer asked for, when its history says so.")
+    min_executor_memory: Size = Field(parse_size("512m"), description="The least executor memory a run sized "
+                                                                      "below its request gets.")
+    max_executor_memory: Size = Field(parse_size("8g"), description="The most executor memory sizing gives: no "
+                                                                    "more than a worker of the cluster can hold.")
+    max_executors: int = Field(10, ge=1, description="The most executors sizing gives a run.")
+    max_driver_memory: Size = Field(parse_size("8g"), description="The most driver memory an out-of-memory "
+                                                                  "rerun gets.")
+    executor_cores: int = Field(1, ge=1, description="Cores per executor of a run that does not ask: what the "
+                                                     "launcher gives it on a standalone cluster.")
+    headroom: float = Field(1.25, ge=1, le=10, description="Memory over the measured need.")
+    spill_bytes: Size = Field(parse_size("64m"), description="A run that spilled more than this to disk had too "
+                                                             "little executor memory.")
+    spill_growth: float = Field(2.0, ge=1, le=16, description="Such a run's executor memory is multiplied by this.")
+    target_duration_s: float = Field(300, gt=0, description="Executors enough to do the task time of a run "
+                                                            "(its statistic over the history window) in this "
+                                                            "wall time.")
+    oom_rerun: bool = Field(True, description="Rerun a standalone run that ran out of memory once, with more.")
+    oom_growth: float = Field(2.0, gt=1, le=16, description="The rerun's memory: the failed run's times this, "
+                                                            "within the ceiling.")
+
+
 class SchedulerPools(PolicyModel):
     light_max_task_time_ms: int = Field(
         2 * 60 * 1000, ge=0,
@@ -133,6 +160,7 @@ class Policy(PolicyModel):
     server: ServerLimits = Field(default_factory=ServerLimits)
     history: HistoryRule = Field(default_factory=HistoryRule)
     capacity: Capacity = Field(default_factory=Capacity)
+    sizing: Sizing = Field(default_factory=Sizing)
     objective: Objective = Field(
         "balanced", description="What the cost-aware rule picks the mode by, from both modes' predictions: makespan "
                                 "(the run's wall time), cost (its executor core-seconds), balanced (both, weighted "

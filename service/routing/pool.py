@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from client_runtime.settings import Settings
 from service.db.models import utcnow
 from service.history.queries import in_flight_cutoffs, in_flight_runs_by_server
-from service.routing import decision_store, rules
+from service.routing import admission_store, decision_store, rules
 from service.routing.decider import default_server
 from service.routing.policy import Policy
 
@@ -18,7 +18,8 @@ def pool_status(session: Session, policy: Policy, settings: Settings) -> list[di
     not), its capacity and where that figure comes from, the predicted cores and the runs in flight on it."""
     now = utcnow()
     cutoffs = in_flight_cutoffs(policy.capacity, now)
-    servers = decision_store.read_pool(session.connection(), default_server(settings), **cutoffs)
+    servers = admission_store.with_run_limits(
+        decision_store.read_pool(session.connection(), default_server(settings), **cutoffs), settings)
     runs = in_flight_runs_by_server(session, cutoffs, settings.connect_server_id)
     result = []
     for server in servers:
@@ -35,6 +36,7 @@ def pool_status(session: Session, policy: Policy, settings: Settings) -> list[di
             "max_executors": server.max_executors, "capacity_cores": round(capacity, 2), "capacity_source": source,
             "in_flight_cores": round(server.in_flight_cores, 2),
             "free_cores": round(rules.free_cores(server, policy), 2),
-            "in_flight_runs": runs.get(server.server_id, 0),
+            "in_flight_runs": runs.get(server.server_id, 0), "max_runs": server.max_runs,
+            "room": rules.has_room(server, policy.capacity.default_run_cores, policy) and unavailable is None,
         })
     return result

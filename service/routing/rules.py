@@ -62,6 +62,8 @@ class ServerFacts:
     server_id: str = "connect-server"
     connect_url: str | None = None  # where its clients connect
     in_flight_cores: float = 0.0  # predicted load of the Connect runs in flight on it
+    in_flight_runs: int = 0  # the Connect runs in flight on it (decided or running)
+    max_runs: int | None = None  # the runs it takes at once (SPARK_ROUTER_SERVER_MAX_RUNS); None: no limit
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class DecisionFacts:
     # The pool of Connect servers, the default server (SPARK_ROUTER_CONNECT_SERVER_ID) first, known to the
     # router or not: a Connect run no server can take (forced, pinned) goes there, as with one server.
     servers: tuple[ServerFacts, ...] = ()
+    # Runs in the admission queue ahead of this one that have no room yet (admission.place_ahead): they come first.
+    queued_ahead: int = 0
     cluster: ClusterFacts = field(default_factory=ClusterFacts)  # measured start-ups (routing/facts.py)
 
 
@@ -300,14 +304,43 @@ def free_cores(server: ServerFacts, policy: Policy) -> float:
     return server_capacity(server, policy)[0] - server.in_flight_cores
 
 
+def runs_full(server: ServerFacts) -> bool:
+    """The server already has as many runs in flight as it takes at once."""
+    return server.max_runs is not None and server.in_flight_runs >= server.max_runs
+
+
+def has_room(server: ServerFacts, cores: float, policy: Policy) -> bool:
+    """Room for a run of `cores` on the server: a run slot free, and that many cores free of runs in flight."""
+    return not runs_full(server) and free_cores(server, policy) >= cores
+
+
+def queue_ahead(facts: DecisionFacts, policy: Policy) -> Verdict | None:
+    """Runs wait in the admission queue for room ahead of this one: first come, first served."""
+    if facts.queued_ahead <= 0:
+        return None
+    runs = f"{facts.queued_ahead} run{'s' if facts.queued_ahead != 1 else ''}"
+    return Verdict("standalone", (Reason("queue-ahead", f"{runs} wait in the admission queue for room ahead of this "
+                                                        f"one.", "queued_ahead", facts.queued_ahead, 0),),
+                   predicted_cores=predicted_cores(facts.app, policy))
+
+
 def over_capacity(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """No Connect server has room: on each, the runs in flight plus this one would need more cores than it has.
-    Judged over the servers that can take a run; when none can, over every server of the pool."""
+    """No Connect server has room: on each, the runs in flight plus this one would need more cores than it has, or
+    it has as many runs as it takes at once. Judged over the servers that can take a run; when none can, over
+    every server of the pool."""
     cores = predicted_cores(facts.app, policy)
     pool = available_servers(facts, policy) or list(facts.servers) or [ServerFacts(None, False)]
-    if any(free_cores(server, policy) >= cores for server in pool):
+    if any(has_room(server, cores, policy) for server in pool):
         return None
-    best = max(pool, key=lambda server: free_cores(server, policy))
+    slotted = [server for server in pool if not runs_full(server)]
+    if not slotted:  # every server has all the runs it takes: that is what to say, whatever the cores
+        best = min(pool, key=lambda server: server.in_flight_runs - (server.max_runs or 0))
+        where = "the server" if len(facts.servers) <= 1 else f"{best.server_id}, the one with the fewest"
+        message = (f"No Connect server has room: {where} has {best.in_flight_runs} runs in flight, as many as it "
+                   f"takes at once ({best.max_runs}, SPARK_ROUTER_SERVER_MAX_RUNS).")
+        return Verdict("standalone", (Reason("over-capacity", message, "in_flight_runs", best.in_flight_runs,
+                                             best.max_runs),), predicted_cores=cores)
+    best = max(slotted, key=lambda server: free_cores(server, policy))
     limit, source = server_capacity(best, policy)
     total = best.in_flight_cores + cores
     if len(facts.servers) <= 1:
@@ -403,7 +436,7 @@ def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
 
 RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect_failure_streak,
                            server_unavailable, needs_own_application, no_history, history_over_thresholds,
-                           over_capacity, cost_aware)
+                           queue_ahead, over_capacity, cost_aware)
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
@@ -435,7 +468,8 @@ def place(verdict: Verdict, facts: DecisionFacts, policy: Policy) -> Verdict:
     if pinned is not None and facts.app.pinned_mode == "connect":
         chosen, why = pinned, f"Placed on {pinned.server_id}, the server an admin pinned the app to."
     elif candidates:
-        chosen = max(candidates, key=lambda server: free_cores(server, policy))  # max keeps the first of equals
+        # A server with a run slot free first; then the most free cores (max keeps the first of equals).
+        chosen = max(candidates, key=lambda server: (not runs_full(server), free_cores(server, policy)))
         others = ", ".join(f"{s.server_id} {free_cores(s, policy):.1f} of {server_capacity(s, policy)[0]:g}"
                            for s in candidates if s is not chosen)
         why = (f"Placed on {chosen.server_id}, the server with the most free capacity: "

@@ -407,7 +407,8 @@
     const share = pool.capacity_cores > 0 ? Math.min(1, pool.in_flight_cores / pool.capacity_cores) : 1;
     return h("span", { "data-testid": "load", title: `capacity: ${pool.capacity_source}` },
       h("span", { class: "load-bar" }, h("span", { class: share >= 1 ? "full" : null, style: `width:${Math.round(share * 100)}%` })),
-      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")} · `,
+      ` ${pool.in_flight_cores.toFixed(1)} of ${num(pool.capacity_cores)} cores in flight · ${plural(pool.in_flight_runs, "run")}` +
+      (pool.max_runs ? ` of ${num(pool.max_runs)}` : "") + " · ",
       h("strong", { text: `${pool.free_cores.toFixed(1)} free` }));
   }
 
@@ -482,12 +483,12 @@
     const params = new URLSearchParams(location.search);
     const windowName = WINDOWS[params.get("window")] ? params.get("window") : "24h";
     const win = WINDOWS[windowName];
-    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer, accuracy] = await Promise.all([
+    const [servers, summary, timeline, apps, recent, restarts, quarantine, executors, byServer, accuracy, queue] = await Promise.all([
       api("/servers"), api("/summary", { days: win.days }),
       api("/decisions", { days: win.days, bucket: win.bucket }), api("/apps", { days: win.days, limit: 25 }),
       api("/decisions/recent", { limit: 15 }), api("/restarts", { limit: 10 }), api("/quarantine", { limit: 5 }),
       api("/executors", { minutes: 60 }), api("/decisions/by-server", { days: win.days }),
-      api("/predictions", { days: Math.max(1, win.days) }),
+      api("/predictions", { days: Math.max(1, win.days) }), api("/queue"),
     ]);
     const windows = h("span", { class: "windows" }, Object.keys(WINDOWS).map((name) =>
       h("a", { href: `?window=${name}`, class: name === windowName ? "active" : null, text: name })));
@@ -504,6 +505,15 @@
           : h("div", { class: "card error", "data-testid": "no-server" },
             "No Connect server has sent a heartbeat: every auto decision goes standalone (rule server-unhealthy). ",
             "Check that the server runs with the router's listener and reaches this router.")),
+      section("Admission queue", h("span", { class: "muted", "data-testid": "queue-total",
+        text: `${plural(queue.filter((q) => q.live).length, "run")} waiting for room on a Connect server` }), table([
+        { title: "Position", cls: "num", cell: (q) => (q.position ? num(q.position) : h("span", { class: "muted", text: "gave up" })) },
+        { title: "App", cell: (q) => appLink(q.app_id) },
+        { title: "Run", cls: "nowrap", cell: (q) => runLink(q.run_id) },
+        { title: "Waited", cls: "num", cell: (q) => seconds(q.waited_s) },
+        { title: "Predicted wait", cls: "num", cell: (q) => (q.predicted_wait_s == null ? "–" : seconds(q.predicted_wait_s)) },
+        { title: "Standalone at", cls: "nowrap", cell: (q) => time(q.deadline_at) },
+      ], queue, { testid: "queue", empty: "No run waits: every run found room, or went standalone." })),
       section(`Last ${windowName}`, windows,
         h("div", { class: "tiles", "data-testid": "summary" },
           tile("Decisions", num(summary.decisions), `${num(summary.connect)} connect · ${num(summary.standalone)} standalone`),

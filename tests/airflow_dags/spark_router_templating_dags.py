@@ -1,5 +1,6 @@
 """DAGs of the operator's templated arguments given whole (an XComArg, a Jinja string, .expand()), which the
-operator keeps as given until the task runs; tests/airflow_plugins/test_operator.py runs them with dag.test()."""
+operator keeps as given until the task runs; tests/airflow_plugins/test_operator.py runs them with
+dag.test()."""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ with DAG("router_xcom_args", **COMMON):
 with DAG("router_native_conf", render_template_as_native_obj=True, params={"partitions": 5}, **COMMON):
     # A Jinja string that renders to a dict (native rendering), and one that renders to a list.
     SparkRouterOperator(task_id="confs", application=PRINT_CONFS,
-                        application_args="{{ ['spark.sql.shuffle.partitions', 'spark.sql.session.timeZone'] }}",
+                        application_args="{{ ['spark.sql.shuffle.partitions', 'spark.sql.session.timeZone'] "
+                                         "}}",
                         spark_conf="{{ {'spark.sql.shuffle.partitions': params.partitions, "
                                    "'spark.sql.session.timeZone': dag_run.conf.get('tz', 'UTC')} }}")
 

@@ -1,4 +1,5 @@
-"""DAGs that tests/airflow_plugins/test_operator.py runs with dag.test(), against the session's router and Connect server."""
+"""DAGs that tests/airflow_plugins/test_operator.py runs with dag.test(), against the session's router and
+Connect server."""
 
 from __future__ import annotations
 

@@ -293,13 +293,15 @@ with DAG("etl", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         fallback=False, idempotent=False, router_timeout=1.5, spark_router_conn_id="other_router",
         spark_connect_conn_id="my_connect")
     jvm = SparkRouterOperator(
-        task_id="jvm", application="s3://apps/{{ params.team }}/etl.jar", main_class="com.acme.{{ params.job }}",
+        task_id="jvm", application="s3://apps/{{ params.team }}/etl.jar",
+        main_class="com.acme.{{ params.job }}",
         application_args=["{{ ds }}"], params={"team": "acme", "job": "Orders"})
 out["template_fields"] = list(SparkRouterOperator.template_fields)
 op.render_template_fields({"params": op.params, "ds": "2026-11-22", "dag": dag})
 named.render_template_fields({"params": named.params, "dag": dag})
 jvm.render_template_fields({"params": jvm.params, "ds": "2026-11-22", "dag": dag})
-jvm_request = jvm.build_request({"ti": SimpleNamespace(dag_id="etl", task_id="jvm", run_id="r", try_number=1)})
+ti = SimpleNamespace(dag_id="etl", task_id="jvm", run_id="r", try_number=1)
+jvm_request = jvm.build_request({"ti": ti})
 out["jvm"] = [jvm_request.app, jvm_request.main_class, jvm_request.args]
 ti = SimpleNamespace(dag_id="etl", task_id="orders", run_id="manual__1", try_number=2)
 request = op.build_request({"ti": ti})
@@ -336,7 +338,8 @@ def test_operator_parameters_templates_and_settings(bare_airflow):
                                  SPARK_ROUTER_STANDALONE_MASTER="local[2]",
                                  SPARK_ROUTER_CONNECT_URL="sc://from-env:15002")
     checks = last_json(output, "CHECKS")
-    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id", "main_class"]
+    assert checks["template_fields"] == ["application", "application_args", "spark_conf", "app_id",
+                                         "main_class"]
     assert checks["request"] == {
         "app_id": "etl.orders", "app": "s3://apps/orders.py", "args": ["--date", "2026-11-22", "3"],
         "mode": "auto",
@@ -406,15 +409,17 @@ def test_templated_arguments_are_checked_once_rendered(bare_airflow):
                                 "spark_conf": {"spark.sql.shuffle.partitions": "6", "spark.flag": "true"}}
     assert checks["tuple"]["args"] == ["--n", "3"]
     assert checks["args_string"] == (
-        "TypeError: application_args must be a list of arguments, e.g. ['--date', '{{ ds }}']; it rendered to str "
-        "\"['--n', 3]\" (a Jinja string renders to a list only in a DAG with render_template_as_native_obj=True)")
+        "TypeError: application_args must be a list of arguments, e.g. ['--date', '{{ ds }}']; it rendered "
+        "to str \"['--n', 3]\" (a Jinja string renders to a list only in a DAG with "
+        "render_template_as_native_obj=True)")
     assert checks["plain_string"].startswith("TypeError: application_args must be a list") and \
         "'--date 2026'" in checks["plain_string"]
     assert checks["conf_string"].startswith("TypeError: spark_conf must be a dict of Spark confs") and \
         "renders to a dict only in a DAG with render_template_as_native_obj=True" in checks["conf_string"]
     assert checks["conf_list"].startswith("TypeError: spark_conf must be a dict") and "list [3]" in \
         checks["conf_list"] and "native" not in checks["conf_list"]
-    assert checks["conf_bad_key"] == "ValueError: spark_conf keys are Spark confs (spark.*); got 'executor.memory'"
+    assert checks["conf_bad_key"] == \
+        "ValueError: spark_conf keys are Spark confs (spark.*); got 'executor.memory'"
     assert checks["app_list"] == "TypeError: application must be a string; it rendered to list ['a.py']"
     assert checks["app_empty"] == "ValueError: application is empty"
 
@@ -452,7 +457,8 @@ def test_example_dags_parse_and_restart_dag_skips_when_busy(tmp_path):
     for params in ({"window": 60, "rolling": True}, {"window": 60, "server_id": "connect-b"}):
         [run], log = home.dag_test("spark_router_restart_connect_server", params, times=1,
                                    PATH=f"{fake_bin}{os.pathsep}{home.env['PATH']}",
-                                   AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host="router.internal", port=8765))
+                                   AIRFLOW_CONN_SPARK_ROUTER_DEFAULT=conn_json(host="router.internal",
+                                                                               port=8765))
         assert run["tasks"]["restart_connect_server"]["state"] == "success", log[-5000:]
     assert calls.read_text().splitlines() == [
         "http://router.internal:8765 restart-server --window 60 --rolling",
@@ -467,7 +473,8 @@ bag = DagBag(dag_folder=sys.argv[1])
 dag = bag.dags["spark_router_example"]
 apps = {task.task_id: task.application for task in dag.tasks if hasattr(task, "application")}
 print("APPS " + json.dumps({"errors": {path: str(error) for path, error in bag.import_errors.items()},
-                            "apps": apps, "found": {task: Path(app).is_file() for task, app in apps.items()}}))
+                            "apps": apps,
+                            "found": {task: Path(app).is_file() for task, app in apps.items()}}))
 """
 
 
@@ -579,7 +586,8 @@ def test_failing_app_fails_the_task_with_its_error_in_the_log(airflow_home, run_
     rerun = router.get(f"/api/v1/runs/{xcom['run_id']}")
     assert (rerun["status"], rerun["failure_kind"]) == ("failed", "app")
     connect_run = router.get(f"/api/v1/runs/{rerun['fallback_of']}")
-    assert (connect_run["mode"], connect_run["status"], connect_run["failure_kind"]) == ("connect", "failed", "app")
+    assert (connect_run["mode"], connect_run["status"], connect_run["failure_kind"]) == ("connect", "failed",
+                                                                                         "app")
 
 
 @pytest.mark.spark
@@ -648,13 +656,15 @@ def test_execution_timeout_leaves_no_app_behind(airflow_home, run_env, router):
     assert "interrupted by AirflowTaskTimeout: the app's processes were stopped" in log, log[-5000:]
     assert processes_running(str(TEST_APPS / "slow_udf.py")) == []
     stopped = last_run(router, "router_execution_timeout.slow")
-    assert (stopped["status"], stopped["failure_message"]) == ("cancelled", "interrupted by AirflowTaskTimeout")
+    assert (stopped["status"], stopped["failure_message"]) == ("cancelled", "interrupted by "
+                                                                            "AirflowTaskTimeout")
 
 
 # ----------------------------------------------- templated arguments given whole: XComArg, Jinja, .expand()
 
 def light_result(rows: int) -> str:
-    """The line examples/apps/light_aggregation.py prints for ROWS rows: so the log shows which args it got."""
+    """The line examples/apps/light_aggregation.py prints for ROWS rows: so the log shows which args it
+    got."""
     stores = [{"orders": 0, "revenue": 0, "store": store} for store in range(7)]
     for i in range(rows):
         stores[i % 7]["orders"] += 1
@@ -695,7 +705,8 @@ def test_jinja_strings_render_to_a_conf_dict_and_an_arg_list(airflow_home, run_e
     assert run["state"] == "success", log[-5000:]
     xcom = run["xcoms"]["confs"]
     assert xcom["mode"] == "connect"
-    assert "CONF spark.sql.shuffle.partitions=5" in log and "CONF spark.sql.session.timeZone=Asia/Tokyo" in log
+    assert "CONF spark.sql.shuffle.partitions=5" in log
+    assert "CONF spark.sql.session.timeZone=Asia/Tokyo" in log
     assert router.get(f"/api/v1/runs/{xcom['run_id']}")["status"] == "succeeded"
 
 
@@ -711,4 +722,5 @@ def test_partial_expand_runs_one_app_per_argument_list(airflow_home, run_env, ro
     runs = {r["run_id"]: r for r in runs_of(router, "router_expand.aggregate")}
     run_ids = {run["xcoms"][f"aggregate[{i}]"]["run_id"] for i in range(3)}
     assert len(run_ids) == 3 and run_ids <= runs.keys()
-    assert all((runs[run_id]["mode"], runs[run_id]["status"]) == ("connect", "succeeded") for run_id in run_ids)
+    assert all((runs[run_id]["mode"], runs[run_id]["status"]) == ("connect", "succeeded")
+               for run_id in run_ids)

@@ -1,6 +1,6 @@
-"""The one `spark-router`: its client commands in client_runtime/cli.py, the router's found in service/commands.py
-when the router package is installed (and named clearly when it is not); `decide` against the session's router
-process, a dry run by default."""
+"""The one `spark-router`: its client commands in client_runtime/cli.py, the router's found in
+service/commands.py when the router package is installed (and named clearly when it is not); `decide` against
+the session's router process, a dry run by default."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def in_flight(router) -> int:
 
 def decide(router, app_id: str, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "SPARK_ROUTER_URL": router.url}
-    return subprocess.run([SPARK_ROUTER, "decide", "--app-id", app_id, *options], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run([SPARK_ROUTER, "decide", "--app-id", app_id, *options], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_decide_leaves_the_in_flight_count_unchanged_unless_asked_to_record(router):
@@ -61,7 +61,8 @@ def without_the_router(*argv: str) -> subprocess.CompletedProcess:
 
 
 def test_the_router_commands_are_the_services():
-    """The names client_runtime/cli.py lists for a client-only install are the commands service/commands.py adds."""
+    """The names client_runtime/cli.py lists for a client-only install are the commands service/commands.py
+    adds."""
     commands = next(action for action in cli.build_parser()._actions if action.dest == "command")
     assert set(commands.choices) == {"run", "check", "classpath", "decide", *cli.ROUTER_COMMANDS}
     assert cli.router_commands() is not None
@@ -79,7 +80,8 @@ def test_without_the_router_package_the_client_commands_work_and_the_router_comm
     for argv in (["serve", "--port", "9999"], ["db", "upgrade"], ["restart-server", "--help"]):
         refused = without_the_router(*argv)
         assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
-        assert f"`spark-router {argv[0]}` is a command of the router: it needs the router package" in refused.stderr
+        needs = f"`spark-router {argv[0]}` is a command of the router: it needs the router package"
+        assert needs in refused.stderr
     checked = without_the_router("check", str(REPO / "examples" / "apps" / "light_aggregation.py"))
     assert checked.returncode == 0 and "no Connect incompatibilities" in checked.stderr, checked.stderr
 
@@ -95,14 +97,15 @@ def test_decide_prints_what_the_answer_predicts():
     from client_runtime.cli import prediction_lines
 
     predictions = {
-        "connect": {"wall_s": 42.4, "core_s": 40.1, "uncertainty": 0.2, "basis": "3 Connect runs", "startup_s": 2,
-                    "cores": 1, "server_id": "connect-1"},
+        "connect": {"wall_s": 42.4, "core_s": 40.1, "uncertainty": 0.2, "basis": "3 Connect runs",
+                    "startup_s": 2, "cores": 1, "server_id": "connect-1"},
         "standalone": {"wall_s": 95, "core_s": 180, "uncertainty": 0.7, "cores": 2, "startup_s": 38.2,
                        "basis": "from 3 Connect runs (not seen in the other mode)", "server_id": None},
         "note": None}
     assert prediction_lines(predictions) == [
         "predicted connect: 42 s and 40 executor core-s ±20% (on connect-1; from 3 Connect runs)",
-        ("predicted standalone: 95 s and 180 executor core-s ±70% (incl. 38 s start-up, 2 cores; from 3 Connect runs "
+        ("predicted standalone: 95 s and 180 executor core-s ±70% (incl. 38 s start-up, 2 cores; from 3 "
+         "Connect runs "
         "(not seen in the other mode))")]
     assert prediction_lines({"connect": None, "standalone": None, "note": "No successful run yet."}) == [
         "predictions: No successful run yet."]

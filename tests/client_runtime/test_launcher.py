@@ -65,11 +65,11 @@ def test_check_knows_the_usual_suspects(tmp_path):
 
 def test_check_cli_exit_codes():
     spark_router = str(Path(sys.executable).parent / "spark-router")
-    bad = subprocess.run([spark_router, "check", str(EXAMPLES / "uses_spark_context.py")], capture_output=True,
-                         text=True, check=False)
+    bad = subprocess.run([spark_router, "check", str(EXAMPLES / "uses_spark_context.py")],
+                         capture_output=True, text=True, check=False)
     assert bad.returncode == 1 and "uses_spark_context.py:7: .sparkContext" in bad.stdout
-    good = subprocess.run([spark_router, "check", str(EXAMPLES / "light_aggregation.py")], capture_output=True,
-                          text=True, check=False)
+    good = subprocess.run([spark_router, "check", str(EXAMPLES / "light_aggregation.py")],
+                          capture_output=True, text=True, check=False)
     assert good.returncode == 0 and "no Connect incompatibilities" in good.stderr
 
 
@@ -77,7 +77,8 @@ def test_check_cli_exit_codes():
                                              ("SPARK_ROUTER_ROUTER_TIMEOUT_S", "soon")])
 def test_a_bad_setting_is_named_not_a_traceback(tmp_path, variable, value):
     env = {**os.environ, "SPARK_ROUTER_STATE_DIR": str(tmp_path), variable: value}
-    for command in (["decide", "--app-id", "etl.x"], ["run", "--app-id", "etl.x", str(EXAMPLES / "light_aggregation.py")]):
+    for command in (["decide", "--app-id", "etl.x"],
+                    ["run", "--app-id", "etl.x", str(EXAMPLES / "light_aggregation.py")]):
         result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), *command], env=env,
                                 capture_output=True, text=True, timeout=60, check=False)
         assert result.returncode == 2, result.stderr
@@ -111,8 +112,9 @@ def test_resolve_py_dir_zip_wheel(tmp_path):
     resolved = artifacts.resolve(str(wheel), work)
     assert "run_module('etl_job'" in resolved.main.read_text()
     assert resolved.artifacts[0].suffix == ".zip"
-    out = subprocess.run([sys.executable, str(resolved.main)], env={**os.environ, "PYTHONPATH": str(resolved.artifacts[0])},
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run([sys.executable, str(resolved.main)],
+                         env={**os.environ, "PYTHONPATH": str(resolved.artifacts[0])}, capture_output=True,
+                         text=True, check=False)
     assert out.stdout == "wheel main\n", out.stderr
 
 
@@ -141,7 +143,8 @@ def test_resolve_dir_without_main(tmp_path):
 def s3_server():
     """moto's S3 in server mode: a real HTTP endpoint that boto3 talks to."""
     port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p",
+                                str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_until(lambda: _port_open(port), 30, "moto_server")
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
@@ -206,7 +209,8 @@ def test_router_unreachable_follows_mode_if_router_unreachable_quickly(tmp_path)
     silent.listen(16)  # never accepted: requests hang until the client's timeout
     app = write_app(tmp_path, """\
         import json, os
-        print("MODE", os.environ["SPARK_ROUTER_MODE"], json.loads(os.environ["SPARK_ROUTER_SESSION_CONFS"])["spark.router.appId"])
+        confs = json.loads(os.environ["SPARK_ROUTER_SESSION_CONFS"])
+        print("MODE", os.environ["SPARK_ROUTER_MODE"], confs["spark.router.appId"])
         """)
     settings = launcher_settings(tmp_path, router_timeout_s=1.0, mode_if_router_unreachable="connect")
     settings.url = f"http://127.0.0.1:{silent.getsockname()[1]}"
@@ -266,8 +270,8 @@ def test_sigterm_to_spark_router_run_cleans_up(tmp_path):
     app, pids = write_process_tree_app(tmp_path)
     env = {**os.environ, "SPARK_ROUTER_URL": f"http://127.0.0.1:{free_port()}",
            "SPARK_ROUTER_STATE_DIR": str(tmp_path / "state")}
-    launcher = subprocess.Popen([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.term",
-                                 "--mode", "connect", str(app)], env=env, stdout=subprocess.PIPE,
+    launcher = subprocess.Popen([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id",
+                                 "etl.term", "--mode", "connect", str(app)], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
     wait_until(lambda: pids.exists() and pids.read_text(), 30, "the app to start")
     launcher.terminate()
@@ -298,8 +302,8 @@ sys.exit(int(sys.argv[1]))
 
 
 def test_the_preloaded_interpreter_runs_an_app_as_python_would(tmp_path):
-    """client_runtime.runner: the same __name__, argv, sys.path[0], cwd, environment, (empty) stdin and exit code
-    as `python -u APP ARGS`."""
+    """client_runtime.runner: the same __name__, argv, sys.path[0], cwd, environment, (empty) stdin and exit
+    code as `python -u APP ARGS`."""
     app = tmp_path / "probe.py"
     app.write_text(PROBE_APP)
     (tmp_path / "helper.py").write_text("VALUE = 42\n")
@@ -325,8 +329,8 @@ def test_an_app_that_raises_fails_the_same_in_the_preloaded_interpreter(tmp_path
 
 
 def preloaded_interpreters(marker: str | None = None) -> list[int]:
-    """Live client_runtime.runner interpreters: this process's children, or with `marker`, those whose environment
-    holds it (also when the process that started them is gone)."""
+    """Live client_runtime.runner interpreters: this process's children, or with `marker`, those whose
+    environment holds it (also when the process that started them is gone)."""
     found = []
     for status in Path("/proc").glob("[0-9]*/status"):
         try:
@@ -343,9 +347,11 @@ def preloaded_interpreters(marker: str | None = None) -> list[int]:
 
 def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
     """The router is away and the default is standalone: the interpreter preloaded for Connect is not used,
-    and not left running. The app runs in the caller's directory, as with spark-submit, with a fixed hash seed."""
+    and not left running. The app runs in the caller's directory, as with spark-submit, with a fixed hash
+    seed."""
     # spark-submit runs it; it needs no SparkContext.
-    app = write_app(tmp_path, "import os\nprint('STANDALONE', os.getcwd(), os.environ.get('PYTHONHASHSEED'))\n")
+    app = write_app(tmp_path, "import os\nprint('STANDALONE', os.getcwd(), "
+                              "os.environ.get('PYTHONHASHSEED'))\n")
     settings = launcher_settings(tmp_path, router_timeout_s=0.5, mode_if_router_unreachable="standalone",
                                  standalone_master="local[1]")
     workdir = tmp_path / "work"
@@ -359,9 +365,9 @@ def test_a_standalone_run_leaves_no_preloaded_interpreter_behind(tmp_path):
 
 @pytest.mark.parametrize("usage", ["bad usage", "no such app", "fine"])
 def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_behind(tmp_path, usage):
-    """`spark-router run` starts the interpreter a Connect run will use before it imports anything; when the run
-    never reaches the launch (bad usage, an app that is not there), that interpreter is killed on the way out,
-    not left preloading after the launcher is gone."""
+    """`spark-router run` starts the interpreter a Connect run will use before it imports anything; when the
+    run never reaches the launch (bad usage, an app that is not there), that interpreter is killed on the way
+    out, not left preloading after the launcher is gone."""
     marker = f"router-test-{uuid.uuid4().hex}"
     app = write_app(tmp_path, "import os, sys; print('INTERPRETER', os.getppid()); sys.exit(4)\n")
     command = {"bad usage": ["--mode", "sideways", str(app)], "no such app": [str(tmp_path / "missing.py")],
@@ -369,9 +375,11 @@ def test_spark_router_run_starts_the_apps_interpreter_first_and_never_leaves_it_
     env = {**os.environ, "ROUTER_TEST_MARKER": marker, "SPARK_ROUTER_STATE_DIR": str(tmp_path),
            "SPARK_ROUTER_URL": "http://127.0.0.1:9", "SPARK_ROUTER_ROUTER_TIMEOUT_S": "0.5",
            "SPARK_ROUTER_CONNECT_URL": "sc://127.0.0.1:9"}
-    result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", "etl.early",
-                             *command], env=env, capture_output=True, text=True, timeout=120, check=False)
-    if usage == "fine":  # the early interpreter ran the app: its parent is the launcher, the exit code the app's
+    result = subprocess.run([str(Path(sys.executable).parent / "spark-router"), "run", "--app-id",
+                             "etl.early", *command], env=env, capture_output=True, text=True, timeout=120,
+                            check=False)
+    if usage == "fine":
+        # the early interpreter ran the app: its parent is the launcher, the exit code the app's
         assert result.returncode == 4 and "INTERPRETER" in result.stdout, result.stderr
     else:
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
@@ -397,12 +405,13 @@ print("PROBE", os.getcwd(), os.environ.get("PYTHONHASHSEED"), hash("spark-router
 
 
 def hash_with_seed(seed: str) -> str:
-    return subprocess.run([sys.executable, "-c", "print(hash('spark-router'))"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout.strip()
+    return subprocess.run([sys.executable, "-c", "print(hash('spark-router'))"], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONHASHSEED": seed}, check=True).stdout.strip()
 
 
 @pytest.mark.parametrize("user_seed", [None, "123"])
-def test_a_connect_run_gets_the_callers_directory_and_the_standalone_hash_seed(tmp_path, monkeypatch, user_seed):
+def test_a_connect_run_gets_the_callers_directory_and_the_standalone_hash_seed(tmp_path, monkeypatch,
+                                                                               user_seed):
     """The app of a Connect run runs where the launcher was started, with PYTHONHASHSEED=0 as a standalone run
     (unless the user set one), and the launcher warns about relative paths given to it: they resolve on the
     server."""
@@ -435,7 +444,8 @@ class FlakyRouter(http.server.BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.server.calls.append(self.path)
         status = self.server.statuses.pop(0) if self.server.statuses else 200
-        body = json.dumps({"detail": "no"} if status >= 400 else {"run_id": "r", "status": "running"}).encode()
+        body = json.dumps({"detail": "no"} if status >= 400
+                          else {"run_id": "r", "status": "running"}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

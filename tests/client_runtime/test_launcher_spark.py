@@ -24,14 +24,16 @@ TEST_APPS = REPO / "tests" / "apps"
 def launcher_env(router, connect_server, state_dir, **extra) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_CONNECT_URL": connect_server.url,
-                "SPARK_ROUTER_STATE_DIR": str(state_dir), "SPARK_ROUTER_STANDALONE_MASTER": "local[2]", **extra})
+                "SPARK_ROUTER_STATE_DIR": str(state_dir), "SPARK_ROUTER_STANDALONE_MASTER": "local[2]",
+                **extra})
     return env
 
 
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
 
 
-def spark_router_run(env, app_id, app, *options, args=(), cwd=None, timeout=400) -> subprocess.CompletedProcess:
+def spark_router_run(env, app_id, app, *options, args=(), cwd=None,
+                     timeout=400) -> subprocess.CompletedProcess:
     """`spark-router run` in `cwd` (default the state dir: a standalone run's files land there, as with
     spark-submit)."""
     command = [SPARK_ROUTER, "run", "--app-id", app_id, *options, str(app), *(["--", *args] if args else [])]
@@ -91,7 +93,8 @@ def test_incompatible_app_goes_standalone_without_a_connect_try(router, connect_
     [run] = runs_of(router, app_id)
     assert run["mode"] == "standalone" and run["status"] == "succeeded"
     decision = router.get(f"/api/v1/runs/{run['run_id']}")["decision"]
-    assert decision["rule"] == "connect-incompatible" and "uses_spark_context.py:7" in decision["reasons"][0]["message"]
+    assert decision["rule"] == "connect-incompatible"
+    assert "uses_spark_context.py:7" in decision["reasons"][0]["message"]
 
 
 def test_app_fetched_from_s3_runs(router, connect_server, state_dir, s3_server):  # noqa: F811
@@ -115,8 +118,8 @@ def processes_running(pattern: str) -> list[str]:
 def test_server_killed_mid_run_completes_standalone_in_bounded_time(router, connect_server, state_dir):
     env = launcher_env(router, connect_server, state_dir)
     app_id = f"kill.{uuid.uuid4().hex[:6]}"
-    command = [str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", app_id, "--mode", "connect",
-               "--connect-timeout", "5", str(TEST_APPS / "slow_udf.py"), "--", "15"]
+    command = [str(Path(sys.executable).parent / "spark-router"), "run", "--app-id", app_id, "--mode",
+               "connect", "--connect-timeout", "5", str(TEST_APPS / "slow_udf.py"), "--", "15"]
     launcher = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
@@ -168,10 +171,12 @@ def run_detail(router, run_id) -> dict:
     ("word_lengths_spark_context.py", "[MASTER_URL_NOT_SET]", "RESULT 6500"),
     ("hive_orders.py", "[NOT_SUPPORTED_COMMAND_WITHOUT_HIVE_SUPPORT]", "RESULT 42.0"),
 ])
-def test_unmodified_apps_that_connect_refuses_fall_back_and_succeed(router, connect_server, state_dir, tmp_path,
+def test_unmodified_apps_that_connect_refuses_fall_back_and_succeed(router, connect_server, state_dir,
+                                                                    tmp_path,
                                                                    app, refusal, result):
-    """Apps written for spark-submit, which Spark Connect refuses in ways no output pattern of the old launcher
-    named: each Connect run fails, the standalone rerun succeeds, and that makes the failure Connect's."""
+    """Apps written for spark-submit, which Spark Connect refuses in ways no output pattern of the old
+    launcher named: each Connect run fails, the standalone rerun succeeds, and that makes the failure
+    Connect's."""
     env = launcher_env(router, connect_server, state_dir)
     app_id = f"refused.{uuid.uuid4().hex[:6]}"
     run = spark_router_run(env, app_id, TEST_APPS / app, "--mode", "connect", cwd=tmp_path)
@@ -186,9 +191,10 @@ def test_unmodified_apps_that_connect_refuses_fall_back_and_succeed(router, conn
     assert detail["fell_back_to"] == rerun["run_id"]
 
 
-def test_an_app_connect_refuses_every_time_goes_standalone_by_the_streak(router, connect_server, state_dir, tmp_path):
-    """pyspark.mllib needs a SparkContext, which the compatibility check cannot see here: each auto run goes to
-    Connect, fails, and succeeds standalone; after three, the streak sends the app standalone."""
+def test_an_app_connect_refuses_every_time_goes_standalone_by_the_streak(router, connect_server, state_dir,
+                                                                         tmp_path):
+    """pyspark.mllib needs a SparkContext, which the compatibility check cannot see here: each auto run goes
+    to Connect, fails, and succeeds standalone; after three, the streak sends the app standalone."""
     env = launcher_env(router, connect_server, state_dir)
     app_id = f"mllib.{uuid.uuid4().hex[:6]}"
     for _ in range(3):
@@ -197,13 +203,14 @@ def test_an_app_connect_refuses_every_time_goes_standalone_by_the_streak(router,
         assert "RESULT [1000, 1000, 1000, 1000, 1000, 1000] p-value 1.0" in run.stdout
         assert "router: connect" in run.stderr and "compatibility check:" not in run.stderr
     runs = runs_of(router, app_id)
-    assert [(r["mode"], r["status"]) for r in runs] == [("connect", "failed"), ("standalone", "succeeded")] * 3
+    assert [(r["mode"], r["status"]) for r in runs] == [("connect", "failed"),
+                                                        ("standalone", "succeeded")] * 3
     for failed in runs[::2]:
         detail = run_detail(router, failed["run_id"])
         assert detail["failure_kind"] == "connect", detail
         assert "CONTEXT_UNAVAILABLE_FOR_REMOTE_CLIENT" in detail["failure_message"]
-    decided = subprocess.run([SPARK_ROUTER, "decide", "--app-id", app_id, "--json"], env=env, capture_output=True,
-                             text=True, timeout=60, check=False)
+    decided = subprocess.run([SPARK_ROUTER, "decide", "--app-id", app_id, "--json"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
     decision = json.loads(decided.stdout)
     assert (decision["mode"], decision["rule"]) == ("standalone", "connect-failure-streak"), decision
 
@@ -216,7 +223,8 @@ def test_a_real_app_bug_runs_twice_and_is_an_app_failure(router, connect_server,
     assert run.stdout.count("ValueError: bad input: expected 11 rows, found 10") == 2  # once in each mode
     assert "the standalone rerun failed too: the app failed, not Connect" in run.stderr
     failed, rerun = runs_of(router, app_id)
-    assert [(r["mode"], r["status"]) for r in (failed, rerun)] == [("connect", "failed"), ("standalone", "failed")]
+    assert [(r["mode"], r["status"]) for r in (failed, rerun)] == [("connect", "failed"),
+                                                                   ("standalone", "failed")]
     assert run_detail(router, failed["run_id"])["failure_kind"] == "app"
     assert run_detail(router, rerun["run_id"])["failure_kind"] == "app"
     assert router.get(f"/api/v1/dashboard/apps/{app_id}")["connect_failure_streak"] == 0
@@ -246,7 +254,8 @@ def test_sigterm_to_spark_router_run_records_the_run_cancelled(router, connect_s
     assert router.get(f"/api/v1/dashboard/apps/{app_id}")["connect_failure_streak"] == 0
 
 
-def test_a_relative_input_path_works_standalone_and_is_warned_about_on_connect(router, connect_server, state_dir,
+def test_a_relative_input_path_works_standalone_and_is_warned_about_on_connect(router, connect_server,
+                                                                               state_dir,
                                                                               tmp_path):
     """As with spark-submit, the app runs where `spark-router run` was started: data/orders.csv is found by a
     standalone run. On Connect it resolves on the server, which has no such file: the launcher says so, the

@@ -12,15 +12,17 @@ from client_runtime.launcher import Decision, Launcher, RunRequest
 from client_runtime.settings import Settings
 
 APP = ResolvedApp(source=Path("/apps/job.py"), main=Path("/apps/job.py"))
-DECISION = Decision("run-1", "standalone", None, {"spark.router.appId": "etl.job", "spark.router.runId": "run-1"},
-                    [], from_router=True)
+DECISION = Decision("run-1", "standalone", None,
+                    {"spark.router.appId": "etl.job", "spark.router.runId": "run-1"}, [], from_router=True)
 
 
-def command(master: str, tmp_path: Path, **resources) -> tuple[list[str], dict[str, str]]:
+def command(master: str, tmp_path: Path, decision: Decision = DECISION,
+            **resources) -> tuple[list[str], dict[str, str]]:
     settings = Settings(state_dir=tmp_path, standalone_master=master, listener_jar=tmp_path / "listener.jar")
     (tmp_path / "listener.jar").write_bytes(b"")
     argv = Launcher(settings, on_event=lambda _m: None)._standalone_command(
-        RunRequest(app_id="etl.job", app=str(APP.main), resources=resources), PythonApp(APP, settings), DECISION)
+        RunRequest(app_id="etl.job", app=str(APP.main), resources=resources), PythonApp(APP, settings),
+        decision)
     confs = dict(argv[i + 1].split("=", 1) for i, arg in enumerate(argv) if arg == "--conf")
     return argv, confs
 
@@ -37,7 +39,8 @@ def test_on_a_standalone_cluster_the_executor_count_is_a_cap_of_cores(tmp_path):
     assert option(argv, "--driver-memory") == "1g"
     assert confs["spark.cores.max"] == "6"  # 3 executors of 2 cores
     # The listener is attached, the run's ids travel as confs, and the driver binds to loopback.
-    assert confs["spark.extraListeners"].endswith("RouterListener") and option(argv, "--jars").endswith("listener.jar")
+    assert confs["spark.extraListeners"].endswith("RouterListener") and option(argv,
+                                                                               "--jars").endswith("listener.jar")
     assert confs["spark.router.runId"] == "run-1"
     assert confs["spark.driver.host"] == "127.0.0.1"
     assert "spark.ui.enabled" not in confs  # a cluster run keeps its UI
@@ -57,4 +60,15 @@ def test_other_masters_get_no_core_cap(master, tmp_path):
 
 def test_a_run_that_asks_for_nothing_gets_spark_defaults(tmp_path):
     argv, confs = command("spark://127.0.0.1:7077", tmp_path)
-    assert "spark.cores.max" not in confs and "--executor-cores" not in argv and "--executor-memory" not in argv
+    assert "spark.cores.max" not in confs
+    assert "--executor-cores" not in argv and "--executor-memory" not in argv
+
+
+def test_the_routers_sizing_goes_over_the_ask(tmp_path):
+    sized = Decision("run-1", "standalone", None, DECISION.session_confs, [], from_router=True,
+                     sized={"executor_memory": "1792m", "num_executors": 3, "executor_cores": 1})
+    argv, confs = command("spark://127.0.0.1:7077", tmp_path, sized, executor_memory="1g", num_executors=1,
+                          driver_memory="2g")
+    assert option(argv, "--executor-memory") == "1792m" and option(argv, "--executor-cores") == "1"
+    assert option(argv, "--driver-memory") == "2g"  # not sized: as asked
+    assert confs["spark.executor.instances"] == "3" and confs["spark.cores.max"] == "3"

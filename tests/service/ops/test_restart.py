@@ -20,7 +20,8 @@ SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
 
 
 def activity(in_flight=0, running_jobs=0, active_operations=0, age=2.0, beat=True) -> dict:
-    heartbeat = {"spark_app_id": "local-1", "running_jobs": running_jobs, "active_operations": active_operations}
+    heartbeat = {"spark_app_id": "local-1", "running_jobs": running_jobs,
+                 "active_operations": active_operations}
     return {"server": {"spark_app_id": "local-1"}, "last_heartbeat": heartbeat if beat else None,
             "heartbeat_age_s": age if beat else None, "in_flight_connect_runs": in_flight,
             "in_flight_run_ids": [f"run-{i}" for i in range(in_flight)]}
@@ -33,7 +34,8 @@ def test_idle_when_nobody_reports_work():
 def test_busy_reasons_name_their_source():
     reasons = restart.busy_reasons(activity(in_flight=2, running_jobs=1, active_operations=3),
                                    ["1 active stage(s) in the Spark UI"])
-    assert reasons == ["2 Connect run(s) in flight per the router (run-0, run-1)", "1 running job(s) per the listener",
+    assert reasons == ["2 Connect run(s) in flight per the router (run-0, run-1)", "1 running job(s) per the "
+                                                                                   "listener",
                        "3 active Connect operation(s) per the listener", "1 active stage(s) in the Spark UI"]
 
 
@@ -42,7 +44,8 @@ def test_a_stale_heartbeat_is_not_trusted_for_counts():
 
 
 def test_exit_cleanup_operations_are_not_work():
-    assert restart._is_exit_cleanup({"state": "STARTED", "statement": "ml_command {\n  clean_cache {\n  }\n}"})
+    assert restart._is_exit_cleanup({"state": "STARTED",
+                                     "statement": "ml_command {\n  clean_cache {\n  }\n}"})
     assert not restart._is_exit_cleanup({"state": "STARTED", "statement": "sql { query: \"select 1\" }"})
 
 
@@ -56,7 +59,8 @@ def test_the_idle_check_reads_the_ui_of_the_server(reported, configured, read):
     admin = SimpleNamespace(activity=lambda _server_id: {**activity(), "server": {"spark_app_id": "local-1",
                                                                                     "ui_url": reported}})
     coordinator = restart.RestartCoordinator(Settings(connect_ui_url=configured), admin, backend=None,
-                                             progress=lambda _m: None, rest=lambda url: seen.append(url) or [])
+                                             progress=lambda _m: None,
+                                             rest=lambda url: seen.append(url) or [])
     assert coordinator._wait_for_idle(1) == (True, [])
     assert seen == [read]
 
@@ -75,16 +79,19 @@ class FakeAppsApi:
     def read_namespaced_deployment_status(self, name, namespace):
         self.polls += 1
         done = self.polls >= 2
-        return SimpleNamespace(status=SimpleNamespace(observed_generation=7 if done else 6, updated_replicas=1 if done else 0,
-                                                      available_replicas=1, unavailable_replicas=0 if done else 1))
+        return SimpleNamespace(status=SimpleNamespace(observed_generation=7 if done else 6,
+                                                      updated_replicas=1 if done else 0, available_replicas=1,
+                                                      unavailable_replicas=0 if done else 1))
 
 
 def test_kubernetes_backend_patches_restarted_at_and_waits_for_the_rollout(monkeypatch):
     warmed = []
-    monkeypatch.setattr(restart, "wait_for_warm_up", lambda settings, progress: warmed.append(settings.connect_url))
+    monkeypatch.setattr(restart, "wait_for_warm_up", lambda settings,
+                        progress: warmed.append(settings.connect_url))
     monkeypatch.setattr(restart.time, "sleep", lambda _s: None)
     api = FakeAppsApi()
-    settings = Settings(kubernetes_namespace="spark", kubernetes_deployment="connect", connect_url="sc://connect:15002")
+    settings = Settings(kubernetes_namespace="spark", kubernetes_deployment="connect",
+                        connect_url="sc://connect:15002")
     restart.KubernetesBackend(settings, progress=lambda _m: None, apps_api=api).restart()
     [(namespace, name, body)] = api.patches
     assert (namespace, name) == ("spark", "connect")
@@ -104,7 +111,8 @@ class FakePool:
 
     def __init__(self, *server_ids, down=()):
         self.servers = {server_id: {"server_id": server_id, "connect_url": f"sc://{server_id}:15002",
-                                    "draining": False, "up": server_id not in down, "spark_app_id": f"{server_id}-1"}
+                                    "draining": False, "up": server_id not in down,
+                                    "spark_app_id": f"{server_id}-1"}
                         for server_id in server_ids}
         self.events: list[str] = []
         self.records: list[dict] = []
@@ -129,7 +137,8 @@ class FakePool:
         server = self.servers[server_id]
         busy = int(self.polls <= self.busy_polls)
         return {"server": {"spark_app_id": server["spark_app_id"], "ui_url": None},
-                "last_heartbeat": {"spark_app_id": server["spark_app_id"], "running_jobs": busy, "active_operations": 0},
+                "last_heartbeat": {"spark_app_id": server["spark_app_id"], "running_jobs": busy,
+                                   "active_operations": 0},
                 "heartbeat_age_s": 1.0, "in_flight_connect_runs": busy, "in_flight_run_ids": ["run-1"] * busy}
 
     def record_restart(self, record):
@@ -153,8 +162,8 @@ class FakeBackend:
 
 def rolling(router: FakePool, tmp_path, window_s=5.0) -> int:
     settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
-    return restart.RollingRestart(settings, router, lambda s: FakeBackend(router, s), progress=lambda _m: None,
-                                  rest=lambda _url: []).run(window_s, force=False)
+    return restart.RollingRestart(settings, router, lambda s: FakeBackend(router, s),
+                                  progress=lambda _m: None, rest=lambda _url: []).run(window_s, force=False)
 
 
 def test_a_rolling_restart_restarts_one_server_at_a_time_while_the_others_take_runs(tmp_path):
@@ -164,7 +173,8 @@ def test_a_rolling_restart_restarts_one_server_at_a_time_while_the_others_take_r
         "drain a", "restart a (others available: ['b', 'c'])", "undrain a",
         "drain b", "restart b (others available: ['a', 'c'])", "undrain b",
         "drain c", "restart c (others available: ['a', 'b'])", "undrain c"]
-    assert [(r["server_id"], r["outcome"]) for r in router.records] == [("a", "restarted"), ("b", "restarted"),
+    assert [(r["server_id"], r["outcome"]) for r in router.records] == [("a", "restarted"),
+                                                                        ("b", "restarted"),
                                                                         ("c", "restarted")]
 
 
@@ -187,7 +197,8 @@ def test_a_rolling_restart_undrains_and_skips_when_the_other_server_goes_down_wh
     router.on_poll = b_goes_down
     assert rolling(router, tmp_path) == restart.SKIPPED
     assert router.events[:2] == ["drain a", "undrain a"]  # a was drained, then given back, never restarted
-    assert router.records[0]["outcome"] == "skipped" and "no other Connect server" in router.records[0]["message"]
+    assert router.records[0]["outcome"] == "skipped"
+    assert "no other Connect server" in router.records[0]["message"]
     assert not any(e.startswith("restart") for e in router.events)
 
 
@@ -199,7 +210,8 @@ def test_a_rolling_restart_fails_when_a_server_fails(tmp_path):
             raise restart.RestartError("the command exited 1")
 
     settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
-    code = restart.RollingRestart(settings, router, lambda s: (Broken if s.connect_server_id == "a" else FakeBackend)(
+    code = restart.RollingRestart(settings, router,
+                                  lambda s: (Broken if s.connect_server_id == "a" else FakeBackend)(
         router, s), progress=lambda _m: None, rest=lambda _url: []).run(5.0, force=False)
     assert code == restart.FAILED
     assert [(r["server_id"], r["outcome"]) for r in router.records] == [("a", "failed"), ("b", "restarted")]
@@ -209,12 +221,14 @@ def test_a_rolling_restart_fails_when_a_server_fails(tmp_path):
 def test_server_settings_name_each_servers_deployment_command_and_ui(tmp_path):
     settings = Settings(state_dir=tmp_path, connect_server_id="a", connect_url="sc://a:15002",
                         connect_ui_url="http://a-ui:4040", kubernetes_deployment="connect-a",
-                        kubernetes_deployments={"b": "connect-b"}, restart_command="systemctl restart spark@{server_id}")
+                        kubernetes_deployments={"b": "connect-b"}, restart_command="systemctl restart "
+                                                                                   "spark@{server_id}")
     default = restart.server_settings(settings, "a")
     assert (default.kubernetes_deployment, default.connect_url, default.connect_ui_url) == (
         "connect-a", "sc://a:15002", "http://a-ui:4040")
     other = restart.server_settings(settings, "b", "sc://b:15002")
-    assert (other.connect_server_id, other.kubernetes_deployment, other.connect_url) == ("b", "connect-b", "sc://b:15002")
+    assert (other.connect_server_id, other.kubernetes_deployment, other.connect_url) == ("b", "connect-b",
+                                                                                         "sc://b:15002")
     assert other.connect_ui_url is None and other.restart_command == "systemctl restart spark@b"
     assert other.connect_server_dir == tmp_path / "connect-servers" / "b" / "connect-server"
     unknown = restart.server_settings(settings, "c", "sc://c:15002")
@@ -229,13 +243,15 @@ class SlowClient:
     """`spark-router run` of a slow app in the background; its output is read as it comes."""
 
     def __init__(self, env, connect_server, seconds: int):
-        self.process = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", f"slow.{uuid.uuid4().hex[:6]}", "--mode",
-                                         "connect", "--no-fallback", str(TEST_APPS / "slow_udf.py"), "--", str(seconds)],
+        self.process = subprocess.Popen([SPARK_ROUTER, "run", "--app-id", f"slow.{uuid.uuid4().hex[:6]}",
+                                         "--mode", "connect", "--no-fallback", str(TEST_APPS / "slow_udf.py"),
+                                         "--", str(seconds)],
                                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(self.process.stdout), daemon=True)
         self.reader.start()
-        wait_until(lambda: any(line.startswith("STARTED") for line in self.lines), 60, "the slow app to start")
+        wait_until(lambda: any(line.startswith("STARTED") for line in self.lines), 60,
+                   "the slow app to start")
         wait_until(lambda: running_jobs(connect_server), 60, "the slow app's job to run")
 
     def finish(self, timeout_s: float) -> tuple[int, str]:
@@ -254,8 +270,8 @@ def test_restart_waits_for_the_running_job_then_serves_again(router, connect_ser
     wait_until(lambda: current_spark_app(router), 30, "a heartbeat")
     before = current_spark_app(router)
     client = SlowClient(env, connect_server, seconds=12)
-    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "240"], env=env, capture_output=True,
-                               text=True, timeout=400, check=False)
+    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "240"], env=env,
+                               capture_output=True, text=True, timeout=400, check=False)
     code, client_output = client.finish(60)
     assert code == 0, client_output[-2000:]  # the job was not cut off
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
@@ -267,8 +283,8 @@ def test_restart_waits_for_the_running_job_then_serves_again(router, connect_ser
     assert server["draining"] is False
     # It serves: a client run on the restarted server.
     light = subprocess.run([SPARK_ROUTER, "run", "--app-id", "after.restart", "--mode", "connect",
-                            str(REPO / "examples" / "apps" / "light_aggregation.py")], env=env, capture_output=True,
-                           text=True, timeout=120, check=False)
+                            str(REPO / "examples" / "apps" / "light_aggregation.py")], env=env,
+                           capture_output=True, text=True, timeout=120, check=False)
     assert light.returncode == 0 and "RESULT" in light.stdout, light.stderr[-2000:]
 
 
@@ -291,9 +307,9 @@ def test_restart_is_skipped_when_work_outlasts_the_window(router, connect_server
 
 @pytest.mark.spark
 def test_a_local_restart_comes_back_on_the_ports_the_server_ran_on(router, connect_server, state_dir):
-    """The session's server runs on free ports, not the defaults, and restart-server is told neither: it starts
-    the server again on the port and UI port it ran on (its state file), and judges idleness through the UI
-    its listener reports."""
+    """The session's server runs on free ports, not the defaults, and restart-server is told neither: it
+    starts the server again on the port and UI port it ran on (its state file), and judges idleness through
+    the UI its listener reports."""
     from service.ops import connect_server as local_server
 
     settings = connect_server.settings
@@ -303,8 +319,8 @@ def test_a_local_restart_comes_back_on_the_ports_the_server_ran_on(router, conne
     before = current_spark_app(router)
     [server] = [s for s in router.get("/api/v1/servers") if s["server_id"] == "connect-test"]
     assert server["ui_url"].endswith(f":{settings.connect_ui_port}"), server
-    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "60"], env=env, capture_output=True,
-                               text=True, timeout=400, check=False)
+    restarted = subprocess.run([SPARK_ROUTER, "restart-server", "--window", "60"], env=env,
+                               capture_output=True, text=True, timeout=400, check=False)
     assert restarted.returncode == 0, restarted.stdout[-3000:] + restarted.stderr[-2000:]
     # The idle check read the server's own UI, not the default one.
     assert f"the Spark UI at http://127.0.0.1:{settings.connect_ui_port}\n" in restarted.stdout

@@ -133,4 +133,4 @@ def test_every_rule_is_correct_alone_over_a_pool(rule, pool):
 def test_with_load_adds_to_the_chosen_server_only():
     pool = with_load((server("a"), server("b", in_flight=1)), "b", 2.5)
     assert [s.in_flight_cores for s in pool] == [0.0, 3.5]
-    assert pool[1] == replace(server("b"), in_flight_cores=3.5)
+    assert pool[1] == replace(server("b"), in_flight_cores=3.5, in_flight_runs=1)

@@ -26,9 +26,9 @@ def upgrade() -> None:
 
 
 def _fill_in_summaries() -> None:
-    """The apps' kept summaries of successful runs get the mode and start-up of their runs, so predictions can use
-    the history there is (a Connect run's core-seconds are its task time; a standalone run's executors were not
-    measured then)."""
+    """The apps' kept summaries of successful runs get the mode and start-up of their runs, so predictions can
+    use the history there is (a Connect run's core-seconds are its task time; a standalone run's executors
+    were not measured then)."""
     bind = op.get_bind()
     apps = sa.table('apps', sa.column('app_id', sa.String), sa.column('recent_runs', sa.JSON))
     runs = sa.table('runs', sa.column('run_id', sa.String), sa.column('app_id', sa.String),
