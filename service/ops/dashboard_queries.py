@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
-from sqlalchemy import Integer, case, cast, func, literal_column, or_, select
+from sqlalchemy import ColumnElement, Integer, case, cast, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.models import (
@@ -117,11 +118,12 @@ def executors_over_time(session: Session, minutes: float) -> dict:
     now = utcnow()
     step_s = max(10, int(minutes * 60 // EXECUTOR_POINTS))
     since = now - timedelta(minutes=minutes)
+    seconds: ColumnElement[Any]
     if session.get_bind().dialect.name == "postgresql":
-        bucket = func.floor(func.extract("epoch", Heartbeat.received_at) / step_s)
+        seconds = func.floor(func.extract("epoch", Heartbeat.received_at) / step_s)
     else:  # SQLite: integer division
-        bucket = cast(func.strftime("%s", Heartbeat.received_at), Integer) / step_s
-    bucket = bucket.label("bucket")
+        seconds = cast(func.strftime("%s", Heartbeat.received_at), Integer) / step_s
+    bucket = seconds.label("bucket")
     rows = session.execute(
         select(Heartbeat.server_id, bucket, func.max(Heartbeat.executors), func.max(Heartbeat.executor_cores),
                func.max(Heartbeat.max_executors))
@@ -179,9 +181,10 @@ def _floor(moment: datetime, bucket: str) -> datetime:
     return moment.replace(hour=0) if bucket == "day" else moment
 
 
-def _kind():
+def _kind() -> ColumnElement[str]:
     """connect, standalone, or fallback (a standalone rerun of a failed Connect run)."""
-    fallback = literal_column("'fallback'")  # literals, not parameters: PostgreSQL matches it in GROUP BY
+    # Literals, not parameters: PostgreSQL matches it in GROUP BY.
+    fallback: ColumnElement[str] = literal_column("'fallback'")
     return case((Decision.rule == fallback, fallback), else_=Decision.mode)
 
 
@@ -209,8 +212,8 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
     cancelled run is neither: it is counted apart), runs in flight, task time by mode."""
     now = utcnow()
     since = now - timedelta(days=days)
-    by_kind = dict(session.execute(select(_kind(), func.count()).where(Decision.created_at >= since)
-                                   .group_by(_kind())).all())
+    by_kind: dict[str, int] = dict(session.execute(
+        select(_kind(), func.count()).where(Decision.created_at >= since).group_by(_kind())).all())
     connect, standalone, fallbacks = (by_kind.get(k, 0) for k in ("connect", "standalone", "fallback"))
     failures = dict(session.execute(
         select(Run.failure_kind, func.count())
@@ -220,8 +223,9 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         Run.failure_kind == "connect"))
     cancelled = session.scalar(select(func.count()).where(Run.created_at >= since, Run.status == "cancelled"))
     in_flight = in_flight_runs(session, policy)
-    task_ms = dict(session.execute(select(Run.mode, safe_sum(session, Run.executor_run_time_ms))
-                                   .where(Run.created_at >= since).group_by(Run.mode)).all())
+    task_ms: dict[str, int] = dict(session.execute(
+        select(Run.mode, safe_sum(session, Run.executor_run_time_ms))
+        .where(Run.created_at >= since).group_by(Run.mode)).all())
     return {
         "days": days, "since": since, "policy_version": policy.full_version,
         "decisions": connect + standalone + fallbacks, "connect": connect, "standalone": standalone,
