@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 from airflow.sdk.exceptions import AirflowException
@@ -16,6 +16,8 @@ from client_runtime import sentry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from client_runtime.launcher import Launcher
     from airflow.sdk.types import TaskInstanceKey
 
 MODES = ("auto", "connect", "standalone")
@@ -138,7 +140,7 @@ class SparkRouterOperator(BaseOperator):
         self.router_timeout = _seconds(router_timeout, "router_timeout")
         self.spark_router_conn_id = spark_router_conn_id
         self.spark_connect_conn_id = spark_connect_conn_id
-        self._launcher = None
+        self._launcher: Launcher | None = None
         self._killed = False
         self._run_url: str | None = None  # set by execute()
 
@@ -200,13 +202,13 @@ class SparkRouterOperator(BaseOperator):
         from client_runtime.router_client import RouterRejected
 
         try:
-            router = SparkRouterHook(self.spark_router_conn_id).get_conn()
+            hook = SparkRouterHook(self.spark_router_conn_id)
+            router_url, token = hook.get_router_url(), hook.get_token()
             connect_url = (spark_connect_url_of(self.spark_connect_conn_id) if self.spark_connect_conn_id
                            else None)
         except ValueError as exc:
             raise AirflowException(str(exc)) from None
-        router_url = router["url"]
-        settings = self.build_settings(router_url, router["token"], connect_url)
+        settings = self.build_settings(router_url, token, connect_url)
         request = self.build_request(context)
         self.log.info("Spark Connect Router at %s: app %s (%s), mode %s, fallback %s", router_url,
                       request.app_id, request.app, request.mode,
@@ -214,11 +216,11 @@ class SparkRouterOperator(BaseOperator):
         sentry.init_sentry("operator")
         ti = context["ti"]
         sentry.set_run_tags(app_id=request.app_id, dag_id=ti.dag_id, task_id=ti.task_id,
-                                   airflow_run_id=ti.run_id, try_number=ti.try_number)
-        self._launcher = Launcher(settings, on_line=self._on_line, on_event=self._on_event)
+                            airflow_run_id=ti.run_id, try_number=ti.try_number)
+        launcher = self._launcher = Launcher(settings, on_line=self._on_line, on_event=self._on_event)
         try:
             # An exception raised into it (execution_timeout) stops the app's process tree before it unwinds.
-            result = self._launcher.run(request)
+            result = launcher.run(request)
         except (ArtifactError, RouterRejected) as exc:
             sentry.report_exception(exc)
             raise AirflowException(f"Spark app {request.app_id} did not start: {exc}") from None
@@ -285,7 +287,12 @@ def _seconds(value: timedelta | float | None, name: str) -> float | None:
 NATIVE_HINT = " (a Jinja string renders to a {kind} only in a DAG with render_template_as_native_obj=True)"
 
 
+@overload
+def _text(value: Any, name: str) -> str: ...
+@overload
+def _text(value: Any, name: str, *, required: bool) -> str | None: ...
 def _text(value: Any, name: str, *, required: bool = True) -> str | None:
+    """The value as a string: a ValueError if it is empty and required, a TypeError if it is no text."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
     if value is None or (isinstance(value, str) and not value.strip()):
