@@ -5,7 +5,8 @@ did."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -19,7 +20,7 @@ from service.routing.policy import Policy
 from service.routing.predict import error_pct
 
 
-def routine_facts(app: rules.AppAggregates, cluster: ClusterFacts, now) -> rules.DecisionFacts:
+def routine_facts(app: rules.AppAggregates, cluster: ClusterFacts, now: datetime) -> rules.DecisionFacts:
     """An ordinary run of the app: no forced mode or special resources, an idle healthy server with room
     (those change by the minute, not with the policy), the cluster's start-up as measured now."""
     return rules.DecisionFacts(now=now, requested_mode="auto", resources=rules.Resources(), app=app,
@@ -27,13 +28,14 @@ def routine_facts(app: rules.AppAggregates, cluster: ClusterFacts, now) -> rules
                                cluster=cluster)
 
 
-def routine_mode(app: rules.AppAggregates, policy: Policy, now,
+def routine_mode(app: rules.AppAggregates, policy: Policy, now: datetime,
                  cluster: ClusterFacts | None = None) -> rules.Verdict:
     """The mode an ordinary run of the app would get (see routine_facts)."""
     return rules.decide(routine_facts(app, cluster or ClusterFacts(), now), policy)
 
 
-def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts, now) -> list[dict]:
+def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts,
+           now: datetime) -> list[dict[str, Any]]:
     """Each kept run of the app (oldest first) as the candidate would have seen it, from the runs before it:
     the mode it would choose, and what it would predict for the mode the run actually ran in, against the
     actual."""
@@ -57,7 +59,7 @@ def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts, now)
     return replayed
 
 
-def replay_report(per_app: dict[str, list[dict]]) -> dict:
+def replay_report(per_app: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Per app and mode: the candidate's prediction errors; in all: runs, how many would run in another mode,
     and the actual wall time and core-seconds against what the candidate predicted for its own choices (over
     the runs it predicted)."""
@@ -84,7 +86,7 @@ def replay_report(per_app: dict[str, list[dict]]) -> dict:
                                      for key, value in totals.items()}}
 
 
-def simulate(session: Session, current: Policy, candidate: Policy, days: int) -> dict:
+def simulate(session: Session, current: Policy, candidate: Policy, days: int) -> dict[str, Any]:
     now = utcnow()
     cluster = read_cluster_facts(session.connection())
     recent = {app_id: (runs, task_ms) for app_id, runs, task_ms in session.execute(
@@ -93,7 +95,7 @@ def simulate(session: Session, current: Policy, candidate: Policy, days: int) ->
     apps, totals = [], {"apps": 0, "apps_moving": 0, "runs_moving": 0, "task_hours_moving": 0.0,
                         "runs_to_connect": 0, "runs_to_standalone": 0,
                         "task_hours_to_connect": 0.0, "task_hours_to_standalone": 0.0}
-    replayed: dict[str, list[dict]] = {}
+    replayed: dict[str, list[dict[str, Any]]] = {}
     for app in session.scalars(select(App).order_by(App.app_id)):
         facts = aggregates(app)
         today, tomorrow = routine_mode(facts, current, now, cluster), routine_mode(facts, candidate, now,
