@@ -20,10 +20,10 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
-    create_model,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonDict
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from client_runtime.protocol import (
     APP_ID_MAX,
@@ -166,20 +166,61 @@ class ErrorOut(BaseModel):
 MAX_STAGE_TASKS = INT32_MAX          # Spark counts a stage's tasks in an Int
 MAX_STAGE_MS = 10**15                # ~31,700 years of task time: a million cores busy for 30 years
 MAX_STAGE_BYTES = 2**60              # 1 EiB, a thousand times the petabytes of the largest jobs; records too
-STAGE_METRIC_BOUNDS = {name: MAX_STAGE_TASKS if name.startswith("num_") else MAX_STAGE_MS
-                       if name.endswith("_ms")
-                       else MAX_STAGE_BYTES for name in (*METRICS, "duration_ms", "median_task_duration_ms")}
 
 
-def _stage_metric(name: str) -> Any:
-    return Annotated[int, Field(strict=True, ge=0, le=STAGE_METRIC_BOUNDS[name])]
+# A stage's metric within its bound: tasks (num_*), milliseconds (*_ms), or bytes and records (the others).
+StageTasks = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_TASKS)]
+StageMs = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_MS)]
+StageBytes = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_BYTES)]
 
 
-# Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS.
-StageMetricValues = create_model("StageMetricValues", __base__=Strict,
-                                 **{name: (_stage_metric(name), 0) for name in METRICS})
-RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_attributes=True),
-                               **{name: (int, ...) for name in METRICS})
+# Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS, in its
+# order (checked below). (No docstrings: the API's schema describes them as it did.)
+class StageMetricValues(Strict):
+    num_tasks: StageTasks = 0
+    num_failed_tasks: StageTasks = 0
+    executor_run_time_ms: StageMs = 0
+    executor_cpu_time_ms: StageMs = 0
+    jvm_gc_time_ms: StageMs = 0
+    shuffle_read_bytes: StageBytes = 0
+    shuffle_read_records: StageBytes = 0
+    shuffle_write_bytes: StageBytes = 0
+    shuffle_write_records: StageBytes = 0
+    memory_spilled_bytes: StageBytes = 0
+    disk_spilled_bytes: StageBytes = 0
+    input_bytes: StageBytes = 0
+    input_records: StageBytes = 0
+    output_bytes: StageBytes = 0
+    output_records: StageBytes = 0
+    peak_execution_memory_bytes: StageBytes = 0
+    max_task_duration_ms: StageMs = 0
+
+
+class RunMetricValues(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    num_tasks: int
+    num_failed_tasks: int
+    executor_run_time_ms: int
+    executor_cpu_time_ms: int
+    jvm_gc_time_ms: int
+    shuffle_read_bytes: int
+    shuffle_read_records: int
+    shuffle_write_bytes: int
+    shuffle_write_records: int
+    memory_spilled_bytes: int
+    disk_spilled_bytes: int
+    input_bytes: int
+    input_records: int
+    output_bytes: int
+    output_records: int
+    peak_execution_memory_bytes: int
+    max_task_duration_ms: int
+
+
+for _model in (StageMetricValues, RunMetricValues):
+    if tuple(_model.model_fields) != METRICS:
+        raise RuntimeError(f"{_model.__name__} and models.METRICS name different metrics: keep them the same")
 
 
 class StageRecord(StageMetricValues):
@@ -198,8 +239,8 @@ class StageRecord(StageMetricValues):
     failure_reason: str | None = text(default=None, description="Cut to 1,000 characters when stored.")
     submission_time_ms: EpochMs | None = None
     completion_time_ms: EpochMs | None = None
-    duration_ms: _stage_metric("duration_ms") | None = None
-    median_task_duration_ms: _stage_metric("median_task_duration_ms") = 0
+    duration_ms: StageMs | None = None
+    median_task_duration_ms: StageMs = 0
 
 
 class QuarantinedStage(BaseModel):
@@ -211,7 +252,7 @@ class QuarantinedStage(BaseModel):
     record: Any
 
 
-def _quarantine_reason(errors: list[dict]) -> str:
+def _quarantine_reason(errors: list[ErrorDetails]) -> str:
     return "; ".join(".".join(str(part) for part in detail["loc"][2:]) + ": " + detail["msg"]
                      if len(detail["loc"]) > 2 else detail["msg"] for detail in error_details(errors))
 
@@ -251,7 +292,7 @@ class StageBatch(Strict):
             return handler(data)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
-            per_record: dict[int, list[dict]] = {}
+            per_record: dict[int, list[ErrorDetails]] = {}
             for error in errors:
                 loc = error["loc"]
                 if len(loc) < 2 or loc[0] != "stages" or not isinstance(loc[1], int):
@@ -518,7 +559,7 @@ class DecisionOut(BaseModel):
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
-_FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
+_FAILED_NEEDS_KIND: JsonDict = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
                       "then": {"required": ["failure_kind"],
                                "properties": {"failure_kind": {"enum": list(FAILURE_KINDS)}}}}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from sqlalchemy import (
     JSON,
@@ -15,12 +15,15 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from client_runtime.protocol import Mode
 
 # Spark's task metrics as the listener reports them per stage attempt (docs/ingest-protocol.md), and how a run
 # combines its stages' values: the one list behind the tables, the API schemas and ingest.
@@ -58,7 +61,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_utc(value):
+@overload
+def as_utc(value: datetime | str) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | str | None) -> datetime | None: ...
+def as_utc(value: datetime | str | None) -> datetime | None:
     """A timestamp as an aware UTC datetime: SQLite and SQL functions give naive ones (or ISO text)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -90,6 +99,9 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
+    # Every model here maps one table (DeclarativeBase says only "a FromClause"): Core's insert and update
+    # take it as such.
+    __table__: ClassVar[Table]
 
 
 def _metric() -> Mapped[int]:
@@ -133,7 +145,7 @@ class App(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by an admin.
-    pinned_mode: Mapped[str | None] = mapped_column(String(20))
+    pinned_mode: Mapped[Mode | None] = mapped_column(String(20))
     pin_reason: Mapped[str | None] = mapped_column(String(500))
     pinned_at: Mapped[datetime | None] = mapped_column()
     # With pinned_mode connect: the Connect server of the pool its runs go to (None: the least loaded).

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from client_runtime import protocol
@@ -251,7 +250,7 @@ def _add_to_runs(session: Session, per_run: list[dict]) -> None:
     names = ("num_stages", "num_failed_stages", "first_stage_at", "last_stage_at", *METRICS)
     params = [{"b_run_id": summed["run_id"], **{f"d_{name}": summed[name] for name in names}}
               for summed in per_run]
-    statement = update(cast(Table, Run.__table__)).where(run.run_id == bindparam("b_run_id")).values(values)
+    statement = update(Run.__table__).where(run.run_id == bindparam("b_run_id")).values(values)
     session.connection().execute(statement, params)
 
 
