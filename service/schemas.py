@@ -31,9 +31,11 @@ from client_runtime.protocol import (
     CONNECT_SESSION_ID_MAX,
     CONNECT_USER_ID_MAX,
     FAILURE_KINDS,
+    FAILURE_REASON_MAX,
     ID_PATTERN,
     ID_RULE,
     RUN_ID_MAX,
+    STAGE_NAME_MAX,
     FailureKind,
     RequestedMode,
     RunEventName,
@@ -234,9 +236,10 @@ class StageRecord(StageMetricValues):
     job_id: Int32 | None = None
     stage_id: Count32
     attempt: Count32
-    name: str | None = text(default=None, description="Cut to 200 characters when stored.")
+    name: str | None = text(default=None, description=f"Cut to {STAGE_NAME_MAX} characters when stored.")
     status: Literal["succeeded", "failed"]
-    failure_reason: str | None = text(default=None, description="Cut to 1,000 characters when stored.")
+    failure_reason: str | None = text(default=None,
+                                      description=f"Cut to {FAILURE_REASON_MAX:,} characters when stored.")
     submission_time_ms: EpochMs | None = None
     completion_time_ms: EpochMs | None = None
     duration_ms: StageMs | None = None

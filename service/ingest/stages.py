@@ -65,8 +65,8 @@ def _stage_row(batch: StageBatch, record: StageRecord) -> dict:
         spark_app_id=batch.spark_app_id,
         server_id=batch.server_id,
         run_id=run_id_for(record, batch.spark_app_id),
-        name=(record.name or "")[:200] or None,
-        failure_reason=record.failure_reason[:1000] if record.failure_reason else None,
+        name=(record.name or "")[:protocol.STAGE_NAME_MAX] or None,
+        failure_reason=record.failure_reason[:protocol.FAILURE_REASON_MAX] if record.failure_reason else None,
         submission_time=from_epoch_ms(record.submission_time_ms),
         completion_time=from_epoch_ms(record.completion_time_ms),
     )

@@ -328,12 +328,10 @@ def actual_outcome(run: Mapping[str, Any], predictions: Mapping[str, Any] | None
 
 def session_confs(run: Mapping[str, Any]) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
-    airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
-               "tryNumber": run.get("try_number")}
-    confs.update({f"spark.router.airflow.{key}": str(value) for key,
-                  value in airflow.items() if value is not None})
-    return confs
+    # run_id None: a dry run, which has no run
+    return {**protocol.session_confs(run["app_id"], run["run_id"]),
+            **protocol.airflow_confs(run.get("dag_id"), run.get("task_id"), run.get("airflow_run_id"),
+                                     run.get("try_number"))}
 
 
 def default_server(settings: Settings) -> decision_store.DefaultServer:
