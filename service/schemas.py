@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ModelWrapValidatorHandler,
     Field,
     PrivateAttr,
     ValidationError,
@@ -54,12 +55,12 @@ NO_NUL = r"^[^\x00]*$"
 # client_runtime/protocol.py.
 
 
-def text(max_length: int | None = None, **field) -> Any:
+def text(max_length: int | None = None, **field: Any) -> Any:
     """A text field the database can store: no NUL, valid Unicode, at most `max_length` characters."""
     return Field(pattern=NO_NUL, max_length=max_length, **field)
 
 
-def an_id(max_length: int, **field) -> Any:
+def an_id(max_length: int, **field: Any) -> Any:
     """An app or run id: ID_PATTERN (at least one character), at most `max_length` characters."""
     return Field(pattern=ID_PATTERN, max_length=max_length, **field)
 
@@ -289,7 +290,7 @@ class StageBatch(Strict):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _set_bad_records_aside(cls, data, handler):
+    def _set_bad_records_aside(cls, data: Any, handler: ModelWrapValidatorHandler[StageBatch]) -> StageBatch:
         # The whole batch is validated at once (fast); only when something fails are its records sorted out.
         try:
             return handler(data)
@@ -417,7 +418,8 @@ class AirflowContext(Strict):
     try_number: Count32 | None = None
 
 
-def _conf_value(value):
+def _conf_value(value: object) -> object:
+    """A conf's value as Spark writes it (true, 4, 0.5); NaN and the infinities refused."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and not math.isfinite(value):
@@ -585,7 +587,7 @@ class RunEvent(Strict):
     exit_code: Int32 | None = None
 
     @model_validator(mode="after")
-    def _failure_has_kind(self):
+    def _failure_has_kind(self) -> RunEvent:
         if self.event == "failed" and self.failure_kind is None:
             raise ValueError("failure_kind (connect, app or pending) is required when event is failed")
         return self
@@ -633,7 +635,7 @@ class PinRequest(Strict):
                                              "least loaded.")
 
     @model_validator(mode="after")
-    def _server_only_for_connect(self):
+    def _server_only_for_connect(self) -> PinRequest:
         if self.server_id is not None and self.mode != "connect":
             raise ValueError("server_id pins to a Connect server: it needs mode connect")
         return self
