@@ -52,6 +52,8 @@ OUT_OF_MEMORY = re.compile(
 # Out of memory that more heap does not cure: threads, class metadata.
 NOT_HEAP = re.compile(r"unable to create (?:new )?native thread|Metaspace|Compressed class space")
 # The line is about a task or an executor (the driver's log of an executor's failure): the executor's memory.
+# The time a log4j line starts with (Spark's default layout: 26/12/05 05:18:16 WARN ...).
+LOG_TIME = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d ")
 EXECUTOR_CONTEXT = re.compile(
     r"Lost task|\bexecutor \d+|ExecutorLostFailure|Lost executor|Executor app-|Executor updated|Container"
     r"|container OOM|SparkOutOfMemoryError|UNABLE_TO_ACQUIRE_MEMORY|killed by the OS|in stage \d")
@@ -76,7 +78,7 @@ def out_of_memory(lines: Iterable[str]) -> OutOfMemory | None:
     for line in lines:
         if not OUT_OF_MEMORY.search(line) or NOT_HEAP.search(line):
             continue
-        text = line.strip()[:300]
+        text = LOG_TIME.sub("", line.strip())[:300]
         if EXECUTOR_CONTEXT.search(line):
             executor = executor or text
         else:

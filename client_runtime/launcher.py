@@ -231,7 +231,8 @@ class Launcher:
                              result: LaunchResult, where: OomWhere) -> tuple[Decision, Outcome] | None:
         """Rerun once, with the memory the router gives it, a standalone run that ran out of memory: the
         rerun's decision and outcome; None (and why, printed) when there is no rerun."""
-        oom_line = result.runs[-1]["error"]
+        found = failures.out_of_memory(self._memory_lines)  # the failed attempt's lines, until the next one
+        oom_line = found.line if found else str(result.runs[-1]["error"])
         refusal = oom_rerun_refusal(request, failed.from_router,
                                     reruns=int(result.oom_rerun), cancelled=self._cancelled.is_set())
         if refusal:
@@ -239,7 +240,7 @@ class Launcher:
                           f"{refusal}")
             return None
         self.on_event(f"standalone run {failed.run_id} ran out of {where} memory ({oom_line}); asking the "
-                      f"router for its one rerun with more {where} memory")
+                      f"router for its one rerun with more")
         try:
             answer = self.router.oom_rerun(failed.run_id, where, oom_line)
         except RouterRejected as exc:  # the policy's answer: at the ceiling, reruns off
@@ -457,7 +458,8 @@ class Launcher:
         self.on_event(f"{decision.mode} run {decision.run_id} " + {
             "succeeded": f"succeeded in {elapsed:.1f} s",
             "failed": f"failed (exit code {outcome.exit_code}) after {elapsed:.1f} s"
-                      + ("" if failure_kind == "pending" else f": {failure_kind} failure"),
+                      + ("" if failure_kind == "pending" else f": {failure_kind} failure")
+                      + (f", out of {oom.where} memory" if oom else ""),
             "cancelled": f"cancelled after {elapsed:.1f} s (exit code {outcome.exit_code})",
         }[status] + (f": {outcome.stopped_because}" if outcome.stopped_because else ""))
         result.runs.append(Attempt(run_id=decision.run_id, mode=decision.mode, status=status,
