@@ -469,11 +469,12 @@ RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:
     """Apply the rules in order; the first verdict wins; a Connect verdict is placed on a server of the pool
-    and says the server's scheduler pool for its jobs. Every verdict carries both modes' predictions for the
-    run (on the server it was placed on)."""
+    and says the server's scheduler pool for its jobs (unless the policy's scheduler_pools are off: then its
+    jobs share the server's default pool). Every verdict carries both modes' predictions for the run (on the
+    server it was placed on)."""
     verdict = next((v for rule in RULES if (v := rule(facts, policy)) is not None), None)
     verdict = with_retry_flag(verdict or connect_by_default(facts, policy), facts, policy)
-    if verdict.mode == "connect":
+    if verdict.mode == "connect" and policy.scheduler_pools.enabled:
         verdict = replace(verdict, reasons=(*verdict.reasons, scheduler_pool(facts.app, policy)))
     verdict = place(verdict, facts, policy)
     predicted = verdict.predictions and verdict.predictions.connect
