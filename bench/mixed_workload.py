@@ -82,9 +82,26 @@ POLICY = {
 # executors, as the heavy apps ask: more JVMs on 2 real cores only slow each other) and its target time by
 # the rule above (built in 5 min: 75 s).
 ROUTED = {"objective": "off", "sizing": {"enabled": False}}
+# The all-Connect pass is the server as its users run it without the router, as the issue measured it: every
+# run's jobs in the server's one `default` pool (FAIR inside, as the server shipped before the router's pools:
+# service/ops/fairscheduler.xml keeps that pool unchanged); no run is told a light or heavy pool.
+ALL_CONNECT = {**ROUTED, "scheduler_pools": {**POLICY["scheduler_pools"], "enabled": False}}
+# The predictive pass's hard limits are what endangers this cluster's shared server, not the scaled thresholds
+# above (which say "heavy", a question the cost-aware rule answers from predictions): a run whose spill or
+# shuffle is over 8 GiB (the server's executors share one disk with ~78 GiB free here, and shuffle tracking
+# keeps a run's shuffle files for 5 min, so a few such runs at once would fill it), or whose largest task
+# needed more execution memory than a server executor's whole heap (512m). Run time: as above (a run holding
+# the shared server for 15 min).
 PREDICTIVE = {"objective": "balanced",
+              "history": {"thresholds": {**POLICY["history"]["thresholds"], "shuffle_write_bytes": "8g",
+                                         "disk_spilled_bytes": "8g", "peak_execution_memory_bytes": "512m"}},
               "sizing": {"enabled": True, "max_executor_memory": "1g", "max_executors": 2,
                          "max_driver_memory": "1g", "target_duration_s": 75}}
+# The runs the Connect server takes at once in the predictive pass (SPARK_ROUTER_SERVER_MAX_RUNS, default 8,
+# more than the bench's slots, so the queue would never see a full server): its real room on this machine,
+# whose 2 cores run the server's executors (a heavy run keeps 2 busy); a third run waits in the admission
+# queue when room is predicted sooner than a standalone start-up, else runs standalone.
+SERVER_MAX_RUNS = 2
 TARGETS = {"makespan": 1.0, "core_seconds_vs_connect": 1.3, "light_p95_vs_connect": 0.5,
            "prediction_error": 0.30}
 
@@ -127,6 +144,8 @@ class PassFigures:
     # that had run twice before the pass (issue 22's target).
     prediction_errors: list[float] = field(default_factory=list)
     prediction_errors_after_two: list[float] = field(default_factory=list)
+    # Per run with a prediction: app, mode, predicted and actual wall time (s), error (%), what it stood on.
+    predictions: list[dict] = field(default_factory=list)
 
     def wall(self, kind: str) -> list[float]:
         return sorted(o.wall_s for o in self.outcomes if o.job.kind == kind)
@@ -259,9 +278,16 @@ def prediction_errors(router: RouterProcess, figures: PassFigures, earlier: list
         except Exception as exc:  # noqa: BLE001 - a figure missing, not a failed benchmark
             print(f"mixed_workload: no decision for run {outcome.run_id}: {exc}", flush=True)
             continue
-        error = (decision.get("actual") or {}).get("wall_error_pct")
+        actual = decision.get("actual") or {}
+        error = actual.get("wall_error_pct")
         if error is None:
             continue
+        predicted = (decision.get("predictions") or {}).get(actual.get("mode")) or {}
+        figures.predictions.append({
+            "app_id": outcome.job.app_id, "mode": actual.get("mode"),
+            "predicted_wall_s": predicted.get("wall_s"), "actual_wall_s": actual.get("wall_s"),
+            "error_pct": error, "basis": predicted.get("basis"), "startup_s": predicted.get("startup_s"),
+            "in_flight_cores": predicted.get("in_flight_cores"), "cores": predicted.get("cores")})
         figures.prediction_errors.append(abs(error) / 100)
         before = sum(1 for o in done if o.job.app_id == outcome.job.app_id and o.exit_code == 0
                      and o.finished <= outcome.started)
@@ -459,12 +485,25 @@ def main() -> None:
         # All standalone first: it needs no shared server, whose executors would hold the cluster's cores.
         standalone = one_pass("all-standalone", "standalone")
         server_up("all-Connect pass")
+        # The server as without the router: one pool (see ALL_CONNECT).
+        use_policy({**POLICY, **{k: v for k, v in ALL_CONNECT.items() if k in known},
+                    "version": "bench-all-connect"})
         connect = one_pass("all-connect", "connect")
+        use_policy({**POLICY, **{k: v for k, v in ROUTED.items() if k in known}, "version": "bench-routed"})
         # The two static passes were the warm-up: every app has run twice, so the router has its history.
         fresh_server("routed pass")
         # Without the admission queue: as before issue 22 (a run with no room on Connect runs standalone).
         routed = one_pass("routed", "auto", ("--no-wait",))
-        fresh_server("predictive pass")
+        # The predictive pass's router knows the server's real room (SERVER_MAX_RUNS): started again on the
+        # same database, so the history stays.
+        connect_server.stop(settings,
+                            progress=lambda m: print(f"mixed_workload: connect-server: {m}", flush=True))
+        router.stop()
+        router.env["SPARK_ROUTER_SERVER_MAX_RUNS"] = str(SERVER_MAX_RUNS)
+        router.start()
+        print(f"mixed_workload: router restarted with SPARK_ROUTER_SERVER_MAX_RUNS={SERVER_MAX_RUNS}",
+              flush=True)
+        server_up("predictive pass")
         use_policy({**POLICY, **{k: v for k, v in PREDICTIVE.items() if k in known},
                     "version": "bench-predictive"})
         predictive = one_pass("predictive", "auto")
@@ -482,6 +521,7 @@ def main() -> None:
                                     "drivers_started": f.drivers_started, "failures": f.failures,
                                     "load_average": f.load, "prediction_errors": f.prediction_errors,
                                     "prediction_errors_after_two": f.prediction_errors_after_two,
+                                    "predictions": f.predictions,
                                     "modes": [[o.job.app_id, o.mode, round(o.wall_s, 1),
                                                round(o.started - o.arrived, 1), o.run_id]
                                               for o in f.outcomes]}

@@ -159,6 +159,9 @@ class Sizing(PolicyModel):
 
 
 class SchedulerPools(PolicyModel):
+    enabled: bool = Field(True, description="Tell each Connect run its FAIR pool (light or heavy); off: runs "
+                                            "are told no pool, and their jobs share the server's `default` "
+                                            "pool, as without the router.")
     light_max_task_time_ms: int = Field(
         2 * 60 * 1000, ge=0,
         description="A Connect run of an app whose recent task time (history.statistic over history.window "

@@ -232,6 +232,23 @@ def test_a_silent_client_holds_nobody_back(client):
     assert back["mode"] == "standalone" and "stopped asking" in back["reasons"][-1]["message"]
 
 
+def test_a_new_app_waits_for_a_run_slot_like_any_other(client):
+    holder = hold_the_server(client)
+    # No history: its cores are a guess, but the run limit holds for it too.
+    new = decide(client, "brand.new", can_wait=True)
+    assert new["mode"] == "queued" and new["position"] == 1 and new["reasons"][0]["rule"] == "over-capacity"
+    without_queue = decide(client, "brand.other")
+    assert (without_queue["mode"], without_queue["rule"]) == ("standalone", "queue-ahead")  # no jumping
+    event(client, holder["run_id"], "succeeded")
+    admitted = admission(client, new["run_id"], wait=10)
+    assert admitted["mode"] == "connect" and admitted["server_id"] == SERVER
+    # A slot free again, nobody waiting: the mode of new apps, as before.
+    event(client, admitted["run_id"], "started")
+    event(client, admitted["run_id"], "succeeded")
+    fresh = decide(client, "brand.third")
+    assert (fresh["mode"], fresh["rule"]) == ("connect", "no-history")
+
+
 def test_dry_run_says_it_would_queue_and_records_nothing(client):
     hold_the_server(client)
     preview = decide(client, "etl.short", can_wait=True, dry_run=True)

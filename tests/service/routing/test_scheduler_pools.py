@@ -72,6 +72,17 @@ def test_every_connect_decision_names_its_pool_and_a_standalone_one_none():
     assert all(reason.rule != "scheduler-pool" for reason in standalone.reasons)
 
 
+def test_with_the_pools_off_no_connect_run_is_told_a_pool():
+    """scheduler_pools.enabled false: the server as without the router (every run's jobs in its default
+    pool); the decision's other reasons are unchanged."""
+    off = parse_policy({"scheduler_pools": {"enabled": False}})
+    for mode in ("auto", "connect"):
+        verdict = rules.decide(facts(mode=mode, recent_runs=(SECONDS,) * 3), off)
+        assert verdict.mode == "connect" and pool_of(verdict) == []
+        on = rules.decide(facts(mode=mode, recent_runs=(SECONDS,) * 3), Policy())
+        assert verdict.reasons == tuple(r for r in on.reasons if r.rule != "scheduler-pool")
+
+
 def test_the_pools_the_rule_names_are_the_servers_fixed_set():
     pools = pools_of_the_shipped_file()
     assert {rules.LIGHT_POOL, rules.HEAVY_POOL, "default"} == set(pools)
