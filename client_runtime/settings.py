@@ -60,8 +60,9 @@ class BaseRouterSettings(BaseSettings):
 
 
 class ListenerSettings(BaseRouterSettings):
-    """Where the router is, and what starts a Spark application with its listener: the client's standalone runs
-    and ops' local Connect servers (client_runtime/spark_env.py). Both also call the router's API at `url`."""
+    """Where the router is, and what starts a Spark application with its listener: the client's standalone
+    runs and ops' local Connect servers (client_runtime/spark_env.py). Both also call the router's API at
+    `url`."""
 
     url: str = Field(default="http://127.0.0.1:8765",
                      description="Base URL of the router service, for the listener and the launcher.")

@@ -15,12 +15,13 @@ from service.ops.ops_config import OpsSettings
 from tests.support import REPO
 
 PROCESSES = (ClientSettings, RouterSettings, OpsSettings)
-# The router's secrets and the settings of its database: nothing a client process should even know the name of.
-ROUTER_ONLY = {"database_url", "admin_token", "metrics_token", "db_connect_timeout_s", "db_statement_timeout_s",
-               "db_pool_timeout_s", "policy_file", "server_max_runs", "queue_max_length", "host", "port",
-               "max_body_bytes"}
+# The router's secrets and the settings of its database: nothing a client process should know the name of.
+ROUTER_ONLY = {"database_url", "admin_token", "metrics_token", "db_connect_timeout_s",
+               "db_statement_timeout_s", "db_pool_timeout_s", "policy_file", "server_max_runs",
+               "queue_max_length", "host", "port", "max_body_bytes"}
 OPS_ONLY = {"restart_backend", "restart_command", "kubernetes_namespace", "kubernetes_deployment",
-            "kubernetes_deployments", "connect_port", "connect_ui_port", "connect_master", "connect_server_conf"}
+            "kubernetes_deployments", "connect_port", "connect_ui_port", "connect_master",
+            "connect_server_conf"}
 CLIENT_ONLY = {"router_timeout_s", "mode_if_router_unreachable", "standalone_master", "connect_timeout_s",
                "run_timeout_s", "session_jar", "jvm_jars_dir"}
 
@@ -57,9 +58,9 @@ def test_every_setting_has_one_home():
     assert set(homes) == set().union(*map(fields, PROCESSES))
 
 
-@pytest.mark.parametrize("cls, other", [(ClientSettings, "database_url"), (ClientSettings, "admin_token"),
-                                        (RouterSettings, "standalone_master"), (RouterSettings, "restart_backend"),
-                                        (OpsSettings, "database_url"), (OpsSettings, "run_timeout_s")])
+@pytest.mark.parametrize("cls, other", [
+    (ClientSettings, "database_url"), (ClientSettings, "admin_token"), (RouterSettings, "standalone_master"),
+    (RouterSettings, "restart_backend"), (OpsSettings, "database_url"), (OpsSettings, "run_timeout_s")])
 def test_another_process_s_setting_by_name_is_an_error(cls, other):
     with pytest.raises(ValidationError, match=other):
         cls(**{other: "x"})
@@ -76,7 +77,8 @@ def test_another_process_s_variables_are_not_read(monkeypatch):
     client, router, ops = ClientSettings(), RouterSettings(), OpsSettings()
     assert not hasattr(client, "database_url") and not hasattr(client, "admin_token")
     assert client.standalone_master == "spark://elsewhere:7077" and client.url == "http://router:8765"
-    assert router.database_url == "postgresql+psycopg://router@db/router" and router.token("admin_token") == "secret"
+    assert router.database_url == "postgresql+psycopg://router@db/router"
+    assert router.token("admin_token") == "secret"
     assert not hasattr(router, "standalone_master") and not hasattr(router, "restart_backend")
     assert ops.restart_backend == "kubernetes" and ops.token("admin_token") == "secret"
     assert not hasattr(ops, "database_url") and not hasattr(ops, "standalone_master")
