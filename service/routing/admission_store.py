@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.orm import Session
 
-from client_runtime.settings import Settings
+from service.config import RouterSettings as Settings
 from service.db.models import AdmissionQueueEntry, Run, as_utc, utcnow
 from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import admission, facts, rules
