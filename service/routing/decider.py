@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime import protocol
-from client_runtime.settings import Settings
+from service.config import RouterSettings as Settings
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
 from service.errors import Conflict, UnknownRun

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from client_runtime.settings import Settings
 from service.app import create_app
+from service.config import RouterSettings
 from service.db.models import AdmissionQueueEntry, App, Run, utcnow
 from service.routing import decider
 
@@ -21,9 +21,9 @@ SERVER = "connect-local"  # the settings' default server
 LONG_S = 40  # the wall time of the holding app's recent runs on Connect
 
 
-def make_settings(database_url, tmp_path, **overrides) -> Settings:
-    return Settings(database_url=database_url, state_dir=tmp_path / "state",
-                    **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
+def make_settings(database_url, tmp_path, **overrides) -> RouterSettings:
+    return RouterSettings(database_url=database_url, state_dir=tmp_path / "state",
+                          **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
 
 
 @pytest.fixture
