@@ -196,12 +196,19 @@ def test_the_longest_wait_sends_it_standalone(database_url, tmp_path):
         heartbeat(client)
         seed_apps(client)
         hold_the_server(client)
-        queued = decide(client, "etl.short", can_wait=True)
-        assert queued["mode"] == "queued"
+        queued = decide(client, "etl.short", can_wait=True,
+                        resources={"executor_memory": "2g", "num_executors": 1})
+        assert queued["mode"] == "queued" and queued["sizing"] is None
         answer = admission(client, queued["run_id"], wait=5)
         assert answer["mode"] == "standalone" and answer["rule"] == "over-capacity"
         assert "the queue's longest wait (1 s" in answer["reasons"][-1]["message"]
-        assert client.get(f"/api/v1/runs/{queued['run_id']}").json()["status"] == "decided"
+        run = client.get(f"/api/v1/runs/{queued['run_id']}").json()
+        assert run["status"] == "decided"
+        # Sized as any standalone decision is, by the request it queued with (1 executor of 2g asked; the
+        # app's runs say 1 executor of 1 core, which is less: the ask stands).
+        assert answer["sizing"]["reason"].startswith("Sized by the last 3 successful runs")
+        assert (answer["sizing"]["executor_memory"], answer["sizing"]["num_executors"]) == ("2048m", 1)
+        assert (run["executor_memory"], run["num_executors"]) == (2 << 30, 1)
         assert queue_rows(client) == []
         client.app.state.engine.dispose()
 
