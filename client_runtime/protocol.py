@@ -3,9 +3,10 @@ router say to each other, in one place.
 
 Here: the session confs that attribute a stage to an app and a run, the one rule of ids and their lengths, the
 Connect user id a launcher encodes an app and a run into, the modes, run events and failure kinds (and how a
-standalone rerun settles a failed Connect run), the resources a run asks for, and the router's answer to a
-decision as the clients read it. The router's request and response schemas (service/schemas.py) build on these
-names; the listener's Java constants are checked against them (tests/listener/test_java_constants.py).
+standalone rerun settles a failed Connect run), where a run ran out of memory, the resources a run asks for,
+and the router's answer to a decision as the clients read it. The router's request and response schemas
+(service/schemas.py) build on these names; the listener's Java constants are checked against them
+(tests/listener/test_java_constants.py).
 
 Plain Python (no pydantic): `spark-router run` imports it before it starts an app."""
 
@@ -86,6 +87,12 @@ FAILURE_KINDS: tuple[FailureKind, ...] = ("connect", "app", "pending")
 # failed; cancelled: nobody can tell.
 SettledKind = Literal["connect", "app", "unknown"]
 SETTLED_BY: dict[str, SettledKind] = {"succeeded": "connect", "failed": "app", "cancelled": "unknown"}
+
+# Where a run ran out of memory (POST /api/v1/runs/{run_id}/oom-rerun's `where`): that memory grows in its one
+# rerun. A failed standalone run the launcher finds out of memory (client_runtime.failures.out_of_memory) is
+# reported failed (an app failure, its message saying so) and rerun once, as the router sizes it.
+OomWhere = Literal["executor", "driver"]
+OOM_WHERE: tuple[OomWhere, ...] = ("executor", "driver")
 
 # ----------------------------------------------------------------------------------------- resources
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from client_runtime.settings import Settings
+from service.config import RouterSettings as Settings
 from service.db.models import AdmissionQueueEntry, Decision, Run, as_utc, utcnow
 from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import admission, facts, rules

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime import protocol
-from client_runtime.settings import Settings
+from service.config import RouterSettings as Settings
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
 from service.errors import Conflict, UnknownRun
@@ -443,22 +443,28 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
 def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
            settings: Settings, note: str) -> DecisionOut:
     """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it
-    is still queued (a conditional update: whoever checks it at the same time finds it decided)."""
+    is still queued (a conditional update: whoever checks it at the same time finds it decided). A run that
+    leaves for standalone is sized as any standalone decision is, by the request it queued with."""
     connect = verdict.mode == "connect"
+    sized = (sizing.size(resources(DecisionRequest.model_validate(entry.request)),
+                         usage(session.get(App, run.app_id), policy), policy)
+             if verdict.mode == "standalone" else None)
     reasons = [*rules.reasons_json(verdict),
                {"rule": "queue", "metric": "queued_s", "threshold": None, "message": note,
                 "observed": round((now - as_utc(entry.enqueued_at)).total_seconds(), 1)}]
     left = session.execute(update(Run).where(Run.run_id == run.run_id, Run.status == "queued")
                            .values(status="decided", mode=verdict.mode, created_at=now,
                                    server_id=verdict.server_id if connect else None,
-                                   predicted_cores=verdict.predicted_cores if connect else 0.0)
+                                   predicted_cores=verdict.predicted_cores if connect else 0.0,
+                                   **sized_columns(sized))
                            .execution_options(synchronize_session=False))
     if left.rowcount == 1:
         session.execute(update(Decision).where(Decision.run_id == run.run_id)
                         .values(mode=verdict.mode,
                                 rule=verdict.reasons[0].rule if verdict.reasons else "none", reasons=reasons,
                                 created_at=now, policy_version=policy.full_version,
-                                predictions=predictions_json(verdict))
+                                predictions=predictions_json(verdict),
+                                sizing_reason=sized and sized.reason)
                         .execution_options(synchronize_session=False))
         if verdict.grants_retry:
             session.execute(update(App).where(App.app_id == run.app_id).values(retry_granted_at=now)

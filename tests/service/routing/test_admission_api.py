@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from client_runtime.settings import Settings
 from service.app import create_app
+from service.config import RouterSettings
 from service.db.models import AdmissionQueueEntry, App, Run, utcnow
 from service.routing import decider
 
@@ -21,9 +21,9 @@ SERVER = "connect-local"  # the settings' default server
 LONG_S = 40  # the wall time of the holding app's recent runs on Connect
 
 
-def make_settings(database_url, tmp_path, **overrides) -> Settings:
-    return Settings(database_url=database_url, state_dir=tmp_path / "state",
-                    **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
+def make_settings(database_url, tmp_path, **overrides) -> RouterSettings:
+    return RouterSettings(database_url=database_url, state_dir=tmp_path / "state",
+                          **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
 
 
 @pytest.fixture
@@ -196,12 +196,19 @@ def test_the_longest_wait_sends_it_standalone(database_url, tmp_path):
         heartbeat(client)
         seed_apps(client)
         hold_the_server(client)
-        queued = decide(client, "etl.short", can_wait=True)
-        assert queued["mode"] == "queued"
+        queued = decide(client, "etl.short", can_wait=True,
+                        resources={"executor_memory": "2g", "num_executors": 1})
+        assert queued["mode"] == "queued" and queued["sizing"] is None
         answer = admission(client, queued["run_id"], wait=5)
         assert answer["mode"] == "standalone" and answer["rule"] == "over-capacity"
         assert "the queue's longest wait (1 s" in answer["reasons"][-1]["message"]
-        assert client.get(f"/api/v1/runs/{queued['run_id']}").json()["status"] == "decided"
+        run = client.get(f"/api/v1/runs/{queued['run_id']}").json()
+        assert run["status"] == "decided"
+        # Sized as any standalone decision is, by the request it queued with (1 executor of 2g asked; the
+        # app's runs say 1 executor of 1 core, which is less: the ask stands).
+        assert answer["sizing"]["reason"].startswith("Sized by the last 3 successful runs")
+        assert (answer["sizing"]["executor_memory"], answer["sizing"]["num_executors"]) == ("2048m", 1)
+        assert (run["executor_memory"], run["num_executors"]) == (2 << 30, 1)
         assert queue_rows(client) == []
         client.app.state.engine.dispose()
 
