@@ -111,3 +111,10 @@ class ClientSettings(ListenerSettings):
 def get_settings() -> ClientSettings:
     """The client's settings, read once."""
     return ClientSettings()
+
+
+def __getattr__(name: str) -> object:
+    if name == "Settings":  # the one class of old: say where its fields went (issue 21)
+        raise ImportError("client_runtime.settings.Settings is split per process: ClientSettings (here), "
+                          "RouterSettings (service.config), OpsSettings (service.ops.ops_config)")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,6 +30,7 @@ from service.api.deps import require_metrics_token
 from service.api.request_guard import RequestGuard
 from service.config import RouterSettings, get_router_settings
 from service.db import engine as db
+from service.db.models import utcnow
 from service.errors import Conflict, Invalid, NotFound, Unavailable
 from service.ops import observability
 from service.routing.decider import DecisionBatcher
@@ -157,6 +158,7 @@ def create_app(settings: RouterSettings | None = None, migrate: bool = True) -> 
                               "separate Spark application, from its run history.",
                   version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.up_since = utcnow()  # a queued run's silence counts from here at the earliest (admission)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)

@@ -367,7 +367,8 @@ def values(obj: Run | Decision) -> dict:
 
 # ------------------------------------------------------------------------------------------ admission
 
-def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> DecisionOut:
+def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
+          up_since: datetime | None = None) -> DecisionOut:
     """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room
     with every live run ahead of it placed first; sent standalone when the rules now say so for another reason
     (pinned, the server down), when the queue's longest wait is up, when its client stopped asking, or when
@@ -376,7 +377,8 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
 
     Admissions take the queue's row locks in queue order first, so that each sees the one before it; leaving
     the queue is a conditional update (queued -> decided), so a run is decided once however many workers check
-    it."""
+    it. Each check also cancels the runs ahead or behind whose clients gave up (silent, and past the queue's
+    longest wait: admission_store.cancel_abandoned; `up_since`: when this router started)."""
     app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))
     if app_id is None:
         raise UnknownRun(run_id)
@@ -391,10 +393,13 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
         raise Conflict(f"run {run_id} was not decided by the router (it has no decision to wait for)")
     entry = next((row for row in rows if row.run_id == run_id), None)
     if run.status == "cancelled" and decision.mode == "queued":
-        raise Conflict(f"run {run_id} was cancelled while it waited in the admission queue")
+        why = f": {run.failure_message}" if run.failure_message else ""
+        raise Conflict(f"run {run_id} was cancelled while it waited in the admission queue{why}")
     if run.status != "queued" or entry is None:
         session.rollback()
         return _stored(session, decision, run, settings)
+    swept = admission_store.cancel_abandoned(connection, rows, now, settings, up_since, keep=run_id)
+    rows = [row for row in rows if row.run_id not in swept]
     since = admission_store.polled_since(settings, now)
     ahead = [admission.Queued(row.run_id, row.predicted_cores, row.expected_s, as_utc(row.enqueued_at))
              for row in rows if row.id < entry.id and as_utc(row.last_polled_at) >= since]
