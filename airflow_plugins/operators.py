@@ -155,10 +155,10 @@ class SparkRouterOperator(BaseOperator):
         from the worker's SPARK_ROUTER_* environment."""
         from pydantic import SecretStr, ValidationError
 
-        from client_runtime.settings import Settings
+        from client_runtime.settings import ClientSettings
 
         try:
-            base = Settings()
+            base = ClientSettings()
         except ValidationError as exc:
             raise AirflowException(f"invalid SPARK_ROUTER_* setting in the worker's environment: {exc}") \
                 from None

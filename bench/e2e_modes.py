@@ -27,8 +27,9 @@ from pathlib import Path
 from common import REPO, RouterProcess, compile_jar, free_port
 
 from client_runtime import jvm, protocol
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from service.ops import connect_server
+from service.ops.ops_config import OpsSettings
 
 APP = REPO / "examples" / "apps" / "light_aggregation.py"
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
@@ -62,7 +63,7 @@ def main() -> None:
                                                                  "and bare JVM client starts (0: none)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
-    settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
+    settings = OpsSettings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
     connect_url = f"sc://127.0.0.1:{settings.connect_port}"
     router = RouterProcess(f"sqlite:///{base / 'router.db'}", base, env={
         "SPARK_ROUTER_CONNECT_URL": connect_url,
@@ -113,7 +114,7 @@ def python_modes(env: dict, bare_env: dict, runs: int, pairs: int) -> None:
 
 def jar_modes(base: Path, env: dict, runs: int) -> None:
     """The light jar through `spark-router run` on Connect and standalone, and the JVM client's bare start."""
-    settings = Settings()
+    settings = ClientSettings()
     examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
     (base / "ClientStart.java").write_text(CLIENT_START)
     jar = compile_jar(base / "bench-apps.jar",

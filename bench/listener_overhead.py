@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from common import REPO, RouterProcess, free_port
 
-from client_runtime.settings import Settings
 from service.ops import connect_server
+from service.ops.ops_config import OpsSettings
 
 WORKLOAD = """
 import sys, time
@@ -52,8 +52,8 @@ def main() -> None:
     servers = {}
     try:
         for name, with_listener in (("with", True), ("without", False)):
-            settings = Settings(state_dir=base / name, url=router.url, connect_port=free_port(),
-                                connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
+            settings = OpsSettings(state_dir=base / name, url=router.url, connect_port=free_port(),
+                                   connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
             connect_server.start(settings, progress=lambda _m: None, with_listener=with_listener)
             servers[name] = settings
         for name, server in servers.items():  # not counted: both servers' first queries (class loading, JIT)

@@ -52,7 +52,7 @@ from client_runtime.router_client import RouterClient, RouterRejected, RouterUna
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
 if TYPE_CHECKING:
-    from client_runtime.settings import Settings
+    from client_runtime.settings import ClientSettings
 
 log = logging.getLogger("spark_router.launcher")
 T = TypeVar("T")
@@ -131,7 +131,7 @@ class Launcher:
     of app (client_runtime.app_kinds). Thread-safe ``cancel()`` stops it from outside (SIGTERM in the CLI,
     ``on_kill`` in Airflow)."""
 
-    def __init__(self, settings: Settings, on_line: Callable[[str], None] | None = None,
+    def __init__(self, settings: ClientSettings, on_line: Callable[[str], None] | None = None,
                  on_event: Callable[[str], None] | None = None):
         self.settings = settings
         self.on_line = on_line or (lambda line: print(line, flush=True))

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime import protocol
-from client_runtime.settings import Settings
+from service.config import RouterSettings as Settings
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
 from service.errors import Conflict, UnknownRun
@@ -393,7 +393,8 @@ def values(obj: Run | Decision) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ admission
 
-def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> DecisionOut:
+def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
+          up_since: datetime | None = None) -> DecisionOut:
     """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room
     with every live run ahead of it placed first; sent standalone when the rules now say so for another reason
     (pinned, the server down), when the queue's longest wait is up, when its client stopped asking, or when
@@ -402,7 +403,8 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
 
     Admissions take the queue's row locks in queue order first, so that each sees the one before it; leaving
     the queue is a conditional update (queued -> decided), so a run is decided once however many workers check
-    it."""
+    it. Each check also cancels the runs ahead or behind whose clients gave up (silent, and past the queue's
+    longest wait: admission_store.cancel_abandoned; `up_since`: when this router started)."""
     app_id = session.scalar(select(Run.app_id).where(Run.run_id == run_id))
     if app_id is None:
         raise UnknownRun(run_id)
@@ -417,10 +419,13 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
         raise Conflict(f"run {run_id} was not decided by the router (it has no decision to wait for)")
     entry = next((row for row in rows if row.run_id == run_id), None)
     if run.status == "cancelled" and decision.mode == "queued":
-        raise Conflict(f"run {run_id} was cancelled while it waited in the admission queue")
+        why = f": {run.failure_message}" if run.failure_message else ""
+        raise Conflict(f"run {run_id} was cancelled while it waited in the admission queue{why}")
     if run.status != "queued" or entry is None:
         session.rollback()
         return _stored(session, decision, run, settings)
+    swept = admission_store.cancel_abandoned(connection, rows, now, settings, up_since, keep=run_id)
+    rows = [row for row in rows if row.run_id not in swept]
     since = admission_store.polled_since(settings, now)
     ahead = [admission.Queued(row.run_id, row.predicted_cores, row.expected_s, as_utc(row.enqueued_at))
              for row in rows if row.id < entry.id and as_utc(row.last_polled_at) >= since]
@@ -464,15 +469,20 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings) -> 
 def _leave(session: Session, entry: Row[Any], run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
            settings: Settings, note: str) -> DecisionOut:
     """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it
-    is still queued (a conditional update: whoever checks it at the same time finds it decided)."""
+    is still queued (a conditional update: whoever checks it at the same time finds it decided). A run that
+    leaves for standalone is sized as any standalone decision is, by the request it queued with."""
     connect = verdict.mode == "connect"
+    sized = (sizing.size(resources(DecisionRequest.model_validate(entry.request)),
+                         usage(session.get(App, run.app_id), policy), policy)
+             if verdict.mode == "standalone" else None)
     reasons = [*rules.reasons_json(verdict),
                {"rule": "queue", "metric": "queued_s", "threshold": None, "message": note,
                 "observed": round((now - as_utc(entry.enqueued_at)).total_seconds(), 1)}]
     left = session.execute(update(Run).where(Run.run_id == run.run_id, Run.status == "queued")
                            .values(status="decided", mode=verdict.mode, created_at=now,
                                    server_id=verdict.server_id if connect else None,
-                                   predicted_cores=verdict.predicted_cores if connect else 0.0)
+                                   predicted_cores=verdict.predicted_cores if connect else 0.0,
+                                   **sized_columns(sized))
                            .execution_options(synchronize_session=False))
     if not isinstance(left, CursorResult):  # an UPDATE's result: its rowcount says whether it took the run
         raise TypeError(f"an UPDATE gave {type(left).__name__}, not a CursorResult")
@@ -481,7 +491,8 @@ def _leave(session: Session, entry: Row[Any], run: Run, verdict: rules.Verdict, 
                         .values(mode=verdict.mode,
                                 rule=verdict.reasons[0].rule if verdict.reasons else "none", reasons=reasons,
                                 created_at=now, policy_version=policy.full_version,
-                                predictions=predictions_json(verdict))
+                                predictions=predictions_json(verdict),
+                                sizing_reason=sized and sized.reason)
                         .execution_options(synchronize_session=False))
         if verdict.grants_retry:
             session.execute(update(App).where(App.app_id == run.app_id).values(retry_granted_at=now)

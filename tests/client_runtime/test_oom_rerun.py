@@ -13,7 +13,7 @@ import pytest
 from client_runtime import failures, protocol
 from client_runtime.launcher import MAX_OOM_RERUNS, Launcher, RunRequest, oom_rerun_refusal
 from client_runtime.process import AppProcess
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from tests.support import RouterProcess
 
 # A standalone run of tests/apps/executor_oom.py with 512m executors (Spark 4, two workers), as the launcher
@@ -163,7 +163,7 @@ def launcher(router, tmp_path, monkeypatch):
     monkeypatch.setattr(Launcher, "_standalone_command", standalone_command)
     monkeypatch.setattr(Launcher, "_prepare_connect", prepare_connect)
     events: list[str] = []
-    launched = Launcher(Settings(url=router.url, standalone_master="spark://127.0.0.1:7077"),
+    launched = Launcher(ClientSettings(url=router.url, standalone_master="spark://127.0.0.1:7077"),
                         on_line=lambda line: None, on_event=events.append)
     launched.events = events
     app = tmp_path / "app.py"

@@ -155,3 +155,18 @@ def test_placement_prefers_a_server_with_a_free_run_slot():
     verdict = rules.decide(rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
                                                app=app, servers=(full, slot)), Policy())
     assert verdict.mode == "connect" and verdict.server_id == "b"
+
+
+def test_a_run_is_abandoned_once_silent_and_past_the_longest_wait():
+    silent_after, deadline = 45, NOW - timedelta(seconds=1)
+    asked = NOW - timedelta(seconds=60)
+    assert admission.abandoned(asked, deadline, NOW, silent_after)
+    # Still asking (within a long poll and the grace): not abandoned, whatever its deadline.
+    assert not admission.abandoned(NOW - timedelta(seconds=30), deadline, NOW, silent_after)
+    # Silent, but its longest wait is not up: it holds nobody back (not live) and may still come back.
+    assert not admission.abandoned(asked, NOW + timedelta(seconds=10), NOW, silent_after)
+    # The router was away until 20 s ago: nobody could ask it; its clients get the time to ask again.
+    assert not admission.abandoned(asked, deadline, NOW, silent_after, up_since=NOW - timedelta(seconds=20))
+    assert admission.abandoned(asked, deadline, NOW, silent_after, up_since=NOW - timedelta(seconds=50))
+    message = admission.abandoned_message(61.4, 300)
+    assert message.startswith("Its client stopped asking for its admission 61 s ago") and "(300 s," in message
