@@ -61,6 +61,17 @@ def airflow_confs(dag_id: str | None, task_id: str | None, run_id: str | None,
     return {f"{AIRFLOW_CONF_PREFIX}{key}": str(value) for key, value in given.items() if value is not None}
 
 
+# The listener's own settings are Spark confs under this prefix (ListenerConfig.java PREFIX): url, spoolDir,
+# spoolMaxBytes, kind, serverId, connectUrl, ...; set by `spark-router` when it starts a Spark application.
+LISTENER_CONF_PREFIX = "spark.router.listener."
+
+
+def listener_confs(**settings: str) -> dict[str, str]:
+    """Listener settings as the confs it reads: ``listener_confs(serverId="s1")`` names
+    ``spark.router.listener.serverId``."""
+    return {f"{LISTENER_CONF_PREFIX}{name}": value for name, value in settings.items()}
+
+
 # What a launcher tells the app's session helper (client_runtime/session.py; RouterSession.java for JVM apps)
 # in the app's environment: the mode, the session confs as a JSON object, and the files to ship to a Connect
 # server (os.pathsep-separated).

@@ -32,6 +32,11 @@ def test_the_session_confs_the_listener_reads_are_the_protocols():
     assert confs["RUN_ID"] == protocol.RUN_ID_CONF == "spark.router.runId"
 
 
+def test_the_listeners_own_confs_are_named_by_the_protocols_prefix():
+    assert java_constants("ListenerConfig.java")["PREFIX"] == protocol.LISTENER_CONF_PREFIX
+    assert protocol.listener_confs(serverId="s1") == {"spark.router.listener.serverId": "s1"}
+
+
 @pytest.mark.parametrize("java, python", [
     ("APP_ID_MAX", "APP_ID_MAX"), ("RUN_ID_MAX", "RUN_ID_MAX"),
     ("CONNECT_SESSION_ID_MAX", "CONNECT_SESSION_ID_MAX"),
