@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from client_runtime.launcher import Launcher
+    from client_runtime.protocol import RequestedMode
     from airflow.sdk.types import TaskInstanceKey
 
 MODES = ("auto", "connect", "standalone")
@@ -96,7 +97,7 @@ class SparkRouterOperator(BaseOperator):
         application_args: Sequence[Any] | None = None,
         main_class: str | None = None,
         app_id: str | None = None,
-        mode: str = "auto",
+        mode: RequestedMode = "auto",
         driver_memory: str | None = None,
         executor_memory: str | None = None,
         driver_cores: int | None = None,
@@ -154,10 +155,10 @@ class SparkRouterOperator(BaseOperator):
         from the worker's SPARK_ROUTER_* environment."""
         from pydantic import SecretStr, ValidationError
 
-        from client_runtime.settings import Settings
+        from client_runtime.settings import ClientSettings
 
         try:
-            base = Settings()
+            base = ClientSettings()
         except ValidationError as exc:
             raise AirflowException(f"invalid SPARK_ROUTER_* setting in the worker's environment: {exc}") \
                 from None

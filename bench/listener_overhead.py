@@ -19,14 +19,14 @@ from pathlib import Path
 import httpx
 from common import REPO, RouterProcess, free_port
 
-from client_runtime.settings import Settings
 from service.ops import connect_server
+from service.ops.ops_config import OpsSettings
 
 WORKLOAD = """
 import sys, time
+from client_runtime.protocol import session_confs
 from client_runtime.session import connect_session
-confs = {"spark.router.appId": "bench.overhead", "spark.router.runId": sys.argv[3]}
-spark = connect_session(sys.argv[1], confs)
+spark = connect_session(sys.argv[1], session_confs("bench.overhead", sys.argv[3]))
 started = time.perf_counter()
 for i in range(int(sys.argv[2])):
     spark.range(0, 200_000, 1, 4).selectExpr(f"id % {10 + i} AS k").groupBy("k").count().collect()
@@ -52,8 +52,8 @@ def main() -> None:
     servers = {}
     try:
         for name, with_listener in (("with", True), ("without", False)):
-            settings = Settings(state_dir=base / name, url=router.url, connect_port=free_port(),
-                                connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
+            settings = OpsSettings(state_dir=base / name, url=router.url, connect_port=free_port(),
+                                   connect_ui_port=free_port(), connect_server_id=f"bench-{name}")
             connect_server.start(settings, progress=lambda _m: None, with_listener=with_listener)
             servers[name] = settings
         for name, server in servers.items():  # not counted: both servers' first queries (class loading, JIT)

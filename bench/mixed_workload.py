@@ -59,8 +59,8 @@ from pathlib import Path
 import httpx
 from common import REPO, RouterProcess, free_port, wait_until
 
-from client_runtime.settings import Settings
 from service.ops import connect_server, spark_cluster
+from service.ops.ops_config import OpsSettings
 
 LIGHT_APP = REPO / "examples" / "apps" / "light_aggregation.py"
 HEAVY_APP = REPO / "examples" / "apps" / "heavy_shuffle.py"
@@ -434,9 +434,9 @@ def main() -> None:
     began, load_at_start = time.time(), os.getloadavg()
     print(f"mixed_workload: load average at the start {load_at_start[0]:.1f} / {load_at_start[1]:.1f} / "
           f"{load_at_start[2]:.1f} (1, 5, 15 min)", flush=True)
-    settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port(),
-                        connect_server_id=SERVER_ID,
-                        connect_server_conf=dict(pair.split("=", 1) for pair in args.connect_conf))
+    settings = OpsSettings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port(),
+                           connect_server_id=SERVER_ID,
+                           connect_server_conf=dict(pair.split("=", 1) for pair in args.connect_conf))
     cluster = spark_cluster.start(settings, workers=2, worker_cores=2, worker_memory="2g", port=free_port(),
                                   ui_port=free_port(),
                                   progress=lambda m: print(f"mixed_workload: cluster: {m}",

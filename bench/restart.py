@@ -23,8 +23,8 @@ from pathlib import Path
 import httpx
 from common import RouterProcess, free_port, wait_until
 
-from client_runtime.settings import Settings
 from service.ops import connect_server
+from service.ops.ops_config import OpsSettings
 
 SECOND = "connect-b"
 # Rules that send a run standalone because no Connect server could take it.
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10, help="decisions per second")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="bench-restart-"))
-    settings = Settings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
+    settings = OpsSettings(state_dir=base, connect_port=free_port(), connect_ui_port=free_port())
     router = RouterProcess(f"sqlite:///{base / 'router.db'}", base).start()
     settings = settings.model_copy(update={"url": router.url})
     server_ids = [settings.connect_server_id] + ([SECOND] if args.rolling else [])

@@ -19,13 +19,13 @@ from pathlib import Path
 from client_runtime import jvm, runner
 from client_runtime.artifacts import ResolvedApp
 from client_runtime.process import AppProcess, terminate_group
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 
 
 class AppKind(ABC):
     """One kind of app, resolved (client_runtime.artifacts) and ready to run."""
 
-    def __init__(self, app: ResolvedApp, settings: Settings):
+    def __init__(self, app: ResolvedApp, settings: ClientSettings):
         self.app = app
         self.settings = settings
 
@@ -51,7 +51,7 @@ class AppKind(ABC):
 
 
 class PythonApp(AppKind):
-    def __init__(self, app: ResolvedApp, settings: Settings,
+    def __init__(self, app: ResolvedApp, settings: ClientSettings,
                  interpreter: subprocess.Popen[bytes] | None = None):
         """``interpreter``: one from ``runner.start()``, already preloading (else a Connect run starts
         one)."""
@@ -105,7 +105,7 @@ def preload(app: str, mode: str) -> subprocess.Popen[bytes] | None:
     return runner.start()
 
 
-def kind_of(app: ResolvedApp, settings: Settings,
+def kind_of(app: ResolvedApp, settings: ClientSettings,
             interpreter: subprocess.Popen[bytes] | None = None) -> AppKind:
     """The kind of a resolved app; ``interpreter`` (a preloading one) goes to a Python app, or is stopped."""
     if app.main_class:

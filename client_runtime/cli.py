@@ -14,11 +14,14 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import argparse
     import subprocess
+    from collections.abc import Callable
     from types import FrameType, ModuleType
-    from typing import Any
+    from typing import Any, TypeVar
 
     from client_runtime.protocol import Resources
-    from client_runtime.settings import Settings
+    from client_runtime.settings import BaseRouterSettings, ClientSettings
+
+    SettingsT = TypeVar("SettingsT", bound=BaseRouterSettings)
 
 # Every other import is made where it is needed: `run` starts the app's interpreter (client_runtime.runner)
 # before anything else is imported, argparse and logging included (docs/benchmarks.md, the launcher's start).
@@ -35,19 +38,25 @@ ROUTER_COMMANDS = {
 ROUTER_PACKAGE = "service"
 
 
-def get_settings() -> Settings:
-    """The settings, or a clear error naming the SPARK_ROUTER_* variable that is wrong (exit code 2)."""
+def checked_settings(load: Callable[[], SettingsT]) -> SettingsT:
+    """The settings `load` reads, or a clear error naming the SPARK_ROUTER_* variable that is wrong (exit code
+    2). The router's and operations' commands pass their own (service/commands.py)."""
     from pydantic import ValidationError
 
-    from client_runtime.settings import get_settings as settings
-
     try:
-        return settings()
+        return load()
     except ValidationError as exc:
         for error in exc.errors():
             name = "SPARK_ROUTER_" + "_".join(map(str, error["loc"])).upper()
             print(f"error: {name}: {error['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def get_settings() -> ClientSettings:
+    """The client's settings (client_runtime/settings.py), or a clear error (see ``checked_settings``)."""
+    from client_runtime.settings import get_settings as settings
+
+    return checked_settings(settings)
 
 
 def router_commands() -> ModuleType | None:

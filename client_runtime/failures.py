@@ -1,4 +1,4 @@
-"""Whose failure a failed run was, and why it failed, in one line.
+"""Whose failure a failed run was, why it failed in one line, and whether it ran out of memory.
 
 Decided by outcome where it can be: a failed Connect run of an idempotent app is rerun standalone, and the
 rerun's end settles it (protocol.SETTLED_BY). The output patterns below only classify a failed Connect run
@@ -8,8 +8,11 @@ that is not rerun (an app that is not idempotent, or fallback off), and name the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from client_runtime.process import Outcome
+from client_runtime.protocol import FailureKind, OomWhere
 
 # Output of a Python client that names a Spark Connect failure: unsupported APIs, a server that is gone or
 # restarting, a session the server no longer knows.
@@ -34,6 +37,57 @@ PYTHON_EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Exit|Interr
 # A JVM stack trace's frames and suppressed exceptions: the error is the line before them.
 JVM_TRACE_LINE = re.compile(r"\s+(at |Suppressed: |\.\.\. \d+ more)")
 
+# Output that says a JVM ran out of memory, the way Spark and its cluster managers say it: the JVM's own
+# error (heap space, GC overhead limit), Spark's execution memory refused, a container killed over its memory
+# limit (YARN, Kubernetes), an executor lost with the exit code of an out-of-memory death (52: Spark's own
+# handler of an OutOfMemoryError; 137: SIGKILL, the OS's OOM killer; 143: YARN's kill of a container over its
+# limit), a broadcast table the driver cannot hold.
+OUT_OF_MEMORY = re.compile(
+    r"java\.lang\.OutOfMemoryError|SparkOutOfMemoryError|GC overhead limit exceeded"
+    r"|Container killed .{0,120}memory|running beyond (?:physical|virtual) memory limits"
+    r"|exceeding (?:physical |virtual )?memory limits|possible container OOM|killed by the OS"
+    r"|Command exited with code (?:52|137)\b"
+    r"|ExecutorLostFailure.*\b(?:exit code|Exit status:?|exited with code) ?(?:137|143)\b"
+    r"|Not enough memory to build and broadcast")
+# Out of memory that more heap does not cure: threads, class metadata.
+NOT_HEAP = re.compile(r"unable to create (?:new )?native thread|Metaspace|Compressed class space")
+# The line is about a task or an executor (the driver's log of an executor's failure): the executor's memory.
+# The time a log4j line starts with (Spark's default layout: 26/12/05 05:18:16 WARN ...).
+LOG_TIME = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d ")
+EXECUTOR_CONTEXT = re.compile(
+    r"Lost task|\bexecutor \d+|ExecutorLostFailure|Lost executor|Executor app-|Executor updated|Container"
+    r"|container OOM|SparkOutOfMemoryError|UNABLE_TO_ACQUIRE_MEMORY|killed by the OS|in stage \d")
+
+
+@dataclass(frozen=True)
+class OutOfMemory:
+    """A run that ran out of memory: where (whose memory a rerun grows) and the line that says so."""
+
+    where: OomWhere
+    line: str
+
+    def summary(self) -> str:
+        return f"out of {self.where} memory: {self.line}"
+
+
+def out_of_memory(lines: Iterable[str]) -> OutOfMemory | None:
+    """Whether the output says the run ran out of memory, and where: an executor's (a line about a task or an
+    executor says so: the driver logs its executors' failures) before the driver's (an OutOfMemoryError with
+    nothing of an executor about it: the driver's own JVM). None: no sign of it."""
+    executor = driver = None
+    for line in lines:
+        if not OUT_OF_MEMORY.search(line) or NOT_HEAP.search(line):
+            continue
+        text = LOG_TIME.sub("", line.strip())[:300]
+        if EXECUTOR_CONTEXT.search(line):
+            executor = executor or text
+        else:
+            driver = driver or text
+    if executor:
+        return OutOfMemory("executor", executor)
+    return OutOfMemory("driver", driver) if driver else None
+
+
 def status_of(outcome: Outcome, cancelled: bool) -> str:
     """succeeded, failed, or cancelled (stopped because the launcher was asked to stop)."""
     if outcome.exit_code == 0 and not outcome.stopped_because:
@@ -41,7 +95,7 @@ def status_of(outcome: Outcome, cancelled: bool) -> str:
     return "cancelled" if cancelled else "failed"
 
 
-def failure_kind(mode: str, outcome: Outcome) -> str:
+def failure_kind(mode: str, outcome: Outcome) -> FailureKind:
     """Connect or app, from the output (a failed Connect run that is not rerun standalone)."""
     if mode != "connect":
         return "app"

@@ -20,7 +20,7 @@ import zipfile
 from pathlib import Path
 
 from client_runtime.artifacts import ArtifactError
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from client_runtime.spark_env import SparkEnvironmentError, java_home, spark_home
 
 SESSION_CLASS = "io.sparkrouter.session.RouterSession"
@@ -43,7 +43,7 @@ class JvmAppError(ArtifactError):
     it."""
 
 
-def jars_dir(settings: Settings) -> Path:
+def jars_dir(settings: ClientSettings) -> Path:
     directory = settings.jvm_jars_dir or spark_home() / "jars"
     if not directory.is_dir():
         raise JvmAppError(f"no Spark jars at {directory}: install pyspark (`make install`) or set "
@@ -51,7 +51,7 @@ def jars_dir(settings: Settings) -> Path:
     return directory
 
 
-def session_jar(settings: Settings) -> Path:
+def session_jar(settings: ClientSettings) -> Path:
     if not settings.session_jar.is_file():
         raise JvmAppError(f"the session helper jar {settings.session_jar} is not built: run `make install` "
                           f"(or client_runtime/java/build.sh), or set SPARK_ROUTER_SESSION_JAR")
@@ -62,26 +62,26 @@ def _spark_jars(directory: Path, prefixes: tuple[str, ...], include: bool) -> li
     return [jar for jar in sorted(directory.glob("*.jar")) if jar.name.startswith(prefixes) == include]
 
 
-def compile_classpath(settings: Settings) -> list[Path]:
+def compile_classpath(settings: ClientSettings) -> list[Path]:
     """The session helper and Spark's API jars: what `spark-router classpath` prints for javac, sbt,
     Gradle."""
     return [session_jar(settings), *_spark_jars(jars_dir(settings), API_JARS, include=True)]
 
 
-def classic_classpath(settings: Settings) -> list[Path]:
+def classic_classpath(settings: ClientSettings) -> list[Path]:
     """The session helper and every Spark jar: for an app that uses Spark's classic API too (the SparkContext,
     RDDs); such an app runs standalone."""
     return [session_jar(settings), *sorted(jars_dir(settings).glob("*.jar"))]
 
 
-def connect_client_jar(settings: Settings) -> Path:
+def connect_client_jar(settings: ClientSettings) -> Path:
     found = sorted(jars_dir(settings).glob(CONNECT_CLIENT_GLOB))
     if not found:
         raise JvmAppError(f"no JVM Connect client ({CONNECT_CLIENT_GLOB}) in {jars_dir(settings)}")
     return found[-1]
 
 
-def require_jars(settings: Settings) -> None:
+def require_jars(settings: ClientSettings) -> None:
     """Raises JvmAppError, naming what is missing, unless Java, the session helper and the JVM Connect client
     are there."""
     try:
@@ -92,13 +92,13 @@ def require_jars(settings: Settings) -> None:
     connect_client_jar(settings)
 
 
-def connect_classpath(settings: Settings) -> list[Path]:
+def connect_classpath(settings: ClientSettings) -> list[Path]:
     """The session helper, the JVM Connect client and the Spark jars a Connect client may use."""
     return [session_jar(settings), connect_client_jar(settings),
             *_spark_jars(jars_dir(settings), NOT_IN_CONNECT_CLIENT, include=False)]
 
 
-def connect_command(settings: Settings, jar: Path, main_class: str, args: list[str]) -> list[str]:
+def connect_command(settings: ClientSettings, jar: Path, main_class: str, args: list[str]) -> list[str]:
     """``java`` running the app as a Spark Connect client; the session helper reads the run's environment."""
     classpath = os.pathsep.join(str(path) for path in [jar, *connect_classpath(settings)])
     options = list(JAVA_OPTIONS)
@@ -107,7 +107,7 @@ def connect_command(settings: Settings, jar: Path, main_class: str, args: list[s
     return [str(java_home(settings) / "bin" / "java"), *options, "-cp", classpath, main_class, *args]
 
 
-def submit_command(command: list[str], settings: Settings, jar: Path, main_class: str,
+def submit_command(command: list[str], settings: ClientSettings, jar: Path, main_class: str,
                    args: list[str]) -> list[str]:
     """Completes a spark-submit command (master, name, confs so far) for a jar: the session helper joins the
     jars spark-submit ships (it keeps only the last --jars), then ``--class MAIN APP.jar ARGS``."""

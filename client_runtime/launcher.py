@@ -7,6 +7,11 @@ again standalone, and that rerun says whose failure it was: it succeeds, so Conn
 failure, which counts in the app's streak); it fails too, so the app failed (an app failure). The router is
 told the Connect run failed "pending" and settles it when the rerun reports its end. Spark Connect refuses
 programs in more ways than any list of messages names; the cost is that a real app bug runs twice.
+
+Out of memory: a standalone run (a fallback too) that fails and whose output says it ran out of memory
+(client_runtime.failures.out_of_memory) is rerun once, standalone, with the memory the router gives it (POST
+/api/v1/runs/{id}/oom-rerun: sizing.oom_growth times the memory where it ran out, within the ceiling). Once
+only: a rerun that runs out of memory too is not rerun again (nor by the router, which refuses it).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from urllib.parse import urlparse
 
 from client_runtime import artifacts, compat, failures, protocol, runner, sentry
@@ -33,30 +40,54 @@ from client_runtime.protocol import (
     SCHEDULER_POOL_CONF,
     SETTLED_BY,
     DecisionAnswer,
+    FailureKind,
+    OomWhere,
+    RequestedMode,
     Resources,
+    RunEventName,
     session_confs,
     user_id,
 )
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 
+if TYPE_CHECKING:
+    from client_runtime.settings import ClientSettings
+
 log = logging.getLogger("spark_router.launcher")
+T = TypeVar("T")
+
+# A run that ran out of memory is rerun with more this many times at most: once.
+MAX_OOM_RERUNS = 1
 
 @dataclass
 class RunRequest:
     app_id: str
     app: str                                   # path or s3:// URI
     args: list[str] = field(default_factory=list)
-    mode: str = "auto"                         # auto | connect | standalone
-    resources: Resources = field(default_factory=dict)  # protocol.resources(): unset ones left out
+    mode: RequestedMode = "auto"
+    resources: Resources = field(default_factory=protocol.resources)  # unset ones left out
     spark_conf: dict[str, str] = field(default_factory=dict)
     fallback: bool = True                      # rerun standalone after a Connect failure ...
     idempotent: bool = True                    # ... which is only safe for an idempotent app
-    airflow: dict | None = None                # dag_id, task_id, run_id, try_number
+    airflow: dict[str, Any] | None = None      # dag_id, task_id, run_id, try_number
     cwd: str | None = None                     # where the app runs, as with spark-submit; default: ours
     main_class: str | None = None              # a jar's class to run (default: its manifest's Main-Class)
     # an auto run may wait in the router's queue for room on Connect
     can_wait: bool = True
+
+
+class Attempt(TypedDict):
+    """One run of the app, as the launcher saw it end."""
+
+    run_id: str
+    mode: str                  # connect, standalone (queued: stopped while it waited, nothing ran)
+    status: str                # succeeded, failed, cancelled
+    exit_code: int
+    failure_kind: str | None   # connect, app, pending; a settled Connect run's: connect, app, unknown
+    seconds: float
+    error: str | None
+    out_of_memory: OomWhere | None  # a failed run whose output says it ran out of memory: whose memory
 
 
 @dataclass
@@ -65,9 +96,8 @@ class LaunchResult:
     run_id: str
     mode: str
     fell_back: bool = False
-    # Every attempt: run_id, mode, status (succeeded, failed, cancelled), exit_code, failure_kind, seconds,
-    # error.
-    runs: list[dict] = field(default_factory=list)
+    oom_rerun: bool = False    # the last attempt is the out-of-memory rerun of the one before
+    runs: list[Attempt] = field(default_factory=list)  # every attempt, in order
 
 
 @dataclass
@@ -80,7 +110,7 @@ class Decision:
     from_router: bool
     scheduler_pool: str | None = None  # a Connect run's FAIR pool on the server (the router's light or heavy)
     # a standalone run's sized resources (RESOURCE_NAMES), over the ask
-    sized: dict = field(default_factory=dict)
+    sized: dict[str, str | int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, answer: DecisionAnswer) -> Decision:
@@ -101,7 +131,7 @@ class Launcher:
     of app (client_runtime.app_kinds). Thread-safe ``cancel()`` stops it from outside (SIGTERM in the CLI,
     ``on_kill`` in Airflow)."""
 
-    def __init__(self, settings, on_line: Callable[[str], None] | None = None,
+    def __init__(self, settings: ClientSettings, on_line: Callable[[str], None] | None = None,
                  on_event: Callable[[str], None] | None = None):
         self.settings = settings
         self.on_line = on_line or (lambda line: print(line, flush=True))
@@ -111,13 +141,15 @@ class Launcher:
         self._router_down = False
         self._current: AppProcess | None = None
         # the preloading interpreter, until the app's kind has it
-        self._python: subprocess.Popen | None = None
+        self._python: subprocess.Popen[bytes] | None = None
         self._kind: AppKind | None = None
         self._cancelled = threading.Event()
+        # the current attempt's output lines that say it ran out of memory (failures.OUT_OF_MEMORY)
+        self._memory_lines: deque[str] = deque(maxlen=50)
 
     # ------------------------------------------------------------------------------------------ public
 
-    def run(self, request: RunRequest, python: subprocess.Popen | None = None) -> LaunchResult:
+    def run(self, request: RunRequest, python: subprocess.Popen[bytes] | None = None) -> LaunchResult:
         """Run the app where the router says. ``python``: an interpreter from
         ``client_runtime.runner.start()``, already preloading for a Connect run (the CLI starts it before its
         own imports); without one, a run that may go to Connect starts it here, so that its imports overlap
@@ -142,27 +174,38 @@ class Launcher:
             decision = self._decide(request)
             if decision is None:  # stopped while it waited in the router's queue: nothing ran
                 return LaunchResult(exit_code=143, run_id="", mode="queued",
-                                    runs=[{"mode": "queued", "status": "cancelled", "exit_code": 143}])
+                                    runs=[Attempt(run_id="", mode="queued", status="cancelled", exit_code=143,
+                                                  failure_kind=None, seconds=0.0, error=None,
+                                                  out_of_memory=None)])
             sentry.set_run_tags(app_id=request.app_id, run_id=decision.run_id, mode=decision.mode)
             result = LaunchResult(exit_code=1, run_id=decision.run_id, mode=decision.mode)
             falls_back = request.fallback and request.idempotent
             outcome = self._attempt(request, kind, decision, workdir, result, falls_back=falls_back)
             if decision.mode == "connect" and result.runs[-1]["status"] == "failed":
                 if falls_back:
-                    outcome = self._fall_back(request, kind, decision, workdir, result, outcome)
+                    decision, outcome = self._fall_back(request, kind, decision, workdir, result, outcome)
                 else:
                     why = ("fallback is off" if not request.fallback
                            else "the app is not marked idempotent, so it must not run twice")
                     what = "a Connect" if result.runs[-1]["failure_kind"] == "connect" else "an app"
                     self.on_event(f"not falling back: {why}; by its output, this was {what} failure")
+            for _ in range(MAX_OOM_RERUNS + 1):  # the last time round only says why there is no more
+                where = result.runs[-1]["out_of_memory"]
+                if decision.mode != "standalone" or where is None:
+                    break
+                rerun = self._rerun_out_of_memory(request, kind, decision, workdir, result, where)
+                if rerun is None:
+                    break
+                decision, outcome = rerun
             result.exit_code = outcome.exit_code if outcome.exit_code >= 0 else 128 - outcome.exit_code
             if outcome.stopped_because and outcome.exit_code == 0:
                 result.exit_code = 1
             return result
 
     def _fall_back(self, request: RunRequest, kind: AppKind, failed: Decision, workdir: Path,
-                   result: LaunchResult, outcome: Outcome) -> Outcome:
-        """Rerun a failed Connect run standalone; its outcome says whose failure the Connect run's was."""
+                   result: LaunchResult, outcome: Outcome) -> tuple[Decision, Outcome]:
+        """Rerun a failed Connect run standalone; its outcome says whose failure the Connect run's was. The
+        rerun's decision and outcome."""
         reason = failures.failure_summary(outcome)
         hint = failures.connect_hint(outcome)
         self.on_event(f"Connect run {failed.run_id} failed ({reason}); falling back to standalone, whose "
@@ -173,7 +216,7 @@ class Launcher:
         result.fell_back, result.run_id, result.mode = True, decision.run_id, "standalone"
         outcome = self._attempt(request, kind, decision, workdir, result)
         connect_run, rerun = result.runs[-2], result.runs[-1]
-        connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
+        settled = connect_run["failure_kind"] = SETTLED_BY[rerun["status"]]
         self.on_event({
             "connect": f"the standalone rerun succeeded: Connect run {failed.run_id} counts as a Connect "
                        "failure",
@@ -181,8 +224,40 @@ class Launcher:
                    f"{failed.run_id} counts as an app failure)",
             "unknown": f"the standalone rerun was cancelled: whose failure Connect run {failed.run_id} was "
                        f"stays unknown",
-        }[connect_run["failure_kind"]])
-        return outcome
+        }[settled])
+        return decision, outcome
+
+    def _rerun_out_of_memory(self, request: RunRequest, kind: AppKind, failed: Decision, workdir: Path,
+                             result: LaunchResult, where: OomWhere) -> tuple[Decision, Outcome] | None:
+        """Rerun once, with the memory the router gives it, a standalone run that ran out of memory: the
+        rerun's decision and outcome; None (and why, printed) when there is no rerun."""
+        found = failures.out_of_memory(self._memory_lines)  # the failed attempt's lines, until the next one
+        oom_line = found.line if found else str(result.runs[-1]["error"])
+        refusal = oom_rerun_refusal(request, failed.from_router,
+                                    reruns=int(result.oom_rerun), cancelled=self._cancelled.is_set())
+        if refusal:
+            self.on_event(f"standalone run {failed.run_id} ran out of {where} memory; no rerun with more: "
+                          f"{refusal}")
+            return None
+        self.on_event(f"standalone run {failed.run_id} ran out of {where} memory ({oom_line}); asking the "
+                      f"router for its one rerun with more")
+        try:
+            answer = self.router.oom_rerun(failed.run_id, where, oom_line)
+        except RouterRejected as exc:  # the policy's answer: at the ceiling, reruns off
+            self.on_event(f"no rerun with more memory: {exc}")
+            return None
+        except RouterUnavailable as exc:
+            self._router_down = True
+            self.on_event(f"WARNING: {exc}; no rerun with more memory (the router sizes it)")
+            return None
+        decision = Decision.of(answer)
+        self.on_event(f"router: {decision.mode} (run {decision.run_id}): {' '.join(decision.reasons)}")
+        sentry.set_run_tags(run_id=decision.run_id, mode=decision.mode)
+        result.oom_rerun, result.run_id, result.mode = True, decision.run_id, decision.mode
+        outcome = self._attempt(request, kind, decision, workdir, result)
+        self.on_event(f"the out-of-memory rerun {decision.run_id} of {failed.run_id} "
+                      f"{result.runs[-1]['status']}")
+        return decision, outcome
 
     @property
     def cancelled(self) -> bool:
@@ -246,16 +321,17 @@ class Launcher:
         stopped while it waited, after the router was told the run is cancelled (which takes it out of the
         queue)."""
         run_id, shown = answer.run_id, None
+        assert run_id is not None, "a queued decision has a run"
         while answer.mode == "queued":
             progress = (answer.position, round(answer.predicted_wait_s or 0))
             if progress != shown:
                 self.on_event(f"queued at position {answer.position}, predicted wait {progress[1]} s (run "
                               f"{run_id})")
                 shown = progress
-            box: dict = {}
+            box: dict[str, Any] = {}
             done = threading.Event()
 
-            def poll(box=box, done=done):
+            def poll(box: dict[str, Any] = box, done: threading.Event = done) -> None:
                 try:
                     box["answer"] = self.router.admission(run_id, self.ADMISSION_POLL_S)
                 except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
@@ -294,12 +370,14 @@ class Launcher:
             return self._local_decision(request, "standalone", f"fallback after Connect failure: {reason}")
         return Decision.of(answer)
 
-    def _report(self, decision: Decision, *args, **kwargs) -> None:
+    def _report(self, decision: Decision, event: RunEventName, failure_kind: FailureKind | None = None,
+                message: str | None = None, exit_code: int | None = None) -> None:
         """Tell the router how a run it decided goes (a run decided without it is not reported)."""
         if decision.from_router:
-            self._call_router(lambda: self.router.report(decision.run_id, *args, **kwargs))
+            self._call_router(lambda: self.router.report(decision.run_id, event, failure_kind, message,
+                                                         exit_code))
 
-    def _call_router(self, call):
+    def _call_router(self, call: Callable[[], T]) -> T | None:
         """A best-effort report: a router that is down must not fail the run."""
         if self._router_down:
             return None
@@ -319,6 +397,7 @@ class Launcher:
         """One run of the app, reported to the router. ``falls_back``: a failed Connect run will be rerun
         standalone, so its failure is reported "pending" (the rerun's outcome settles it)."""
         self._report(decision, "started")
+        self._memory_lines.clear()
         started = time.monotonic()
         if decision.mode == "connect":
             start, watchdog = self._prepare_connect(request, kind, decision, workdir)
@@ -347,7 +426,7 @@ class Launcher:
             self.on_event(f"WARNING: relative paths resolve on the Connect server, not in {workdir}: "
                           f"{', '.join(local[:3])} may not be found there; pass absolute paths or URIs")
         return (lambda: kind.start_connect(request.args, env, workdir,
-                                           self.on_line)), self._server_watchdog(url)
+                                           self._on_app_line)), self._server_watchdog(url)
 
     def _prepare_standalone(self, request: RunRequest, kind: AppKind, decision: Decision,
                             workdir: Path) -> Callable[[], AppProcess]:
@@ -356,26 +435,37 @@ class Launcher:
         command, env = self._standalone_command(request, kind, decision), self._standalone_env(decision)
         self.on_event(f"starting {decision.mode} run {decision.run_id}: {' '.join(command[:3])} ... in "
                       f"{workdir}")
-        return lambda: AppProcess.start(command, env, self.on_line, cwd=workdir)
+        return lambda: AppProcess.start(command, env, self._on_app_line, cwd=workdir)
+
+    def _on_app_line(self, line: str) -> None:
+        """A line of the app's output: shown, and kept if it says the run ran out of memory (which may be long
+        before its end, past the tail kept for the failure's summary)."""
+        if failures.OUT_OF_MEMORY.search(line):
+            self._memory_lines.append(line)
+        self.on_line(line)
 
     def _record(self, decision: Decision, outcome: Outcome, elapsed: float, result: LaunchResult,
                 falls_back: bool) -> None:
         """A run's end: classified, logged, added to the result and reported."""
         status = failures.status_of(outcome, self._cancelled.is_set())
-        failure_kind = error = None
+        failure_kind: FailureKind | None = None
+        error = oom = None
         if status == "failed":
-            error = failures.failure_summary(outcome)
+            oom = None if outcome.stopped_because else failures.out_of_memory(self._memory_lines)
+            error = oom.summary() if oom else failures.failure_summary(outcome)
             failure_kind = ("pending" if decision.mode == "connect" and falls_back
                             else failures.failure_kind(decision.mode, outcome))
         self.on_event(f"{decision.mode} run {decision.run_id} " + {
             "succeeded": f"succeeded in {elapsed:.1f} s",
             "failed": f"failed (exit code {outcome.exit_code}) after {elapsed:.1f} s"
-                      + ("" if failure_kind == "pending" else f": {failure_kind} failure"),
+                      + ("" if failure_kind == "pending" else f": {failure_kind} failure")
+                      + (f", out of {oom.where} memory" if oom else ""),
             "cancelled": f"cancelled after {elapsed:.1f} s (exit code {outcome.exit_code})",
         }[status] + (f": {outcome.stopped_because}" if outcome.stopped_because else ""))
-        result.runs.append({"run_id": decision.run_id, "mode": decision.mode, "status": status,
-                            "exit_code": outcome.exit_code, "failure_kind": failure_kind,
-                            "seconds": round(elapsed, 2), "error": error})
+        result.runs.append(Attempt(run_id=decision.run_id, mode=decision.mode, status=status,
+                                   exit_code=outcome.exit_code, failure_kind=failure_kind,
+                                   seconds=round(elapsed, 2), error=error,
+                                   out_of_memory=oom.where if oom else None))
         if status == "succeeded":
             self._report(decision, "succeeded", exit_code=0)
         elif status == "cancelled":
@@ -383,7 +473,8 @@ class Launcher:
         else:
             self._report(decision, "failed", failure_kind, error, outcome.exit_code)
 
-    def _execute(self, start: Callable[[], AppProcess], watchdog) -> Outcome:
+    def _execute(self, start: Callable[[], AppProcess],
+                 watchdog: Callable[[], str | None] | None) -> Outcome:
         if self._cancelled.is_set():
             return Outcome(143, [], "the launcher was asked to stop")
         self._current = start()
@@ -415,8 +506,8 @@ class Launcher:
             env["SPARK_LOCAL_IP"] = "127.0.0.1"
         return env
 
-    def _connect_env(self, request, app: artifacts.ResolvedApp, decision: Decision, url: str) -> dict[str,
-                                                                                                      str]:
+    def _connect_env(self, request: RunRequest, app: artifacts.ResolvedApp, decision: Decision,
+                     url: str) -> dict[str, str]:
         env = self._base_env(decision)
         # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win
         # over anything it sets: a pool of its own naming would stay on the server for good.
@@ -470,7 +561,7 @@ class Launcher:
                           f"not recorded (build it with `make listener`)")
         conf.update(decision.session_confs)
         # The router's sizing (never below the ask unless its policy allows) over what the request asked.
-        resources = {**request.resources, **decision.sized}
+        resources: dict[str, Any] = {**request.resources, **decision.sized}
         for option in ("driver_memory", "executor_memory", "driver_cores", "executor_cores"):
             if resources.get(option) is not None:
                 command += [f"--{option.replace('_', '-')}", str(resources[option])]
@@ -498,6 +589,22 @@ class Launcher:
         server."""
         return [arg for arg in args if arg and not os.path.isabs(arg) and "://" not in arg
                 and arg not in (".", "..") and (workdir / arg).exists()]
+
+
+def oom_rerun_refusal(request: RunRequest, from_router: bool, reruns: int,
+                      cancelled: bool = False) -> str | None:
+    """Why a standalone run that ran out of memory is not rerun with more, or None: it is. ``reruns``: the
+    out-of-memory reruns of this launch so far."""
+    if reruns >= MAX_OOM_RERUNS:
+        return (f"it is the out-of-memory rerun already, and a run is rerun {MAX_OOM_RERUNS} time(s) at "
+                f"most; give it more memory by hand (or raise the policy's sizing ceilings)")
+    if cancelled:
+        return "the launcher was asked to stop"
+    if not request.idempotent:
+        return "the app is not marked idempotent, so it must not run twice"
+    if not from_router:
+        return "the run was decided without the router, which sizes the rerun"
+    return None
 
 
 def _on_this_machine(master: str) -> bool:

@@ -13,7 +13,14 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from client_runtime.protocol import DecisionAnswer, FailureKind, RequestedMode, Resources, RunEventName
+from client_runtime.protocol import (
+    DecisionAnswer,
+    FailureKind,
+    OomWhere,
+    RequestedMode,
+    Resources,
+    RunEventName,
+)
 
 
 class RouterUnavailable(RuntimeError):
@@ -123,6 +130,15 @@ class RouterClient:
         # Idempotent too: asked again for the same run, the router returns the rerun it recorded.
         return DecisionAnswer.from_json(self._call_idempotent(
             "POST", f"/api/v1/runs/{run_id}/fallback", {"reason": reason and storable(reason[:2000])}))
+
+    def oom_rerun(self, run_id: str, where: OomWhere, reason: str | None = None) -> DecisionAnswer:
+        """The one rerun, with more memory where it ran out, of a standalone run that failed out of memory
+        (the router sizes it; RouterRejected when it gives none: at the ceiling, reruns off, a rerun
+        already)."""
+        # Idempotent too: asked again for the same run, the router returns the rerun it recorded.
+        return DecisionAnswer.from_json(self._call_idempotent(
+            "POST", f"/api/v1/runs/{run_id}/oom-rerun",
+            {"where": where, "reason": reason and storable(reason[:2000])}))
 
     def record_compatibility(self, app_id: str, findings: list[dict[str, Any]]) -> None:
         self._call("PUT", f"/api/v1/apps/{app_id}/compatibility", {"findings": findings})

@@ -7,7 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-from client_runtime.settings import Settings
+from client_runtime.protocol import listener_confs
+from client_runtime.settings import ListenerSettings
 
 LISTENER_CLASS = "io.sparkrouter.listener.RouterListener"
 
@@ -24,7 +25,7 @@ def spark_home() -> Path:
     return Path(pyspark.__file__).resolve().parent
 
 
-def java_home(settings: Settings) -> Path:
+def java_home(settings: ListenerSettings) -> Path:
     candidates = [settings.java_home, os.environ.get("JAVA_HOME"), "/usr/lib/jvm/java-17-openjdk-amd64"]
     for candidate in candidates:
         if candidate and (Path(candidate) / "bin" / "java").exists():
@@ -36,19 +37,15 @@ def java_home(settings: Settings) -> Path:
                                 "openjdk-17-jdk-headless) or set JAVA_HOME")
 
 
-def listener_conf(settings: Settings, kind: str) -> dict[str, str]:
+def listener_conf(settings: ListenerSettings, kind: str) -> dict[str, str]:
     """The `spark.router.listener.*` confs that point our listener at the router. The ingest token is not
     among them: it reaches the listener through the environment (``listener_env``), never a command line."""
-    return {
-        "spark.extraListeners": LISTENER_CLASS,
-        "spark.router.listener.url": settings.url,
-        "spark.router.listener.spoolDir": str(settings.spool_dir),
-        "spark.router.listener.spoolMaxBytes": str(settings.listener_spool_max_bytes),
-        "spark.router.listener.kind": kind,
-    }
+    return {"spark.extraListeners": LISTENER_CLASS,
+            **listener_confs(url=settings.url, spoolDir=str(settings.spool_dir),
+                             spoolMaxBytes=str(settings.listener_spool_max_bytes), kind=kind)}
 
 
-def listener_env(settings: Settings) -> dict[str, str]:
+def listener_env(settings: ListenerSettings) -> dict[str, str]:
     """The environment the listener reads its ingest token from (SPARK_ROUTER_INGEST_TOKEN), if one is set."""
     token = settings.token("ingest_token")
     return {"SPARK_ROUTER_INGEST_TOKEN": token} if token else {}

@@ -12,11 +12,11 @@ sys.path.insert(0, str(DOCS.parent))
 
 
 def openapi() -> dict:
-    from client_runtime.settings import Settings
     from service.app import create_app
+    from service.config import RouterSettings
 
     # No database is touched: the schema comes from the routes alone.
-    return create_app(Settings(database_url="sqlite://"), migrate=False).openapi()
+    return create_app(RouterSettings(database_url="sqlite://"), migrate=False).openapi()
 
 
 def _type(schema: dict, components: dict) -> str:

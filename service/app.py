@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from client_runtime.settings import Settings, get_settings
 from service.api import (
     admin_routes,
     dashboard_routes,
@@ -29,7 +28,9 @@ from service.api import (
 )
 from service.api.deps import require_metrics_token
 from service.api.request_guard import RequestGuard
+from service.config import RouterSettings, get_router_settings
 from service.db import engine as db
+from service.db.models import utcnow
 from service.errors import Conflict, Invalid, NotFound, Unavailable
 from service.ops import observability
 from service.routing.decider import DecisionBatcher
@@ -100,7 +101,7 @@ def _migrate(engine: Engine, url: str) -> None:
         migrations.dispose()
 
 
-def _handle_errors(app: FastAPI, settings: Settings) -> None:
+def _handle_errors(app: FastAPI, settings: RouterSettings) -> None:
     # The domain's errors, and nothing broader: a programming error stays a 500 with its traceback in the log.
     @app.exception_handler(NotFound)
     async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
@@ -146,8 +147,8 @@ def _handle_errors(app: FastAPI, settings: Settings) -> None:
                             status_code=422)
 
 
-def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAPI:
-    settings = settings or get_settings()
+def create_app(settings: RouterSettings | None = None, migrate: bool = True) -> FastAPI:
+    settings = settings or get_router_settings()
     url = settings.resolved_database_url
     engine = db.get_engine(url, db.Bounds.of(settings))
     if migrate:
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None, migrate: bool = True) -> FastAP
                               "separate Spark application, from its run history.",
                   version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.up_since = utcnow()  # a queued run's silence counts from here at the earliest (admission)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.policies = PolicyStore(settings.policy_file)

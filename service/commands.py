@@ -6,14 +6,31 @@ from __future__ import annotations
 
 import sys
 
-from client_runtime.cli import ROUTER_COMMANDS, get_settings
+from client_runtime.cli import ROUTER_COMMANDS, checked_settings
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     import argparse
 
+    from service.config import RouterSettings
+    from service.ops.ops_config import OpsSettings
+
 # Every other import is made where it is needed: `spark-router run` builds the whole parser, this module
 # included.
+
+
+def router_settings() -> RouterSettings:
+    """The router's settings (`serve`, `db`): service/config.py."""
+    from service.config import get_router_settings
+
+    return checked_settings(get_router_settings)
+
+
+def ops_settings() -> OpsSettings:
+    """Operations' settings (`connect-server`, `cluster`, `restart-server`): service/ops/ops_config.py."""
+    from service.ops.ops_config import get_ops_settings
+
+    return checked_settings(get_ops_settings)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -21,7 +38,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from service.api import http_server
 
-    settings = get_settings()
+    settings = router_settings()
     # uvicorn's variable, as the image sets it
     workers = args.workers or os.environ.get("WEB_CONCURRENCY") or 1
     if not str(workers).isdigit() or int(workers) < 1:
@@ -36,7 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _connect_server(args: argparse.Namespace) -> int:
     from service.ops import connect_server
 
-    settings = get_settings()
+    settings = ops_settings()
     try:
         if args.action == "start":
             connect_server.start(settings, port=args.port, ui_port=args.ui_port, master=args.master,
@@ -81,7 +98,7 @@ def _print_connect_server(name: str, status: dict) -> None:
 def _cluster(args: argparse.Namespace) -> int:
     from service.ops import spark_cluster
 
-    settings = get_settings()
+    settings = ops_settings()
     try:
         if args.action == "start":
             state = spark_cluster.start(settings, workers=args.workers, worker_cores=args.worker_cores,
@@ -133,7 +150,7 @@ def _print_cluster(status: dict) -> None:
 def _db_upgrade(_args: argparse.Namespace) -> int:
     from service.db import engine as db
 
-    settings = get_settings()
+    settings = router_settings()
     db.upgrade(db.get_engine(settings.resolved_database_url))
     print(f"database at the newest schema: {db.get_engine(settings.resolved_database_url).url!r}")
     return 0
@@ -152,7 +169,7 @@ def _restart_server(args: argparse.Namespace) -> int:
         return 2
     overrides = {"restart_backend": args.backend, "restart_command": args.command,
                  "kubernetes_namespace": args.namespace}
-    settings = get_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = ops_settings().model_copy(update={k: v for k, v in overrides.items() if v is not None})
     window = args.window if args.window is not None else settings.restart_window_s
     admin = AdminClient(settings.url, settings.token("admin_token"), timeout_s=10)
 

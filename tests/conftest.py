@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from service.app import create_app
+from service.config import RouterSettings
+from service.ops.ops_config import OpsSettings
 from tests.support import REPO, RouterProcess, compile_jar, create_pg_database, drop_pg_database, free_port
 
 
@@ -29,8 +31,8 @@ def database_url(request, tmp_path):
 
 
 @pytest.fixture
-def settings(database_url, tmp_path) -> Settings:
-    return Settings(database_url=database_url, state_dir=tmp_path / "state")
+def settings(database_url, tmp_path) -> RouterSettings:
+    return RouterSettings(database_url=database_url, state_dir=tmp_path / "state")
 
 
 @pytest.fixture
@@ -65,7 +67,7 @@ def router(pg_url, state_dir, connect_ports):
 class SharedConnectServer:
     """The session's Connect server; a test that kills it calls ensure_running() to bring it back."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: OpsSettings):
         self.settings = settings
         self.url = f"sc://127.0.0.1:{settings.connect_port}"
         self.ui_port = settings.connect_ui_port
@@ -86,9 +88,9 @@ def connect_server(router, state_dir, connect_ports):
     """The session's one Spark Connect server, with the listener pointed at the session's router."""
     from service.ops import connect_server
 
-    settings = Settings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
-                        connect_ui_port=connect_ports["ui_port"],
-                        connect_server_id=connect_ports["server_id"])
+    settings = OpsSettings(state_dir=state_dir, url=router.url, connect_port=connect_ports["port"],
+                           connect_ui_port=connect_ports["ui_port"],
+                           connect_server_id=connect_ports["server_id"])
     shared = SharedConnectServer(settings)
     shared.ensure_running()
     yield shared
@@ -110,7 +112,7 @@ class JvmApps:
 def jvm_apps(tmp_path_factory) -> JvmApps:
     from client_runtime import jvm
 
-    settings = Settings()
+    settings = ClientSettings()
     examples = REPO / "examples" / "jvm" / "src" / "main" / "java" / "io" / "sparkrouter" / "examples"
     jar = tmp_path_factory.mktemp("jvm-apps") / "apps.jar"
     # Connect-ready apps compile against what `spark-router classpath` prints; the one that uses the
@@ -128,7 +130,7 @@ class SecondConnectServer:
     """A second local Connect server of the pool (`connect-server start --server-id`), reporting to the
     session's router next to the shared one. A test that stops it calls ensure_running() to bring it back."""
 
-    def __init__(self, settings: Settings, router):
+    def __init__(self, settings: OpsSettings, router):
         from service.ops import connect_server
 
         self.settings = connect_server.member_settings(settings, SECOND_SERVER_ID)

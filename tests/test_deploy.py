@@ -30,8 +30,8 @@ try:
 except ImportError:  # Python 3.10
     from pip._vendor import tomli as tomllib
 
-from client_runtime.settings import Settings
 from client_runtime.spark_env import LISTENER_CLASS, listener_conf
+from service.config import RouterSettings
 from service.ops.connect_server import (
     CONNECT_SERVER_CLASS,
     SCHEDULER_POOLS_FILE,
@@ -39,6 +39,7 @@ from service.ops.connect_server import (
     SERVER_CONF_FILE,
     read_properties,
 )
+from service.ops.ops_config import OpsSettings
 from service.routing.policy import parse_policy, parse_size
 from tests.support import free_port
 
@@ -289,9 +290,9 @@ def test_router_pods_probe_healthz_and_run_unprivileged(rendered):
     # router's).
     limits = {name: env_of(router)[f"SPARK_ROUTER_{name.upper()}"]["value"]
               for name in ("header_read_timeout_s", "body_read_timeout_s", "max_connections")}
-    settings = Settings(**limits)
-    assert {name: getattr(settings, name) for name in limits} == {name: Settings.model_fields[name].default
-                                                                  for name in limits}
+    settings = RouterSettings(**limits)
+    assert {name: getattr(settings, name) for name in limits} == {
+        name: RouterSettings.model_fields[name].default for name in limits}
     service = rendered.get("Service", f"{FULLNAME}-router")
     assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
     assert service["spec"]["ports"][0]["targetPort"] == router["ports"][0]["name"]
@@ -366,7 +367,7 @@ def test_listener_reports_to_the_router_service(rendered):
     conf = spark_defaults(rendered)
     assert conf["spark.extraListeners"] == LISTENER_CLASS
     # Every listener conf the local server sets (bar the token, which is a secret) is set on Kubernetes too.
-    local = listener_conf(Settings(ingest_token="x"), kind="connect")
+    local = listener_conf(OpsSettings(ingest_token="x"), kind="connect")
     assert set(local) - {"spark.router.listener.token"} <= conf.keys()
     assert "spark.router.listener.token" not in conf, "the token belongs in a Secret, not a ConfigMap"
     assert conf["spark.router.listener.kind"] == "connect"
@@ -511,7 +512,7 @@ def test_a_pools_restart_cronjob_restarts_every_server_in_turn(pool, monkeypatch
     assert env["SPARK_ROUTER_KUBERNETES_DEPLOYMENT"]["value"] == deployments[default_server]
     monkeypatch.setenv("SPARK_ROUTER_KUBERNETES_DEPLOYMENTS",
                        env["SPARK_ROUTER_KUBERNETES_DEPLOYMENTS"]["value"])
-    assert Settings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
+    assert OpsSettings().kubernetes_deployments == servers  # the job's settings read the rendered JSON
     account = pod_spec(pool.get("CronJob", f"{FULLNAME}-restart"))["serviceAccountName"]
     binding = next(b for b in pool.all("RoleBinding") if b["subjects"][0]["name"] == account)
     role = pool.get("Role", binding["roleRef"]["name"])

@@ -18,8 +18,35 @@ def test_api_reference_is_current():
 
 
 def test_every_setting_is_in_the_operator_guide():
-    from client_runtime.settings import Settings
+    """Every process's settings (the client's, the router's, operations'), each variable by its name."""
+    from client_runtime.settings import ClientSettings
+    from service.config import RouterSettings
+    from service.ops.ops_config import OpsSettings
 
     guide = (DOCS / "operator-guide.md").read_text()
-    missing = [name for name in Settings.model_fields if f"`SPARK_ROUTER_{name.upper()}`" not in guide]
+    names = {name for cls in (ClientSettings, RouterSettings, OpsSettings) for name in cls.model_fields}
+    missing = sorted(name for name in names if f"`SPARK_ROUTER_{name.upper()}`" not in guide)
     assert missing == [], f"settings not documented in docs/operator-guide.md: {missing}"
+
+
+def test_the_operator_guide_says_which_process_reads_each_setting():
+    """The settings table's "read by" column is each variable's process classes, so an operator knows which
+    pod needs which variable."""
+    import re
+
+    from client_runtime.settings import ClientSettings
+    from service.config import RouterSettings
+    from service.ops.ops_config import OpsSettings
+
+    processes = {"client": ClientSettings, "router": RouterSettings, "ops": OpsSettings}
+    guide = (DOCS / "operator-guide.md").read_text()
+    table = guide.split("| variable | read by | default | what it does |")[1]
+    rows = [line.split(" | ") for line in table.split("\n\n")[0].splitlines() if line.startswith("| `")]
+    wrong = {}
+    for row in rows:
+        names = [name.lower() for name in re.findall(r"`SPARK_ROUTER_([A-Z0-9_]+)`", row[0])]
+        for name in names:
+            readers = ", ".join(process for process, cls in processes.items() if name in cls.model_fields)
+            if readers and readers != row[1]:
+                wrong[name] = (row[1], readers)
+    assert len(rows) >= 40 and wrong == {}, f"docs/operator-guide.md: (says, reads) {wrong}"

@@ -75,7 +75,7 @@ async def get_admission(run_id: RunIdPath, request: Request,
 
 def _admit(state, run_id: str) -> DecisionOut:
     with state.sessions() as session:
-        return decider.admit(session, run_id, state.policies.get(), state.settings)
+        return decider.admit(session, run_id, state.policies.get(), state.settings, state.up_since)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, responses=errors(404))

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy.orm import Session
 
 from client_runtime.protocol import APP_ID_MAX, ID_PATTERN, RUN_ID_MAX
-from client_runtime.settings import Settings
+from service.config import RouterSettings
 from service.schemas import INT64_MAX, NO_NUL
 
 _bearer = HTTPBearer(auto_error=False)
@@ -35,7 +35,7 @@ def _matches(expected: SecretStr, given: str) -> bool:
     return secrets.compare_digest(given.encode(), expected.get_secret_value().encode())
 
 
-def accepted(settings: Settings, which: str, given: str | None) -> bool:
+def accepted(settings: RouterSettings, which: str, given: str | None) -> bool:
     """Whether bearer token `given` (None: no token) opens the `which` endpoints (ingest, api or admin). An
     endpoint whose token is not set is open."""
     if which == "api" and settings.admin_token is not None and given is not None and _matches(

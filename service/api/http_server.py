@@ -27,7 +27,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from client_runtime.settings import Settings, get_settings
+from service.config import RouterSettings, get_router_settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def __init__(self, config, server_state, app_state, _loop=None):
         super().__init__(config, server_state, app_state, _loop)
-        settings = get_settings()
+        settings = get_router_settings()
         self.header_timeout_s = settings.header_read_timeout_s
         self.body_timeout_s = settings.body_read_timeout_s
         self.max_connections = settings.max_connections
@@ -208,7 +208,7 @@ def log_config(level: str) -> dict:
     return config
 
 
-def serve(settings: Settings, host: str, port: int, workers: int = 1, log_level: str = "info",
+def serve(settings: RouterSettings, host: str, port: int, workers: int = 1, log_level: str = "info",
           access_log: bool = False) -> None:
     """Run the router on host:port with `workers` processes, each with the limits above."""
     from service.db import engine as db

@@ -13,8 +13,8 @@ import time
 
 from starlette.exceptions import HTTPException
 
-from client_runtime.settings import Settings
 from service.api.deps import accepted, unauthorized
+from service.config import RouterSettings
 
 # The token each group of endpoints needs, by path prefix (the first that matches); tests/service/api checks
 # that the routes' dependencies say the same.
@@ -67,7 +67,7 @@ class RequestGuard:
     (chunked) is counted as it is read and refused (413) once past the limit; a body still incomplete at the
     deadline is answered 408, and its connection closed."""
 
-    def __init__(self, app, settings: Settings):
+    def __init__(self, app, settings: RouterSettings):
         self.app = app
         self.settings = settings
         self.limit = settings.max_body_bytes

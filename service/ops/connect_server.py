@@ -17,9 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from client_runtime.process import pid_alive, port_open, stop_groups
-from client_runtime.settings import Settings
+from client_runtime.protocol import listener_confs
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 from service.ops import spark_cluster
+from service.ops.ops_config import OpsSettings
 
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 
@@ -67,7 +68,7 @@ class ServerState:
         return f"sc://127.0.0.1:{self.port}"
 
 
-def _state_file(settings: Settings) -> Path:
+def _state_file(settings: OpsSettings) -> Path:
     return settings.connect_server_dir / "server.json"
 
 
@@ -81,7 +82,7 @@ POOL_DIR = "connect-servers"
 _SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
-def member_settings(settings: Settings, server_id: str | None) -> Settings:
+def member_settings(settings: OpsSettings, server_id: str | None) -> OpsSettings:
     """The settings of local server `server_id` of the pool: the default server's are the settings themselves;
     another server reports under its id, keeps its state under <state dir>/connect-servers/<id>, and runs on
     the ports it ran on before (free ones the first time)."""
@@ -99,7 +100,7 @@ def member_settings(settings: Settings, server_id: str | None) -> Settings:
     return member.model_copy(update={"connect_port": ports["port"], "connect_ui_port": ports["ui_port"]})
 
 
-def local_server_ids(settings: Settings) -> list[str]:
+def local_server_ids(settings: OpsSettings) -> list[str]:
     """The default server and every other local server that has a state dir, by id."""
     others = sorted(path.name for path in (settings.state_dir / POOL_DIR).glob("*") if path.is_dir())
     return [settings.connect_server_id,
@@ -112,7 +113,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def read_state(settings: Settings) -> ServerState | None:
+def read_state(settings: OpsSettings) -> ServerState | None:
     """The recorded server, if its process is still alive."""
     path = _state_file(settings)
     if not path.exists():
@@ -123,7 +124,7 @@ def read_state(settings: Settings) -> ServerState | None:
 
 
 
-def server_conf(settings: Settings, master: str) -> dict[str, str]:
+def server_conf(settings: OpsSettings, master: str) -> dict[str, str]:
     """The shared settings; on a cluster also the executors' size and the dynamic-allocation ceiling (by
     default as many executors as a cluster of `spark-router cluster` has room for); then
     SPARK_ROUTER_CONNECT_SERVER_CONF. On local[N] the dynamic-allocation settings are left out: Spark ignores
@@ -142,7 +143,7 @@ def server_conf(settings: Settings, master: str) -> dict[str, str]:
     return conf
 
 
-def server_command(settings: Settings, port: int, ui_port: int, with_listener: bool = True,
+def server_command(settings: OpsSettings, port: int, ui_port: int, with_listener: bool = True,
                    master: str | None = None) -> list[str]:
     if with_listener and not settings.listener_jar.exists():
         raise ConnectServerError(f"listener jar not found at {settings.listener_jar}: run `make listener`")
@@ -160,9 +161,8 @@ def server_command(settings: Settings, port: int, ui_port: int, with_listener: b
     }
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
-                     "spark.router.listener.serverId": settings.connect_server_id,
-                     # The router hands this URL to the clients it places on this server.
-                     "spark.router.listener.connectUrl": f"sc://127.0.0.1:{port}",
+                     # connectUrl: the router hands this URL to the clients it places on this server.
+                     **listener_confs(serverId=settings.connect_server_id, connectUrl=f"sc://127.0.0.1:{port}"),
                      **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
                "--name", "Spark Connect server", "--master", master,
@@ -185,7 +185,7 @@ def _check_master(master: str) -> None:
                                  f"`spark-router cluster start`, or pass the right --master") from exc
 
 
-def start(settings: Settings, port: int | None = None, ui_port: int | None = None,
+def start(settings: OpsSettings, port: int | None = None, ui_port: int | None = None,
           progress=print, with_listener: bool = True, master: str | None = None,
           server_id: str | None = None) -> ServerState:
     """Start the server in the background and return once it has answered a warm-up query. `master`: default
@@ -305,7 +305,7 @@ def warm_up(url: str, timeout_s: float = 60.0) -> None:
     WarmUp(timeout_s).run(url)
 
 
-def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
+def stop(settings: OpsSettings, timeout_s: float = 30.0, progress=print) -> bool:
     """SIGTERM, then SIGKILL after timeout_s. Returns whether a server was running."""
     state = read_state(settings)
     path = _state_file(settings)
@@ -322,7 +322,7 @@ def stop(settings: Settings, timeout_s: float = 30.0, progress=print) -> bool:
 
 
 
-def status(settings: Settings) -> dict:
+def status(settings: OpsSettings) -> dict:
     state = read_state(settings)
     if state is None:
         return {"running": False, "state_dir": str(settings.connect_server_dir)}
@@ -331,7 +331,7 @@ def status(settings: Settings) -> dict:
             "log_file": state.log_file, "accepting": port_open(state.port), "master": state.master or None}
 
 
-def pool_status(settings: Settings) -> list[dict]:
+def pool_status(settings: OpsSettings) -> list[dict]:
     """``status`` of every local server (see local_server_ids), each with its id; the default one first."""
     return [{"server_id": server_id, "default": server_id == settings.connect_server_id,
              **status(member_settings(settings, server_id))} for server_id in local_server_ids(settings)]

@@ -19,9 +19,9 @@ from datetime import datetime, timezone
 import httpx
 
 from client_runtime.router_client import RouterRejected, RouterUnavailable
-from client_runtime.settings import Settings
 from service.ops import connect_server
 from service.ops.admin_client import AdminClient
+from service.ops.ops_config import OpsSettings
 
 # Exit codes a scheduler can act on.
 RESTARTED, FAILED, SKIPPED = 0, 1, 3
@@ -36,7 +36,7 @@ class NoOtherServer(RestartError):
     """A rolling restart must not go on: no other server of the pool can take runs."""
 
 
-def server_settings(settings: Settings, server_id: str, connect_url: str | None = None) -> Settings:
+def server_settings(settings: OpsSettings, server_id: str, connect_url: str | None = None) -> OpsSettings:
     """The settings that restart server `server_id` of the pool: the local backend's state dir and ports (see
     connect_server.member_settings), its Connect URL (for the warm-up: what the router has from its listener),
     its Deployment (SPARK_ROUTER_KUBERNETES_DEPLOYMENTS; the default server's:
@@ -116,7 +116,7 @@ class LocalBackend:
 
     name = "local"
 
-    def __init__(self, settings: Settings, progress):
+    def __init__(self, settings: OpsSettings, progress):
         self.settings, self.progress = settings, progress
 
     def restart(self) -> None:
@@ -133,7 +133,7 @@ class CommandBackend:
 
     name = "command"
 
-    def __init__(self, settings: Settings, progress):
+    def __init__(self, settings: OpsSettings, progress):
         if not settings.restart_command:
             raise RestartError("the command backend needs SPARK_ROUTER_RESTART_COMMAND (or --command)")
         self.settings, self.progress = settings, progress
@@ -153,7 +153,7 @@ class KubernetesBackend:
 
     name = "kubernetes"
 
-    def __init__(self, settings: Settings, progress, apps_api=None):
+    def __init__(self, settings: OpsSettings, progress, apps_api=None):
         self.settings, self.progress = settings, progress
         if apps_api is None:
             try:
@@ -195,7 +195,7 @@ class KubernetesBackend:
         wait_for_warm_up(self.settings, self.progress)
 
 
-def wait_for_warm_up(settings: Settings, progress) -> None:
+def wait_for_warm_up(settings: OpsSettings, progress) -> None:
     deadline = time.monotonic() + settings.connect_start_timeout_s
     while True:
         try:
@@ -214,7 +214,7 @@ BACKENDS = {"local": LocalBackend, "command": CommandBackend, "kubernetes": Kube
 # -------------------------------------------------------------------------------------------- coordination
 
 class RestartCoordinator:
-    def __init__(self, settings: Settings, admin: AdminClient, backend,
+    def __init__(self, settings: OpsSettings, admin: AdminClient, backend,
                  progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity,
                  guard: Callable[[], None] | None = None):
         """``rest(ui_url)``: the work the driver's REST API shows. ``guard()``: called while the server
@@ -340,8 +340,9 @@ class RollingRestart:
     (so is a pool of one), and so is a drain that loses the last other server while it waits. Exit code:
     failed if one failed, else skipped if one was skipped, else restarted."""
 
-    def __init__(self, settings: Settings, admin: AdminClient, backend_for: Callable[[Settings], object],
-                 progress: Callable[[str], None] = print, rest: Callable[[str], list[str]] = rest_activity):
+    def __init__(self, settings: OpsSettings, admin: AdminClient,
+                 backend_for: Callable[[OpsSettings], object], progress: Callable[[str], None] = print,
+                 rest: Callable[[str], list[str]] = rest_activity):
         """``backend_for(server_settings)``: the backend that restarts one server (see
         ``server_settings``)."""
         self.settings, self.admin, self.backend_for, self.progress, self.rest = (settings, admin, backend_for,

@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 
 from client_runtime.process import pid_alive, port_open, stop_groups
-from client_runtime.settings import Settings
 from client_runtime.spark_env import java_home, spark_home
+from service.ops.ops_config import OpsSettings
 from service.routing.policy import parse_size
 
 MASTER_CLASS = "org.apache.spark.deploy.master.Master"
@@ -58,15 +58,15 @@ class ClusterState:
         return f"http://127.0.0.1:{self.ui_port}"
 
 
-def cluster_dir(settings: Settings) -> Path:
+def cluster_dir(settings: OpsSettings) -> Path:
     return settings.state_dir / "cluster"
 
 
-def _state_file(settings: Settings) -> Path:
+def _state_file(settings: OpsSettings) -> Path:
     return cluster_dir(settings) / "cluster.json"
 
 
-def read_state(settings: Settings) -> ClusterState | None:
+def read_state(settings: OpsSettings) -> ClusterState | None:
     """The recorded cluster, if its master is still alive."""
     path = _state_file(settings)
     if not path.exists():
@@ -92,7 +92,8 @@ def master_json(ui_url: str, timeout_s: float = 5) -> dict:
         raise ClusterError(f"the master's UI at {ui_url} did not answer: {exc}") from exc
 
 
-def executor_slots(settings: Settings, master: str, executor_cores: int, executor_memory: str) -> int | None:
+def executor_slots(settings: OpsSettings, master: str, executor_cores: int,
+                   executor_memory: str) -> int | None:
     """How many executors of this size the cluster of `spark-router cluster` at `master` has room for; None
     when `master` is not that cluster."""
     state = read_state(settings)
@@ -102,7 +103,7 @@ def executor_slots(settings: Settings, master: str, executor_cores: int, executo
     return state.workers * min(state.worker_cores // executor_cores, by_memory)
 
 
-def start(settings: Settings, workers: int = 2, worker_cores: int = 1, worker_memory: str = "1g",
+def start(settings: OpsSettings, workers: int = 2, worker_cores: int = 1, worker_memory: str = "1g",
           port: int = DEFAULT_PORT, ui_port: int = DEFAULT_UI_PORT, progress=print,
           timeout_s: float = 180) -> ClusterState:
     """Start a master and `workers` workers in the background; return once every worker is registered. On a
@@ -166,7 +167,7 @@ def _spark_class() -> str:
     return str(spark_home() / "bin" / "spark-class")
 
 
-def _env(settings: Settings) -> dict[str, str]:
+def _env(settings: OpsSettings) -> dict[str, str]:
     env = {**os.environ, "JAVA_HOME": str(java_home(settings)), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_DAEMON_MEMORY": os.environ.get("SPARK_DAEMON_MEMORY", DAEMON_MEMORY)}
     for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_MASTER"):
@@ -174,7 +175,7 @@ def _env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _start_worker(settings: Settings, state: ClusterState, index: int) -> subprocess.Popen:
+def _start_worker(settings: OpsSettings, state: ClusterState, index: int) -> subprocess.Popen:
     base = cluster_dir(settings)
     work_dir, local_dir = base / "work" / f"worker-{index}", base / "local" / f"worker-{index}"
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -187,7 +188,7 @@ def _start_worker(settings: Settings, state: ClusterState, index: int) -> subpro
                   base / "logs" / f"worker-{index}.log")
 
 
-def _wait_for_workers(settings: Settings, state: ClusterState, deadline: float, progress, expected: int,
+def _wait_for_workers(settings: OpsSettings, state: ClusterState, deadline: float, progress, expected: int,
                       before: frozenset | set = frozenset()) -> None:
     """Until `expected` workers not among `before` (ids the master knew already) are registered and alive."""
     logs, seen = cluster_dir(settings) / "logs", [-1]
@@ -217,7 +218,7 @@ def _spawn(command: list[str], env: dict, log_path: Path) -> subprocess.Popen:
                                 env=env, start_new_session=True)
 
 
-def _save(settings: Settings, state: ClusterState) -> None:
+def _save(settings: OpsSettings, state: ClusterState) -> None:
     _state_file(settings).write_text(json.dumps(asdict(state)))
 
 
@@ -237,7 +238,7 @@ def _wait(predicate, deadline: float, what: str, log: Path) -> None:
         time.sleep(0.5)
 
 
-def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
+def stop(settings: OpsSettings, timeout_s: float = 20, progress=print) -> bool:
     """Stop the workers (with their executors) and the master: SIGTERM to each process group, SIGKILL after
     timeout_s. Returns whether a cluster was running."""
     path = _state_file(settings)
@@ -260,7 +261,7 @@ def stop(settings: Settings, timeout_s: float = 20, progress=print) -> bool:
 
 
 
-def status(settings: Settings) -> dict:
+def status(settings: OpsSettings) -> dict:
     """The cluster as the master sees it: workers with their cores and memory used and free, applications
     running."""
     state = read_state(settings)

@@ -103,6 +103,23 @@ def fits_when_idle(servers: Sequence[rules.ServerFacts], cores: float, now: date
                and rules.server_capacity(server, policy)[0] >= cores for server in servers)
 
 
+def abandoned(last_polled_at: datetime, deadline_at: datetime, now: datetime, silent_after_s: float,
+              up_since: datetime | None = None) -> bool:
+    """A queued run whose client gave up without a word (killed, its machine gone): it has not asked for
+    longer than `silent_after_s` (a long poll and a grace), and the queue's longest wait is up, so it could
+    not be admitted to Connect any more anyway. Its silence counts from the router's start when that is
+    later: a router that was away heard nobody, and its clients ask again once it is back."""
+    heard = last_polled_at if up_since is None else max(last_polled_at, up_since)
+    return (now - heard).total_seconds() > silent_after_s and now >= deadline_at
+
+
+def abandoned_message(silent_s: float, max_wait_s: float) -> str:
+    """Why an abandoned queued run was cancelled, in one sentence."""
+    return (f"Its client stopped asking for its admission {silent_s:.0f} s ago and the queue's longest wait "
+            f"({max_wait_s:g} s, SPARK_ROUTER_QUEUE_MAX_WAIT_S) is up: cancelled, it never ran and no longer "
+            f"holds a place in the queue.")
+
+
 @dataclass(frozen=True)
 class QueueChoice:
     """Whether a run that finds no room waits, and why (one sentence either way)."""

@@ -144,6 +144,13 @@ class Sizing(PolicyModel):
     max_executor_memory: Size = Field(parse_size("8g"), description="The most executor memory sizing gives: "
                                                                     "no more than a worker of the cluster "
                                                                     "can hold.")
+    worker_memory: Size | None = Field(None, description="The memory one worker of the standalone cluster "
+                                                         "gives executors (its SPARK_WORKER_MEMORY, "
+                                                         "--memory); on YARN or Kubernetes, the largest "
+                                                         "container less its memory overhead. Set: no "
+                                                         "executor is sized (nor rerun out of memory) above "
+                                                         "it, whatever max_executor_memory says; an executor "
+                                                         "larger than any worker never starts.")
     max_executors: int = Field(10, ge=1, description="The most executors sizing gives a run.")
     max_driver_memory: Size = Field(parse_size("8g"), description="The most driver memory an out-of-memory "
                                                                   "rerun gets.")

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from client_runtime.settings import Settings
+from service.config import RouterSettings
 from service.db.models import utcnow
 from service.history.queries import in_flight_cutoffs, in_flight_runs_by_server
 from service.routing import admission_store, decision_store, rules
@@ -15,7 +15,7 @@ from service.routing.decider import default_server
 from service.routing.policy import Policy
 
 
-def pool_status(session: Session, policy: Policy, settings: Settings) -> list[dict[str, Any]]:
+def pool_status(session: Session, policy: Policy, settings: RouterSettings) -> list[dict[str, Any]]:
     """Every server of the pool, the default first: up, draining or down, whether it can take a run now (and
     why not), its capacity and where that figure comes from, the predicted cores and the runs in flight on
     it."""

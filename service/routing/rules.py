@@ -237,9 +237,16 @@ def needs_own_application(facts: DecisionFacts, policy: Policy) -> Verdict | Non
 
 
 def no_history(facts: DecisionFacts, policy: Policy) -> Verdict | None:
-    """No successful run yet: the configured default mode."""
+    """No successful run yet: the configured default mode. Sent to Connect, a new app still takes its turn:
+    with runs waiting in the queue ahead of it, or no server with a run slot free
+    (SPARK_ROUTER_SERVER_MAX_RUNS, the bound of the server's one driver), the rules after this one say there
+    is no room (and the run may wait in the queue). Its cores are a guess with no history, so they alone do
+    not hold it back."""
     if facts.app.recent_runs:
         return None
+    if policy.new_app_mode == "connect" and (facts.queued_ahead > 0 or not any(
+            not runs_full(server) for server in available_servers(facts, policy))):
+        return None  # queue-ahead or over-capacity decides
     return Verdict(policy.new_app_mode, (Reason("no-history", f"No successful run yet; the mode of new apps "
                                                               f"is {policy.new_app_mode}."),),
                    predicted_cores=policy.capacity.default_run_cores)

@@ -122,13 +122,23 @@ def executors_need(runs: Sequence[RunUsage], cores: int, policy: Policy) -> tupl
     return count, f"the {kind} of their task time, {format_ms(task_ms)}, in {format_ms(target_s * 1000)}"
 
 
+def executor_ceiling(policy: Policy) -> tuple[int, str]:
+    """The most executor memory sizing gives, and the knob that says so: sizing.max_executor_memory, or the
+    cluster's sizing.worker_memory when that is known and smaller (an executor no worker can hold never
+    starts)."""
+    knobs = policy.sizing
+    if knobs.worker_memory is not None and knobs.worker_memory < knobs.max_executor_memory:
+        return knobs.worker_memory, "sizing.worker_memory"
+    return knobs.max_executor_memory, "sizing.max_executor_memory"
+
+
 # ---------------------------------------------------------------------------------------------- the sizing
 
 def size(asked: Resources, history: Sequence[RunUsage], policy: Policy) -> Sized:
     """A standalone run's executor memory and count from the app's last successful runs
     (policy.history.window), within the guard rails: never below what was asked (unless
-    sizing.allow_below_request), never above the ceilings (sizing.max_executor_memory, sizing.max_executors)
-    unless the developer asked for more."""
+    sizing.allow_below_request), never above the ceilings (sizing.max_executor_memory or the cluster's
+    sizing.worker_memory, sizing.max_executors) unless the developer asked for more."""
     knobs = policy.sizing
     runs = list(history)[-policy.history.window:]
     if not knobs.enabled:
@@ -162,18 +172,20 @@ def bounded_memory(asked: int | None, need: tuple[float, str] | None, policy: Po
     base = asked if asked is not None else SPARK_DEFAULT_MEMORY
     memory = round_up(figure)
     notes = []
-    if memory > knobs.max_executor_memory:
-        memory = knobs.max_executor_memory
-        notes.append(f"capped at sizing.max_executor_memory, {format_bytes(memory)}")
+    ceiling, knob = executor_ceiling(policy)
+    capped = memory > ceiling
+    if capped:
+        memory = ceiling
+        notes.append(f"capped at {knob}, {format_bytes(memory)}")
     floor = knobs.min_executor_memory if knobs.allow_below_request else base
     if memory < floor:
         memory = floor
         notes.append(f"raised to sizing.min_executor_memory, {format_bytes(floor)}"
                      if knobs.allow_below_request
                      else f"kept at {given}, {format_bytes(floor)}")
-    if memory == base and asked is None:
+    if memory == base and asked is None and not capped:
         return None, f"executor memory {given} ({why}: {format_bytes(figure)} is enough)"
-    if memory == base:
+    if memory == base and not capped:
         return asked, (f"executor memory {format_bytes(memory)} as asked "
                        f"({why}: {format_bytes(figure)} is enough)")
     return memory, (f"executor memory {format_bytes(memory)}, as {why}" + "".join(f", {n}" for n in notes))
@@ -205,7 +217,7 @@ def oom_rerun(ran_with: Resources, where: OomWhere, policy: Policy) -> tuple[Siz
         return None, "Out-of-memory reruns are off (sizing.oom_rerun)."
     current = (ran_with.executor_memory if where == "executor"
                else ran_with.driver_memory) or SPARK_DEFAULT_MEMORY
-    ceiling, knob = ((knobs.max_executor_memory, "sizing.max_executor_memory") if where == "executor"
+    ceiling, knob = (executor_ceiling(policy) if where == "executor"
                      else (knobs.max_driver_memory, "sizing.max_driver_memory"))
     memory = min(round_up(current * knobs.oom_growth), ceiling)
     if memory <= current:

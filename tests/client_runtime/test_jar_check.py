@@ -13,7 +13,7 @@ import pytest
 
 from client_runtime import compat, jar_check, jvm
 from client_runtime.jar_check import ClassFileError, Reference
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from tests.support import compile_jar
 
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
@@ -105,7 +105,7 @@ def line_of(source: str, marker: str) -> int:
 
 @pytest.fixture(scope="module")
 def jars(tmp_path_factory) -> dict[str, Path]:
-    settings = Settings()
+    settings = ClientSettings()
     base = tmp_path_factory.mktemp("jars")
     sources = base / "src" / "acme"
     sources.mkdir(parents=True)
@@ -191,7 +191,7 @@ def test_the_bytecode_walk_on_sparks_own_classes():
     expected = {0xb6: {10, 11}, 0xb7: {10, 11}, 0xb8: {10, 11}, 0xb9: {11}, 0xba: {18}, 0xb2: {9}, 0xb3: {9},
                 0xb4: {9}, 0xb5: {9}, 0xbb: {7}, 0xbd: {7}, 0xc0: {7}, 0xc1: {7}, 0xc5: {7},
                 0x12: {3, 4, 7, 8, 15, 16, 17}, 0x13: {3, 4, 7, 8, 15, 16, 17}, 0x14: {5, 6, 17}}
-    jar = next(jvm.jars_dir(Settings()).glob("spark-sql-api_*.jar"))
+    jar = next(jvm.jars_dir(ClientSettings()).glob("spark-sql-api_*.jar"))
     instructions, wrong = 0, []
     with zipfile.ZipFile(jar) as archive:
         for name in archive.namelist():

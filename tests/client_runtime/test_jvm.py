@@ -15,15 +15,15 @@ import pytest
 
 from client_runtime import artifacts, failures, jvm
 from client_runtime.process import Outcome
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from tests.support import compile_jar
 
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
 
 
 @pytest.fixture(scope="module")
-def settings() -> Settings:
-    return Settings()
+def settings() -> ClientSettings:
+    return ClientSettings()
 
 
 def names(paths) -> list[str]:
@@ -77,14 +77,14 @@ def test_connect_and_submit_commands(settings, tmp_path):
 
 
 def test_missing_jars_are_named(tmp_path):
-    missing = Settings(session_jar=tmp_path / "nope.jar")
+    missing = ClientSettings(session_jar=tmp_path / "nope.jar")
     with pytest.raises(jvm.JvmAppError, match="nope.jar is not built: run `make install`"):
         jvm.compile_classpath(missing)
     with pytest.raises(jvm.JvmAppError, match="no Spark jars at"):
-        jvm.connect_classpath(Settings(jvm_jars_dir=tmp_path / "jars"))
+        jvm.connect_classpath(ClientSettings(jvm_jars_dir=tmp_path / "jars"))
     (tmp_path / "jars").mkdir()
     with pytest.raises(jvm.JvmAppError, match="no JVM Connect client"):
-        jvm.require_jars(Settings(jvm_jars_dir=tmp_path / "jars"))
+        jvm.require_jars(ClientSettings(jvm_jars_dir=tmp_path / "jars"))
 
 
 def test_a_jar_as_the_app(tmp_path):

@@ -23,7 +23,7 @@ from client_runtime.launcher import Launcher, RunRequest, with_user_id
 from client_runtime.process import AppProcess
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.session import bounded_retry_policy
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from tests.support import REPO, free_port, wait_until
 
 EXAMPLES = REPO / "examples" / "apps"
@@ -196,9 +196,9 @@ def write_app(tmp_path: Path, body: str) -> Path:
     return app
 
 
-def launcher_settings(tmp_path, **overrides) -> Settings:
-    return Settings(state_dir=tmp_path / "state", url=f"http://127.0.0.1:{free_port()}",
-                    connect_url=f"sc://127.0.0.1:{free_port()}", **overrides)
+def launcher_settings(tmp_path, **overrides) -> ClientSettings:
+    return ClientSettings(state_dir=tmp_path / "state", url=f"http://127.0.0.1:{free_port()}",
+                          connect_url=f"sc://127.0.0.1:{free_port()}", **overrides)
 
 
 def test_router_unreachable_follows_mode_if_router_unreachable_quickly(tmp_path):

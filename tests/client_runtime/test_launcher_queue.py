@@ -14,7 +14,7 @@ from sqlalchemy import create_engine
 
 from client_runtime.launcher import Launcher
 from client_runtime.router_client import RouterClient
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from service.db.models import App, Run, utcnow
 from tests.support import RouterProcess
 
@@ -59,7 +59,7 @@ def hold(router) -> str:
 def test_waits_on_the_long_poll_and_is_admitted_when_room_opens(queue_router):
     holder = hold(queue_router)
     events: list[str] = []
-    launcher = Launcher(Settings(url=queue_router.url), on_event=events.append)
+    launcher = Launcher(ClientSettings(url=queue_router.url), on_event=events.append)
     queued = launcher.router.decide("etl.short", can_wait=True)
     assert queued.mode == "queued" and queued.position == 1
     threading.Timer(2.0, lambda: RouterClient(queue_router.url).report(holder, "succeeded")).start()
@@ -72,7 +72,7 @@ def test_waits_on_the_long_poll_and_is_admitted_when_room_opens(queue_router):
 
 def test_a_stop_while_queued_cancels_the_run_and_leaves_the_queue(queue_router):
     hold(queue_router)
-    launcher = Launcher(Settings(url=queue_router.url), on_event=lambda message: None)
+    launcher = Launcher(ClientSettings(url=queue_router.url), on_event=lambda message: None)
     queued = launcher.router.decide("etl.short", can_wait=True)
     threading.Timer(1.0, launcher.cancel).start()
     started = time.monotonic()

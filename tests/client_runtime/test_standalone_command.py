@@ -9,7 +9,7 @@ import pytest
 from client_runtime.app_kinds import PythonApp
 from client_runtime.artifacts import ResolvedApp
 from client_runtime.launcher import Decision, Launcher, RunRequest
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 
 APP = ResolvedApp(source=Path("/apps/job.py"), main=Path("/apps/job.py"))
 DECISION = Decision("run-1", "standalone", None,
@@ -18,7 +18,8 @@ DECISION = Decision("run-1", "standalone", None,
 
 def command(master: str, tmp_path: Path, decision: Decision = DECISION,
             **resources) -> tuple[list[str], dict[str, str]]:
-    settings = Settings(state_dir=tmp_path, standalone_master=master, listener_jar=tmp_path / "listener.jar")
+    settings = ClientSettings(state_dir=tmp_path, standalone_master=master,
+                              listener_jar=tmp_path / "listener.jar")
     (tmp_path / "listener.jar").write_bytes(b"")
     argv = Launcher(settings, on_event=lambda _m: None)._standalone_command(
         RunRequest(app_id="etl.job", app=str(APP.main), resources=resources), PythonApp(APP, settings),

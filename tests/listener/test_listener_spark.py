@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from client_runtime import spark_env
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from tests.support import REPO, RouterProcess, free_port, wait_until
 
 pytestmark = pytest.mark.spark
@@ -119,7 +119,7 @@ def test_router_outage_loses_nothing_and_counts_once(connect_server, router, sta
 
 
 def spark_submit(app: Path, conf: dict[str, str], log: Path) -> subprocess.CompletedProcess:
-    settings = Settings()
+    settings = ClientSettings()
     command = [str(spark_env.spark_home() / "bin" / "spark-submit"), "--master", "local[2]",
                "--jars", str(settings.listener_jar)]
     for key, value in conf.items():
@@ -138,7 +138,7 @@ def test_standalone_run_is_recorded_the_same_way(tmp_path):
     """The listener inside a spark-submit run, reporting to a router on SQLite."""
     router = RouterProcess(f"sqlite:///{tmp_path / 'router.db'}", tmp_path).start()
     try:
-        settings = Settings(url=router.url, state_dir=tmp_path)
+        settings = ClientSettings(url=router.url, state_dir=tmp_path)
         # A flush interval longer than the run: the sender still holds the last batch, waiting for it to
         # fill up, when the application ends. Closing must send that batch, not spool it.
         conf = {**spark_env.listener_conf(settings, kind="standalone"),

@@ -56,9 +56,9 @@ def test_a_database_outage_is_503_so_that_senders_retry(settings):
 
 
 def test_healthz_says_unavailable_without_the_drivers_text(tmp_path):
-    from client_runtime.settings import Settings
+    from service.config import RouterSettings
 
-    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none", state_dir=tmp_path)
+    settings = RouterSettings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/none", state_dir=tmp_path)
     app = create_app(settings, migrate=False)
     try:
         with TestClient(app) as client:

@@ -13,10 +13,10 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from client_runtime.settings import Settings
 from service.api import deps
 from service.api.request_guard import token_for
 from service.app import create_app
+from service.config import RouterSettings
 from service.db.models import METRICS
 from tests.service.ingest.test_ingest_api import batch, stage
 from tests.support import RouterProcess
@@ -29,7 +29,7 @@ DEPENDENCY_TOKEN = {deps.require_ingest_token: "ingest", deps.require_api_token:
 
 def test_the_guard_asks_for_the_token_the_routes_ask_for():
     """The middleware decides by path prefix; each route's own dependency must name the same token."""
-    app = create_app(Settings(database_url="sqlite://"), migrate=False)
+    app = create_app(RouterSettings(database_url="sqlite://"), migrate=False)
     checked = 0
     for route in app.routes:
         if not isinstance(route, APIRoute):
@@ -113,8 +113,8 @@ def test_a_300_mb_body_is_refused_without_the_router_holding_it(guarded, headers
 def test_a_batch_of_10000_stage_records_fits_the_default_limit(tmp_path):
     """The default limit (16 MiB) takes the largest batch the protocol allows, with records as the listener
     writes them (every metric, ids of usual lengths)."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
-                        ingest_token=SecretStr(TOKEN))
+    settings = RouterSettings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
+                              ingest_token=SecretStr(TOKEN))
     records = [stage(i, app_id="team-analytics.etl.orders_daily", run_id="run-20261202-0123456789ab",
                      connect_session_id="6f1c2d3e-4b5a-6978-8a9b-0c1d2e3f4a5b",
                      connect_operation_id="7a8b9c0d-1e2f-3a4b-5c6d-7e8f9a0b1c2d",
@@ -135,8 +135,8 @@ def test_a_batch_of_10000_stage_records_fits_the_default_limit(tmp_path):
 
 
 def test_the_limit_is_a_setting(tmp_path):
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
-                        max_body_bytes=1000)
+    settings = RouterSettings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
+                              max_body_bytes=1000)
     app = create_app(settings)
     try:
         with TestClient(app) as client:
@@ -156,8 +156,8 @@ def test_the_limit_is_a_setting(tmp_path):
 def test_the_guard_finds_the_endpoint_behind_a_root_path(tmp_path):
     """Behind a proxy that serves the router under a prefix (uvicorn --root-path), the token is still asked
     for before the body is read."""
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
-                        ingest_token=SecretStr(TOKEN), max_body_bytes=1000)
+    settings = RouterSettings(database_url=f"sqlite:///{tmp_path / 'router.db'}", state_dir=tmp_path,
+                              ingest_token=SecretStr(TOKEN), max_body_bytes=1000)
     app = create_app(settings)
     try:
         with TestClient(app, root_path="/router") as client:

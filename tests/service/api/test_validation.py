@@ -191,10 +191,10 @@ def test_heartbeat_integers_are_strict(client):
 def test_the_openapi_schema_lists_the_error_statuses():
     """Item 9: the schema omitted 400/401/404/409. (The schemathesis run checks that every status answered is
     listed; this checks the listing itself.)"""
-    from client_runtime.settings import Settings
     from service.app import create_app
+    from service.config import RouterSettings
 
-    spec = create_app(Settings(database_url="sqlite://"), migrate=False).openapi()
+    spec = create_app(RouterSettings(database_url="sqlite://"), migrate=False).openapi()
     specific = {("post", "/api/v1/runs/{run_id}/events"): {"404", "409"},
                 ("post", "/api/v1/runs/{run_id}/fallback"): {"404", "409"},
                 ("get", "/api/v1/runs/{run_id}"): {"404"}, ("get", "/api/v1/apps/{app_id}/runs"): {"404"},

@@ -14,8 +14,8 @@ import sqlalchemy
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from client_runtime.settings import Settings
 from service.app import create_app
+from service.config import RouterSettings
 from tests.service.ingest.test_ingest_api import batch, stage
 
 BOUNDS = {"db_connect_timeout_s": 2, "db_statement_timeout_s": 1, "db_pool_timeout_s": 0.5}
@@ -135,8 +135,8 @@ def test_healthz_answers_within_a_second_when_the_database_does_not(tmp_path):
     silent.bind(("127.0.0.1", 0))
     silent.listen(64)
     port = silent.getsockname()[1]
-    settings = Settings(database_url=f"postgresql+psycopg://nobody@127.0.0.1:{port}/none", state_dir=tmp_path,
-                        **BOUNDS)
+    settings = RouterSettings(database_url=f"postgresql+psycopg://nobody@127.0.0.1:{port}/none",
+                              state_dir=tmp_path, **BOUNDS)
     app = create_app(settings, migrate=False)
     try:
         with TestClient(app) as client:
@@ -155,7 +155,7 @@ def test_healthz_answers_within_a_second_when_the_database_does_not(tmp_path):
 
 
 def test_settings_name_the_bounds():
-    settings = Settings()
+    settings = RouterSettings()
     assert (settings.db_connect_timeout_s, settings.db_statement_timeout_s,
             settings.db_pool_timeout_s) == (5, 10, 5)
     assert settings.quarantine_retention_days == 30 and settings.metrics_token is None

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from client_runtime.settings import Settings
+from service.ops.ops_config import OpsSettings
 from tests.support import RouterProcess, create_pg_database, drop_pg_database, free_port
 
 CLUSTER_SERVER_ID = "connect-cluster"
@@ -26,7 +26,7 @@ FAST_DYNAMIC_ALLOCATION = {
 
 @dataclass
 class Cluster:
-    settings: Settings  # its state dir holds the cluster, the Connect server and the listener's spool
+    settings: OpsSettings  # its state dir holds the cluster, the Connect server and the listener's spool
     master_url: str
     ui_url: str
     worker_pids: list[int]
@@ -39,7 +39,7 @@ class Cluster:
 
 @dataclass
 class ClusterConnectServer:
-    settings: Settings
+    settings: OpsSettings
     url: str
     ui_url: str
     router: RouterProcess
@@ -62,7 +62,7 @@ def cluster_state_dir(tmp_path_factory) -> Path:
 def cluster(cluster_state_dir):
     from service.ops import spark_cluster
 
-    settings = Settings(state_dir=cluster_state_dir)
+    settings = OpsSettings(state_dir=cluster_state_dir)
     state = spark_cluster.start(settings, workers=2, worker_cores=1, worker_memory="1g", port=free_port(),
                                 ui_port=free_port(), progress=lambda msg: print(f"[cluster] {msg}"))
     yield Cluster(settings, state.master_url, state.ui_url, state.worker_pids)
@@ -88,10 +88,10 @@ def cluster_router(cluster, cluster_state_dir):
 def cluster_connect_server(cluster, cluster_router, cluster_state_dir):
     from service.ops import connect_server
 
-    settings = Settings(state_dir=cluster_state_dir, url=cluster_router.url,
-                        connect_port=cluster_router.connect_port, connect_ui_port=free_port(),
-                        connect_server_id=CLUSTER_SERVER_ID, connect_master=cluster.master_url,
-                        connect_server_conf=FAST_DYNAMIC_ALLOCATION)
+    settings = OpsSettings(state_dir=cluster_state_dir, url=cluster_router.url,
+                           connect_port=cluster_router.connect_port, connect_ui_port=free_port(),
+                           connect_server_id=CLUSTER_SERVER_ID, connect_master=cluster.master_url,
+                           connect_server_conf=FAST_DYNAMIC_ALLOCATION)
     state = connect_server.start(settings,
                                  progress=lambda msg: print(f"[connect-server on the cluster] {msg}"))
     yield ClusterConnectServer(settings, state.url, f"http://127.0.0.1:{state.ui_port}", cluster_router)

@@ -7,14 +7,14 @@ import os
 
 import pytest
 
-from client_runtime.settings import Settings
 from service.ops import connect_server, spark_cluster
 from service.ops.connect_server import SERVER_CONF, server_command, server_conf
+from service.ops.ops_config import OpsSettings
 from tests.support import free_port
 
 
 def test_on_local_the_shared_settings_without_dynamic_allocation(tmp_path):
-    conf = server_conf(Settings(state_dir=tmp_path), "local[2]")
+    conf = server_conf(OpsSettings(state_dir=tmp_path), "local[2]")
     assert conf["spark.scheduler.mode"] == "FAIR" and conf["spark.executor.maxNumFailures"] == "1000"
     # Spark ignores them on local[N]; the listener would report a ceiling the server does not have.
     assert not any(key.startswith("spark.dynamicAllocation.") for key in conf)
@@ -22,7 +22,7 @@ def test_on_local_the_shared_settings_without_dynamic_allocation(tmp_path):
 
 
 def test_on_a_cluster_small_executors_and_the_clusters_room_as_ceiling(tmp_path):
-    settings = Settings(state_dir=tmp_path)
+    settings = OpsSettings(state_dir=tmp_path)
     # A cluster of `spark-router cluster` recorded in the state dir (its master "alive": this process).
     state = spark_cluster.ClusterState(port=7177, ui_port=8180, workers=3, worker_cores=2, worker_memory="1g",
                                        started_at="2026-12-02T00:00:00+00:00", master_pid=os.getpid())
@@ -49,7 +49,7 @@ def test_on_a_cluster_small_executors_and_the_clusters_room_as_ceiling(tmp_path)
 def test_the_command_names_the_master(tmp_path):
     jar = tmp_path / "listener.jar"
     jar.write_bytes(b"")
-    settings = Settings(state_dir=tmp_path, listener_jar=jar, connect_master="local[2]")
+    settings = OpsSettings(state_dir=tmp_path, listener_jar=jar, connect_master="local[2]")
     command = server_command(settings, 15002, 4040, master="spark://127.0.0.1:7077")
     assert command[command.index("--master") + 1] == "spark://127.0.0.1:7077"
     assert "spark.executor.cores=1" in command
@@ -57,7 +57,7 @@ def test_the_command_names_the_master(tmp_path):
 
 
 def test_a_master_that_does_not_answer_is_named_before_anything_starts(tmp_path):
-    settings = Settings(state_dir=tmp_path)
+    settings = OpsSettings(state_dir=tmp_path)
     master = f"spark://127.0.0.1:{free_port()}"
     with pytest.raises(connect_server.ConnectServerError, match="no Spark master answers at " + master):
         connect_server.start(settings, master=master, progress=lambda _m: None)
@@ -67,7 +67,7 @@ def test_a_master_that_does_not_answer_is_named_before_anything_starts(tmp_path)
 def test_the_local_restart_starts_the_server_again_on_its_master(tmp_path, monkeypatch):
     from service.ops import restart
 
-    settings = Settings(state_dir=tmp_path)  # its default master: local[2]
+    settings = OpsSettings(state_dir=tmp_path)  # its default master: local[2]
     running = connect_server.ServerState(pid=os.getpid(), port=25002, ui_port=24040, started_at="",
                                          log_file="", master="spark://127.0.0.1:7077")
     started = {}

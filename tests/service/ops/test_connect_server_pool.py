@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from client_runtime.settings import Settings
 from service.ops import connect_server
+from service.ops.ops_config import OpsSettings
 
 SPARK_ROUTER = str(Path(sys.executable).parent / "spark-router")
 
 
 def test_the_default_server_keeps_its_settings_and_another_gets_its_own(tmp_path):
-    settings = Settings(state_dir=tmp_path, connect_server_id="connect-a")
+    settings = OpsSettings(state_dir=tmp_path, connect_server_id="connect-a")
     assert connect_server.member_settings(settings, None) is settings
     assert connect_server.member_settings(settings, "connect-a") is settings
     other = connect_server.member_settings(settings, "connect-b")
@@ -38,7 +38,7 @@ def test_the_default_server_keeps_its_settings_and_another_gets_its_own(tmp_path
 def test_each_server_reports_its_id_and_the_url_of_its_own_port(tmp_path):
     jar = tmp_path / "listener.jar"
     jar.write_bytes(b"")
-    settings = Settings(state_dir=tmp_path, listener_jar=jar)
+    settings = OpsSettings(state_dir=tmp_path, listener_jar=jar)
     other = connect_server.member_settings(settings, "connect-b")
     command = connect_server.server_command(other, 41001, 41002)
     assert "spark.router.listener.serverId=connect-b" in command
@@ -51,7 +51,7 @@ def test_each_server_reports_its_id_and_the_url_of_its_own_port(tmp_path):
 
 
 def test_status_lists_every_local_server_the_default_first(tmp_path):
-    settings = Settings(state_dir=tmp_path, connect_server_id="connect-a")
+    settings = OpsSettings(state_dir=tmp_path, connect_server_id="connect-a")
     for server_id in ("connect-c", "connect-b"):
         connect_server.member_settings(settings, server_id).connect_server_dir.mkdir(parents=True)
     statuses = connect_server.pool_status(settings)

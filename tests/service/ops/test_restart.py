@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from client_runtime.settings import Settings
 from service.ops import restart
+from service.ops.ops_config import OpsSettings
 from tests.support import REPO, running_jobs, server_env, wait_until
 
 TEST_APPS = REPO / "tests" / "apps"
@@ -58,7 +58,7 @@ def test_the_idle_check_reads_the_ui_of_the_server(reported, configured, read):
     seen = []
     admin = SimpleNamespace(activity=lambda _server_id: {**activity(), "server": {"spark_app_id": "local-1",
                                                                                     "ui_url": reported}})
-    coordinator = restart.RestartCoordinator(Settings(connect_ui_url=configured), admin, backend=None,
+    coordinator = restart.RestartCoordinator(OpsSettings(connect_ui_url=configured), admin, backend=None,
                                              progress=lambda _m: None,
                                              rest=lambda url: seen.append(url) or [])
     assert coordinator._wait_for_idle(1) == (True, [])
@@ -90,8 +90,8 @@ def test_kubernetes_backend_patches_restarted_at_and_waits_for_the_rollout(monke
                         progress: warmed.append(settings.connect_url))
     monkeypatch.setattr(restart.time, "sleep", lambda _s: None)
     api = FakeAppsApi()
-    settings = Settings(kubernetes_namespace="spark", kubernetes_deployment="connect",
-                        connect_url="sc://connect:15002")
+    settings = OpsSettings(kubernetes_namespace="spark", kubernetes_deployment="connect",
+                           connect_url="sc://connect:15002")
     restart.KubernetesBackend(settings, progress=lambda _m: None, apps_api=api).restart()
     [(namespace, name, body)] = api.patches
     assert (namespace, name) == ("spark", "connect")
@@ -101,7 +101,7 @@ def test_kubernetes_backend_patches_restarted_at_and_waits_for_the_rollout(monke
 
 def test_command_backend_needs_a_command():
     with pytest.raises(restart.RestartError, match="SPARK_ROUTER_RESTART_COMMAND"):
-        restart.CommandBackend(Settings(), progress=print)
+        restart.CommandBackend(OpsSettings(), progress=print)
 
 
 # ------------------------------------------------------------------------------------- the pool, no Spark
@@ -149,7 +149,7 @@ class FakePool:
 class FakeBackend:
     name = "fake"
 
-    def __init__(self, router: FakePool, settings: Settings):
+    def __init__(self, router: FakePool, settings: OpsSettings):
         self.router, self.server_id = router, settings.connect_server_id
         self.others_available_at_restart = None
 
@@ -161,7 +161,7 @@ class FakeBackend:
 
 
 def rolling(router: FakePool, tmp_path, window_s=5.0) -> int:
-    settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
+    settings = OpsSettings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
     return restart.RollingRestart(settings, router, lambda s: FakeBackend(router, s),
                                   progress=lambda _m: None, rest=lambda _url: []).run(window_s, force=False)
 
@@ -209,7 +209,7 @@ def test_a_rolling_restart_fails_when_a_server_fails(tmp_path):
         def restart(self):
             raise restart.RestartError("the command exited 1")
 
-    settings = Settings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
+    settings = OpsSettings(state_dir=tmp_path, connect_server_id="a", restart_poll_s=0.01)
     code = restart.RollingRestart(settings, router,
                                   lambda s: (Broken if s.connect_server_id == "a" else FakeBackend)(
         router, s), progress=lambda _m: None, rest=lambda _url: []).run(5.0, force=False)
@@ -219,9 +219,9 @@ def test_a_rolling_restart_fails_when_a_server_fails(tmp_path):
 
 
 def test_server_settings_name_each_servers_deployment_command_and_ui(tmp_path):
-    settings = Settings(state_dir=tmp_path, connect_server_id="a", connect_url="sc://a:15002",
-                        connect_ui_url="http://a-ui:4040", kubernetes_deployment="connect-a",
-                        kubernetes_deployments={"b": "connect-b"}, restart_command="systemctl restart "
+    settings = OpsSettings(state_dir=tmp_path, connect_server_id="a", connect_url="sc://a:15002",
+                           connect_ui_url="http://a-ui:4040", kubernetes_deployment="connect-a",
+                           kubernetes_deployments={"b": "connect-b"}, restart_command="systemctl restart "
                                                                                    "spark@{server_id}")
     default = restart.server_settings(settings, "a")
     assert (default.kubernetes_deployment, default.connect_url, default.connect_ui_url) == (

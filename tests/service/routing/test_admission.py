@@ -114,15 +114,38 @@ def test_the_rules_see_no_room_past_the_run_limit_and_behind_the_queue():
                                 servers=(server("a", runs=0, max_runs=1),), queued_ahead=2)
     verdict = rules.decide(roomy, Policy())
     assert verdict.reasons[0].rule == "queue-ahead" and verdict.reasons[0].message.startswith("2 runs wait")
-    # A brand-new app is not held back by capacity, nor by the queue (no-history comes first, as before).
-    new = rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
-                              app=rules.AppAggregates(), servers=(server("a", runs=1, max_runs=1),),
-                              queued_ahead=1)
-    assert rules.decide(new, Policy()).reasons[0].rule == "no-history"
     # Forced to Connect: as before, the queue does not hold it.
     forced = rules.DecisionFacts(now=NOW, requested_mode="connect", resources=rules.Resources(), app=app,
                                  servers=(server("a", runs=1, max_runs=1),), queued_ahead=3)
     assert rules.decide(forced, Policy()).mode == "connect"
+
+
+def test_a_new_app_takes_its_turn_behind_the_run_limit_and_the_queue():
+    new = rules.AppAggregates()
+
+    def decide(servers, queued_ahead=0, policy=None):
+        return rules.decide(rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
+                                                app=new, servers=servers, queued_ahead=queued_ahead),
+                            policy or Policy())
+
+    # A run slot free: the mode of new apps, whatever the guessed cores of the runs in flight.
+    verdict = decide((server("a", runs=0, max_runs=1, cores=8.0),))
+    assert (verdict.mode, verdict.reasons[0].rule) == ("connect", "no-history")
+    verdict = decide((server("a", runs=1, max_runs=1), server("b", runs=0, max_runs=1)))
+    assert (verdict.mode, verdict.reasons[0].rule, verdict.server_id) == ("connect", "no-history", "b")
+    # Every slot taken: no room, as for any run (so it may wait in the queue), not past the driver's bound.
+    verdict = decide((server("a", runs=1, max_runs=1),))
+    assert (verdict.mode, verdict.reasons[0].rule) == ("standalone", "over-capacity")
+    assert verdict.predicted_cores == Policy().capacity.default_run_cores
+    # Runs wait ahead: it does not jump them.
+    verdict = decide((server("a", runs=0, max_runs=1),), queued_ahead=1)
+    assert (verdict.mode, verdict.reasons[0].rule) == ("standalone", "queue-ahead")
+    # A draining server's free slot is no room; new apps that go standalone anyway are not held at all.
+    verdict = decide((server("a", runs=1, max_runs=1), server("b", runs=0, max_runs=1, draining=True)))
+    assert verdict.reasons[0].rule == "over-capacity"
+    standalone_first = Policy.model_validate({"new_app_mode": "standalone"})
+    verdict = decide((server("a", runs=1, max_runs=1),), queued_ahead=2, policy=standalone_first)
+    assert (verdict.mode, verdict.reasons[0].rule) == ("standalone", "no-history")
 
 
 def test_placement_prefers_a_server_with_a_free_run_slot():
@@ -132,3 +155,18 @@ def test_placement_prefers_a_server_with_a_free_run_slot():
     verdict = rules.decide(rules.DecisionFacts(now=NOW, requested_mode="auto", resources=rules.Resources(),
                                                app=app, servers=(full, slot)), Policy())
     assert verdict.mode == "connect" and verdict.server_id == "b"
+
+
+def test_a_run_is_abandoned_once_silent_and_past_the_longest_wait():
+    silent_after, deadline = 45, NOW - timedelta(seconds=1)
+    asked = NOW - timedelta(seconds=60)
+    assert admission.abandoned(asked, deadline, NOW, silent_after)
+    # Still asking (within a long poll and the grace): not abandoned, whatever its deadline.
+    assert not admission.abandoned(NOW - timedelta(seconds=30), deadline, NOW, silent_after)
+    # Silent, but its longest wait is not up: it holds nobody back (not live) and may still come back.
+    assert not admission.abandoned(asked, NOW + timedelta(seconds=10), NOW, silent_after)
+    # The router was away until 20 s ago: nobody could ask it; its clients get the time to ask again.
+    assert not admission.abandoned(asked, deadline, NOW, silent_after, up_since=NOW - timedelta(seconds=20))
+    assert admission.abandoned(asked, deadline, NOW, silent_after, up_since=NOW - timedelta(seconds=50))
+    message = admission.abandoned_message(61.4, 300)
+    assert message.startswith("Its client stopped asking for its admission 61 s ago") and "(300 s," in message

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from client_runtime.settings import Settings
 from service.app import create_app
+from service.config import RouterSettings
 from service.db.models import AdmissionQueueEntry, App, Run, utcnow
 from service.routing import decider
 
@@ -21,9 +21,9 @@ SERVER = "connect-local"  # the settings' default server
 LONG_S = 40  # the wall time of the holding app's recent runs on Connect
 
 
-def make_settings(database_url, tmp_path, **overrides) -> Settings:
-    return Settings(database_url=database_url, state_dir=tmp_path / "state",
-                    **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
+def make_settings(database_url, tmp_path, **overrides) -> RouterSettings:
+    return RouterSettings(database_url=database_url, state_dir=tmp_path / "state",
+                          **{"server_max_runs": 1, "queue_standalone_startup_s": 60, **overrides})
 
 
 @pytest.fixture
@@ -196,12 +196,19 @@ def test_the_longest_wait_sends_it_standalone(database_url, tmp_path):
         heartbeat(client)
         seed_apps(client)
         hold_the_server(client)
-        queued = decide(client, "etl.short", can_wait=True)
-        assert queued["mode"] == "queued"
+        queued = decide(client, "etl.short", can_wait=True,
+                        resources={"executor_memory": "2g", "num_executors": 1})
+        assert queued["mode"] == "queued" and queued["sizing"] is None
         answer = admission(client, queued["run_id"], wait=5)
         assert answer["mode"] == "standalone" and answer["rule"] == "over-capacity"
         assert "the queue's longest wait (1 s" in answer["reasons"][-1]["message"]
-        assert client.get(f"/api/v1/runs/{queued['run_id']}").json()["status"] == "decided"
+        run = client.get(f"/api/v1/runs/{queued['run_id']}").json()
+        assert run["status"] == "decided"
+        # Sized as any standalone decision is, by the request it queued with (1 executor of 2g asked; the
+        # app's runs say 1 executor of 1 core, which is less: the ask stands).
+        assert answer["sizing"]["reason"].startswith("Sized by the last 3 successful runs")
+        assert (answer["sizing"]["executor_memory"], answer["sizing"]["num_executors"]) == ("2048m", 1)
+        assert (run["executor_memory"], run["num_executors"]) == (2 << 30, 1)
         assert queue_rows(client) == []
         client.app.state.engine.dispose()
 
@@ -230,6 +237,60 @@ def test_a_silent_client_holds_nobody_back(client):
     assert admission(client, behind["run_id"])["mode"] == "connect"
     back = admission(client, gone["run_id"])
     assert back["mode"] == "standalone" and "stopped asking" in back["reasons"][-1]["message"]
+
+
+def test_a_new_app_waits_for_a_run_slot_like_any_other(client):
+    holder = hold_the_server(client)
+    # No history: its cores are a guess, but the run limit holds for it too.
+    new = decide(client, "brand.new", can_wait=True)
+    assert new["mode"] == "queued" and new["position"] == 1 and new["reasons"][0]["rule"] == "over-capacity"
+    without_queue = decide(client, "brand.other")
+    assert (without_queue["mode"], without_queue["rule"]) == ("standalone", "queue-ahead")  # no jumping
+    event(client, holder["run_id"], "succeeded")
+    admitted = admission(client, new["run_id"], wait=10)
+    assert admitted["mode"] == "connect" and admitted["server_id"] == SERVER
+    # A slot free again, nobody waiting: the mode of new apps, as before.
+    event(client, admitted["run_id"], "started")
+    event(client, admitted["run_id"], "succeeded")
+    fresh = decide(client, "brand.third")
+    assert (fresh["mode"], fresh["rule"]) == ("connect", "no-history")
+
+
+def test_a_run_whose_client_gave_up_is_cancelled_once_its_longest_wait_is_up(client):
+    holder = hold_the_server(client)
+    gone = decide(client, "etl.short", can_wait=True)
+    silent = decide(client, "etl.other", can_wait=True)
+    behind = decide(client, "etl.second", can_wait=True)
+    now = utcnow()
+    with client.app.state.sessions() as session:
+        # gone: killed an hour ago, its longest wait up; silent: killed too, but its longest wait is not up.
+        session.execute(update(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == gone["run_id"])
+                        .values(last_polled_at=now - timedelta(hours=1),
+                                deadline_at=now - timedelta(minutes=1)))
+        session.execute(update(AdmissionQueueEntry).where(AdmissionQueueEntry.run_id == silent["run_id"])
+                        .values(last_polled_at=now - timedelta(hours=1)))
+        session.commit()
+    # A router that just started gives every client the time to ask again: nobody is swept yet.
+    assert admission(client, behind["run_id"])["position"] == 1  # the silent ones hold nobody back
+    assert len(queue_rows(client)) == 3
+    # Up for two hours: any admission check sweeps; the run behind asks, and is first now.
+    client.app.state.up_since = now - timedelta(hours=2)
+    still = admission(client, behind["run_id"])
+    assert still["mode"] == "queued" and still["position"] == 1
+    assert queue_rows(client) == [silent["run_id"], behind["run_id"]]
+    assert [q["run_id"] for q in client.get("/api/v1/queue").json()] == [silent["run_id"], behind["run_id"]]
+    run = client.get(f"/api/v1/runs/{gone['run_id']}").json()
+    assert run["status"] == "cancelled" and run["finished_at"] is not None
+    last = run["decision"]["reasons"][-1]
+    assert last["rule"] == "queue" and last["metric"] == "silent_s" and last["observed"] > 3000
+    assert last["message"].startswith("Its client stopped asking for its admission")
+    # Its client, back after all: told why (409), and its own cancel is harmless.
+    back = client.get(f"/api/v1/runs/{gone['run_id']}/admission")
+    assert back.status_code == 409 and "stopped asking" in back.json()["detail"]
+    assert event(client, gone["run_id"], "cancelled").status_code == 200
+    # The room goes to the live run, not to the silent one ahead of it.
+    event(client, holder["run_id"], "succeeded")
+    assert admission(client, behind["run_id"])["mode"] == "connect"
 
 
 def test_dry_run_says_it_would_queue_and_records_nothing(client):

@@ -9,8 +9,9 @@ from xml.etree import ElementTree
 import pytest
 
 from client_runtime.launcher import Launcher, RunRequest
-from client_runtime.settings import Settings
+from client_runtime.settings import ClientSettings
 from service.ops.connect_server import SCHEDULER_POOLS_FILE, server_command
+from service.ops.ops_config import OpsSettings
 from service.routing import rules
 from service.routing.policy import Policy, PolicyError, parse_policy
 from tests.service.routing.test_rules import LIGHT, NOW, facts
@@ -94,7 +95,7 @@ def test_the_pools_the_rule_names_are_the_servers_fixed_set():
 def test_the_local_server_reads_the_shipped_pools(tmp_path):
     jar = tmp_path / "listener.jar"
     jar.write_bytes(b"")
-    command = server_command(Settings(state_dir=tmp_path, listener_jar=jar), 15002, 4040)
+    command = server_command(OpsSettings(state_dir=tmp_path, listener_jar=jar), 15002, 4040)
     assert f"spark.scheduler.allocation.file={SCHEDULER_POOLS_FILE}" in command
 
 
@@ -112,8 +113,8 @@ def test_the_router_s_pool_reaches_the_connect_session_over_the_apps_own(tmp_pat
         app = tmp_path / "app.py"
         app.write_text(PRINT_CONFS)
         lines: list[str] = []
-        settings = Settings(state_dir=tmp_path / "state", url=router.url,
-                            connect_url=f"sc://127.0.0.1:{free_port()}")
+        settings = ClientSettings(state_dir=tmp_path / "state", url=router.url,
+                                  connect_url=f"sc://127.0.0.1:{free_port()}")
         result = Launcher(settings, on_line=lines.append, on_event=lambda _e: None).run(
             RunRequest(app_id="etl.pool", app=str(app), mode="connect", fallback=False,
                        spark_conf={"spark.scheduler.pool": "mine", "spark.sql.shuffle.partitions": "4"}))

@@ -272,3 +272,22 @@ def test_knobs_take_sparks_size_forms():
     knobs = policy(max_executor_memory="12g", min_executor_memory="768m", spill_bytes="1g").sizing
     assert (knobs.max_executor_memory, knobs.min_executor_memory, knobs.spill_bytes) == (12 * GiB, 768 * MiB,
                                                                                          GiB)
+
+
+def test_the_clusters_worker_memory_caps_sizing_and_the_rerun_below_the_policys_ceiling():
+    small = policy(worker_memory="1g")  # max_executor_memory stays 8g: more than any worker here holds
+    assert small.sizing.worker_memory == GiB and Policy().sizing.worker_memory is None
+    sized = sizing.size(Resources(), runs(peak=2 * GiB), small)
+    assert sized.executor_memory == GiB and "capped at sizing.worker_memory, 1.0 GiB" in sized.reason
+    rerun, reason = sizing.oom_rerun(Resources(executor_memory=768 * MiB), "executor", small)
+    assert rerun.executor_memory == GiB and "capped at sizing.worker_memory" in reason
+    none, why = sizing.oom_rerun(Resources(executor_memory=GiB), "executor", small)
+    assert none is None and "already at the ceiling (sizing.worker_memory, 1.0 GiB)" in why
+    # The smaller of the two: a policy ceiling under the workers' memory still rules.
+    assert sizing.executor_ceiling(policy(worker_memory="16g")) == (8 * GiB, "sizing.max_executor_memory")
+    # A developer who asks for more than the ceiling still gets it (never below the ask).
+    asked = sizing.size(Resources(executor_memory=2 * GiB), runs(peak=4 * GiB), small)
+    assert asked.executor_memory == 2 * GiB
+    # The driver's ceiling is its own.
+    driver, _ = sizing.oom_rerun(Resources(driver_memory=GiB), "driver", small)
+    assert driver.driver_memory == 2 * GiB
