@@ -26,7 +26,7 @@ from pathlib import Path
 
 from common import REPO, RouterProcess, compile_jar, free_port
 
-from client_runtime import jvm
+from client_runtime import jvm, protocol
 from client_runtime.settings import ClientSettings
 from service.ops import connect_server
 from service.ops.ops_config import OpsSettings
@@ -73,8 +73,8 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED")}
     env.update({"SPARK_ROUTER_URL": router.url, "SPARK_ROUTER_CONNECT_URL": connect_url,
                 "SPARK_ROUTER_STATE_DIR": str(base), "SPARK_ROUTER_STANDALONE_MASTER": "local[2]"})
-    bare_env = {**env, "SPARK_ROUTER_MODE": "connect", "SPARK_ROUTER_SESSION_CONFS":
-                json.dumps({"spark.router.appId": "bench.bare", "spark.router.runId": "bare"})}
+    bare_env = {**env, protocol.MODE_ENV: "connect",
+                protocol.SESSION_CONFS_ENV: json.dumps(protocol.session_confs("bench.bare", "bare"))}
     try:
         time.sleep(6)  # a heartbeat: the router routes to a server it has heard from
         if args.runs and args.pairs:
@@ -121,7 +121,7 @@ def jar_modes(base: Path, env: dict, runs: int) -> None:
                       [examples / "LightAggregation.java", base / "ClientStart.java"],
                       jvm.compile_classpath(settings))
     classpath = ":".join(map(str, [jar, *jvm.connect_classpath(settings)]))
-    bare_env = {**env, "SPARK_ROUTER_MODE": "connect", "SPARK_ROUTER_ARTIFACTS": str(jar)}
+    bare_env = {**env, protocol.MODE_ENV: "connect", protocol.ARTIFACTS_ENV: str(jar)}
     bare = [str(jvm.java_home(settings) / "bin" / "java"), *jvm.JAVA_OPTIONS,
             f"-Dlog4j2.configurationFile={jvm.CLIENT_LOG_CONFIG}", "-cp", classpath, "bench.ClientStart"]
     run = [SPARK_ROUTER, "run", "--app-id", "bench.jar", "--class", JVM_LIGHT]

@@ -24,9 +24,9 @@ from service.ops.ops_config import OpsSettings
 
 WORKLOAD = """
 import sys, time
+from client_runtime.protocol import session_confs
 from client_runtime.session import connect_session
-confs = {"spark.router.appId": "bench.overhead", "spark.router.runId": sys.argv[3]}
-spark = connect_session(sys.argv[1], confs)
+spark = connect_session(sys.argv[1], session_confs("bench.overhead", sys.argv[3]))
 started = time.perf_counter()
 for i in range(int(sys.argv[2])):
     spark.range(0, 200_000, 1, 4).selectExpr(f"id % {10 + i} AS k").groupBy("k").count().collect()

@@ -24,6 +24,12 @@ clients need it too). The Connect server runs with the shared server settings
 executors the cluster has room for; the router's policy is the built-in one scaled to this cluster (see
 POLICY; the predictive pass adds PREDICTIVE). Figures and what they mean: docs/benchmarks.md.
 
+The all-Connect baseline is the server as its users run it without the router, as issue 22's figures measured
+it: no run is told a pool, so every run's jobs share the server's one `default` pool (FAIR inside, as the
+server shipped before the router's pools; policy `scheduler_pools.enabled: false`, see ALL_CONNECT). Until
+2026-12-05 this pass was given the router's light and heavy pools, which is not the status quo the issue
+compares against. The routed and predictive passes get the pools: assigning them is the router's doing.
+
 The passes run all standalone, all on Connect, routed, then predictive, each Connect pass on a server started
 afresh: the two static passes give every app its history (each app has run twice when the routed pass begins,
 three times when the predictive one does), as a warm-up pass would.

@@ -1,11 +1,12 @@
 """The wire contract between the parts: what the launcher, the Airflow operator, the listener (Java) and the
 router say to each other, in one place.
 
-Here: the session confs that attribute a stage to an app and a run, the one rule of ids and their lengths, the
-Connect user id a launcher encodes an app and a run into, the modes, run events and failure kinds (and how a
-standalone rerun settles a failed Connect run), where a run ran out of memory, the resources a run asks for,
-and the router's answer to a decision as the clients read it. The router's request and response schemas
-(service/schemas.py) build on these names; the listener's Java constants are checked against them
+Here: the session confs that attribute a stage to an app and a run (and to an Airflow task), what a launcher
+tells an app's session helper, the one rule of ids and their lengths, the Connect user id a launcher encodes
+an app and a run into, the modes, run events and failure kinds (and how a standalone rerun settles a failed
+Connect run), where a run ran out of memory, the resources a run asks for, and the router's answer to a
+decision as the clients read it. The router's request and response schemas (service/schemas.py) build on these
+names; the Java constants (the listener's, the JVM session helper's) are checked against them
 (tests/listener/test_java_constants.py).
 
 Plain Python (no pydantic): `spark-router run` imports it before it starts an app."""
@@ -46,6 +47,37 @@ def is_id(value: str, max_length: int) -> bool:
 def session_confs(app_id: str, run_id: str | None = None) -> dict[str, str]:
     """The confs that attribute a session's stages to the app (and the run, if known)."""
     return {APP_ID_CONF: app_id, **({RUN_ID_CONF: run_id} if run_id else {})}
+
+
+# The Airflow task instance a run belongs to, as session confs the router adds to a decision's
+# (spark.router.airflow.dagId, taskId, runId, tryNumber): shown in the Spark UI's environment.
+AIRFLOW_CONF_PREFIX = "spark.router.airflow."
+
+
+def airflow_confs(dag_id: str | None, task_id: str | None, run_id: str | None,
+                  try_number: int | None) -> dict[str, str]:
+    """The session confs of a run's Airflow task instance, the unknown ones left out."""
+    given = {"dagId": dag_id, "taskId": task_id, "runId": run_id, "tryNumber": try_number}
+    return {f"{AIRFLOW_CONF_PREFIX}{key}": str(value) for key, value in given.items() if value is not None}
+
+
+# The listener's own settings are Spark confs under this prefix (ListenerConfig.java PREFIX): url, spoolDir,
+# spoolMaxBytes, kind, serverId, connectUrl, ...; set by `spark-router` when it starts a Spark application.
+LISTENER_CONF_PREFIX = "spark.router.listener."
+
+
+def listener_confs(**settings: str) -> dict[str, str]:
+    """Listener settings as the confs it reads: ``listener_confs(serverId="s1")`` names
+    ``spark.router.listener.serverId``."""
+    return {f"{LISTENER_CONF_PREFIX}{name}": value for name, value in settings.items()}
+
+
+# What a launcher tells the app's session helper (client_runtime/session.py; RouterSession.java for JVM apps)
+# in the app's environment: the mode, the session confs as a JSON object, and the files to ship to a Connect
+# server (os.pathsep-separated).
+MODE_ENV = "SPARK_ROUTER_MODE"
+SESSION_CONFS_ENV = "SPARK_ROUTER_SESSION_CONFS"
+ARTIFACTS_ENV = "SPARK_ROUTER_ARTIFACTS"
 
 
 # An app that builds its own Connect session sets no confs: the launcher puts its app and run into the Connect

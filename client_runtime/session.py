@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, cast
 
 from pyspark.sql.connect.client.retries import DefaultPolicy
 
+from client_runtime.protocol import ARTIFACTS_ENV, MODE_ENV, SESSION_CONFS_ENV
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -67,11 +69,11 @@ def connect_session(url: str, confs: dict[str, str],
 
 
 def mode() -> str:
-    return os.environ.get("SPARK_ROUTER_MODE", "standalone")
+    return os.environ.get(MODE_ENV, "standalone")
 
 
 def session_confs() -> dict[str, str]:
-    raw = os.environ.get("SPARK_ROUTER_SESSION_CONFS")
+    raw = os.environ.get(SESSION_CONFS_ENV)
     return json.loads(raw) if raw else {}
 
 
@@ -87,7 +89,7 @@ def get_session(app_name: str | None = None) -> SparkSession:
             raise RuntimeError("SPARK_ROUTER_MODE=connect needs SPARK_ROUTER_CONNECT_URL (sc://host:port)")
         budget = float(os.environ.get("SPARK_ROUTER_CONNECT_TIMEOUT_S", DEFAULT_CONNECT_TIMEOUT_S))
         spark = connect_session(url, confs, retry_budget_s=budget)
-        artifacts = [path for path in os.environ.get("SPARK_ROUTER_ARTIFACTS", "").split(os.pathsep) if path]
+        artifacts = [path for path in os.environ.get(ARTIFACTS_ENV, "").split(os.pathsep) if path]
         if artifacts:
             spark.addArtifacts(*artifacts, pyfile=True)
         # Release the server-side session at exit; otherwise it lingers for the session timeout (1 h).

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from client_runtime.protocol import listener_confs
 from client_runtime.settings import ListenerSettings
 
 LISTENER_CLASS = "io.sparkrouter.listener.RouterListener"
@@ -39,13 +40,9 @@ def java_home(settings: ListenerSettings) -> Path:
 def listener_conf(settings: ListenerSettings, kind: str) -> dict[str, str]:
     """The `spark.router.listener.*` confs that point our listener at the router. The ingest token is not
     among them: it reaches the listener through the environment (``listener_env``), never a command line."""
-    return {
-        "spark.extraListeners": LISTENER_CLASS,
-        "spark.router.listener.url": settings.url,
-        "spark.router.listener.spoolDir": str(settings.spool_dir),
-        "spark.router.listener.spoolMaxBytes": str(settings.listener_spool_max_bytes),
-        "spark.router.listener.kind": kind,
-    }
+    return {"spark.extraListeners": LISTENER_CLASS,
+            **listener_confs(url=settings.url, spoolDir=str(settings.spool_dir),
+                             spoolMaxBytes=str(settings.listener_spool_max_bytes), kind=kind)}
 
 
 def listener_env(settings: ListenerSettings) -> dict[str, str]:

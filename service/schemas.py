@@ -17,13 +17,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    ModelWrapValidatorHandler,
     Field,
     PrivateAttr,
     ValidationError,
-    create_model,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic.json_schema import JsonDict
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from client_runtime.protocol import (
     APP_ID_MAX,
@@ -31,9 +32,11 @@ from client_runtime.protocol import (
     CONNECT_SESSION_ID_MAX,
     CONNECT_USER_ID_MAX,
     FAILURE_KINDS,
+    FAILURE_REASON_MAX,
     ID_PATTERN,
     ID_RULE,
     RUN_ID_MAX,
+    STAGE_NAME_MAX,
     FailureKind,
     RequestedMode,
     RunEventName,
@@ -52,12 +55,12 @@ NO_NUL = r"^[^\x00]*$"
 # client_runtime/protocol.py.
 
 
-def text(max_length: int | None = None, **field) -> Any:
+def text(max_length: int | None = None, **field: Any) -> Any:
     """A text field the database can store: no NUL, valid Unicode, at most `max_length` characters."""
     return Field(pattern=NO_NUL, max_length=max_length, **field)
 
 
-def an_id(max_length: int, **field) -> Any:
+def an_id(max_length: int, **field: Any) -> Any:
     """An app or run id: ID_PATTERN (at least one character), at most `max_length` characters."""
     return Field(pattern=ID_PATTERN, max_length=max_length, **field)
 
@@ -166,20 +169,61 @@ class ErrorOut(BaseModel):
 MAX_STAGE_TASKS = INT32_MAX          # Spark counts a stage's tasks in an Int
 MAX_STAGE_MS = 10**15                # ~31,700 years of task time: a million cores busy for 30 years
 MAX_STAGE_BYTES = 2**60              # 1 EiB, a thousand times the petabytes of the largest jobs; records too
-STAGE_METRIC_BOUNDS = {name: MAX_STAGE_TASKS if name.startswith("num_") else MAX_STAGE_MS
-                       if name.endswith("_ms")
-                       else MAX_STAGE_BYTES for name in (*METRICS, "duration_ms", "median_task_duration_ms")}
 
 
-def _stage_metric(name: str) -> Any:
-    return Annotated[int, Field(strict=True, ge=0, le=STAGE_METRIC_BOUNDS[name])]
+# A stage's metric within its bound: tasks (num_*), milliseconds (*_ms), or bytes and records (the others).
+StageTasks = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_TASKS)]
+StageMs = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_MS)]
+StageBytes = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_BYTES)]
 
 
-# Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS.
-StageMetricValues = create_model("StageMetricValues", __base__=Strict,
-                                 **{name: (_stage_metric(name), 0) for name in METRICS})
-RunMetricValues = create_model("RunMetricValues", __config__=ConfigDict(from_attributes=True),
-                               **{name: (int, ...) for name in METRICS})
+# Spark's task metrics of a stage attempt, or a run's totals: one field per name in models.METRICS, in its
+# order (checked below). (No docstrings: the API's schema describes them as it did.)
+class StageMetricValues(Strict):
+    num_tasks: StageTasks = 0
+    num_failed_tasks: StageTasks = 0
+    executor_run_time_ms: StageMs = 0
+    executor_cpu_time_ms: StageMs = 0
+    jvm_gc_time_ms: StageMs = 0
+    shuffle_read_bytes: StageBytes = 0
+    shuffle_read_records: StageBytes = 0
+    shuffle_write_bytes: StageBytes = 0
+    shuffle_write_records: StageBytes = 0
+    memory_spilled_bytes: StageBytes = 0
+    disk_spilled_bytes: StageBytes = 0
+    input_bytes: StageBytes = 0
+    input_records: StageBytes = 0
+    output_bytes: StageBytes = 0
+    output_records: StageBytes = 0
+    peak_execution_memory_bytes: StageBytes = 0
+    max_task_duration_ms: StageMs = 0
+
+
+class RunMetricValues(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    num_tasks: int
+    num_failed_tasks: int
+    executor_run_time_ms: int
+    executor_cpu_time_ms: int
+    jvm_gc_time_ms: int
+    shuffle_read_bytes: int
+    shuffle_read_records: int
+    shuffle_write_bytes: int
+    shuffle_write_records: int
+    memory_spilled_bytes: int
+    disk_spilled_bytes: int
+    input_bytes: int
+    input_records: int
+    output_bytes: int
+    output_records: int
+    peak_execution_memory_bytes: int
+    max_task_duration_ms: int
+
+
+for _model in (StageMetricValues, RunMetricValues):
+    if tuple(_model.model_fields) != METRICS:
+        raise RuntimeError(f"{_model.__name__} and models.METRICS name different metrics: keep them the same")
 
 
 class StageRecord(StageMetricValues):
@@ -193,13 +237,14 @@ class StageRecord(StageMetricValues):
     job_id: Int32 | None = None
     stage_id: Count32
     attempt: Count32
-    name: str | None = text(default=None, description="Cut to 200 characters when stored.")
+    name: str | None = text(default=None, description=f"Cut to {STAGE_NAME_MAX} characters when stored.")
     status: Literal["succeeded", "failed"]
-    failure_reason: str | None = text(default=None, description="Cut to 1,000 characters when stored.")
+    failure_reason: str | None = text(default=None,
+                                      description=f"Cut to {FAILURE_REASON_MAX:,} characters when stored.")
     submission_time_ms: EpochMs | None = None
     completion_time_ms: EpochMs | None = None
-    duration_ms: _stage_metric("duration_ms") | None = None
-    median_task_duration_ms: _stage_metric("median_task_duration_ms") = 0
+    duration_ms: StageMs | None = None
+    median_task_duration_ms: StageMs = 0
 
 
 class QuarantinedStage(BaseModel):
@@ -211,7 +256,7 @@ class QuarantinedStage(BaseModel):
     record: Any
 
 
-def _quarantine_reason(errors: list[dict]) -> str:
+def _quarantine_reason(errors: list[ErrorDetails]) -> str:
     return "; ".join(".".join(str(part) for part in detail["loc"][2:]) + ": " + detail["msg"]
                      if len(detail["loc"]) > 2 else detail["msg"] for detail in error_details(errors))
 
@@ -245,13 +290,13 @@ class StageBatch(Strict):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _set_bad_records_aside(cls, data, handler):
+    def _set_bad_records_aside(cls, data: Any, handler: ModelWrapValidatorHandler[StageBatch]) -> StageBatch:
         # The whole batch is validated at once (fast); only when something fails are its records sorted out.
         try:
             return handler(data)
         except ValidationError as exc:
             errors = exc.errors(include_url=False)
-            per_record: dict[int, list[dict]] = {}
+            per_record: dict[int, list[ErrorDetails]] = {}
             for error in errors:
                 loc = error["loc"]
                 if len(loc) < 2 or loc[0] != "stages" or not isinstance(loc[1], int):
@@ -373,7 +418,8 @@ class AirflowContext(Strict):
     try_number: Count32 | None = None
 
 
-def _conf_value(value):
+def _conf_value(value: object) -> object:
+    """A conf's value as Spark writes it (true, 4, 0.5); NaN and the infinities refused."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float) and not math.isfinite(value):
@@ -518,7 +564,7 @@ class DecisionOut(BaseModel):
 
 
 # "failed" needs a failure_kind: said in the OpenAPI schema too, so that clients (and schemathesis) know it.
-_FAILED_NEEDS_KIND = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
+_FAILED_NEEDS_KIND: JsonDict = {"if": {"properties": {"event": {"const": "failed"}}, "required": ["event"]},
                       "then": {"required": ["failure_kind"],
                                "properties": {"failure_kind": {"enum": list(FAILURE_KINDS)}}}}
 
@@ -541,7 +587,7 @@ class RunEvent(Strict):
     exit_code: Int32 | None = None
 
     @model_validator(mode="after")
-    def _failure_has_kind(self):
+    def _failure_has_kind(self) -> RunEvent:
         if self.event == "failed" and self.failure_kind is None:
             raise ValueError("failure_kind (connect, app or pending) is required when event is failed")
         return self
@@ -589,7 +635,7 @@ class PinRequest(Strict):
                                              "least loaded.")
 
     @model_validator(mode="after")
-    def _server_only_for_connect(self):
+    def _server_only_for_connect(self) -> PinRequest:
         if self.server_id is not None and self.mode != "connect":
             raise ValueError("server_id pins to a Connect server: it needs mode connect")
         return self

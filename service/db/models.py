@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import ClassVar
+from typing import ClassVar, overload
 
 from sqlalchemy import (
     JSON,
@@ -15,12 +15,15 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from client_runtime import protocol
 
 # Spark's task metrics as the listener reports them per stage attempt (docs/ingest-protocol.md), and how a run
 # combines its stages' values: the one list behind the tables, the API schemas and ingest.
@@ -58,7 +61,13 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def as_utc(value):
+@overload
+def as_utc(value: datetime | str) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | str | None) -> datetime | None: ...
+def as_utc(value: datetime | str | None) -> datetime | None:
     """A timestamp as an aware UTC datetime: SQLite and SQL functions give naive ones (or ISO text)."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -90,6 +99,9 @@ class UTCDateTime(TypeDecorator):
 
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict] = {datetime: UTCDateTime}
+    # Every model here maps one table (DeclarativeBase says only "a FromClause"): Core's insert and update
+    # take it as such.
+    __table__: ClassVar[Table]
 
 
 def _metric() -> Mapped[int]:
@@ -129,11 +141,11 @@ class App(Base):
 
     __tablename__ = "apps"
 
-    app_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(protocol.APP_ID_MAX), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by an admin.
-    pinned_mode: Mapped[str | None] = mapped_column(String(20))
+    pinned_mode: Mapped[protocol.Mode | None] = mapped_column(String(20))
     pin_reason: Mapped[str | None] = mapped_column(String(500))
     pinned_at: Mapped[datetime | None] = mapped_column()
     # With pinned_mode connect: the Connect server of the pool its runs go to (None: the least loaded).
@@ -156,7 +168,7 @@ class Run(MetricColumns, Base):
 
     __tablename__ = "runs"
 
-    run_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(protocol.RUN_ID_MAX), primary_key=True)
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.app_id"), index=True)
     mode: Mapped[str] = mapped_column(String(20), default="unknown")  # connect | standalone | unknown
     # decided -> running -> succeeded | failed | cancelled, as the launcher reports (cancelled: stopped from
@@ -172,12 +184,13 @@ class Run(MetricColumns, Base):
     failure_kind: Mapped[str | None] = mapped_column(String(20))
     failure_message: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None] = mapped_column(Integer)
-    fallback_of: Mapped[str | None] = mapped_column(String(100))   # the failed Connect run this one replaces
-    fell_back_to: Mapped[str | None] = mapped_column(String(100))
+    # A failed Connect run and its standalone rerun (history/lifecycle.py) point at each other.
+    fallback_of: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX))
+    fell_back_to: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX))
     # A standalone run that ran out of memory is rerun once with more (routing/sizing.py): the failed run and
     # its rerun point at each other.
-    oom_rerun_of: Mapped[str | None] = mapped_column(String(100))
-    oom_rerun_to: Mapped[str | None] = mapped_column(String(100))
+    oom_rerun_of: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX))
+    oom_rerun_to: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX))
     # The resources a standalone run was given (sized from its history, or as asked); None: Spark's default,
     # and on Connect runs (the server's executors).
     executor_memory: Mapped[int | None] = mapped_column(BigInteger)
@@ -216,7 +229,7 @@ class Decision(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
-    app_id: Mapped[str] = mapped_column(String(200), index=True)
+    app_id: Mapped[str] = mapped_column(String(protocol.APP_ID_MAX), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     requested_mode: Mapped[str] = mapped_column(String(20))
     mode: Mapped[str] = mapped_column(String(20))
@@ -240,7 +253,7 @@ class AdmissionQueueEntry(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
                                     autoincrement=True)
     run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), unique=True)
-    app_id: Mapped[str] = mapped_column(String(200))
+    app_id: Mapped[str] = mapped_column(String(protocol.APP_ID_MAX))
     enqueued_at: Mapped[datetime] = mapped_column()
     deadline_at: Mapped[datetime] = mapped_column()  # then it runs standalone (SPARK_ROUTER_QUEUE_MAX_WAIT_S)
     last_polled_at: Mapped[datetime] = mapped_column()  # its client's last long poll (a silent one gave up)
@@ -261,13 +274,13 @@ class StageMetric(MetricColumns, Base):
     stage_id: Mapped[int] = mapped_column(Integer)
     attempt: Mapped[int] = mapped_column(Integer)
     server_id: Mapped[str] = mapped_column(String(200))
-    app_id: Mapped[str | None] = mapped_column(String(200))
-    run_id: Mapped[str | None] = mapped_column(String(100), index=True)
-    connect_session_id: Mapped[str | None] = mapped_column(String(100))
-    connect_operation_id: Mapped[str | None] = mapped_column(String(100))
-    connect_user_id: Mapped[str | None] = mapped_column(String(200))
+    app_id: Mapped[str | None] = mapped_column(String(protocol.APP_ID_MAX))
+    run_id: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX), index=True)
+    connect_session_id: Mapped[str | None] = mapped_column(String(protocol.CONNECT_SESSION_ID_MAX))
+    connect_operation_id: Mapped[str | None] = mapped_column(String(protocol.CONNECT_OPERATION_ID_MAX))
+    connect_user_id: Mapped[str | None] = mapped_column(String(protocol.CONNECT_USER_ID_MAX))
     job_id: Mapped[int | None] = mapped_column(Integer)
-    name: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(protocol.STAGE_NAME_MAX))
     status: Mapped[str] = mapped_column(String(20))
     failure_reason: Mapped[str | None] = mapped_column(Text)
     submission_time: Mapped[datetime | None] = mapped_column()
@@ -364,8 +377,9 @@ class QuarantinedRecord(Base):
     server_id: Mapped[str] = mapped_column(String(200))
     spark_app_id: Mapped[str] = mapped_column(String(200))
     batch_id: Mapped[str | None] = mapped_column(String(100))
-    app_id: Mapped[str | None] = mapped_column(String(200))  # when the record's own app id could be read
-    run_id: Mapped[str | None] = mapped_column(String(100))
+    # when the record's own app id could be read
+    app_id: Mapped[str | None] = mapped_column(String(protocol.APP_ID_MAX))
+    run_id: Mapped[str | None] = mapped_column(String(protocol.RUN_ID_MAX))
     reason: Mapped[str] = mapped_column(Text)
     # the record as JSON (escaped: storable whatever it holds), cut short
     record: Mapped[str] = mapped_column(Text)

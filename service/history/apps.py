@@ -7,6 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from client_runtime.protocol import Mode
 from service.db.models import App, utcnow
 from service.errors import UnknownApp
 
@@ -57,7 +58,7 @@ def record_compatibility(session: Session, app_id: str, findings: list) -> str |
     return app.connect_incompatible
 
 
-def pin(session: Session, app_id: str, mode: str, reason: str | None, server_id: str | None = None) -> App:
+def pin(session: Session, app_id: str, mode: Mode, reason: str | None, server_id: str | None = None) -> App:
     app = ensure_app(session, app_id)
     app.pinned_mode, app.pin_reason, app.pinned_at, app.pinned_server_id = mode, reason, utcnow(), server_id
     session.commit()

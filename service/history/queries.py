@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypedDict
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 from sqlalchemy.orm import Session
 
 from service.db.models import (
@@ -20,7 +21,11 @@ from service.db.models import (
 )
 
 
-def in_flight(since, decided_since):
+# A cutoff: a time, or a placeholder for one in a statement compiled once (decision_store).
+Cutoff = datetime | ColumnElement[Any]
+
+
+def in_flight(since: Cutoff, decided_since: Cutoff) -> ColumnElement[bool]:
     """Runs decided or running, not reported finished: running ones created since `since`, decided ones that
     never started created since `decided_since` (a decision nobody ran, e.g. `spark-router decide --record`,
     stops holding capacity after a few minutes; older runs of either kind no longer count)."""
@@ -28,7 +33,7 @@ def in_flight(since, decided_since):
             & ((Run.status == "running") | (Run.created_at >= decided_since)))
 
 
-def connect_in_flight(since, decided_since):
+def connect_in_flight(since: Cutoff, decided_since: Cutoff) -> ColumnElement[bool]:
     """The Connect runs in flight: the load of the pool."""
     return (Run.mode == "connect") & in_flight(since, decided_since)
 
@@ -41,13 +46,30 @@ def placed_on(server_id: str, default_server_id: str):
     return Run.server_id == server_id
 
 
-def in_flight_cutoffs(capacity, now) -> dict:
+class InFlightCutoffs(TypedDict):
+    """The keyword arguments of `in_flight` and `connect_in_flight`."""
+
+    since: datetime
+    decided_since: datetime
+
+
+class CapacityKnobs(Protocol):
+    """What `in_flight_cutoffs` reads of the policy's capacity (routing.policy.Capacity)."""
+
+    @property
+    def in_flight_max_age_s(self) -> float: ...
+    @property
+    def decided_max_age_s(self) -> float: ...
+
+
+def in_flight_cutoffs(capacity: CapacityKnobs, now: datetime) -> InFlightCutoffs:
     """The creation times `in_flight` counts from, by the policy's capacity knobs: {since, decided_since}."""
     return {"since": now - timedelta(seconds=capacity.in_flight_max_age_s),
             "decided_since": now - timedelta(seconds=capacity.decided_max_age_s)}
 
 
-def in_flight_runs_by_server(session: Session, cutoffs: dict, default_server_id: str) -> dict[str, int]:
+def in_flight_runs_by_server(session: Session, cutoffs: InFlightCutoffs,
+                             default_server_id: str) -> dict[str, int]:
     """How many Connect runs are in flight on each server."""
     counts: dict[str, int] = {}
     query = select(Run.server_id, func.count()).where(connect_in_flight(**cutoffs)).group_by(Run.server_id)

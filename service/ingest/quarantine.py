@@ -11,6 +11,7 @@ from datetime import timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from client_runtime import protocol
 from service.db.models import QuarantinedRecord, utcnow
 from service.history.apps import dialect_insert
 from service.schemas import StageBatch
@@ -46,9 +47,9 @@ def quarantine(session: Session, batch: StageBatch, retention: timedelta) -> Non
         whole = _as_json(bad.record)
         digest = hashlib.sha256(whole.encode()).hexdigest()
         rows[digest] = {"received_at": now, "server_id": batch.server_id, "spark_app_id": batch.spark_app_id,
-                        "batch_id": batch.batch_id, "app_id": _id(bad.record, "app_id", 200),
-                        "run_id": _id(bad.record, "run_id", 100), "reason": bad.reason[:RECORD_CHARS],
-                        "record": whole[:RECORD_CHARS], "digest": digest}
+                        "batch_id": batch.batch_id, "app_id": _id(bad.record, "app_id", protocol.APP_ID_MAX),
+                        "run_id": _id(bad.record, "run_id", protocol.RUN_ID_MAX),
+                        "reason": bad.reason[:RECORD_CHARS], "record": whole[:RECORD_CHARS], "digest": digest}
     # In digest order: concurrent batches holding the same records wait for each other instead of deadlocking.
     session.execute(dialect_insert(session, QuarantinedRecord)
                     .on_conflict_do_nothing(index_elements=["spark_app_id", "digest"]),

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import cast
 
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.orm import Session
 
 from client_runtime import protocol
@@ -66,8 +65,8 @@ def _stage_row(batch: StageBatch, record: StageRecord) -> dict:
         spark_app_id=batch.spark_app_id,
         server_id=batch.server_id,
         run_id=run_id_for(record, batch.spark_app_id),
-        name=(record.name or "")[:200] or None,
-        failure_reason=record.failure_reason[:1000] if record.failure_reason else None,
+        name=(record.name or "")[:protocol.STAGE_NAME_MAX] or None,
+        failure_reason=record.failure_reason[:protocol.FAILURE_REASON_MAX] if record.failure_reason else None,
         submission_time=from_epoch_ms(record.submission_time_ms),
         completion_time=from_epoch_ms(record.completion_time_ms),
     )
@@ -251,7 +250,7 @@ def _add_to_runs(session: Session, per_run: list[dict]) -> None:
     names = ("num_stages", "num_failed_stages", "first_stage_at", "last_stage_at", *METRICS)
     params = [{"b_run_id": summed["run_id"], **{f"d_{name}": summed[name] for name in names}}
               for summed in per_run]
-    statement = update(cast(Table, Run.__table__)).where(run.run_id == bindparam("b_run_id")).values(values)
+    statement = update(Run.__table__).where(run.run_id == bindparam("b_run_id")).values(values)
     session.connection().execute(statement, params)
 
 

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from client_runtime.process import pid_alive, port_open, stop_groups
+from client_runtime.protocol import listener_confs
 from client_runtime.spark_env import java_home, listener_conf, listener_env, spark_home
 from service.ops import spark_cluster
 from service.ops.ops_config import OpsSettings
@@ -160,9 +161,8 @@ def server_command(settings: OpsSettings, port: int, ui_port: int, with_listener
     }
     if with_listener:  # without: only for measuring the listener's overhead (bench/listener_overhead.py)
         conf.update({"spark.jars": str(settings.listener_jar),
-                     "spark.router.listener.serverId": settings.connect_server_id,
-                     # The router hands this URL to the clients it places on this server.
-                     "spark.router.listener.connectUrl": f"sc://127.0.0.1:{port}",
+                     # connectUrl: the router hands this URL to the clients it places on this server.
+                     **listener_confs(serverId=settings.connect_server_id, connectUrl=f"sc://127.0.0.1:{port}"),
                      **listener_conf(settings, kind="connect")})
     command = [str(spark_home() / "bin" / "spark-submit"), "--class", CONNECT_SERVER_CLASS,
                "--name", "Spark Connect server", "--master", master,

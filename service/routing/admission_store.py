@@ -13,8 +13,9 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any, TypedDict
 
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from service.config import RouterSettings as Settings
@@ -80,12 +81,12 @@ def in_progress(connection: Connection, servers: Sequence[rules.ServerFacts], no
     cutoffs = in_flight_cutoffs(policy.capacity, now)
     rows = connection.execute(select(Run.app_id, Run.server_id, Run.started_at)
                               .where(connect_in_flight(**cutoffs))).all()
-    rows = [(app_id, server_id or default_server_id, as_utc(started))
-            for app_id, server_id, started in rows if (server_id or default_server_id) in open_servers]
-    walls = connect_wall_times(connection, (app_id for app_id, _, _ in rows))
+    placed = [(app_id, server_id or default_server_id, as_utc(started))
+              for app_id, server_id, started in rows if (server_id or default_server_id) in open_servers]
+    walls = connect_wall_times(connection, (app_id for app_id, _, _ in placed))
     return [admission.InProgress(server_id, walls.get(app_id),
                                  max((now - started).total_seconds(), 0.0) if started else 0.0)
-            for app_id, server_id, started in rows]
+            for app_id, server_id, started in placed]
 
 
 @dataclass
@@ -96,7 +97,8 @@ class Waiting:
     queued: list[admission.Queued]
     _in_progress: list[admission.InProgress] | None = None
 
-    def in_progress(self, connection, servers, now, policy, settings) -> list[admission.InProgress]:
+    def in_progress(self, connection: Connection, servers: Sequence[rules.ServerFacts], now: datetime,
+                    policy: Policy, settings: Settings) -> list[admission.InProgress]:
         if self._in_progress is None:
             self._in_progress = in_progress(connection, servers, now, policy, settings.connect_server_id)
         return self._in_progress
@@ -127,13 +129,27 @@ def startup_s(connection: Connection, settings: Settings) -> float:
     return measured.median_s if measured is not None else settings.queue_standalone_startup_s
 
 
-def enqueue(connection: Connection, entries: list[dict]) -> None:
+class QueueEntry(TypedDict):
+    """A run put in the queue: its admission_queue row (AdmissionQueueEntry's columns but the id)."""
+
+    run_id: str
+    app_id: str
+    enqueued_at: datetime
+    deadline_at: datetime
+    last_polled_at: datetime
+    predicted_cores: float
+    expected_s: float | None
+    predicted_wait_s: float | None
+    request: dict[str, Any]  # the DecisionRequest as JSON, decided again at admission
+
+
+def enqueue(connection: Connection, entries: list[QueueEntry]) -> None:
     """Put decided runs (already stored with status queued) in the queue, in the order given."""
     if entries:
         connection.execute(insert(_QUEUE), entries)
 
 
-def cancel_abandoned(connection: Connection, rows: Sequence, now: datetime, settings: Settings,
+def cancel_abandoned(connection: Connection, rows: Sequence[Row[Any]], now: datetime, settings: Settings,
                      up_since: datetime | None = None, keep: str | None = None) -> set[str]:
     """Cancel the queued runs whose clients gave up (admission.abandoned), of the queue's `rows` (locked by
     the caller), all but `keep` (the run whose client is asking now): each run cancelled with the reason (its
@@ -162,7 +178,8 @@ def cancel_abandoned(connection: Connection, rows: Sequence, now: datetime, sett
     return locked
 
 
-def queue_reason(choice: admission.QueueChoice, wait_s: float | None, startup: float) -> dict:
+def queue_reason(choice: admission.QueueChoice, wait_s: float | None, startup: float) -> dict[str, Any]:
+    """The queue's reason, as rules.reasons_json gives the rules' (the threshold: the standalone start-up)."""
     return {"rule": "queue", "metric": "predicted_wait_s",
             "observed": None if wait_s is None else round(wait_s, 1), "threshold": round(startup, 1),
             "message": choice.message}
@@ -170,7 +187,7 @@ def queue_reason(choice: admission.QueueChoice, wait_s: float | None, startup: f
 
 # ---------------------------------------------------------------------------------------------- the view
 
-def queue_status(session: Session, settings: Settings, now: datetime | None = None) -> list[dict]:
+def queue_status(session: Session, settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
     """The runs waiting now, first come first: position, app, waited so far, the last predicted wait, and
     whether their client still asks (a silent one is sent standalone when it asks again)."""
     now = now or utcnow()
@@ -178,7 +195,8 @@ def queue_status(session: Session, settings: Settings, now: datetime | None = No
     rows = session.execute(select(AdmissionQueueEntry,
                                   Run.status).join(Run, Run.run_id == AdmissionQueueEntry.run_id)
                            .where(Run.status == "queued").order_by(AdmissionQueueEntry.id)).all()
-    result, position = [], 0
+    result: list[dict[str, Any]] = []
+    position = 0
     for entry, _status in rows:
         live = entry.last_polled_at >= since
         position += 1 if live else 0

@@ -9,8 +9,9 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any, TypedDict
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, CursorResult, Engine, Row, delete, select, update
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -24,9 +25,9 @@ from service.history.apps import lock_app
 from service.history.queries import in_flight_cutoffs
 from service.routing import admission, admission_store, decision_store, rules, sizing
 from service.routing.facts import read_cluster_facts, summary_from_json
-from service.routing.policy import Policy
+from service.routing.policy import Policy, PolicyStore
 from service.routing.predict import error_pct
-from service.schemas import DecisionOut, DecisionRequest, ReasonOut, SizingOut
+from service.schemas import AirflowContext, DecisionOut, DecisionRequest, ReasonOut, SizingOut
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def new_run_id() -> str:
     return f"run-{utcnow():%Y%m%d}-{uuid.uuid4().hex[:12]}"
 
 
-def aggregates(app: App | None) -> rules.AppAggregates:
+def aggregates(app: decision_store.AppRow | None) -> rules.AppAggregates:
     if app is None:
         return rules.AppAggregates()
     return rules.AppAggregates(
@@ -50,7 +51,7 @@ def resources(request: DecisionRequest) -> rules.Resources:
     return rules.Resources(**request.resources.model_dump(), spark_conf=dict(request.spark_conf))
 
 
-def usage(app: App | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
+def usage(app: decision_store.AppRow | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
     """What sizing reads of the app's recent successful runs. A Connect run ran with the shared server's
     executors; a standalone run with what it was given (older summaries do not say: Spark's default)."""
     server = policy.server
@@ -61,11 +62,37 @@ def usage(app: App | None, policy: Policy) -> tuple[sizing.RunUsage, ...]:
         for entry in (app.recent_runs if app is not None else None) or ())
 
 
-def sized_columns(sized: sizing.Sized | None) -> dict:
+class SizedColumns(TypedDict):
+    """A run's resource columns (the runs table's; bytes and counts, None: Spark's default)."""
+
+    executor_memory: int | None
+    executor_cores: int | None
+    num_executors: int | None
+    driver_memory: int | None
+
+
+def sized_columns(sized: sizing.Sized | None) -> SizedColumns:
     """A run's resource columns from its sizing (all None for a Connect run, which has none)."""
-    return {"executor_memory": sized and sized.executor_memory,
-            "executor_cores": sized and sized.executor_cores, "num_executors": sized and sized.num_executors,
-            "driver_memory": sized and sized.driver_memory}
+    if sized is None:
+        return {"executor_memory": None, "executor_cores": None, "num_executors": None, "driver_memory": None}
+    return {"executor_memory": sized.executor_memory, "executor_cores": sized.executor_cores,
+            "num_executors": sized.num_executors, "driver_memory": sized.driver_memory}
+
+
+class AirflowColumns(TypedDict):
+    """A run's Airflow task instance (the runs table's columns; None: not run by Airflow)."""
+
+    dag_id: str | None
+    task_id: str | None
+    airflow_run_id: str | None
+    try_number: int | None
+
+
+def airflow_columns(airflow: AirflowContext | None) -> AirflowColumns:
+    if airflow is None:
+        return {"dag_id": None, "task_id": None, "airflow_run_id": None, "try_number": None}
+    return {"dag_id": airflow.dag_id, "task_id": airflow.task_id, "airflow_run_id": airflow.run_id,
+            "try_number": airflow.try_number}
 
 
 def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
@@ -85,7 +112,10 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
     waiting = admission_store.Waiting(list(state.queued))
     cluster = read_cluster_facts(connection)
     results: list[DecisionOut | Exception] = []
-    new_runs, new_decisions, retries_granted, new_entries = [], [], [], []
+    new_runs: list[decision_store.NewRun] = []
+    new_decisions: list[decision_store.NewDecision] = []
+    retries_granted: list[str] = []
+    new_entries: list[admission_store.QueueEntry] = []
     for request in requests:
         app = apps[request.app_id]
         try:
@@ -105,27 +135,26 @@ def make_decisions(connection: Connection, requests: list[DecisionRequest], poli
             servers = with_load(servers, verdict.server_id, verdict.predicted_cores)
         sized = (sizing.size(resources(request), usage(state.apps[request.app_id], policy), policy)
                  if verdict.mode == "standalone" else None)
-        airflow = request.airflow
-        run = {"run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
-               "created_at": now,
-               "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
-               "server_id": verdict.server_id if verdict.mode == "connect" else None,
-               "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
-               "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
-               **sized_columns(sized)}
-        decision = {"run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
-                    "requested_mode": request.mode, "mode": verdict.mode,
-                    "rule": verdict.reasons[0].rule if verdict.reasons else "none",
-                    "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                    "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict),
-                    "sizing_reason": sized and sized.reason}
+        run: decision_store.NewRun = {
+            "run_id": new_run_id(), "app_id": request.app_id, "mode": verdict.mode, "status": "decided",
+            "created_at": now,
+            "predicted_cores": verdict.predicted_cores if verdict.mode == "connect" else 0.0,
+            "server_id": verdict.server_id if verdict.mode == "connect" else None,
+            **airflow_columns(request.airflow), **sized_columns(sized)}
+        decision: decision_store.NewDecision = {
+            "run_id": run["run_id"], "app_id": request.app_id, "created_at": now,
+            "requested_mode": request.mode, "mode": verdict.mode,
+            "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+            "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
+            "request": request.model_dump(mode="json"), "predictions": predictions_json(verdict),
+            "sizing_reason": sized.reason if sized else None}
         position = wait_s = None
         if queue is not None:
             choice, wait_s, expected_s, startup = queue
             decision["reasons"].append(admission_store.queue_reason(choice, wait_s, startup))
             if choice.wait:
-                run.update(mode="queued", status="queued", server_id=None, predicted_cores=0.0)
-                decision.update(mode="queued", rule="queue")
+                run.update({"mode": "queued", "status": "queued", "server_id": None, "predicted_cores": 0.0})
+                decision.update({"mode": "queued", "rule": "queue"})
                 position = len(waiting.queued) + 1
                 waiting.queued.append(admission.Queued(run["run_id"], verdict.predicted_cores, expected_s,
                                                        now))
@@ -170,15 +199,13 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
         cluster=read_cluster_facts(session.connection())), policy)
     sized = (sizing.size(resources(request), usage(app, policy), policy) if verdict.mode == "standalone"
              else None)
-    airflow = request.airflow
-    run = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id,
-           "dag_id": airflow and airflow.dag_id, "task_id": airflow and airflow.task_id,
-           "airflow_run_id": airflow and airflow.run_id, "try_number": airflow and airflow.try_number,
-           **sized_columns(sized)}
-    decision = {"mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
-                "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version,
-                "created_at": now, "predictions": predictions_json(verdict),
-                "sizing_reason": sized and sized.reason}
+    # No run is recorded: its row and its decision's as decision_out reads them.
+    run: dict[str, Any] = {"run_id": None, "app_id": request.app_id, "server_id": verdict.server_id,
+                           **airflow_columns(request.airflow), **sized_columns(sized)}
+    decision: dict[str, Any] = {
+        "mode": verdict.mode, "rule": verdict.reasons[0].rule if verdict.reasons else "none",
+        "reasons": rules.reasons_json(verdict), "policy_version": policy.full_version, "created_at": now,
+        "predictions": predictions_json(verdict), "sizing_reason": sized.reason if sized else None}
     position = wait_s = None
     if request.can_wait and no_room(verdict):
         choice, wait_s, _, startup = admission_store.consider(connection, waiting, verdict, request.app_id,
@@ -199,7 +226,7 @@ def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
         raise Conflict(f"run {run_id} ran {failed.mode}; only a Connect run falls back to standalone")
     if failed.fell_back_to:
         existing = session.scalars(select(Decision).where(Decision.run_id == failed.fell_back_to)).one()
-        return decision_out(values(existing), values(session.get(Run, failed.fell_back_to)), settings)
+        return decision_out(values(existing), values(session.get_one(Run, failed.fell_back_to)), settings)
     now = utcnow()
     why = reason or failed.failure_message or "it failed"
     message = f"The Connect run {run_id} failed ({why[:300]}); rerunning as a separate application."
@@ -238,7 +265,7 @@ def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str
     failed, _app = lifecycle.lock_run_and_app(session, run_id)
     if failed.oom_rerun_to:
         existing = session.scalars(select(Decision).where(Decision.run_id == failed.oom_rerun_to)).one()
-        return decision_out(values(existing), values(session.get(Run, failed.oom_rerun_to)), settings)
+        return decision_out(values(existing), values(session.get_one(Run, failed.oom_rerun_to)), settings)
     if failed.mode != "standalone":
         raise Conflict(f"run {run_id} ran {failed.mode}; only a standalone run is rerun with more memory (a "
                        f"failed Connect run falls back to standalone)")
@@ -278,11 +305,11 @@ def ran_with_memory(ran_with: rules.Resources, where: sizing.OomWhere) -> int:
     return memory or sizing.SPARK_DEFAULT_MEMORY
 
 
-def predictions_json(verdict: rules.Verdict) -> dict | None:
+def predictions_json(verdict: rules.Verdict) -> dict[str, Any] | None:
     return verdict.predictions.as_json() if verdict.predictions is not None else None
 
 
-def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
+def actual_outcome(run: Mapping[str, Any], predictions: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A finished run's actual figures beside what was predicted for the mode it ran in: wall time, executor
     core-seconds, and each prediction's error in % of the actual (a succeeded run's only: a failed or
     cancelled run did not do the work that was predicted). None while the run has not ended."""
@@ -299,14 +326,12 @@ def actual_outcome(run: Mapping, predictions: Mapping | None) -> dict | None:
             "core_s_error_pct": error_pct(predicted and predicted.get("core_s"), core_s)}
 
 
-def session_confs(run: Mapping) -> dict[str, str]:
+def session_confs(run: Mapping[str, Any]) -> dict[str, str]:
     """The confs a session sets so the listener attributes its stages to this run."""
-    confs = protocol.session_confs(run["app_id"], run["run_id"])  # run_id None: a dry run, which has no run
-    airflow = {"dagId": run.get("dag_id"), "taskId": run.get("task_id"), "runId": run.get("airflow_run_id"),
-               "tryNumber": run.get("try_number")}
-    confs.update({f"spark.router.airflow.{key}": str(value) for key,
-                  value in airflow.items() if value is not None})
-    return confs
+    # run_id None: a dry run, which has no run
+    return {**protocol.session_confs(run["app_id"], run["run_id"]),
+            **protocol.airflow_confs(run.get("dag_id"), run.get("task_id"), run.get("airflow_run_id"),
+                                     run.get("try_number"))}
 
 
 def default_server(settings: Settings) -> decision_store.DefaultServer:
@@ -322,8 +347,9 @@ def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cor
                  else server for server in servers)
 
 
-def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_url: str | None = None,
-                 position: int | None = None, predicted_wait_s: float | None = None) -> DecisionOut:
+def decision_out(decision: Mapping[str, Any], run: Mapping[str, Any], settings: Settings,
+                 connect_url: str | None = None, position: int | None = None,
+                 predicted_wait_s: float | None = None) -> DecisionOut:
     """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL
     is its server's (`connect_url`), else the settings'; a queued one's position and predicted wait."""
     queued = decision["mode"] == "queued"
@@ -342,13 +368,13 @@ def decision_out(decision: Mapping, run: Mapping, settings: Settings, connect_ur
                        sizing=sizing_out(decision, run))
 
 
-def scheduler_pool(reasons: list[dict]) -> str | None:
+def scheduler_pool(reasons: list[dict[str, Any]]) -> str | None:
     """A Connect decision's scheduler pool, from its reason of that rule (None for decisions made before
     pools)."""
     return next((reason["observed"] for reason in reasons if reason["rule"] == rules.SCHEDULER_POOL_RULE),
                 None)
 
-def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
+def sizing_out(decision: Mapping[str, Any], run: Mapping[str, Any]) -> SizingOut | None:
     """A standalone decision's sizing: the run's resources and the decision's reason (decisions stored before
     sizing have none)."""
     if decision["mode"] != "standalone" or not decision.get("sizing_reason"):
@@ -360,7 +386,7 @@ def sizing_out(decision: Mapping, run: Mapping) -> SizingOut | None:
                      executor_cores=sized.executor_cores, driver_memory=spark.get("driver_memory"),
                      reason=sized.reason)
 
-def values(obj: Run | Decision) -> dict:
+def values(obj: Run | Decision) -> dict[str, Any]:
     """An ORM object's column values."""
     return {column.key: getattr(obj, column.key) for column in obj.__table__.columns}
 
@@ -440,7 +466,7 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
     return _leave(session, entry, run, verdict, now, policy, settings, f"{waited}; {then}.")
 
 
-def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
+def _leave(session: Session, entry: Row[Any], run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
            settings: Settings, note: str) -> DecisionOut:
     """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it
     is still queued (a conditional update: whoever checks it at the same time finds it decided). A run that
@@ -458,6 +484,8 @@ def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datet
                                    predicted_cores=verdict.predicted_cores if connect else 0.0,
                                    **sized_columns(sized))
                            .execution_options(synchronize_session=False))
+    if not isinstance(left, CursorResult):  # an UPDATE's result: its rowcount says whether it took the run
+        raise TypeError(f"an UPDATE gave {type(left).__name__}, not a CursorResult")
     if left.rowcount == 1:
         session.execute(update(Decision).where(Decision.run_id == run.run_id)
                         .values(mode=verdict.mode,
@@ -472,7 +500,7 @@ def _leave(session: Session, entry, run: Run, verdict: rules.Verdict, now: datet
         session.execute(delete(AdmissionQueueEntry).where(AdmissionQueueEntry.id == entry.id))
     session.commit()
     session.expire_all()
-    run = session.get(Run, run.run_id)
+    run = session.get_one(Run, run.run_id)
     decision = session.scalars(select(Decision).where(Decision.run_id == run.run_id)).one()
     return _stored(session, decision, run, settings, verdict.connect_url if connect else None)
 
@@ -482,7 +510,7 @@ def _stored(session: Session, decision: Decision, run: Run, settings: Settings,
     """A decision as stored, with its server's Connect URL."""
     if connect_url is None and run.server_id:
         server = session.get(Server, run.server_id)
-        connect_url = server and server.connect_url
+        connect_url = server.connect_url if server is not None else None
     return decision_out(values(decision), values(run), settings, connect_url)
 
 
@@ -497,14 +525,14 @@ class DecisionBatcher:
     # Loop turns without a new request that end the gathering of a batch (see _gather).
     QUIET_TURNS = 3
 
-    def __init__(self, engine: Engine, policies, settings: Settings, max_batch: int = 64):
+    def __init__(self, engine: Engine, policies: PolicyStore, settings: Settings, max_batch: int = 64):
         self.engine, self.policies, self.settings, self.max_batch = engine, policies, settings, max_batch
-        self._waiting: list[tuple[DecisionRequest, asyncio.Future]] = []
-        self._drain_task: asyncio.Task | None = None  # referenced: the loop keeps only weak references
+        self._waiting: list[tuple[DecisionRequest, asyncio.Future[DecisionOut]]] = []
+        self._drain_task: asyncio.Task[None] | None = None  # referenced: the loop keeps only weak references
 
     async def decide(self, request: DecisionRequest) -> DecisionOut:
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        future: asyncio.Future[DecisionOut] = loop.create_future()
         self._waiting.append((request, future))
         if self._drain_task is None:
             self._drain_task = loop.create_task(self._drain())

@@ -12,25 +12,71 @@ its health, drain flag, latest executor figures and the predicted load of the Co
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal, TypedDict
 
+import psycopg
 from psycopg.rows import namedtuple_row
-from sqlalchemy import Connection, and_, bindparam, func, insert, literal_column, or_, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from client_runtime import protocol
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Heartbeat, Run, Server, as_utc
 from service.history.queries import connect_in_flight
 from service.routing import admission, rules
 
 
+# An app's row as a decision reads it (the App columns): the App, or the batch read's row of the apps table
+# (SQLAlchemy's Row on SQLite; psycopg's named tuple on PostgreSQL, which is untyped).
+AppRow = App | Row[Any]
+
+
+class NewRun(TypedDict):
+    """A run the batch decided, as ``write`` inserts it (the runs table's columns; created at the batch's
+    time)."""
+
+    run_id: str
+    app_id: str
+    mode: protocol.Mode | Literal["queued"]
+    status: Literal["decided", "queued"]
+    created_at: datetime
+    predicted_cores: float
+    server_id: str | None
+    dag_id: str | None
+    task_id: str | None
+    airflow_run_id: str | None
+    try_number: int | None
+    executor_memory: int | None
+    executor_cores: int | None
+    num_executors: int | None
+    driver_memory: int | None
+
+
+class NewDecision(TypedDict):
+    """A decision of the batch, as ``write`` inserts it (the decisions table's columns)."""
+
+    run_id: str
+    app_id: str
+    created_at: datetime
+    requested_mode: protocol.RequestedMode
+    mode: protocol.Mode | Literal["queued"]
+    rule: str
+    reasons: list[dict[str, Any]]  # rules.reasons_json
+    policy_version: str
+    request: dict[str, Any]  # the DecisionRequest as JSON
+    predictions: dict[str, Any] | None  # predict.Predictions.as_json
+    sizing_reason: str | None
+
+
 @dataclass
 class BatchState:
     """What the policy needs besides the request: the apps' rows and the pool of Connect servers."""
 
-    apps: dict  # app_id -> the app's row (App columns)
+    apps: dict[str, AppRow]  # app_id -> the app's row (App columns)
     servers: tuple[rules.ServerFacts, ...]  # the default server first
     queued: tuple[admission.Queued, ...] = ()  # the runs waiting in the admission queue, first come first
 
@@ -56,8 +102,8 @@ def read(connection: Connection, app_ids: list[str], default: DefaultServer, now
     return _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since)
 
 
-def write(connection: Connection, runs: list[dict], decisions: list[dict], retries_granted: list[str],
-          now: datetime) -> None:
+def write(connection: Connection, runs: list[NewRun], decisions: list[NewDecision],
+          retries_granted: list[str], now: datetime) -> None:
     """Insert the batch's runs and decisions (rows as dicts of their columns; all created `now`, the runs
     "decided", the decisions under one policy version) and mark the apps whose cool-down try was granted."""
     if connection.dialect.name == "postgresql":
@@ -66,7 +112,8 @@ def write(connection: Connection, runs: list[dict], decisions: list[dict], retri
         _write_sqlite(connection, runs, decisions, retries_granted, now)
 
 
-def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
+def pool_facts(rows: Iterable[Mapping[str, Any]], load: Mapping[str, Sequence[float]],
+               default: DefaultServer) -> tuple[rules.ServerFacts, ...]:
     """The pool from the servers' rows (with their latest heartbeat's executor figures) and the load per
     server ([predicted cores, runs]): the default server first (known to the router or not), then the others
     by id."""
@@ -74,7 +121,7 @@ def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rul
     ordered = [default.server_id, *sorted(server_id for server_id in by_id if server_id != default.server_id)]
     facts = []
     for server_id in ordered:
-        row = by_id.get(server_id) or {"last_heartbeat_at": None, "draining": False}
+        row: Mapping[str, Any] = by_id.get(server_id) or {"last_heartbeat_at": None, "draining": False}
         facts.append(rules.ServerFacts(
             as_utc(row["last_heartbeat_at"]), bool(row["draining"]), executors=row.get("executors") or 0,
             executor_cores=row.get("executor_cores") or 0, max_executors=row.get("max_executors"),
@@ -92,7 +139,9 @@ def pool_facts(rows, load: dict[str, list], default: DefaultServer) -> tuple[rul
 
 _CONNECT_IN_FLIGHT = connect_in_flight(literal_column("%(since)s"),
                                        literal_column("%(decided_since)s")).compile(
-    dialect=postgresql.dialect(paramstyle="named"), compile_kwargs={"literal_binds": True})
+    # (SQLAlchemy's PostgreSQL dialects have untyped constructors)
+    dialect=postgresql.dialect(paramstyle="named"),  # type: ignore[no-untyped-call]
+    compile_kwargs={"literal_binds": True})
 
 # New apps are created here as in history.apps.mark_seen, in the same statement as the read. The pool and the
 # load per server come once, as JSON (runs placed before the pool existed have no server: the default's).
@@ -142,14 +191,18 @@ FROM json_populate_recordset(NULL::decisions, %(decisions)s)
 
 
 @contextmanager
-def _cursor(connection: Connection):
-    """A cursor of the driver itself, whose errors come out as SQLAlchemy's (a timeout or a deadlock: 503)."""
-    with db.driver_errors(connection, "decisions"), \
-            connection.connection.driver_connection.cursor(row_factory=namedtuple_row) as cursor:
+def _cursor(connection: Connection) -> Iterator[psycopg.Cursor[Any]]:
+    """A cursor of the driver itself (rows as named tuples), whose errors come out as SQLAlchemy's (a timeout
+    or a deadlock: 503)."""
+    driver = connection.connection.driver_connection
+    if not isinstance(driver, psycopg.Connection):
+        raise TypeError(f"the decisions' PostgreSQL statements need psycopg, not {type(driver).__name__}")
+    with db.driver_errors(connection, "decisions"), driver.cursor(row_factory=namedtuple_row) as cursor:
         yield cursor
 
 
-def _read_postgresql(connection, app_ids, default, now, since, decided_since, polled_since) -> BatchState:
+def _read_postgresql(connection: Connection, app_ids: list[str], default: DefaultServer, now: datetime,
+                     since: datetime, decided_since: datetime, polled_since: datetime) -> BatchState:
     with _cursor(connection) as cursor:
         rows = cursor.execute(_READ_POSTGRESQL, {"now": now, "app_ids": json.dumps(app_ids), "since": since,
                                                  "decided_since": decided_since, "polled_since": polled_since,
@@ -161,8 +214,10 @@ def _read_postgresql(connection, app_ids, default, now, since, decided_since, po
                       queued_facts(first.queued or ()))
 
 
-def _write_postgresql(connection, runs, decisions, retries_granted, now) -> None:
-    def as_json(rows: list[dict]) -> str:  # created_at is `now` for all: it goes once, as a timestamp
+def _write_postgresql(connection: Connection, runs: list[NewRun], decisions: list[NewDecision],
+                      retries_granted: list[str], now: datetime) -> None:
+    # created_at is `now` for all: it goes once, as a timestamp
+    def as_json(rows: Sequence[Mapping[str, Any]]) -> str:
         return json.dumps([{key: value for key, value in row.items() if key != "created_at"} for row in rows])
 
     params = {"now": now, "granted": json.dumps(retries_granted), "runs": as_json(runs),
@@ -200,11 +255,11 @@ def read_pool(connection: Connection, default: DefaultServer, since: datetime,
     database)."""
     params = {"server_id": default.server_id, "since": since, "decided_since": decided_since}
     rows = [row._asdict() for row in connection.execute(_POOL, params)]
-    load: dict[str, list] = {}
+    load: dict[str, tuple[float, int]] = {}
     for server_id, cores, runs in connection.execute(_LOAD, params):
         # runs placed before the pool: the default's
         cores_before, runs_before = load.get(server_id or default.server_id, (0.0, 0))
-        load[server_id or default.server_id] = [cores_before + float(cores or 0.0), runs_before + runs]
+        load[server_id or default.server_id] = (cores_before + float(cores or 0.0), runs_before + runs)
     return pool_facts(rows, load, default)
 
 
@@ -218,21 +273,24 @@ def read_queue(connection: Connection, polled_since: datetime) -> tuple[admissio
     return queued_facts(connection.execute(_QUEUED, {"polled_since": polled_since}))
 
 
-def queued_facts(rows) -> tuple[admission.Queued, ...]:
+def queued_facts(rows: Iterable[Sequence[Any]]) -> tuple[admission.Queued, ...]:
+    """The queue's runs from rows of (run id, predicted cores, expected wall time, enqueued at)."""
     return tuple(admission.Queued(run_id, float(cores or 0.0), expected_s, as_utc(enqueued_at))
                  for run_id, cores, expected_s, enqueued_at in rows)
 
 
-def _read_sqlite(connection, app_ids, default, now, since, decided_since, polled_since) -> BatchState:
+def _read_sqlite(connection: Connection, app_ids: list[str], default: DefaultServer, now: datetime,
+                 since: datetime, decided_since: datetime, polled_since: datetime) -> BatchState:
     rows = connection.execute(_SEEN_AND_LOCKED_APPS,
                               [{"app_id": app_id, "created_at": now, "last_seen_at": now,
-                                                       "recent_runs": []} for app_id in app_ids])
-    apps = {row.app_id: row for row in rows}
+                               "recent_runs": []} for app_id in app_ids])
+    apps: dict[str, AppRow] = {row.app_id: row for row in rows}
     return BatchState(apps, read_pool(connection, default, since, decided_since),
                       read_queue(connection, polled_since))
 
 
-def _write_sqlite(connection, runs, decisions, retries_granted, now) -> None:
+def _write_sqlite(connection: Connection, runs: list[NewRun], decisions: list[NewDecision],
+                  retries_granted: list[str], now: datetime) -> None:
     if retries_granted:
         connection.execute(_GRANT_RETRY,
                            [{"b_app_id": app_id, "b_granted_at": now} for app_id in retries_granted])

@@ -111,6 +111,11 @@ class HistoryRule(PolicyModel):
                                                                    "at "
                                                                   "(the app keeps its last 100).")
     statistic: Literal["p90", "max"] = Field("p90", description="p90 forgives one odd run; max does not.")
+    prediction_window: int = Field(
+        3, ge=1, le=RECENT_RUNS_KEPT,
+        description="How many of the app's recent successful runs in a mode its predictions stand on (at "
+                    "most `window`): its latest conditions, since a run's wall time follows the load of the "
+                    "server and the cluster, which drifts; the median of 3 still forgives one odd run.")
     thresholds: HistoryThresholds = Field(default_factory=HistoryThresholds)
 
 

@@ -425,10 +425,12 @@ def target_server(facts: DecisionFacts, policy: Policy) -> ServerFacts | None:
 
 
 def run_predictions(facts: DecisionFacts, policy: Policy, server_id: str | None = None) -> Predictions:
-    """Both modes' predictions for this run of the app: on `server_id` (else the server it would go to)."""
+    """Both modes' predictions for this run of the app: on `server_id` (else the server it would go to), from
+    its last `history.prediction_window` runs in each mode."""
     server = (next((s for s in facts.servers if s.server_id == server_id), None) if server_id
               else target_server(facts, policy))
-    return predict(app_facts(facts.app.recent_runs, policy.history.window), facts.cluster,
+    window = min(policy.history.prediction_window, policy.history.window)
+    return predict(app_facts(facts.app.recent_runs, window), facts.cluster,
                    connect_load(server, policy) if server is not None else None,
                    requested_cores(facts.resources))
 

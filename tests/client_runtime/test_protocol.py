@@ -52,3 +52,21 @@ def test_a_decision_answer_is_typed_and_keeps_what_the_router_sent():
     assert answer.mode == "connect" and answer.reasons[0].message == "why" and answer.server_id == "s1"
     assert answer.session_confs == {"spark.router.appId": "etl.a", "spark.router.runId": "r1"}
     assert answer.raw is sent
+
+
+def test_a_runs_airflow_task_instance_is_named_by_session_confs_the_unknown_ones_left_out():
+    assert protocol.airflow_confs("etl", "orders", "scheduled__2026-11-22", 1) == {
+        "spark.router.airflow.dagId": "etl", "spark.router.airflow.taskId": "orders",
+        "spark.router.airflow.runId": "scheduled__2026-11-22", "spark.router.airflow.tryNumber": "1"}
+    assert protocol.airflow_confs("etl", None, None, None) == {"spark.router.airflow.dagId": "etl"}
+
+
+def test_what_the_launcher_tells_the_session_helper_is_read_by_the_protocols_names(monkeypatch):
+    from client_runtime import session
+
+    monkeypatch.setenv(protocol.MODE_ENV, "connect")
+    monkeypatch.setenv(protocol.SESSION_CONFS_ENV, '{"spark.router.appId": "etl.a"}')
+    assert session.mode() == "connect"
+    assert session.session_confs() == {"spark.router.appId": "etl.a"}
+    assert (protocol.MODE_ENV, protocol.SESSION_CONFS_ENV, protocol.ARTIFACTS_ENV) == (
+        "SPARK_ROUTER_MODE", "SPARK_ROUTER_SESSION_CONFS", "SPARK_ROUTER_ARTIFACTS")

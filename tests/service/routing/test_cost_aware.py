@@ -147,3 +147,18 @@ def test_the_cost_aware_rule_is_correct_alone():
     assert rules.cost_aware(facts(runs=()), Policy()) is None
     assert rules.cost_aware(facts(), Policy(objective="off")) is None
     assert rules.cost_aware(facts(), Policy()).mode == "connect"
+
+
+def test_predictions_stand_on_the_apps_latest_runs_in_the_prediction_window():
+    """history.prediction_window (3): a run's wall time follows the load of the day, so the latest runs say
+    the most about the next; the median of the last 3 still forgives one odd run."""
+    earlier, latest = (connect_run(wall_s=10, task_s=8),) * 7, (connect_run(wall_s=20, task_s=16),) * 3
+    predicted = rules.decide(facts(runs=earlier + latest), Policy()).predictions.connect
+    assert predicted.wall_s == 20 and predicted.basis == "3 Connect runs"
+    one_odd = earlier + latest[:2] + (connect_run(wall_s=90, task_s=80),)
+    assert rules.decide(facts(runs=one_odd), Policy()).predictions.connect.wall_s == 20
+    # The knob, never beyond the history window.
+    wider = Policy.model_validate({"history": {"prediction_window": 10}})
+    assert rules.decide(facts(runs=earlier + latest), wider).predictions.connect.basis == "10 Connect runs"
+    narrow = Policy.model_validate({"history": {"window": 2, "prediction_window": 5}})
+    assert rules.decide(facts(runs=earlier + latest), narrow).predictions.connect.basis == "2 Connect runs"

@@ -34,6 +34,12 @@ import org.apache.spark.sql.SparkSession;
  */
 public final class RouterSession {
 
+    // What the launcher tells the app in its environment (client_runtime/protocol.py: MODE_ENV, SESSION_CONFS_ENV,
+    // ARTIFACTS_ENV; tests/listener/test_java_constants.py checks them).
+    static final String MODE_ENV = "SPARK_ROUTER_MODE";
+    static final String SESSION_CONFS_ENV = "SPARK_ROUTER_SESSION_CONFS";
+    static final String ARTIFACTS_ENV = "SPARK_ROUTER_ARTIFACTS";
+
     private static final Set<SparkSession> ATTACHED = Collections.newSetFromMap(new IdentityHashMap<>());
 
     private RouterSession() {
@@ -46,7 +52,7 @@ public final class RouterSession {
 
     /** True when the launcher runs this app as a Spark Connect client. */
     public static boolean isConnect() {
-        return "connect".equals(System.getenv("SPARK_ROUTER_MODE"));
+        return "connect".equals(System.getenv(MODE_ENV));
     }
 
     /** The builder of a routed run: on Connect, the server and confs up front, the artifacts after creation. */
@@ -55,8 +61,8 @@ public final class RouterSession {
         private final String[] artifacts;
 
         RoutedBuilder(Map<String, String> env) {
-            connect = "connect".equals(env.get("SPARK_ROUTER_MODE"));
-            String paths = env.getOrDefault("SPARK_ROUTER_ARTIFACTS", "");
+            connect = "connect".equals(env.get(MODE_ENV));
+            String paths = env.getOrDefault(ARTIFACTS_ENV, "");
             artifacts = paths.isEmpty() ? new String[0] : paths.split(File.pathSeparator);
             if (!connect) {
                 return;
@@ -68,7 +74,7 @@ public final class RouterSession {
             }
             connect();
             remote(url);
-            for (Map.Entry<String, String> conf : parseConfs(env.get("SPARK_ROUTER_SESSION_CONFS")).entrySet()) {
+            for (Map.Entry<String, String> conf : parseConfs(env.get(SESSION_CONFS_ENV)).entrySet()) {
                 config(conf.getKey(), conf.getValue());
             }
         }
@@ -206,7 +212,7 @@ public final class RouterSession {
         }
 
         IllegalArgumentException error(String what) {
-            return new IllegalArgumentException("SPARK_ROUTER_SESSION_CONFS is not a JSON object of strings ("
+            return new IllegalArgumentException(SESSION_CONFS_ENV + " is not a JSON object of strings ("
                 + what + " at " + at + ")");
         }
     }
