@@ -232,13 +232,15 @@ class SparkRouterOperator(BaseOperator):
         local_run = result.run_id.startswith("local-")  # decided without the router: it has no page for it
         self._run_url = "" if local_run else connections.run_url(router_url, result.run_id)
         summary = {"app_id": request.app_id, "run_id": result.run_id, "mode": result.mode,
-                   "fell_back": result.fell_back, "exit_code": result.exit_code,
-                   "run_url": self._run_url or None, "runs": result.runs}
+                   "fell_back": result.fell_back, "oom_rerun": result.oom_rerun,
+                   "exit_code": result.exit_code, "run_url": self._run_url or None, "runs": result.runs}
         for key in (XCOM_RUN_ID, XCOM_MODE, XCOM_FELL_BACK, XCOM_RUN_URL):
             ti.xcom_push(key=key, value=summary[key])
         where = f"{result.mode} run {result.run_id}"
         if result.fell_back:
             where += " (after falling back from Connect)"
+        if result.oom_rerun:
+            where += " (its one rerun with more memory, after running out of it)"
         if self._run_url:
             self.log.info("Spark Router run: %s", self._run_url)
         if self._killed:
