@@ -15,10 +15,11 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, delete
+from sqlalchemy import create_engine, delete, update
 from sqlalchemy.orm import Session
 
 from service.db.models import App, Run, utcnow
+from service.history.queries import IN_FLIGHT
 from service.routing.facts import STARTUP_SAMPLES
 from tests.client_runtime.test_launcher_spark import SPARK_ROUTER, launcher_env, runs_of
 from tests.support import RouterProcess, wait_until
@@ -115,6 +116,20 @@ def unseed(pg_url, app_id) -> None:
     engine.dispose()
 
 
+def end_earlier_tests_connect_runs(pg_url) -> None:
+    """Earlier tests of the session share this database and server, and one may leave a Connect run in flight
+    (never reported ended); with room for one run, this test needs the server empty at its start."""
+    engine = create_engine(pg_url)
+    with Session(engine) as session:
+        session.execute(
+            update(Run)
+            .where(Run.mode == "connect", Run.status.in_(IN_FLIGHT))
+            .values(status="cancelled", finished_at=utcnow())
+        )
+        session.commit()
+    engine.dispose()
+
+
 def with_decisions(router, app_id):
     """What the router decided for the app's runs (for a failure's message)."""
     return [
@@ -185,6 +200,7 @@ def test_queued_behind_a_long_run_then_admitted_and_one_cancelled(
             started.append(process)
             return process
 
+        end_earlier_tests_connect_runs(pg_url)
         holder = start(long_app)
         # A run holds its slot from its decision on (decided, then running): running on Connect is enough.
         wait_for_status(
