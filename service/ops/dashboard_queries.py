@@ -181,8 +181,12 @@ def _floor(moment: datetime, bucket: str) -> datetime:
     return moment.replace(hour=0) if bucket == "day" else moment
 
 
+KINDS = ("connect", "standalone", "fallback", "queued")
+
+
 def _kind() -> ColumnElement[str]:
-    """connect, standalone, or fallback (a standalone rerun of a failed Connect run)."""
+    """connect, standalone, fallback (a standalone rerun of a failed Connect run), or queued (still waiting in
+    the admission queue, or cancelled there)."""
     # Literals, not parameters: PostgreSQL matches it in GROUP BY.
     fallback: ColumnElement[str] = literal_column("'fallback'")
     return case((Decision.rule == fallback, fallback), else_=Decision.mode)
@@ -196,8 +200,7 @@ def decisions_over_time(session: Session, days: float, bucket: str) -> dict:
     kind = _kind().label("kind")
     rows = session.execute(select(column, kind, func.count()).where(Decision.created_at >= since)
                            .group_by(column, kind)).all()
-    counts: dict[datetime,
-                 dict[str, int]] = defaultdict(lambda: {"connect": 0, "standalone": 0, "fallback": 0})
+    counts: dict[datetime, dict[str, int]] = defaultdict(lambda: dict.fromkeys(KINDS, 0))
     for start, what, count in rows:
         counts[as_utc(start)][what] += count
     series, step, moment = [], BUCKETS[bucket], since
@@ -214,7 +217,7 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
     since = now - timedelta(days=days)
     by_kind: dict[str, int] = dict(session.execute(
         select(_kind(), func.count()).where(Decision.created_at >= since).group_by(_kind())).all())
-    connect, standalone, fallbacks = (by_kind.get(k, 0) for k in ("connect", "standalone", "fallback"))
+    connect, standalone, fallbacks, queued = (by_kind.get(k, 0) for k in KINDS)
     failures = dict(session.execute(
         select(Run.failure_kind, func.count())
         .where(Run.created_at >= since, Run.status == "failed").group_by(Run.failure_kind)).all())
@@ -228,8 +231,8 @@ def summary(session: Session, policy: Policy, days: float) -> dict:
         .where(Run.created_at >= since).group_by(Run.mode)).all())
     return {
         "days": days, "since": since, "policy_version": policy.full_version,
-        "decisions": connect + standalone + fallbacks, "connect": connect, "standalone": standalone,
-        "fallbacks": fallbacks,
+        "decisions": connect + standalone + fallbacks + queued, "connect": connect, "standalone": standalone,
+        "fallbacks": fallbacks, "queued": queued,
         # Of the runs sent to Connect, how many had to be rerun standalone.
         "fallback_rate": round(fallbacks / connect, 4) if connect else None,
         "connect_failures": connect_failures, "app_failures": failures.get("app", 0), "cancelled": cancelled,
@@ -258,13 +261,13 @@ def recent_decisions(session: Session, limit: int) -> list[dict]:
 
 def decisions_by_server(session: Session, days: float, default_server_id: str) -> dict:
     """Decisions in the window by where they sent the run: per Connect server of the pool (runs decided before
-    the pool count on the default server), and standalone, fallback reruns apart."""
+    the pool count on the default server), and standalone, fallback reruns and queued runs apart."""
     since = utcnow() - timedelta(days=days)
     kind = _kind().label("kind")
     rows = session.execute(select(Run.server_id, kind, func.count()).join(Run, Run.run_id == Decision.run_id)
                            .where(Decision.created_at >= since).group_by(Run.server_id, kind)).all()
     per_server: dict[str, int] = defaultdict(int)
-    elsewhere = {"standalone": 0, "fallback": 0}
+    elsewhere = dict.fromkeys(KINDS[1:], 0)
     for server_id, what, count in rows:
         if what == "connect":
             per_server[server_id or default_server_id] += count

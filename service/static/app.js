@@ -5,7 +5,7 @@
 (function () {
   const ROOT = document.body.dataset.root || "";
   const TOKEN_KEY = "spark-router.api-token";
-  const COLORS = { connect: "#2563eb", standalone: "#d97706", fallback: "#dc2626" };
+  const COLORS = { connect: "#2563eb", standalone: "#d97706", fallback: "#dc2626", queued: "#6b7280" };
   const WINDOWS = { "24h": { days: 1, bucket: "hour" }, "7d": { days: 7, bucket: "hour" },
                     "30d": { days: 30, bucket: "day" } };
   const REFRESH_MS = 30000;
@@ -237,7 +237,7 @@
     return g;
   }
 
-  // Stacked bars: one per bucket, stacked by the keys (connect, standalone, fallback).
+  // Stacked bars: one per bucket, stacked by the keys (connect, standalone, fallback, queued).
   function barChart(series, keys, { bucket }) {
     const width = chartWidth(1), height = 230, margin = { top: 12, right: 12, bottom: 28, left: 48 };
     const plotW = width - margin.left - margin.right, plotH = height - margin.top - margin.bottom;
@@ -463,11 +463,13 @@
           : h("div", { class: "muted small", text: "No heartbeat in the last hour." })));
   }
 
-  // Where the window's decisions sent their runs: each Connect server of the pool, standalone, fallback reruns.
+  // Where the window's decisions sent their runs: each Connect server of the pool, standalone, fallback reruns,
+  // and runs still waiting in the admission queue (or cancelled there).
   function byServerTable(data) {
     const rows = [...data.servers.map((s) => ({ where: s.server_id, mono: true, decisions: s.decisions, color: COLORS.connect })),
       { where: "standalone", decisions: data.standalone, color: COLORS.standalone },
-      { where: "fallback reruns", decisions: data.fallback, color: COLORS.fallback }];
+      { where: "fallback reruns", decisions: data.fallback, color: COLORS.fallback },
+      { where: "queued", decisions: data.queued, color: COLORS.queued }];
     const total = rows.reduce((sum, row) => sum + row.decisions, 0);
     const most = Math.max(1, ...rows.map((row) => row.decisions));
     return table([
@@ -529,8 +531,9 @@
       section(`Decisions by server (last ${windowName})`, null, byServerTable(byServer)),
       h("section", { class: "section" }, h("div", { class: "card chart-card" },
         h("div", { class: "chart-title" }, h("h2", { text: `Decisions per ${win.bucket}` }),
-          legend([["connect", COLORS.connect], ["standalone", COLORS.standalone], ["fallback", COLORS.fallback]])),
-        barChart(timeline.series, ["connect", "standalone", "fallback"], timeline))),
+          legend([["connect", COLORS.connect], ["standalone", COLORS.standalone], ["fallback", COLORS.fallback],
+            ["queued", COLORS.queued]])),
+        barChart(timeline.series, ["connect", "standalone", "fallback", "queued"], timeline))),
       section(`Top apps by task time (last ${windowName})`, null, table([
         { title: "App", cell: (a) => appLink(a.app_id) },
         { title: "Task time", cls: "num", cell: (a) => h("div", { class: "bar-cell" },

@@ -190,6 +190,31 @@ def test_cancelled_while_queued_leaves_the_queue(client):
     assert run["status"] == "cancelled"
 
 
+def test_the_dashboard_counts_queued_decisions(client):
+    """A decision stays "queued" while its run waits and after it is cancelled there; the dashboard's charts
+    count it apart (a schemathesis run once found them answering 500 to it)."""
+    holder = hold_the_server(client)
+    waiting = decide(client, "etl.short", can_wait=True)
+    cancelled = decide(client, "etl.second", can_wait=True)
+    assert (waiting["mode"], cancelled["mode"]) == ("queued", "queued")
+    assert event(client, cancelled["run_id"], "cancelled", message="Ctrl-C").status_code == 200
+
+    def dashboard(path: str) -> dict:
+        response = client.get(f"/api/v1/dashboard/{path}", params={"days": 1})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    by_server = dashboard("decisions/by-server")
+    assert by_server["servers"] == [{"server_id": SERVER, "decisions": 1}] and by_server["queued"] == 2
+    assert (by_server["standalone"], by_server["fallback"]) == (0, 0)
+    series = dashboard("decisions")["series"]
+    assert sum(bucket["queued"] for bucket in series) == 2
+    assert sum(bucket["connect"] for bucket in series) == 1
+    summary = dashboard("summary")
+    assert (summary["decisions"], summary["connect"], summary["queued"]) == (3, 1, 2)
+    assert holder["mode"] == "connect"
+
+
 def test_the_longest_wait_sends_it_standalone(database_url, tmp_path):
     settings = make_settings(database_url, tmp_path, queue_max_wait_s=1)
     with TestClient(create_app(settings)) as client:
