@@ -37,7 +37,10 @@ from client_runtime import artifacts, compat, failures, protocol, runner, sentry
 from client_runtime.app_kinds import AppKind, kind_of, preload
 from client_runtime.process import AppProcess, Outcome, terminate_group
 from client_runtime.protocol import (
+    ARTIFACTS_ENV,
+    MODE_ENV,
     SCHEDULER_POOL_CONF,
+    SESSION_CONFS_ENV,
     SETTLED_BY,
     DecisionAnswer,
     FailureKind,
@@ -489,8 +492,7 @@ class Launcher:
             self._current = None
 
     def _base_env(self, decision: Decision) -> dict[str, str]:
-        env = {**os.environ, "SPARK_ROUTER_MODE": decision.mode,
-               "SPARK_ROUTER_SESSION_CONFS": json.dumps(decision.session_confs),
+        env = {**os.environ, MODE_ENV: decision.mode, SESSION_CONFS_ENV: json.dumps(decision.session_confs),
                "SPARK_ROUTER_APP_RUN_ID": decision.run_id}
         for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_ROUTER_CONNECT_URL"):
             env.pop(key, None)
@@ -512,12 +514,11 @@ class Launcher:
         # The app's own confs become session confs; ours (spark.router.*, the router's scheduler pool) win
         # over anything it sets: a pool of its own naming would stay on the server for good.
         pool = {SCHEDULER_POOL_CONF: decision.scheduler_pool} if decision.scheduler_pool else {}
-        env["SPARK_ROUTER_SESSION_CONFS"] = json.dumps({**request.spark_conf, **pool,
-                                                        **decision.session_confs})
+        env[SESSION_CONFS_ENV] = json.dumps({**request.spark_conf, **pool, **decision.session_confs})
         env.update({
             "SPARK_ROUTER_CONNECT_URL": url,
             "SPARK_ROUTER_CONNECT_TIMEOUT_S": str(self.settings.connect_timeout_s),
-            "SPARK_ROUTER_ARTIFACTS": os.pathsep.join(str(p) for p in app.artifacts),
+            ARTIFACTS_ENV: os.pathsep.join(str(p) for p in app.artifacts),
             # An app that builds its own session (SparkSession.builder.getOrCreate()) connects here too;
             # its user id carries the app and run, which the router reads when the confs are missing.
             "SPARK_REMOTE": with_user_id(url, user_id(request.app_id, decision.run_id)),

@@ -7,15 +7,18 @@ Public, for the rules, predictions, the queue and right-sizing:
   (``App.recent_runs``): task time, shuffle, spill, peak execution memory, wall time, and since 0008 its mode,
   start-up (submit to first stage), executors held and executor core-seconds.
 - ``app_facts(runs, window) -> AppFacts``: per mode (``.connect``, ``.standalone``, ``.of(mode)``), the
-  medians of the app's last `window` successful runs in that mode (``ModeFacts``: wall_s, startup_s, work_s,
-  task_s, parallelism, shuffle/spill/peak memory, executors, core_s, wall_spread). A mode the app never ran in
-  is None.
+  app's last `window` successful runs in that mode (``ModeFacts``: medians of wall_s, task_s, shuffle/spill/
+  peak memory, executors, core_s and wall_spread; startup_s and work_s of the fastest of them, and
+  parallelism from those). A mode the app never ran in is None.
 - ``cluster_facts(samples) -> ClusterFacts`` (pure) and ``read_cluster_facts(connection)`` (one indexed read
   per mode): the measured start-up of a separate (standalone) application on this cluster, and of a Connect
   client, from recent successful runs' own timestamps: the launcher's "started" report (just before
   spark-submit or the client starts) to the run's first stage. Also the executor cores a standalone run held.
 
-Every figure is a median (robust to one odd run); a figure nothing measured is None, never a guess.
+Figures are medians (robust to one odd run), but for a run's own time: its start-up and work are the fastest
+recent run's, because a slower run was slowed by the runs beside it, and predictions add that slowdown from
+the load in flight when they are made (predict.py); a median would count the past load and then the present
+one. A figure nothing measured is None, never a guess.
 """
 
 from __future__ import annotations
@@ -78,16 +81,18 @@ def median(values: Iterable[float]) -> float | None:
 
 @dataclass(frozen=True)
 class ModeFacts:
-    """An app's recent successful runs in one mode, as medians. Times in seconds."""
+    """An app's recent successful runs in one mode: medians, but for startup_s and work_s (the fastest run's:
+    its time with the least beside it). Times in seconds."""
 
     mode: Mode
     runs: int
-    wall_s: float                 # submit to end, as the launcher reported them
+    wall_s: float                 # submit to end, as the launcher reported them (median)
     wall_spread: float            # median absolute deviation of wall time over its median (0: runs alike)
-    startup_s: float | None       # submit to first stage (None: no run had stages and a start)
-    work_s: float                 # first stage to end: the run's own work, without its start-up
-    task_s: float                 # executor task time (core-seconds of work)
-    parallelism: float            # task_s / work_s: the cores the run kept busy, on average
+    startup_s: float | None       # submit to first stage, of the fastest run that measured it (None: no run
+    #                               had stages and a start)
+    work_s: float                 # first stage to end, of that run: its own work, without its start-up
+    task_s: float                 # executor task time (core-seconds of work; median)
+    parallelism: float            # task_s / work_s: the cores the run keeps busy, on average
     shuffle_write_bytes: float
     disk_spilled_bytes: float
     peak_execution_memory_bytes: float
@@ -115,16 +120,18 @@ def work_ms(run: RunSummary) -> int:
 
 
 def mode_facts(runs: Sequence[RunSummary], mode: Mode) -> ModeFacts | None:
-    """The medians of `runs` (all of one mode, newest last), or None when there are none."""
+    """The facts of `runs` (all of one mode, newest last), or None when there are none."""
     if not runs:
         return None
     wall = median(run.duration_ms / 1000 for run in runs) or 0.0
     spread = (median(abs(run.duration_ms / 1000 - wall) for run in runs) or 0.0) / wall if wall > 0 else 0.0
-    work = median(work_ms(run) / 1000 for run in runs) or 0.0
+    # The fastest run that measured its start-up (else the fastest: its whole wall is work).
+    fastest = min(runs, key=lambda run: (run.startup_ms is None, run.duration_ms))
+    work = work_ms(fastest) / 1000
+    startup = fastest.startup_ms / 1000 if fastest.startup_ms is not None else None
     task = median(run.task_time_ms / 1000 for run in runs) or 0.0
     return ModeFacts(
-        mode=mode, runs=len(runs), wall_s=wall, wall_spread=round(spread, 3),
-        startup_s=median(run.startup_ms / 1000 for run in runs if run.startup_ms is not None),
+        mode=mode, runs=len(runs), wall_s=wall, wall_spread=round(spread, 3), startup_s=startup,
         work_s=work, task_s=task, parallelism=round(task / work, 3) if work > 0 else 0.0,
         shuffle_write_bytes=median(run.shuffle_write_bytes for run in runs) or 0.0,
         disk_spilled_bytes=median(run.disk_spilled_bytes for run in runs) or 0.0,

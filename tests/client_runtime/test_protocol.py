@@ -70,3 +70,15 @@ def test_what_the_launcher_tells_the_session_helper_is_read_by_the_protocols_nam
     assert session.session_confs() == {"spark.router.appId": "etl.a"}
     assert (protocol.MODE_ENV, protocol.SESSION_CONFS_ENV, protocol.ARTIFACTS_ENV) == (
         "SPARK_ROUTER_MODE", "SPARK_ROUTER_SESSION_CONFS", "SPARK_ROUTER_ARTIFACTS")
+
+
+def test_no_python_module_spells_the_session_helpers_environment_again():
+    """The launcher, the session helper and the operator name it through the protocol's constants only."""
+    from tests.support import REPO
+
+    names = [f'"{getattr(protocol, name)}"' for name in ("MODE_ENV", "SESSION_CONFS_ENV", "ARTIFACTS_ENV")]
+    modules = [path for folder in ("client_runtime", "airflow_plugins", "service")
+               for path in (REPO / folder).rglob("*.py") if path.name != "protocol.py"]
+    assert len(modules) > 20
+    spelled = [(path.name, name) for path in modules for name in names if name in path.read_text()]
+    assert spelled == []

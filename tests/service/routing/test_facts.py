@@ -52,6 +52,20 @@ def test_work_is_wall_less_startup_and_parallelism_is_task_over_work():
     assert mode.startup_s == 2
 
 
+def test_start_up_and_work_are_the_fastest_runs_the_rest_medians():
+    """A slower run was slowed by runs beside it; predictions add the load in flight themselves."""
+    mode = facts.mode_facts([run(wall_s=30, startup_s=5, task_s=20), run(wall_s=10, startup_s=2, task_s=8),
+                             run(wall_s=20, startup_s=4, task_s=12)], "connect")
+    assert (mode.startup_s, mode.work_s) == (2, 8)
+    assert (mode.wall_s, mode.task_s, mode.parallelism) == (20, 12, 1.5)
+    # The fastest run that measured its start-up: a run without one would count its whole wall as work.
+    unknown = facts.mode_facts([run(wall_s=10, startup_s=None), run(wall_s=20, startup_s=4),
+                                run(wall_s=30, startup_s=6)], "connect")
+    assert (unknown.startup_s, unknown.work_s) == (4, 16)
+    none = facts.mode_facts([run(wall_s=10, startup_s=None), run(wall_s=8, startup_s=None)], "connect")
+    assert (none.startup_s, none.work_s) == (None, 8)
+
+
 def test_unknown_startup_leaves_the_whole_wall_as_work():
     mode = facts.mode_facts([run(wall_s=10, startup_s=None, task_s=5)], "connect")
     assert mode.work_s == 10 and mode.startup_s is None
