@@ -18,7 +18,7 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from service.config import RouterSettings as Settings
+from service.config import RouterSettings
 from service.db.models import AdmissionQueueEntry, Decision, Run, as_utc, utcnow
 from service.history.queries import connect_in_flight, in_flight_cutoffs
 from service.routing import admission, facts, rules
@@ -33,20 +33,20 @@ _QUEUE = AdmissionQueueEntry.__table__
 SILENT_GRACE_S = 15
 
 
-def silent_after_s(settings: Settings) -> float:
+def silent_after_s(settings: RouterSettings) -> float:
     """How long a queued run's client may go without asking before it counts as gone."""
     return settings.queue_poll_max_s + SILENT_GRACE_S
 
 
-def polled_since(settings: Settings, now: datetime) -> datetime:
+def polled_since(settings: RouterSettings, now: datetime) -> datetime:
     """A queued run whose client has not asked for longer than a long poll and a grace gave up waiting (killed
     without a word): the runs behind it no longer wait for it, and it is sent standalone if it comes back
     before the queue's longest wait is up (after it, it is cancelled: cancel_abandoned)."""
     return now - timedelta(seconds=silent_after_s(settings))
 
 
-def with_run_limits(servers: Sequence[rules.ServerFacts], settings: Settings) -> tuple[rules.ServerFacts,
-                                                                                       ...]:
+def with_run_limits(servers: Sequence[rules.ServerFacts],
+                    settings: RouterSettings) -> tuple[rules.ServerFacts, ...]:
     """The pool with each server's run limit (SPARK_ROUTER_SERVER_MAX_RUNS)."""
     return tuple(replace(server, max_runs=settings.server_max_runs) for server in servers)
 
@@ -98,14 +98,14 @@ class Waiting:
     _in_progress: list[admission.InProgress] | None = None
 
     def in_progress(self, connection: Connection, servers: Sequence[rules.ServerFacts], now: datetime,
-                    policy: Policy, settings: Settings) -> list[admission.InProgress]:
+                    policy: Policy, settings: RouterSettings) -> list[admission.InProgress]:
         if self._in_progress is None:
             self._in_progress = in_progress(connection, servers, now, policy, settings.connect_server_id)
         return self._in_progress
 
 
 def consider(connection: Connection, waiting: Waiting, verdict: rules.Verdict, app_id: str,
-             servers: Sequence[rules.ServerFacts], now: datetime, policy: Policy, settings: Settings
+             servers: Sequence[rules.ServerFacts], now: datetime, policy: Policy, settings: RouterSettings
              ) -> tuple[admission.QueueChoice, float | None, float | None, float]:
     """Whether a run the rules found no room for (and that may wait) waits: the choice, its predicted wait,
     its app's expected wall time on Connect and the standalone start-up it was weighed against."""
@@ -122,7 +122,7 @@ def consider(connection: Connection, waiting: Waiting, verdict: rules.Verdict, a
     return choice, wait_s, expected_s, startup
 
 
-def startup_s(connection: Connection, settings: Settings) -> float:
+def startup_s(connection: Connection, settings: RouterSettings) -> float:
     """What a standalone application's start-up costs: the cluster's measured median (facts.py: the launcher's
     "started" to the first stage of recent standalone runs), else SPARK_ROUTER_QUEUE_STANDALONE_STARTUP_S."""
     measured = facts.read_cluster_facts(connection).standalone_startup
@@ -149,8 +149,9 @@ def enqueue(connection: Connection, entries: list[QueueEntry]) -> None:
         connection.execute(insert(_QUEUE), entries)
 
 
-def cancel_abandoned(connection: Connection, rows: Sequence[Row[Any]], now: datetime, settings: Settings,
-                     up_since: datetime | None = None, keep: str | None = None) -> set[str]:
+def cancel_abandoned(connection: Connection, rows: Sequence[Row[Any]], now: datetime,
+                     settings: RouterSettings, up_since: datetime | None = None,
+                     keep: str | None = None) -> set[str]:
     """Cancel the queued runs whose clients gave up (admission.abandoned), of the queue's `rows` (locked by
     the caller), all but `keep` (the run whose client is asking now): each run cancelled with the reason (its
     failure message, and a last `queue` reason on its decision), its queue row gone. A run a concurrent event
@@ -187,7 +188,8 @@ def queue_reason(choice: admission.QueueChoice, wait_s: float | None, startup: f
 
 # ---------------------------------------------------------------------------------------------- the view
 
-def queue_status(session: Session, settings: Settings, now: datetime | None = None) -> list[dict[str, Any]]:
+def queue_status(session: Session, settings: RouterSettings,
+                 now: datetime | None = None) -> list[dict[str, Any]]:
     """The runs waiting now, first come first: position, app, waited so far, the last predicted wait, and
     whether their client still asks (a silent one is sent standalone when it asks again)."""
     now = now or utcnow()

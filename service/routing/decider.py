@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from client_runtime import protocol
-from service.config import RouterSettings as Settings
+from service.config import RouterSettings
 from service.db import engine as db
 from service.db.models import AdmissionQueueEntry, App, Decision, Run, Server, as_utc, utcnow
 from service.errors import Conflict, UnknownRun
@@ -96,7 +96,7 @@ def airflow_columns(airflow: AirflowContext | None) -> AirflowColumns:
 
 
 def make_decisions(connection: Connection, requests: list[DecisionRequest], policy: Policy,
-                   settings: Settings) -> list[DecisionOut | Exception]:
+                   settings: RouterSettings) -> list[DecisionOut | Exception]:
     """Decide a batch of requests and store every decision with its run, in the caller's transaction: the
     router's hot path. The apps' rows stay locked until commit, so concurrent decisions for one app see each
     other (one cool-down try, not several); within the batch, each decision sees the ones before it. A request
@@ -180,7 +180,8 @@ def no_room(verdict: rules.Verdict) -> bool:
             and verdict.reasons[0].rule in admission.NO_ROOM_RULES)
 
 
-def preview(session: Session, request: DecisionRequest, policy: Policy, settings: Settings) -> DecisionOut:
+def preview(session: Session, request: DecisionRequest, policy: Policy,
+            settings: RouterSettings) -> DecisionOut:
     """Where a run of the app would go now, and why, recording nothing (``dry_run``): no run, so no capacity
     held; no cool-down try granted; the app not created or marked seen."""
     now = utcnow()
@@ -219,7 +220,7 @@ def preview(session: Session, request: DecisionRequest, policy: Policy, settings
 
 
 def fallback(session: Session, run_id: str, reason: str | None, policy: Policy,
-             settings: Settings) -> DecisionOut:
+             settings: RouterSettings) -> DecisionOut:
     """A Connect run failed: record a standalone rerun as a new run, decided by the 'fallback' rule."""
     failed, app = lifecycle.lock_run_and_app(session, run_id)  # the new run's row refers to the app
     if failed.mode != "connect":
@@ -259,7 +260,7 @@ def asked_by(run: Run, session: Session) -> rules.Resources:
 
 
 def oom_rerun(session: Session, run_id: str, where: sizing.OomWhere, reason: str | None, policy: Policy,
-              settings: Settings) -> DecisionOut:
+              settings: RouterSettings) -> DecisionOut:
     """A standalone run ran out of memory: record its one rerun with more memory (sizing.oom_rerun) as a new
     run, decided by the 'oom-rerun' rule. Asked again for the same run, the rerun recorded before."""
     failed, _app = lifecycle.lock_run_and_app(session, run_id)
@@ -334,7 +335,7 @@ def session_confs(run: Mapping[str, Any]) -> dict[str, str]:
                                      run.get("try_number"))}
 
 
-def default_server(settings: Settings) -> decision_store.DefaultServer:
+def default_server(settings: RouterSettings) -> decision_store.DefaultServer:
     return decision_store.DefaultServer(settings.connect_server_id, settings.connect_url)
 
 
@@ -347,7 +348,7 @@ def with_load(servers: tuple[rules.ServerFacts, ...], server_id: str | None, cor
                  else server for server in servers)
 
 
-def decision_out(decision: Mapping[str, Any], run: Mapping[str, Any], settings: Settings,
+def decision_out(decision: Mapping[str, Any], run: Mapping[str, Any], settings: RouterSettings,
                  connect_url: str | None = None, position: int | None = None,
                  predicted_wait_s: float | None = None) -> DecisionOut:
     """The API's view of a decision and its run (rows as mappings: see ``values``); a Connect decision's URL
@@ -393,7 +394,7 @@ def values(obj: Run | Decision) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------ admission
 
-def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
+def admit(session: Session, run_id: str, policy: Policy, settings: RouterSettings,
           up_since: datetime | None = None) -> DecisionOut:
     """One admission check of a queued run, in one transaction. Admitted to a Connect server when it has room
     with every live run ahead of it placed first; sent standalone when the rules now say so for another reason
@@ -467,7 +468,7 @@ def admit(session: Session, run_id: str, policy: Policy, settings: Settings,
 
 
 def _leave(session: Session, entry: Row[Any], run: Run, verdict: rules.Verdict, now: datetime, policy: Policy,
-           settings: Settings, note: str) -> DecisionOut:
+           settings: RouterSettings, note: str) -> DecisionOut:
     """The run leaves the queue with the verdict: its run and decision rows updated, its queue row gone, if it
     is still queued (a conditional update: whoever checks it at the same time finds it decided). A run that
     leaves for standalone is sized as any standalone decision is, by the request it queued with."""
@@ -505,7 +506,7 @@ def _leave(session: Session, entry: Row[Any], run: Run, verdict: rules.Verdict, 
     return _stored(session, decision, run, settings, verdict.connect_url if connect else None)
 
 
-def _stored(session: Session, decision: Decision, run: Run, settings: Settings,
+def _stored(session: Session, decision: Decision, run: Run, settings: RouterSettings,
             connect_url: str | None = None) -> DecisionOut:
     """A decision as stored, with its server's Connect URL."""
     if connect_url is None and run.server_id:
@@ -525,7 +526,7 @@ class DecisionBatcher:
     # Loop turns without a new request that end the gathering of a batch (see _gather).
     QUIET_TURNS = 3
 
-    def __init__(self, engine: Engine, policies: PolicyStore, settings: Settings, max_batch: int = 64):
+    def __init__(self, engine: Engine, policies: PolicyStore, settings: RouterSettings, max_batch: int = 64):
         self.engine, self.policies, self.settings, self.max_batch = engine, policies, settings, max_batch
         self._waiting: list[tuple[DecisionRequest, asyncio.Future[DecisionOut]]] = []
         self._drain_task: asyncio.Task[None] | None = None  # referenced: the loop keeps only weak references
