@@ -182,6 +182,7 @@ StageBytes = Annotated[int, Field(strict=True, ge=0, le=MAX_STAGE_BYTES)]
 class StageMetricValues(Strict):
     num_tasks: StageTasks = 0
     num_failed_tasks: StageTasks = 0
+    num_oom_failed_tasks: StageTasks = 0
     executor_run_time_ms: StageMs = 0
     executor_cpu_time_ms: StageMs = 0
     jvm_gc_time_ms: StageMs = 0
@@ -204,6 +205,7 @@ class RunMetricValues(BaseModel):
 
     num_tasks: int
     num_failed_tasks: int
+    num_oom_failed_tasks: int
     executor_run_time_ms: int
     executor_cpu_time_ms: int
     jvm_gc_time_ms: int

@@ -28,7 +28,7 @@ from client_runtime import protocol
 # Spark's task metrics as the listener reports them per stage attempt (docs/ingest-protocol.md), and how a run
 # combines its stages' values: the one list behind the tables, the API schemas and ingest.
 SUMMED_METRICS = (
-    "num_tasks", "num_failed_tasks",
+    "num_tasks", "num_failed_tasks", "num_oom_failed_tasks",
     "executor_run_time_ms", "executor_cpu_time_ms", "jvm_gc_time_ms",
     "shuffle_read_bytes", "shuffle_read_records", "shuffle_write_bytes", "shuffle_write_records",
     "memory_spilled_bytes", "disk_spilled_bytes",
@@ -114,6 +114,7 @@ class MetricColumns:
 
     num_tasks: Mapped[int] = _metric()
     num_failed_tasks: Mapped[int] = _metric()
+    num_oom_failed_tasks: Mapped[int] = _metric()  # of those, the tasks that ran out of memory
     executor_run_time_ms: Mapped[int] = _metric()
     executor_cpu_time_ms: Mapped[int] = _metric()
     jvm_gc_time_ms: Mapped[int] = _metric()
@@ -158,6 +159,9 @@ class App(Base):
     last_connect_failure_at: Mapped[datetime | None] = mapped_column()
     last_connect_success_at: Mapped[datetime | None] = mapped_column()
     retry_granted_at: Mapped[datetime | None] = mapped_column()
+    # When a task of the app last ran out of memory on a Connect server (ingest sets it, whatever the run's
+    # end).
+    last_connect_oom_at: Mapped[datetime | None] = mapped_column()
     # The last successful runs' summaries (rules.RunSummary fields + run_id), newest last, RECENT_RUNS_KEPT at
     # most.
     recent_runs: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")

@@ -3,7 +3,9 @@ check record on it."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -30,6 +32,12 @@ def mark_seen(session: Session, app_ids: list[str]) -> None:
     session.execute(dialect_insert(session, App)
                     .on_conflict_do_update(index_elements=["app_id"], set_={"last_seen_at": now}),
                     _new_rows(app_ids, now))
+
+
+def note_connect_out_of_memory(session: Session, app_ids: list[str], at: datetime) -> None:
+    """A task of each of these apps ran out of memory on a Connect server at `at` (rules.connect_out_of_memory
+    reads it). Their rows are locked already when ingest calls this: it marked them seen first."""
+    session.execute(update(App).where(App.app_id.in_(sorted(set(app_ids)))).values(last_connect_oom_at=at))
 
 
 def lock_app(session: Session, app_id: str) -> App | None:

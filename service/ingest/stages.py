@@ -23,7 +23,7 @@ from service.db.models import (
 )
 from service.errors import Unavailable
 from service.history import lifecycle
-from service.history.apps import dialect_insert, mark_seen
+from service.history.apps import dialect_insert, mark_seen, note_connect_out_of_memory
 from service.ingest.quarantine import quarantine
 from service.schemas import INT64_MAX, IngestResult, StageBatch, StageRecord
 
@@ -108,6 +108,10 @@ def ingest_stages(session: Session, batch: StageBatch, quarantine_retention: tim
         _check_owners(session, [run for run in attributed if run["run_id"] in new_runs])
         _add_to_runs(session, attributed)
         lifecycle.refresh_late_metrics(session, [run["run_id"] for run in attributed])
+        # Seen as the stages arrive, not when the run ends: a run that failed has no summary to keep it.
+        out_of_memory = [run for run in attributed if run["connect"] and run["num_oom_failed_tasks"]]
+        if out_of_memory:
+            note_connect_out_of_memory(session, [run["app_id"] for run in out_of_memory], now)
     if unattributed:
         _count_unattributed(session, batch, unattributed)
     session.commit()

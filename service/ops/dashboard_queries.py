@@ -363,6 +363,7 @@ def app_detail(session: Session, app_id: str, policy: Policy, limit: int) -> dic
         "connect_incompatible": app.connect_incompatible, "compat_checked_at": app.compat_checked_at,
         "connect_failure_streak": app.connect_failure_streak,
         "last_connect_failure_at": app.last_connect_failure_at,
+        "last_connect_oom_at": app.last_connect_oom_at,
         "last_connect_success_at": app.last_connect_success_at, "retry_granted_at": app.retry_granted_at,
         "total_runs": total,
         "policy": {"version": policy.full_version, "window": policy.history.window,

@@ -43,6 +43,7 @@ def aggregates(app: decision_store.AppRow | None) -> rules.AppAggregates:
         pinned_mode=app.pinned_mode, pin_reason=app.pin_reason, connect_incompatible=app.connect_incompatible,
         connect_failure_streak=app.connect_failure_streak,
         last_connect_failure_at=app.last_connect_failure_at, retry_granted_at=app.retry_granted_at,
+        last_connect_oom_at=app.last_connect_oom_at,
         pinned_server=app.pinned_server_id,
         recent_runs=tuple(summary_from_json(entry) for entry in app.recent_runs or ()))
 

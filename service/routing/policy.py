@@ -79,6 +79,11 @@ class ConnectFailures(PolicyModel):
                                                       "standalone.")
     cooldown_days: float = Field(60, ge=0, le=3650, description="After this long, such an app gets one "
                                                                 "Connect try again.")
+    out_of_memory_days: float = Field(
+        7, ge=0, le=3650,
+        description="After a task of the app runs out of memory on a shared Connect server, its runs go "
+                    "standalone for this many days (0: never): such a task can take its executor down, and "
+                    "the other apps' tasks on it with it.")
 
 
 class ServerLimits(PolicyModel):

@@ -44,6 +44,7 @@ class AppAggregates:
     connect_failure_streak: int = 0
     last_connect_failure_at: datetime | None = None
     retry_granted_at: datetime | None = None  # the cool-down's one Connect try, once given
+    last_connect_oom_at: datetime | None = None  # a task of the app last ran out of memory on Connect
     recent_runs: Sequence[RunSummary] = ()   # successful runs, newest last
     pinned_server: str | None = None  # with pinned_mode connect: the server of the pool its runs go to
 
@@ -173,6 +174,20 @@ def connect_failure_streak(facts: DecisionFacts, policy: Policy) -> Verdict | No
         message = "The app's one Connect try after its failure streak is already under way."
     return Verdict("standalone", (Reason("connect-failure-streak", message, "connect_failure_streak",
                                          app.connect_failure_streak, knobs.max_consecutive),))
+
+
+def connect_out_of_memory(facts: DecisionFacts, policy: Policy) -> Verdict | None:
+    """A task of the app ran out of memory on a shared Connect server lately: standalone, where running out of
+    memory harms only the app (and its rerun gets more)."""
+    last, days = facts.app.last_connect_oom_at, policy.connect_failures.out_of_memory_days
+    if last is None or days <= 0 or facts.now - last >= timedelta(days=days):
+        return None
+    age_s = (facts.now - last).total_seconds()
+    return Verdict("standalone", (Reason(
+        "connect-out-of-memory", f"A task of this app ran out of memory on a shared Connect server "
+                                 f"{format_ms(age_s * 1000)} ago, which can take down an executor other "
+                                 f"apps' tasks run on; its runs go standalone for {days:g} days after that.",
+        "last_connect_oom_age_s", round(age_s), days * 86400),))
 
 
 def unavailable_reason(server: ServerFacts | None, now: datetime, policy: Policy, name: str = "The Connect "
@@ -465,8 +480,8 @@ def cost_aware(facts: DecisionFacts, policy: Policy) -> Verdict | None:
 
 
 RULES: tuple[Rule, ...] = (admin_pin, forced_mode, connect_incompatible, connect_failure_streak,
-                           server_unavailable, needs_own_application, no_history, history_over_thresholds,
-                           queue_ahead, over_capacity, cost_aware)
+                           connect_out_of_memory, server_unavailable, needs_own_application, no_history,
+                           history_over_thresholds, queue_ahead, over_capacity, cost_aware)
 
 
 def decide(facts: DecisionFacts, policy: Policy) -> Verdict:

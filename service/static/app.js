@@ -645,6 +645,7 @@
           h("dt", { text: "Last seen" }), h("dd", {}, time(app.last_seen_at, true)),
           h("dt", { text: "Last Connect success" }), h("dd", {}, time(app.last_connect_success_at, true)),
           h("dt", { text: "Last Connect failure" }), h("dd", {}, time(app.last_connect_failure_at, true)),
+          h("dt", { text: "Last out of memory on Connect" }), h("dd", {}, time(app.last_connect_oom_at, true)),
           h("dt", { text: "Policy" }), h("dd", {}, h("span", { class: "mono", text: app.policy.version }),
             h("span", { class: "muted", text: ` · decides on the ${statistic}` })))),
       runs.length ? h("section", { class: "section charts" },

@@ -153,6 +153,28 @@ def test_connect_failure_streak_and_reset(router):
     assert decision["mode"] == "standalone" and decision["rule"] == "connect-failure-streak"
 
 
+def test_an_app_whose_task_ran_out_of_memory_on_connect_goes_standalone(router):
+    """Whether its Connect run then failed or recovered: the stages say it, as they arrive."""
+    for app_id, ok in (("etl.oom-failed", False), ("etl.oom-recovered", True)):
+        first = decide(router, app_id)
+        assert first["mode"] == "connect"
+        complete_run(router, first, ok=ok, failure_kind="pending" if not ok else "app", num_failed_tasks=3,
+                     num_oom_failed_tasks=1)
+        run = router.get(f"/api/v1/runs/{first['run_id']}").json()
+        assert (run["num_failed_tasks"], run["num_oom_failed_tasks"]) == (3, 1)
+        decision = decide(router, app_id)
+        assert decision["mode"] == "standalone" and decision["rule"] == "connect-out-of-memory", decision
+        assert "ran out of memory on a shared Connect server" in decision["reasons"][0]["message"]
+    # Out of memory in its own (standalone) application harms nobody else: not this rule's business.
+    alone = decide(router, "etl.oom-alone", mode="standalone")
+    complete_run(router, alone, num_oom_failed_tasks=2)
+    assert decide(router, "etl.oom-alone")["rule"] != "connect-out-of-memory"
+    # Nor do other failures on Connect (an executor lost with another app's task on it).
+    lost = decide(router, "etl.victim")
+    complete_run(router, lost, num_failed_tasks=2)
+    assert decide(router, "etl.victim")["mode"] == "connect"
+
+
 def age_last_failure(client, app_id, days):
     with client.app.state.sessions() as session:
         session.execute(update(App).where(App.app_id == app_id)

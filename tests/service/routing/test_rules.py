@@ -267,12 +267,33 @@ def test_policy_versions_differ_when_knobs_differ():
 @pytest.mark.parametrize("app", [
     {}, {"recent_runs": (heavy(),)}, {"connect_failure_streak": 5, "last_connect_failure_at": NOW},
     {"pinned_mode": "standalone", "connect_incompatible": "x.py:1 .rdd"},
-], ids=["new app", "history", "failure streak", "pinned and flagged"])
+    {"last_connect_oom_at": NOW - timedelta(hours=1)},
+], ids=["new app", "history", "failure streak", "pinned and flagged", "out of memory on Connect"])
 def test_every_rule_is_correct_when_called_alone(rule, app):
     """No rule relies on another having run first: each gives a verdict with a reason, or None."""
     verdict = rule(facts(server=None, **app), Policy())
     assert verdict is None or (verdict.mode in ("connect", "standalone") and verdict.reasons
                                and all(reason.message for reason in verdict.reasons))
+
+
+def test_an_app_that_ran_out_of_memory_on_connect_goes_standalone_for_the_policys_days():
+    lately = facts(last_connect_oom_at=NOW - timedelta(hours=2))
+    verdict = rules.connect_out_of_memory(lately, Policy())
+    assert verdict is not None and verdict.mode == "standalone"
+    reason = verdict.reasons[0]
+    assert reason.rule == "connect-out-of-memory"
+    assert "2.0 h ago" in reason.message and "7 days" in reason.message
+    assert (reason.observed, reason.threshold) == (7200, 7 * 86400)
+    # In order: it decides an app that would otherwise go to Connect, and says why first.
+    assert decide(facts()).mode == "connect"
+    assert decide(lately).mode == "standalone" and decide(lately).reasons[0].rule == "connect-out-of-memory"
+    # After the policy's days, or with the rule off, or never out of memory: the other rules decide.
+    assert rules.connect_out_of_memory(facts(last_connect_oom_at=NOW - timedelta(days=7)), Policy()) is None
+    assert rules.connect_out_of_memory(lately, Policy(connect_failures={"out_of_memory_days": 0})) is None
+    assert rules.connect_out_of_memory(facts(), Policy()) is None
+    # A pin or a forced mode still wins.
+    assert decide(replace(lately, requested_mode="connect")).mode == "connect"
+    assert decide(facts(pinned_mode="connect", last_connect_oom_at=NOW)).mode == "connect"
 
 
 def test_a_pinned_or_forced_connect_run_is_not_the_cooldown_try():

@@ -24,6 +24,7 @@ record StageRecord(
         @JsonProperty("duration_ms") Long durationMs,
         @JsonProperty("num_tasks") int numTasks,
         @JsonProperty("num_failed_tasks") int numFailedTasks,
+        @JsonProperty("num_oom_failed_tasks") int numOomFailedTasks,
         @JsonProperty("executor_run_time_ms") long executorRunTimeMs,
         @JsonProperty("executor_cpu_time_ms") long executorCpuTimeMs,
         @JsonProperty("jvm_gc_time_ms") long jvmGcTimeMs,

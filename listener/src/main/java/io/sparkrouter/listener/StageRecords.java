@@ -9,7 +9,9 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.apache.spark.ExceptionFailure;
 import org.apache.spark.SparkConf;
+import org.apache.spark.TaskEndReason;
 import org.apache.spark.executor.TaskMetrics;
 import org.apache.spark.scheduler.SparkListenerStageCompleted;
 import org.apache.spark.scheduler.SparkListenerStageSubmitted;
@@ -45,6 +47,7 @@ final class StageRecords {
         long peakExecutionMemory;
         int tasks;
         int failedTasks;
+        int oomFailedTasks;
 
         Running(int stageId, Map<String, String> properties, Integer jobId) {
             this.stageId = stageId;
@@ -131,11 +134,24 @@ final class StageRecords {
         if (!event.taskInfo().successful()) {
             stage.failedTasks++;
         }
+        if (ranOutOfMemory(event.reason())) {
+            stage.oomFailedTasks++;
+        }
         stage.taskDurations.add(event.taskInfo().duration());
         TaskMetrics metrics = event.taskMetrics();
         if (metrics != null && metrics.peakExecutionMemory() > stage.peakExecutionMemory) {
             stage.peakExecutionMemory = metrics.peakExecutionMemory();
         }
+    }
+
+    /**
+     * A task that failed with an OutOfMemoryError: the JVM's own (on a shared server it takes down the executor,
+     * and other apps' tasks on it with it: those fail as ExecutorLostFailure, not counted here) or Spark's
+     * SparkOutOfMemoryError (no execution memory left for it).
+     */
+    static boolean ranOutOfMemory(TaskEndReason reason) {
+        return reason instanceof ExceptionFailure failure && failure.className() != null
+                && failure.className().endsWith("OutOfMemoryError");
     }
 
     /** The record of a completed stage attempt; its running state is dropped. */
@@ -182,6 +198,7 @@ final class StageRecords {
                 submitted != null && completed != null ? Math.max(0, completed - submitted) : null,
                 state.tasks,
                 state.failedTasks,
+                state.oomFailedTasks,
                 metrics.executorRunTime(),
                 metrics.executorCpuTime() / 1_000_000,  // ns
                 metrics.jvmGCTime(),

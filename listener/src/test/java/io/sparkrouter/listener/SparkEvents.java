@@ -3,7 +3,10 @@ package io.sparkrouter.listener;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
+import org.apache.spark.ExceptionFailure;
+import org.apache.spark.ExecutorLostFailure;
 import org.apache.spark.Success$;
+import org.apache.spark.TaskEndReason;
 import org.apache.spark.TaskState;
 import org.apache.spark.UnknownReason$;
 import org.apache.spark.executor.ExecutorMetrics;
@@ -71,6 +74,25 @@ final class SparkEvents {
                 success ? Success$.MODULE$ : UnknownReason$.MODULE$, info, new ExecutorMetrics(), metrics);
     }
 
+    /** A failed task's end, with the reason the scheduler gave (an exception, a lost executor). */
+    static SparkListenerTaskEnd taskFailed(StageInfo stage, long taskId, TaskEndReason reason) {
+        TaskInfo info = new TaskInfo(taskId, (int) taskId, 0, (int) taskId, 1_000L, "1", "host",
+                TaskLocality.PROCESS_LOCAL(), false);
+        info.markFinished(TaskState.FAILED(), 1_100L);
+        return new SparkListenerTaskEnd(stage.stageId(), stage.attemptNumber(), "ShuffleMapTask", reason, info,
+                new ExecutorMetrics(), new TaskMetrics());
+    }
+
+    /** How an executor reports a task that threw `error` (Executor.TaskRunner). */
+    static ExceptionFailure exceptionFailure(Throwable error) {
+        return new ExceptionFailure(error, seq(List.of()));
+    }
+
+    /** How the driver ends the tasks of an executor that died (here: exit code 52, a JVM out of memory). */
+    static ExecutorLostFailure executorLost(String executorId) {
+        return new ExecutorLostFailure(executorId, true, Option.apply("Command exited with code 52"));
+    }
+
     static SparkListenerExecutorAdded executorAdded(String executorId, int cores) {
         return new SparkListenerExecutorAdded(System.currentTimeMillis(), executorId,
                 new ExecutorInfo("host", cores, scala.collection.immutable.Map$.MODULE$.<String, String>empty()));
@@ -83,6 +105,6 @@ final class SparkEvents {
     /** A stage record as the listener would send it, with its stage id as the only varying field. */
     static StageRecord record(int stageId) {
         return new StageRecord("app", "run", null, null, null, 1, stageId, 0, "stage " + stageId, "succeeded", null,
-                1L, 2L, 1L, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1);
+                1L, 2L, 1L, 1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1);
     }
 }

@@ -116,6 +116,7 @@ public class StageRecordsTest {
         Check.equal(1_500L, json.get("duration_ms").asLong(), "duration_ms");
         Check.equal(3, json.get("num_tasks").asInt(), "num_tasks");
         Check.equal(1, json.get("num_failed_tasks").asInt(), "num_failed_tasks");
+        Check.equal(0, json.get("num_oom_failed_tasks").asInt(), "num_oom_failed_tasks");
         Check.equal(metrics.executorRunTime(), json.get("executor_run_time_ms").asLong(), "executor_run_time_ms");
         Check.equal(2_500L, json.get("executor_cpu_time_ms").asLong(), "executor_cpu_time_ms (from ns)");
         Check.equal(metrics.jvmGCTime(), json.get("jvm_gc_time_ms").asLong(), "jvm_gc_time_ms");
@@ -138,6 +139,26 @@ public class StageRecordsTest {
         Set<String> documented = Check.documentedFields("## `POST /api/v1/ingest/stages`");
         documented.removeAll(Set.of("batch_id", "server_id", "spark_app_id", "stages"));
         Check.equal(documented, fields, "the record's fields are the documented ones");
+    }
+
+    public void testTasksThatRanOutOfMemoryAreCountedApart() {
+        StageInfo stage = SparkEvents.stage(5);
+        StageRecords records = new StageRecords(new SparkConf(false).set(StageRecords.APP_ID, "heavy"));
+        records.submitted(SparkEvents.submitted(stage, new Properties()));
+        records.taskEnded(SparkEvents.taskFailed(stage, 1,
+                SparkEvents.exceptionFailure(new OutOfMemoryError("Java heap space"))));
+        records.taskEnded(SparkEvents.taskFailed(stage, 2, SparkEvents.exceptionFailure(
+                new org.apache.spark.memory.SparkOutOfMemoryError("UNABLE_TO_ACQUIRE_MEMORY",
+                        java.util.Map.of("requestedBytes", "1024", "receivedBytes", "0")))));
+        // The tasks that died with the executor, and a task's own bug, are failures but not out of memory.
+        records.taskEnded(SparkEvents.taskFailed(stage, 3, SparkEvents.executorLost("1")));
+        records.taskEnded(SparkEvents.taskFailed(stage, 4,
+                SparkEvents.exceptionFailure(new IllegalStateException("bug"))));
+        records.taskEnded(SparkEvents.taskEnd(stage, 5, 100, true, 10));
+        StageRecord record = records.completed(SparkEvents.completed(stage));
+        Check.equal(5, record.numTasks(), "num_tasks");
+        Check.equal(4, record.numFailedTasks(), "num_failed_tasks");
+        Check.equal(2, record.numOomFailedTasks(), "num_oom_failed_tasks");
     }
 
     public void testFailedStageCarriesItsReasonCut() {

@@ -37,7 +37,7 @@ public class TextTest {
         String nul = "\u0000";
         String longText = (EMOJI + nul + "x").repeat(600);  // 1,800 code points
         StageRecord record = new StageRecord(longText, longText, longText, longText, longText, 1, 2, 0, longText,
-                "failed", longText, null, null, null, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+                "failed", longText, null, null, null, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
         byte[] json = new ObjectMapper().writeValueAsBytes(record);
         Check.isTrue(!new String(json, StandardCharsets.UTF_8).contains("\\u0000"), "no NUL in the JSON");
         JsonNode node = new ObjectMapper().readTree(json);
