@@ -492,8 +492,7 @@ class Launcher:
             self._current = None
 
     def _base_env(self, decision: Decision) -> dict[str, str]:
-        env = {**os.environ, MODE_ENV: decision.mode, SESSION_CONFS_ENV: json.dumps(decision.session_confs),
-               "SPARK_ROUTER_APP_RUN_ID": decision.run_id}
+        env = {**os.environ, MODE_ENV: decision.mode, SESSION_CONFS_ENV: json.dumps(decision.session_confs)}
         for key in ("SPARK_REMOTE", "SPARK_CONNECT_MODE_ENABLED", "SPARK_ROUTER_CONNECT_URL"):
             env.pop(key, None)
         # The same string hashes (set and dict order) in both modes, unless the user chose a seed.

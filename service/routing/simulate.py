@@ -38,7 +38,8 @@ def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts,
            now: datetime) -> list[dict[str, Any]]:
     """Each kept run of the app (oldest first) as the candidate would have seen it, from the runs before it:
     the mode it would choose, and what it would predict for the mode the run actually ran in, against the
-    actual."""
+    actual. From the runs' figures alone: the app's Connect failures and out-of-memory errors are not kept as
+    they stood at each run, so the rules on them do not steer the replay."""
     runs: list[RunSummary] = list(app.recent_runs)
     replayed = []
     for i, run in enumerate(runs):
