@@ -38,8 +38,8 @@ def replay(app: rules.AppAggregates, policy: Policy, cluster: ClusterFacts,
            now: datetime) -> list[dict[str, Any]]:
     """Each kept run of the app (oldest first) as the candidate would have seen it, from the runs before it:
     the mode it would choose, and what it would predict for the mode the run actually ran in, against the
-    actual. From the runs' figures alone: the app's Connect failures and out-of-memory errors are not kept as
-    they stood at each run, so the rules on them do not steer the replay."""
+    actual. From the runs' figures alone: the app's pin, compatibility finding, Connect failures and
+    out-of-memory errors are not kept as they stood at each run, so the rules on them do not steer it."""
     runs: list[RunSummary] = list(app.recent_runs)
     replayed = []
     for i, run in enumerate(runs):
