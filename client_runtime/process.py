@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KILL_GRACE_S = 10.0
+# After the app exits, how long its output may stay silent before we stop waiting for the rest: a process
+# it left behind can hold the pipe open for good, but a sink that lags (a busy task log) must not lose lines.
+OUTPUT_QUIET_S = 5.0
 
 
 @dataclass
@@ -34,6 +37,7 @@ class AppProcess:
         self.process = process
         self.tail: collections.deque[str] = collections.deque(maxlen=200)
         self._on_line = on_line
+        self._lines_read = 0
         self._reader = threading.Thread(target=self._read, name="app-output", daemon=True)
         self._reader.start()
         self.stopped_because: str | None = None
@@ -52,6 +56,7 @@ class AppProcess:
             self.tail.append(line)
             with contextlib.suppress(Exception):  # a broken sink must not stall the child on a full pipe
                 self._on_line(line)
+            self._lines_read += 1
 
     def stop(self, reason: str) -> None:
         """SIGTERM to the whole group, SIGKILL after a grace period."""
@@ -83,8 +88,17 @@ class AppProcess:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self.process.wait(max(pause, 0.001))
         self.process.wait()
-        self._reader.join(timeout=5)
+        self._finish_output()
         return Outcome(self.process.returncode, list(self.tail), self.stopped_because)
+
+    def _finish_output(self) -> None:
+        """Wait until every line of the app's output has gone to the sink, or the output has been quiet for
+        OUTPUT_QUIET_S."""
+        while True:
+            lines_before = self._lines_read
+            self._reader.join(OUTPUT_QUIET_S)
+            if not self._reader.is_alive() or self._lines_read == lines_before:
+                return
 
 
 def terminate_group(process: subprocess.Popen[bytes], grace_s: float) -> None:

@@ -20,6 +20,7 @@ import pytest
 
 from client_runtime import artifacts, compat, runner
 from client_runtime.launcher import Launcher, RunRequest, with_user_id
+from client_runtime import process as app_process
 from client_runtime.process import AppProcess
 from client_runtime.router_client import RouterClient, RouterRejected, RouterUnavailable
 from client_runtime.session import bounded_retry_policy
@@ -289,6 +290,37 @@ def test_app_process_streams_output_as_it_comes(tmp_path):
     outcome = process.wait()
     assert outcome.exit_code == 0 and [line for _, line in seen] == ["first", "second"]
     assert seen[1][0] - seen[0][0] > 1.5  # the first line arrived before the app ended
+
+
+
+def test_output_a_slow_sink_is_still_writing_when_the_app_exits_is_not_lost(tmp_path, monkeypatch):
+    """A busy task log may lag behind the app: the launcher waits for the rest of the output as long as it
+    keeps coming, not for a fixed while."""
+    monkeypatch.setattr(app_process, "OUTPUT_QUIET_S", 1.0)
+    app = write_app(tmp_path, "for i in range(6):\n    print('line', i)\n")
+    seen = []
+
+    def slow_sink(line: str) -> None:
+        time.sleep(0.5)  # 3 s for the whole output, three times the quiet spell
+        seen.append(line)
+
+    outcome = AppProcess.start([sys.executable, str(app)], dict(os.environ), slow_sink).wait()
+    assert outcome.exit_code == 0 and seen == [f"line {i}" for i in range(6)]
+
+
+def test_a_process_the_app_leaves_holding_its_output_does_not_hold_the_launcher(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_process, "OUTPUT_QUIET_S", 1.0)
+    app = write_app(tmp_path, "import subprocess, sys\n"
+                              "child = subprocess.Popen(['sleep', '60'])  # inherits the app's stdout\n"
+                              "print('CHILD', child.pid, flush=True)\n")
+    started = time.monotonic()
+    outcome = AppProcess.start([sys.executable, str(app)], dict(os.environ), lambda _line: None).wait()
+    try:
+        assert outcome.exit_code == 0 and time.monotonic() - started < 30, outcome
+    finally:
+        child = [line.split()[1] for line in outcome.tail if line.startswith("CHILD ")]
+        for pid in child:
+            os.kill(int(pid), 9)
 
 
 PROBE_APP = """\
