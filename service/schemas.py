@@ -475,7 +475,7 @@ class PredictionOut(BaseModel):
     """A run's predicted wall time and executor core-seconds in one mode (service/routing/predict.py)."""
 
     mode: Literal["connect", "standalone"]
-    wall_s: float = Field(description="Submit to end, start-up included.")
+    wall_s: float = Field(description="Submit to end, start-up included, calibrated.")
     core_s: float = Field(description="Executor core-seconds: on Connect the shared server's cores the run "
                                       "keeps busy (its task time); standalone its own executors' cores for "
                                       "its life.")
@@ -488,6 +488,9 @@ class PredictionOut(BaseModel):
     cores: float = Field(description="The executor cores the run is predicted to get.")
     server_id: str | None = Field(None, description="Connect: the server predicted on.")
     in_flight_cores: float | None = Field(None, description="Connect: the load of the runs in flight there.")
+    calibration: float = Field(1.0, description="The factor wall_s was scaled by: the median of actual / "
+                                                "predicted wall time over the mode's recent runs here (1: "
+                                                "too few runs to say).")
 
 
 class PredictionsOut(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from service.db.models import (
     IN_FLIGHT,
     App,
+    Decision,
     Heartbeat,
     QuarantinedRecord,
     Restart,
@@ -160,3 +161,15 @@ def recent_startups(connection: Connection, mode: str, limit: int) -> list[tuple
                Run.started_at.is_not(None), Run.first_stage_at.is_not(None))
         .order_by(Run.finished_at.desc()).limit(limit))
     return [(row[0], as_utc(row[1]), as_utc(row[2]), row[3]) for row in rows]
+
+
+def recent_predicted_walls(connection: Connection, mode: str, limit: int) -> list[tuple]:
+    """The last `limit` successful runs of `mode` whose decision stored predictions, newest first:
+    (started_at, finished_at, predictions). Walks the runs' (mode, finished_at) index, as recent_startups."""
+    rows = connection.execute(
+        select(Run.started_at, Run.finished_at, Decision.predictions)
+        .join(Decision, Decision.run_id == Run.run_id)
+        .where(Run.mode == mode, Run.status == "succeeded", Run.finished_at.is_not(None),
+               Run.started_at.is_not(None), Decision.predictions.is_not(None))
+        .order_by(Run.finished_at.desc()).limit(limit))
+    return [(as_utc(row[0]), as_utc(row[1]), row[2]) for row in rows]

@@ -10,15 +10,18 @@ Public, for the rules, predictions, the queue and right-sizing:
   app's last `window` successful runs in that mode (``ModeFacts``: medians of wall_s, task_s, shuffle/spill/
   peak memory, executors, core_s and wall_spread; startup_s and work_s of the fastest of them, and
   parallelism from those). A mode the app never ran in is None.
-- ``cluster_facts(samples) -> ClusterFacts`` (pure) and ``read_cluster_facts(connection)`` (one indexed read
-  per mode): the measured start-up of a separate (standalone) application on this cluster, and of a Connect
-  client, from recent successful runs' own timestamps: the launcher's "started" report (just before
-  spark-submit or the client starts) to the run's first stage. Also the executor cores a standalone run held.
+- ``cluster_facts(samples, predicted) -> ClusterFacts`` (pure) and ``read_cluster_facts(connection)`` (two
+  indexed reads per mode): the measured start-up of a separate (standalone) application on this cluster, and
+  of a Connect client, from recent successful runs' own timestamps: the launcher's "started" report (just
+  before spark-submit or the client starts) to the run's first stage. Also the executor cores a standalone run
+  held, and per mode a ``Calibration``: how the recent runs' wall times compared with their predictions.
 
 Figures are medians (robust to one odd run), but for a run's own time: its start-up and work are the fastest
 recent run's, because a slower run was slowed by the runs beside it, and predictions add that slowdown from
 the load in flight when they are made (predict.py); a median would count the past load and then the present
-one. A figure nothing measured is None, never a guess.
+one. What that leaves out (a busy machine's CPU, shared by every client and driver on it) shows in how the
+recent runs compared with their predictions: the calibration scales the next prediction by it. A figure
+nothing measured is None, never a guess.
 """
 
 from __future__ import annotations
@@ -31,13 +34,19 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from service.history.queries import recent_startups
+from service.history.queries import recent_predicted_walls, recent_startups
 from service.routing.policy import Mode
 
 MODES: tuple[Mode, ...] = ("connect", "standalone")
 
 # How many recent successful runs of each mode the cluster's start-up figure is measured over.
 STARTUP_SAMPLES = 20
+# How many recent successful runs of each mode that had a prediction calibrate that mode's wall-time
+# predictions; with fewer than CALIBRATION_MIN_RUNS, none. A calibration scales a prediction by at most
+# CALIBRATION_LIMIT either way: a burst of odd runs must not swing decisions far.
+CALIBRATION_SAMPLES = 20
+CALIBRATION_MIN_RUNS = 5
+CALIBRATION_LIMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -179,15 +188,39 @@ class Startup:
 
 
 @dataclass(frozen=True)
+class PredictionSample:
+    """One recent successful run's actual wall time beside the wall time predicted for it, uncalibrated."""
+
+    mode: Mode
+    predicted_s: float
+    actual_s: float
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How one mode's recent runs here compared with their predictions: an uncalibrated wall-time prediction
+    times `factor` (the median of actual / predicted over `runs` runs, within CALIBRATION_LIMIT)."""
+
+    factor: float
+    runs: int
+
+
+@dataclass(frozen=True)
 class ClusterFacts:
-    """What a run costs to start in each mode here, measured; None where no run measured it."""
+    """What a run costs to start in each mode here, measured, and how each mode's recent runs compared with
+    their predictions; None where no run measured it."""
 
     standalone_startup: Startup | None = None
     connect_startup: Startup | None = None
     standalone_executor_cores: float | None = None  # median executor cores a standalone run held
+    connect_calibration: Calibration | None = None
+    standalone_calibration: Calibration | None = None
 
     def startup(self, mode: Mode) -> Startup | None:
         return self.standalone_startup if mode == "standalone" else self.connect_startup
+
+    def calibration(self, mode: Mode) -> Calibration | None:
+        return self.standalone_calibration if mode == "standalone" else self.connect_calibration
 
 
 def startup(samples: Sequence[StartupSample]) -> Startup | None:
@@ -198,18 +231,50 @@ def startup(samples: Sequence[StartupSample]) -> Startup | None:
                    high_s=round(max(values), 2), runs=len(values))
 
 
-def cluster_facts(samples: Sequence[StartupSample]) -> ClusterFacts:
-    """The cluster's start-up per mode (medians over the samples) and the executor cores a standalone run
-    held."""
+def calibration(samples: Sequence[PredictionSample]) -> Calibration | None:
+    """The median of actual / predicted wall time over the samples, within CALIBRATION_LIMIT either way; None
+    below CALIBRATION_MIN_RUNS samples."""
+    ratios = [sample.actual_s / sample.predicted_s for sample in samples
+              if sample.predicted_s > 0 and sample.actual_s > 0]
+    factor = median(ratios)
+    if factor is None or len(ratios) < CALIBRATION_MIN_RUNS:
+        return None
+    return Calibration(factor=round(min(max(factor, 1 / CALIBRATION_LIMIT), CALIBRATION_LIMIT), 3),
+                       runs=len(ratios))
+
+
+def prediction_sample(mode: Mode, started_at: datetime, finished_at: datetime,
+                      predictions: Mapping[str, Any] | None) -> PredictionSample | None:
+    """A run's actual wall time beside the uncalibrated wall time its decision predicted for `mode` (the
+    stored prediction divided by the calibration it was made with); None when nothing was predicted for it."""
+    predicted = (predictions or {}).get(mode) or {}
+    wall, factor = predicted.get("wall_s"), predicted.get("calibration", 1.0)
+    if not all(isinstance(value, int | float) and value > 0 for value in (wall, factor)):
+        return None
+    return PredictionSample(mode, predicted_s=wall / factor,
+                            actual_s=(finished_at - started_at).total_seconds())
+
+
+def cluster_facts(samples: Sequence[StartupSample],
+                  predicted: Sequence[PredictionSample] = ()) -> ClusterFacts:
+    """The cluster's start-up per mode (medians over the samples), the executor cores a standalone run held,
+    and each mode's calibration from the runs with a prediction."""
     by_mode = {mode: [sample for sample in samples if sample.mode == mode] for mode in MODES}
     return ClusterFacts(
         standalone_startup=startup(by_mode["standalone"]), connect_startup=startup(by_mode["connect"]),
         standalone_executor_cores=median(sample.executor_cores for sample in by_mode["standalone"]
-                                         if sample.executor_cores))
+                                         if sample.executor_cores),
+        connect_calibration=calibration([sample for sample in predicted if sample.mode == "connect"]),
+        standalone_calibration=calibration([sample for sample in predicted if sample.mode == "standalone"]))
 
 
-def read_cluster_facts(connection: Connection, limit: int = STARTUP_SAMPLES) -> ClusterFacts:
+def read_cluster_facts(connection: Connection, limit: int = STARTUP_SAMPLES,
+                       calibration_limit: int = CALIBRATION_SAMPLES) -> ClusterFacts:
     """The cluster's facts from the last `limit` successful runs of each mode that have a start and a first
-    stage (one indexed read per mode: runs by mode and end)."""
+    stage, and the last `calibration_limit` that had a prediction (two indexed reads per mode: runs by mode
+    and end)."""
+    predicted = [prediction_sample(mode, *row) for mode in MODES
+                 for row in recent_predicted_walls(connection, mode, calibration_limit)]
     return cluster_facts([StartupSample(*row) for mode in MODES
-                          for row in recent_startups(connection, mode, limit)])
+                          for row in recent_startups(connection, mode, limit)],
+                         [sample for sample in predicted if sample is not None])

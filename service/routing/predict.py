@@ -7,6 +7,10 @@ facts.
   uncertainty (``CROSS_MODE_UNCERTAINTY`` more), since the modes differ (warm shared executors against its own
   cold ones).
 - An app never seen gets no prediction: the rules decide as for any new app.
+- Wall time is calibrated: times the median of actual / predicted over the mode's recent runs here
+  (facts.Calibration), which counts what the model leaves out, such as a machine's CPU shared by clients and
+  drivers. The factor is stored with the prediction, so the next calibration compares against the
+  uncalibrated figure.
 - Core-seconds count what the run costs the cluster: on Connect, the shared server's cores it keeps busy (its
   task time; the server holds its executors whether or not this run comes); standalone, the cores its own
   application holds for its whole life, start-up included.
@@ -17,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from service.routing.facts import AppFacts, ClusterFacts, ModeFacts
+from service.routing.facts import AppFacts, Calibration, ClusterFacts, ModeFacts
 from service.routing.policy import Mode, Objective
 
 # The uncertainty stated with a prediction (± this fraction): at least SAME_MODE_UNCERTAINTY from the mode's
@@ -50,6 +54,7 @@ class Prediction:
     cores: float                  # the cores the run is predicted to get
     server_id: str | None = None  # Connect: the server it was predicted on
     in_flight_cores: float | None = None  # Connect: the load on that server
+    calibration: float = 1.0      # the factor wall_s was scaled by (facts.Calibration)
 
     def range(self, value: float) -> tuple[float, float]:
         return round(value * (1 - self.uncertainty), 1), round(value * (1 + self.uncertainty), 1)
@@ -107,19 +112,29 @@ def slowed_work_s(work_s: float, demand: float, cores: float) -> float:
     return work_s * demand / max(cores, 0.05)
 
 
-def basis(source: ModeFacts, cross_mode: bool) -> str:
+def basis(source: ModeFacts, cross_mode: bool, calibration: Calibration | None = None, mode: Mode = "connect"
+          ) -> str:
     name = "Connect" if source.mode == "connect" else "standalone"
     runs = f"{source.runs} {name} run{'s' if source.runs != 1 else ''}"
-    return f"from {runs} (not seen in the other mode)" if cross_mode else runs
+    said = f"from {runs} (not seen in the other mode)" if cross_mode else runs
+    if calibration is not None:
+        runs_of = "Connect" if mode == "connect" else "standalone"
+        said += (f", ×{calibration.factor:.2f} as the last {calibration.runs} {runs_of} runs here took "
+                 "against their predictions")
+    return said
+
+
+def calibrated(wall_s: float, calibration: Calibration | None) -> float:
+    return wall_s * calibration.factor if calibration is not None else wall_s
 
 
 # ------------------------------------------------------------------------------------------- the predictions
 
 def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -> Prediction | None:
     """The run on `server`: its Connect start-up (its own, else the cluster's, else none), then its work,
-    slowed when the server's cores shared with the runs in flight are fewer than the cores it kept busy;
-    core-seconds: its task time. From standalone runs when it never ran on Connect. None for an app never
-    seen."""
+    slowed when the server's cores shared with the runs in flight are fewer than the cores it kept busy, the
+    whole calibrated; core-seconds: its task time. From standalone runs when it never ran on Connect. None for
+    an app never seen."""
     source = app.connect or app.standalone
     if source is None:
         return None
@@ -131,16 +146,19 @@ def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -
     cores = connect_share(source.parallelism, server.cores, server.in_flight_cores)
     work = slowed_work_s(source.work_s, source.parallelism, cores)
     core_s = source.core_s if not cross and source.core_s is not None else source.task_s
-    return Prediction("connect", wall_s=startup + work, core_s=core_s, uncertainty=uncertainty(source, cross),
-                      basis=basis(source, cross), cross_mode=cross, startup_s=startup, cores=round(cores, 3),
-                      server_id=server.server_id, in_flight_cores=server.in_flight_cores)
+    scale = cluster.calibration("connect")
+    return Prediction("connect", wall_s=calibrated(startup + work, scale), core_s=core_s,
+                      uncertainty=uncertainty(source, cross), basis=basis(source, cross, scale, "connect"),
+                      cross_mode=cross, startup_s=startup, cores=round(cores, 3), server_id=server.server_id,
+                      in_flight_cores=server.in_flight_cores, calibration=scale.factor if scale else 1.0)
 
 
 def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None) -> Prediction | None:
     """The run as its own application with `cores` executor cores (None: what standalone runs here held, else
     1): the cluster's measured start-up now, then its work (its own standalone runs' work; from Connect runs,
-    its task time spread over its cores); core-seconds: its measured ones, else its cores × its whole life.
-    None for an app never seen, or when no standalone run has measured the start-up it would pay."""
+    its task time spread over its cores), the whole calibrated; core-seconds: its measured ones, else its
+    cores × its whole life. None for an app never seen, or when no standalone run has measured the start-up
+    it would pay."""
     source = app.standalone or app.connect
     if source is None:
         return None
@@ -158,9 +176,11 @@ def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None
     else:
         work = source.task_s / granted if source.task_s > 0 else source.work_s
         core_s = granted * (startup + work)
-    return Prediction("standalone", wall_s=startup + work, core_s=core_s,
-                      uncertainty=uncertainty(source, cross), basis=basis(source, cross), cross_mode=cross,
-                      startup_s=startup, cores=granted)
+    scale = cluster.calibration("standalone")
+    return Prediction("standalone", wall_s=calibrated(startup + work, scale), core_s=core_s,
+                      uncertainty=uncertainty(source, cross), basis=basis(source, cross, scale, "standalone"),
+                      cross_mode=cross, startup_s=startup, cores=granted,
+                      calibration=scale.factor if scale else 1.0)
 
 
 def predict(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad | None,

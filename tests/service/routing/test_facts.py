@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import update
 
-from service.db.models import App, Run, utcnow
+from service.db.models import App, Decision, Run, utcnow
 from service.routing import facts
-from service.routing.facts import RunSummary, StartupSample
+from service.routing.facts import PredictionSample, RunSummary, StartupSample
 
 T0 = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
 
@@ -208,3 +208,66 @@ def test_a_connect_runs_core_seconds_are_its_task_time(client):
         assert stored.executor_core_s == 7.5 and stored.executors_held is None
         [summary] = session.get(App, "etl.c").recent_runs
     assert summary["mode"] == "connect" and summary["startup_ms"] is not None
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+def samples(*pairs: tuple[float, float], mode="connect") -> list[PredictionSample]:
+    return [PredictionSample(mode, predicted_s=predicted, actual_s=actual) for predicted, actual in pairs]
+
+
+def test_calibration_is_the_median_of_actual_over_predicted():
+    calibration = facts.calibration(samples((2, 3), (2, 4), (4, 5), (1, 1), (10, 15)))
+    assert (calibration.factor, calibration.runs) == (1.5, 5)
+
+
+def test_no_calibration_from_too_few_runs():
+    assert facts.calibration(samples(*[(2, 4)] * (facts.CALIBRATION_MIN_RUNS - 1))) is None
+    assert facts.calibration([]) is None
+
+
+def test_calibration_is_bounded_either_way():
+    assert facts.calibration(samples(*[(1, 10)] * 5)).factor == facts.CALIBRATION_LIMIT
+    assert facts.calibration(samples(*[(10, 1)] * 5)).factor == 1 / facts.CALIBRATION_LIMIT
+
+
+def test_a_sample_compares_the_actual_with_the_uncalibrated_prediction():
+    """A prediction made ×2 that came true says ×2 again, not ×1: the calibration holds, it does not swing."""
+    end = T0 + timedelta(seconds=8)
+    sample = facts.prediction_sample("connect", T0, end, {"connect": {"wall_s": 8.0, "calibration": 2.0}})
+    assert (sample.predicted_s, sample.actual_s) == (4.0, 8.0)
+    before_calibration = facts.prediction_sample("connect", T0, end, {"connect": {"wall_s": 8.0}})
+    assert before_calibration.predicted_s == 8.0
+
+
+@pytest.mark.parametrize("predictions", [
+    None, {}, {"connect": None}, {"standalone": {"wall_s": 3.0}}, {"connect": {"wall_s": 0}},
+    {"connect": {"wall_s": 3.0, "calibration": 0}}, {"connect": {"wall_s": "3"}}])
+def test_no_sample_where_nothing_usable_was_predicted_for_the_mode(predictions):
+    assert facts.prediction_sample("connect", T0, T0 + timedelta(seconds=5), predictions) is None
+
+
+def test_the_cluster_calibration_per_mode_from_the_runs_decisions(client):
+    """Runs through the real API; their decisions' stored predictions set apart from their actual wall time:
+    each Connect run took 1.5× what was predicted before calibration; standalone runs had no prediction."""
+    for i in range(facts.CALIBRATION_MIN_RUNS):
+        decision = ok(client.post("/api/v1/decisions", json={"app_id": f"etl.cal{i}", "mode": "connect"}))
+        ok(client.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": "started"}))
+        ok(client.post(f"/api/v1/runs/{decision['run_id']}/events", json={"event": "succeeded"}))
+        made_with = 1.0 if i % 2 else 1.2  # some predictions were calibrated already
+        with client.app.state.sessions() as session:
+            stored = session.get(Run, decision["run_id"])
+            session.execute(update(Run).where(Run.run_id == decision["run_id"]).values(
+                started_at=stored.finished_at - timedelta(seconds=6)))
+            session.execute(update(Decision).where(Decision.run_id == decision["run_id"]).values(
+                predictions={"connect": {"wall_s": 4.0 * made_with, "calibration": made_with},
+                             "standalone": None, "note": None}))
+            session.commit()
+    standalone_run(client, "etl.cal-s", "app-20261204-0100", startup_s=20, life_s=10, cores=1)
+    with client.app.state.engine.connect() as connection:
+        cluster = facts.read_cluster_facts(connection)
+        assert facts.read_cluster_facts(connection, calibration_limit=2).connect_calibration is None
+    assert cluster.connect_calibration.runs == facts.CALIBRATION_MIN_RUNS
+    assert cluster.connect_calibration.factor == pytest.approx(1.5, abs=0.01)
+    assert cluster.standalone_calibration is None
+    assert cluster.calibration("connect") == cluster.connect_calibration

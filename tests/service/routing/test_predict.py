@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.routing import predict
-from service.routing.facts import AppFacts, ClusterFacts, ModeFacts, Startup
+from service.routing.facts import AppFacts, Calibration, ClusterFacts, ModeFacts, Startup
 from service.routing.predict import ConnectLoad, Prediction, Predictions
 
 
@@ -18,12 +18,16 @@ def mode(name="connect", runs=3, wall_s=20.0, startup_s=2.0, task_s=18.0, core_s
                      executors=executors, core_s=task_s if core_s is None and name == "connect" else core_s)
 
 
-def cluster(standalone_s=30.0, connect_s=2.0, cores=2.0) -> ClusterFacts:
+def cluster(standalone_s=30.0, connect_s=2.0, cores=2.0, connect_calibration=None,
+            standalone_calibration=None) -> ClusterFacts:
     return ClusterFacts(
         standalone_startup=None if standalone_s is None
         else Startup(standalone_s, standalone_s, standalone_s, 5),
         connect_startup=None if connect_s is None else Startup(connect_s, connect_s, connect_s, 5),
-        standalone_executor_cores=cores)
+        standalone_executor_cores=cores,
+        connect_calibration=None if connect_calibration is None else Calibration(connect_calibration, 12),
+        standalone_calibration=(None if standalone_calibration is None
+                                else Calibration(standalone_calibration, 7)))
 
 
 IDLE = ConnectLoad("connect-1", cores=2.0, in_flight_cores=0.0)
@@ -190,3 +194,31 @@ def test_balanced_score_is_one_for_the_best_on_both():
     predictions = two(10, 10, 20, 40)
     assert predict.score(predictions.connect, predictions.standalone, "balanced", 0.5) == 1.0
     assert predict.score(predictions.standalone, predictions.connect, "balanced", 0.5) == 0.5 * 2 + 0.5 * 4
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+def test_a_calibration_scales_the_wall_time_of_its_mode_only():
+    app = AppFacts(connect=mode("connect", wall_s=10, startup_s=2, task_s=8), standalone=mode(
+        "standalone", wall_s=40, startup_s=30, task_s=10, core_s=80))
+    plain = predict.predict(app, cluster(), IDLE, None)
+    scaled = predict.predict(app, cluster(connect_calibration=1.5, standalone_calibration=0.5), IDLE, None)
+    assert scaled.connect.wall_s == pytest.approx(1.5 * plain.connect.wall_s)
+    assert scaled.standalone.wall_s == pytest.approx(0.5 * plain.standalone.wall_s)
+    # Core-seconds are measured, not timed: no calibration; the start-up stays the measured one.
+    assert scaled.connect.core_s == plain.connect.core_s
+    assert scaled.standalone.core_s == plain.standalone.core_s
+    assert scaled.standalone.startup_s == plain.standalone.startup_s == 30
+    assert (scaled.connect.calibration, scaled.standalone.calibration) == (1.5, 0.5)
+    assert (plain.connect.calibration, plain.standalone.calibration) == (1.0, 1.0)
+
+
+def test_the_basis_says_the_calibration():
+    app = AppFacts(connect=mode("connect"), standalone=None)
+    scaled = predict.predict(app, cluster(connect_calibration=1.5, standalone_calibration=0.8), IDLE, None)
+    assert scaled.connect.basis == ("3 Connect runs, ×1.50 as the last 12 Connect runs here took against "
+                                    "their predictions")
+    assert scaled.standalone.basis == ("from 3 Connect runs (not seen in the other mode), ×0.80 as the last "
+                                       "7 standalone runs here took against their predictions")
+    assert predict.predict(app, cluster(), IDLE, None).connect.basis == "3 Connect runs"
+    assert scaled.as_json()["connect"]["calibration"] == 1.5
