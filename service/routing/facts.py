@@ -41,9 +41,9 @@ MODES: tuple[Mode, ...] = ("connect", "standalone")
 
 # How many recent successful runs of each mode the cluster's start-up figure is measured over.
 STARTUP_SAMPLES = 20
-# How many recent successful runs of each mode that had a prediction calibrate that mode's wall-time
-# predictions; with fewer than CALIBRATION_MIN_RUNS, none. A calibration scales a prediction by at most
-# CALIBRATION_LIMIT either way: a burst of odd runs must not swing decisions far.
+# How many recent successful runs of each mode that had a prediction from that mode's runs calibrate its
+# wall-time predictions; with fewer than CALIBRATION_MIN_RUNS, none. A calibration scales a prediction by at
+# most CALIBRATION_LIMIT either way: a burst of odd runs must not swing decisions far.
 CALIBRATION_SAMPLES = 20
 CALIBRATION_MIN_RUNS = 5
 CALIBRATION_LIMIT = 2.0
@@ -246,10 +246,12 @@ def calibration(samples: Sequence[PredictionSample]) -> Calibration | None:
 def prediction_sample(mode: Mode, started_at: datetime, finished_at: datetime,
                       predictions: Mapping[str, Any] | None) -> PredictionSample | None:
     """A run's actual wall time beside the uncalibrated wall time its decision predicted for `mode` (the
-    stored prediction divided by the calibration it was made with); None when nothing was predicted for it."""
+    stored prediction divided by the calibration it was made with); None when nothing was predicted for it,
+    or only from the other mode's runs: that guess has errors of its own, which would skew the calibration."""
     predicted = (predictions or {}).get(mode) or {}
     wall, factor = predicted.get("wall_s"), predicted.get("calibration", 1.0)
-    if not all(isinstance(value, int | float) and value > 0 for value in (wall, factor)):
+    if predicted.get("cross_mode") or not all(isinstance(value, int | float) and value > 0
+                                              for value in (wall, factor)):
         return None
     return PredictionSample(mode, predicted_s=wall / factor,
                             actual_s=(finished_at - started_at).total_seconds())

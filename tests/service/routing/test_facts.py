@@ -242,8 +242,11 @@ def test_a_sample_compares_the_actual_with_the_uncalibrated_prediction():
 
 @pytest.mark.parametrize("predictions", [
     None, {}, {"connect": None}, {"standalone": {"wall_s": 3.0}}, {"connect": {"wall_s": 0}},
-    {"connect": {"wall_s": 3.0, "calibration": 0}}, {"connect": {"wall_s": "3"}}])
+    {"connect": {"wall_s": 3.0, "calibration": 0}}, {"connect": {"wall_s": "3"}},
+    {"connect": {"wall_s": 3.0, "cross_mode": True}}])
 def test_no_sample_where_nothing_usable_was_predicted_for_the_mode(predictions):
+    """Nor from a prediction from the other mode's runs (an app never seen in this mode): its error is the
+    guess's, not this mode's."""
     assert facts.prediction_sample("connect", T0, T0 + timedelta(seconds=5), predictions) is None
 
 
