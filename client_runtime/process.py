@@ -17,7 +17,9 @@ from pathlib import Path
 KILL_GRACE_S = 10.0
 # After the app exits, how long its output may stay silent before we stop waiting for the rest: a process
 # it left behind can hold the pipe open for good, but a sink that lags (a busy task log) must not lose lines.
+# OUTPUT_DRAIN_MAX_S bounds the wait when something it left behind keeps writing.
 OUTPUT_QUIET_S = 5.0
+OUTPUT_DRAIN_MAX_S = 60.0
 
 
 @dataclass
@@ -93,10 +95,11 @@ class AppProcess:
 
     def _finish_output(self) -> None:
         """Wait until every line of the app's output has gone to the sink, or the output has been quiet for
-        OUTPUT_QUIET_S."""
-        while True:
+        OUTPUT_QUIET_S, or OUTPUT_DRAIN_MAX_S have passed."""
+        deadline = time.monotonic() + OUTPUT_DRAIN_MAX_S
+        while time.monotonic() < deadline:
             lines_before = self._lines_read
-            self._reader.join(OUTPUT_QUIET_S)
+            self._reader.join(min(OUTPUT_QUIET_S, max(deadline - time.monotonic(), 0.0)))
             if not self._reader.is_alive() or self._lines_read == lines_before:
                 return
 

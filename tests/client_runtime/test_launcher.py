@@ -323,6 +323,23 @@ def test_a_process_the_app_leaves_holding_its_output_does_not_hold_the_launcher(
             os.kill(int(pid), 9)
 
 
+def test_a_process_the_app_leaves_writing_to_its_output_does_not_hold_the_launcher(tmp_path, monkeypatch):
+    monkeypatch.setattr(app_process, "OUTPUT_QUIET_S", 1.0)
+    monkeypatch.setattr(app_process, "OUTPUT_DRAIN_MAX_S", 3.0)
+    app = write_app(tmp_path, "import subprocess, sys\n"
+                              "child = subprocess.Popen([sys.executable, '-u', '-c', 'import time\\n"
+                              "for _ in range(600): print(\"tick\"); time.sleep(0.1)'])\n"
+                              "print('CHILD', child.pid, flush=True)\n")
+    started = time.monotonic()
+    outcome = AppProcess.start([sys.executable, str(app)], dict(os.environ), lambda _line: None).wait()
+    try:
+        assert outcome.exit_code == 0 and time.monotonic() - started < 30, outcome
+        assert "tick" in outcome.tail  # it did wait for output while it came
+    finally:
+        for pid in [line.split()[1] for line in outcome.tail if line.startswith("CHILD ")]:
+            os.kill(int(pid), 9)
+
+
 PROBE_APP = """\
 import json, os, sys
 import helper  # a module next to the app
