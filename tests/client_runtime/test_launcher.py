@@ -308,33 +308,26 @@ def test_output_a_slow_sink_is_still_writing_when_the_app_exits_is_not_lost(tmp_
     assert outcome.exit_code == 0 and seen == [f"line {i}" for i in range(6)]
 
 
-def test_a_process_the_app_leaves_holding_its_output_does_not_hold_the_launcher(tmp_path, monkeypatch):
-    monkeypatch.setattr(app_process, "OUTPUT_QUIET_S", 1.0)
-    app = write_app(tmp_path, "import subprocess, sys\n"
-                              "child = subprocess.Popen(['sleep', '60'])  # inherits the app's stdout\n"
-                              "print('CHILD', child.pid, flush=True)\n")
-    started = time.monotonic()
-    outcome = AppProcess.start([sys.executable, str(app)], dict(os.environ), lambda _line: None).wait()
-    try:
-        assert outcome.exit_code == 0 and time.monotonic() - started < 30, outcome
-    finally:
-        child = [line.split()[1] for line in outcome.tail if line.startswith("CHILD ")]
-        for pid in child:
-            os.kill(int(pid), 9)
+# What the app leaves behind when it exits, inheriting its output: a silent process, or one that writes on.
+LEFT_BEHIND = {"silent": "['sleep', '60']",
+               "writing": "[sys.executable, '-u', '-c', 'import time\\nfor _ in range(600): print(\"tick\"); "
+                          "time.sleep(0.1)']"}
 
 
-def test_a_process_the_app_leaves_writing_to_its_output_does_not_hold_the_launcher(tmp_path, monkeypatch):
+@pytest.mark.parametrize("left_behind", sorted(LEFT_BEHIND))
+def test_a_process_the_app_leaves_with_its_output_does_not_hold_the_launcher(tmp_path, monkeypatch,
+                                                                             left_behind):
     monkeypatch.setattr(app_process, "OUTPUT_QUIET_S", 1.0)
     monkeypatch.setattr(app_process, "OUTPUT_DRAIN_MAX_S", 3.0)
     app = write_app(tmp_path, "import subprocess, sys\n"
-                              "child = subprocess.Popen([sys.executable, '-u', '-c', 'import time\\n"
-                              "for _ in range(600): print(\"tick\"); time.sleep(0.1)'])\n"
+                              f"child = subprocess.Popen({LEFT_BEHIND[left_behind]})\n"
                               "print('CHILD', child.pid, flush=True)\n")
     started = time.monotonic()
     outcome = AppProcess.start([sys.executable, str(app)], dict(os.environ), lambda _line: None).wait()
     try:
         assert outcome.exit_code == 0 and time.monotonic() - started < 30, outcome
-        assert "tick" in outcome.tail  # it did wait for output while it came
+        if left_behind == "writing":
+            assert "tick" in outcome.tail  # it did wait for the output while it came
     finally:
         for pid in [line.split()[1] for line in outcome.tail if line.startswith("CHILD ")]:
             os.kill(int(pid), 9)
