@@ -124,10 +124,6 @@ def basis(source: ModeFacts, cross_mode: bool, calibration: Calibration | None =
     return said
 
 
-def calibrated(wall_s: float, calibration: Calibration | None) -> float:
-    return wall_s * calibration.factor if calibration is not None else wall_s
-
-
 # ------------------------------------------------------------------------------------------- the predictions
 
 def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -> Prediction | None:
@@ -147,10 +143,11 @@ def predict_connect(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad) -
     work = slowed_work_s(source.work_s, source.parallelism, cores)
     core_s = source.core_s if not cross and source.core_s is not None else source.task_s
     scale = cluster.calibration("connect")
-    return Prediction("connect", wall_s=calibrated(startup + work, scale), core_s=core_s,
+    factor = scale.factor if scale else 1.0
+    return Prediction("connect", wall_s=(startup + work) * factor, core_s=core_s,
                       uncertainty=uncertainty(source, cross), basis=basis(source, cross, scale, "connect"),
                       cross_mode=cross, startup_s=startup, cores=round(cores, 3), server_id=server.server_id,
-                      in_flight_cores=server.in_flight_cores, calibration=scale.factor if scale else 1.0)
+                      in_flight_cores=server.in_flight_cores, calibration=factor)
 
 
 def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None) -> Prediction | None:
@@ -177,10 +174,10 @@ def predict_standalone(app: AppFacts, cluster: ClusterFacts, cores: float | None
         work = source.task_s / granted if source.task_s > 0 else source.work_s
         core_s = granted * (startup + work)
     scale = cluster.calibration("standalone")
-    return Prediction("standalone", wall_s=calibrated(startup + work, scale), core_s=core_s,
+    factor = scale.factor if scale else 1.0
+    return Prediction("standalone", wall_s=(startup + work) * factor, core_s=core_s,
                       uncertainty=uncertainty(source, cross), basis=basis(source, cross, scale, "standalone"),
-                      cross_mode=cross, startup_s=startup, cores=granted,
-                      calibration=scale.factor if scale else 1.0)
+                      cross_mode=cross, startup_s=startup, cores=granted, calibration=factor)
 
 
 def predict(app: AppFacts, cluster: ClusterFacts, server: ConnectLoad | None,
